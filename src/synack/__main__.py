@@ -1,0 +1,3 @@
+from synack.cli import main
+
+raise SystemExit(main())
