@@ -119,6 +119,9 @@ def _decode_body(raw: bytes) -> dict[str, Any]:
         body = json.loads(raw.decode("utf-8"), parse_constant=_reject_constant)
     except (UnicodeDecodeError, ValueError) as exc:
         raise MalformedFrame(f"message is not UTF-8 JSON: {exc}") from None
+    except RecursionError:
+        # Deeply nested arrays exhaust the parser's stack; that is the peer's fault.
+        raise MalformedFrame("message is nested too deeply") from None
     if not isinstance(body, dict):
         raise MalformedFrame("message is not a JSON object")
     return body
@@ -156,7 +159,8 @@ class FrameDecoder:
     @property
     def in_frame(self) -> bool:
         """True between the first byte of a frame and its last."""
-        return self._blob_left is not None or self._buffered > 0
+        # A blob whose last byte has arrived is complete even before BlobEnd is pulled.
+        return bool(self._blob_left) or self._buffered > 0
 
     def feed(self, data: bytes | bytearray | memoryview) -> None:
         if data:
