@@ -9,6 +9,7 @@ transport (our own TCP) plugs in here without any app code changing.
 from __future__ import annotations
 
 import asyncio
+from asyncio import selector_events
 from collections.abc import Awaitable, Callable
 from typing import IO
 
@@ -17,6 +18,9 @@ DEFAULT_TRANSPORT = "os"
 
 # StreamReader buffer limit: large enough that one read drains a socket's worth.
 STREAM_LIMIT = 1 << 20
+
+# The stdlib's socket transport; it can swap in a BufferedProtocol mid-stream (see `readinto`).
+_SOCKET_TRANSPORT: type = getattr(selector_events, "_SelectorSocketTransport", type(None))
 
 ClientHandler = Callable[[asyncio.StreamReader, asyncio.StreamWriter], Awaitable[None]]
 
@@ -85,6 +89,97 @@ async def sendfile(
     return await loop.sendfile(writer.transport, file, offset, count, fallback=True)
 
 
+async def readinto(reader: asyncio.StreamReader, buffer: memoryview) -> int:
+    """Fill `buffer` from the stream; returns ``len(buffer)``, or fewer only at end of stream.
+
+    For bulk data (file bodies): where the transport can, the bytes go from the
+    socket straight into `buffer`, one copy as with ``recv_into``, instead of
+    through the StreamReader's own buffer (three copies, measured 3x slower).
+    If cancelled, an unknown part of `buffer` was consumed: close the stream.
+    """
+    view = buffer.cast("B") if buffer.format != "B" else buffer
+    filled = 0
+    # Bytes the StreamReader already holds come first (a private attribute, but
+    # one that every CPython since 3.4 has; this seam is where such knowledge lives).
+    while filled < len(view) and reader._buffer:  # type: ignore[attr-defined]
+        chunk = await reader.read(len(view) - filled)
+        view[filled : filled + len(chunk)] = chunk
+        filled += len(chunk)
+    if filled == len(view):
+        return filled
+    transport: asyncio.Transport | None = getattr(reader, "_transport", None)
+    if transport is None or not isinstance(transport, _SOCKET_TRANSPORT) or transport.is_closing():
+        while filled < len(view):
+            chunk = await reader.read(len(view) - filled)
+            if not chunk:
+                break
+            view[filled : filled + len(chunk)] = chunk
+            filled += len(chunk)
+        return filled
+    if reader.at_eof():
+        return filled
+    if (exc := reader.exception()) is not None:
+        raise exc
+    filler = _Filler(transport, view[filled:])
+    try:
+        return filled + await filler.wait()
+    finally:
+        filler.restore()
+
+
+class _Filler(asyncio.BufferedProtocol):
+    """Stands in for a stream's protocol while one buffer fills, then hands back.
+
+    It hands back from inside `buffer_updated`, so the transport never reads a
+    byte past `view` on its behalf: whatever follows stays for the StreamReader.
+    """
+
+    def __init__(self, transport: asyncio.Transport, view: memoryview) -> None:
+        self._transport = transport
+        self._original = transport.get_protocol()
+        self._view = view
+        self._filled = 0
+        self._done: asyncio.Future[int] = asyncio.get_running_loop().create_future()
+        transport.set_protocol(self)
+
+    async def wait(self) -> int:
+        return await self._done
+
+    def restore(self) -> None:
+        if self._transport.get_protocol() is self:
+            self._transport.set_protocol(self._original)
+
+    def _finish(self, exc: BaseException | None = None) -> None:
+        self.restore()
+        if not self._done.done():
+            if exc is None:
+                self._done.set_result(self._filled)
+            else:
+                self._done.set_exception(exc)
+
+    def get_buffer(self, sizehint: int) -> memoryview:
+        return self._view[self._filled :]
+
+    def buffer_updated(self, nbytes: int) -> None:
+        self._filled += nbytes
+        if self._filled == len(self._view):
+            self._finish()
+
+    def eof_received(self) -> bool | None:
+        self._finish()
+        return self._original.eof_received()  # type: ignore[attr-defined, no-any-return]
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self._finish(exc)
+        self._original.connection_lost(exc)
+
+    def pause_writing(self) -> None:
+        self._original.pause_writing()
+
+    def resume_writing(self) -> None:
+        self._original.resume_writing()
+
+
 def set_nodelay(writer: asyncio.StreamWriter) -> None:
     """Disable Nagle's algorithm where the transport has a socket to set it on."""
     import socket
@@ -99,6 +194,7 @@ __all__ = [
     "TRANSPORTS",
     "Server",
     "open_connection",
+    "readinto",
     "sendfile",
     "set_nodelay",
     "start_server",
