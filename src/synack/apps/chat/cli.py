@@ -1,10 +1,189 @@
-"""`synack chat` sub-commands."""
+"""`synack chat serve` and `synack chat join`."""
 
 from __future__ import annotations
 
 import argparse
+import asyncio
+import os
+import signal
+import sys
+from collections.abc import Callable
+
+from synack.apps.chat.client import BaseChatClient, ChatClient
+from synack.apps.chat.protocol import ChatError, check_nick, check_room
+from synack.apps.chat.render import render
+from synack.apps.chat.server import ChatServer
+from synack.apps.chat.udp_client import UdpChatClient
+from synack.apps.chat.udp_server import UdpChatServer
+from synack.apps.common import (
+    add_transport_argument,
+    check_host,
+    connect_error,
+    listen_error,
+    parse_endpoint,
+    parse_port,
+    run,
+)
+from synack.errors import UsageError
+
+DEFAULT_PORT = 7007
+
+
+def _positive(kind: type[int] | type[float]) -> Callable[[str], int | float]:
+    def parse(text: str) -> int | float:
+        try:
+            value = kind(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
+        if value <= 0:
+            raise argparse.ArgumentTypeError(f"{text!r} must be positive")
+        return value
+
+    parse.__name__ = kind.__name__
+    return parse
 
 
 def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
-    p = sub.add_parser("chat", help="chat (not written yet)")
-    p.set_defaults(func=lambda args: 1)
+    chat = sub.add_parser("chat", help="chat rooms over TCP or UDP (server and client)")
+    verbs = chat.add_subparsers(dest="verb", metavar="VERB", required=True)
+
+    serve = verbs.add_parser(
+        "serve",
+        help="run a chat server",
+        description="Run a chat server. synack clients and plain nc/telnet users share its rooms.",
+    )
+    serve.add_argument("--host", default="127.0.0.1", help="address to listen on (%(default)s)")
+    serve.add_argument(
+        "--port", type=parse_port, default=DEFAULT_PORT, help="(%(default)s; 0: any)"
+    )
+    serve.add_argument(
+        "--backlog", type=_positive(int), default=128, help="listen backlog (%(default)s)"
+    )
+    serve.add_argument(
+        "--max-clients",
+        type=_positive(int),
+        default=1000,
+        help="connections held at most (%(default)s)",
+    )
+    serve.add_argument(
+        "--idle-timeout",
+        type=_positive(float),
+        default=600.0,
+        help="seconds of silence before a TCP client is dropped (%(default)s)",
+    )
+    serve.add_argument(
+        "--max-queue",
+        type=_positive(int),
+        default=1 << 20,
+        help="bytes a slow reader may have pending before it is dropped (%(default)s)",
+    )
+    serve.add_argument("--udp", action="store_true", help="serve UDP datagrams instead of TCP")
+    serve.add_argument(
+        "--peer-timeout",
+        type=_positive(float),
+        default=30.0,
+        help="UDP: seconds of silence before a peer is forgotten (%(default)s)",
+    )
+    serve.add_argument("--quiet", action="store_true", help="no line per connection")
+    add_transport_argument(serve)
+    serve.set_defaults(func=cmd_serve)
+
+    join = verbs.add_parser(
+        "join",
+        help="join a chat server",
+        description="Join a chat. On a terminal: a prompt (/help lists commands). Otherwise "
+        "each stdin line is sent and each event printed; at end of input it quits cleanly.",
+    )
+    join.add_argument("address", metavar="HOST:PORT")
+    join.add_argument("--nick", required=True, help="your nickname")
+    join.add_argument("--room", default=None, help="room to join first (default: lobby)")
+    join.add_argument("--udp", action="store_true", help="talk to a `serve --udp` server")
+    add_transport_argument(join)
+    join.set_defaults(func=cmd_join)
+
+
+def _plain(exc: OSError) -> OSError:
+    """asyncio words errors as "Connect call failed ('127.0.0.1', 7)"; say what errno says."""
+    if exc.errno and exc.errno > 0 and not isinstance(exc, TimeoutError):  # gaierror: < 0
+        return OSError(exc.errno, os.strerror(exc.errno))
+    return exc
+
+
+def _log(line: str) -> None:
+    print(line, flush=True)
+
+
+def cmd_serve(args: argparse.Namespace) -> int:
+    check_host(args.host)
+    return run(_serve(args))
+
+
+async def _serve(args: argparse.Namespace) -> int:
+    log = None if args.quiet else _log
+    server: ChatServer | UdpChatServer
+    if args.udp:
+        server = UdpChatServer(
+            args.host,
+            args.port,
+            peer_timeout=args.peer_timeout,
+            max_peers=args.max_clients,
+            log=log,
+        )
+    else:
+        server = ChatServer(
+            args.host,
+            args.port,
+            backlog=args.backlog,
+            max_clients=args.max_clients,
+            idle_timeout=args.idle_timeout,
+            max_queue=args.max_queue,
+            transport=args.transport,
+            log=log,
+        )
+    try:
+        host, port = await server.start()
+    except OSError as exc:
+        raise listen_error(_plain(exc), args.host, args.port) from None
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, stop.set)
+    kind = "udp" if args.udp else "tcp"
+    print(f"synack chat: listening on {host}:{port} ({kind}); Ctrl-C stops", flush=True)
+    await stop.wait()
+    print("synack chat: shutting down, telling every client", flush=True)
+    await server.close()
+    print("synack chat: stopped", flush=True)
+    return 0
+
+
+def cmd_join(args: argparse.Namespace) -> int:
+    host, port = parse_endpoint(args.address)
+    check_host(host)
+    try:
+        check_nick(args.nick)
+        if args.room is not None:
+            check_room(args.room)
+    except ChatError as exc:
+        raise UsageError(exc.message) from None
+    return run(_join(args, host, port))
+
+
+async def _join(args: argparse.Namespace, host: str, port: int) -> int:
+    from synack.apps.chat import console
+
+    client: BaseChatClient
+    if args.udp:
+        client = udp = UdpChatClient(host, port, args.nick, room=args.room)
+        connect = udp.connect
+    else:
+        client = tcp = ChatClient(host, port, args.nick, room=args.room, transport=args.transport)
+        connect = tcp.connect
+    try:
+        welcome = await connect()
+    except OSError as exc:
+        raise connect_error(_plain(exc), host, port) from None
+    print(render(welcome), flush=True)
+    if sys.stdin.isatty() and sys.stdout.isatty():
+        return await console.run_interactive(client)
+    return await console.run_scripted(client)

@@ -1,0 +1,109 @@
+"""The person's side of `synack chat join`: a prompt on a terminal, plain lines otherwise.
+
+On a terminal, prompt_toolkit keeps the line being typed at the bottom while
+incoming messages print above it (``patch_stdout``). When stdin is not a terminal
+(a pipe, a file) every input line is sent in order and every event is printed as
+a line, so the client can be scripted. At the end of stdin the client quits the
+way /quit does: it sends "quit" and waits for the server's "bye", which the server
+sends only after handling everything sent before it — nothing typed is lost.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import sys
+import threading
+
+from synack.apps.chat.client import BaseChatClient, ConnectionLost
+from synack.apps.chat.commands import HELP, CommandError, parse
+from synack.apps.chat.protocol import ChatError
+from synack.apps.chat.render import render
+
+
+async def _print_events(client: BaseChatClient) -> None:
+    async for event in client.events():
+        line = render(event)
+        if line is not None:
+            print(line, flush=True)
+
+
+async def _perform(client: BaseChatClient, line: str) -> bool:
+    """Carry out one typed line; True when it asks to quit."""
+    try:
+        request = parse(line)
+        if request["op"] == "help":
+            print(HELP, flush=True)
+            return False
+        if request["op"] == "quit":
+            return True
+        await client.send(request)
+    except CommandError as exc:
+        print(f"! {exc}", file=sys.stderr, flush=True)
+    except ChatError as exc:
+        print(f"! {exc.message}", file=sys.stderr, flush=True)
+    return False
+
+
+async def _finish(client: BaseChatClient, printer: asyncio.Task[None]) -> int:
+    await client.close()
+    with contextlib.suppress(TimeoutError):
+        async with asyncio.timeout(5):
+            await printer
+    printer.cancel()
+    reason = client.closed_reason
+    if reason != "quit":
+        raise ConnectionLost(reason or "lost the connection to the server")
+    return 0
+
+
+def _stdin_lines(loop: asyncio.AbstractEventLoop, queue: asyncio.Queue[str | None]) -> None:
+    """A daemon thread: blocking reads of stdin (a file or a pipe) handed to the loop."""
+    try:
+        for raw in sys.stdin.buffer:
+            loop.call_soon_threadsafe(queue.put_nowait, raw.decode("utf-8", "replace"))
+    finally:
+        loop.call_soon_threadsafe(queue.put_nowait, None)
+
+
+async def run_scripted(client: BaseChatClient) -> int:
+    """Send stdin line by line, print events; at EOF quit cleanly (after a "bye")."""
+    loop = asyncio.get_running_loop()
+    lines: asyncio.Queue[str | None] = asyncio.Queue()
+    threading.Thread(target=_stdin_lines, args=(loop, lines), daemon=True).start()
+    printer = asyncio.create_task(_print_events(client))
+    while True:
+        get = asyncio.create_task(lines.get())
+        await asyncio.wait({get, printer}, return_when=asyncio.FIRST_COMPLETED)
+        if not get.done():  # the session ended under us
+            get.cancel()
+            break
+        line = get.result()
+        if line is None or await _perform(client, line):
+            break
+    return await _finish(client, printer)
+
+
+async def run_interactive(client: BaseChatClient) -> int:
+    """A prompt_toolkit prompt; incoming events appear above the line being typed."""
+    from prompt_toolkit import PromptSession
+    from prompt_toolkit.patch_stdout import patch_stdout
+
+    session: PromptSession[str] = PromptSession()
+    with patch_stdout():
+        printer = asyncio.create_task(_print_events(client))
+        while True:
+            prompt = asyncio.create_task(session.prompt_async(f"[#{client.room}] {client.nick}> "))
+            await asyncio.wait({prompt, printer}, return_when=asyncio.FIRST_COMPLETED)
+            if not prompt.done():
+                prompt.cancel()
+                with contextlib.suppress(asyncio.CancelledError, EOFError, KeyboardInterrupt):
+                    await prompt
+                break
+            try:
+                line = prompt.result()
+            except (EOFError, KeyboardInterrupt):  # Ctrl-D or Ctrl-C: leave politely
+                break
+            if await _perform(client, line):
+                break
+        return await _finish(client, printer)

@@ -1,0 +1,196 @@
+"""Rooms, nicknames and who hears what: the chat's state, with no I/O of its own.
+
+The TCP server (framed and line-mode peers) and the UDP server both keep their
+users here, so the rules live in one place. A `Member` stands for one user; how
+bytes reach them is the member's business (`send`), how an event becomes bytes is
+its `encoder`'s. A broadcast encodes each event once per kind of encoder, not once
+per member: with a hundred members that is the difference between a hundred JSON
+encodings and one.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+from synack import __version__
+from synack.apps.chat.protocol import (
+    DEFAULT_ROOM,
+    ChatError,
+    ErrorCode,
+    check_nick,
+    check_room,
+    check_text,
+    field,
+    nick_key,
+)
+from synack.wire.frame import PROTOCOL_VERSION
+
+Event = dict[str, Any]
+Encoder = Callable[[Event], bytes]
+
+
+class Member:
+    """One user in the hub. Subclasses deliver bytes; the hub never blocks on them."""
+
+    __slots__ = ("encoder", "key", "nick", "room")
+
+    def __init__(self, encoder: Encoder) -> None:
+        self.encoder = encoder
+        self.nick = ""
+        self.key = ""  # nick_key(nick); "" until admitted
+        self.room = ""
+
+    def send(self, data: bytes) -> None:
+        """Queue `data` (already encoded by `encoder`) for this user; must not block."""
+        raise NotImplementedError
+
+    def send_event(self, event: Event) -> None:
+        self.send(self.encoder(event))
+
+
+class Hub:
+    """Nicknames (unique, case-insensitive), rooms, and the requests members make."""
+
+    def __init__(self) -> None:
+        self.members: dict[str, Member] = {}  # nick_key -> member
+        self.rooms: dict[str, dict[str, Member]] = {}  # room -> nick_key -> member
+        self._handlers: dict[str, Callable[[Member, Event], None]] = {
+            "say": self._say,
+            "private": self._private,
+            "join": self._join,
+            "who": self._who,
+            "rooms": self._rooms,
+            "nick": self._nick,
+            "ping": self._ping,
+        }
+
+    # --- membership ---------------------------------------------------------------
+
+    def admit(self, member: Member, nick: object, room: object = DEFAULT_ROOM) -> Event:
+        """Give `member` a name and a room; returns the welcome event (not yet sent).
+
+        Raises ChatError (BAD_NICK, NICK_TAKEN, BAD_ROOM) without changing anything.
+        """
+        name = check_nick(nick)
+        place = check_room(DEFAULT_ROOM if room is None else room)
+        key = nick_key(name)
+        if key in self.members:
+            raise ChatError(ErrorCode.NICK_TAKEN, f"nickname {name!r} is taken")
+        member.nick, member.key, member.room = name, key, place
+        self.members[key] = member
+        others = sorted(m.nick for m in self.rooms.get(place, {}).values())
+        self._enter(member, place)
+        return {
+            "op": "welcome",
+            "version": PROTOCOL_VERSION,
+            "server": f"synack {__version__}",
+            "nick": name,
+            "room": place,
+            "members": others,
+        }
+
+    def remove(self, member: Member, reason: str) -> None:
+        """Forget `member` (gone, kicked or quit) and tell its room. Idempotent."""
+        if not member.key or self.members.get(member.key) is not member:
+            return
+        del self.members[member.key]
+        self._leave(member, reason)
+        member.key = ""
+
+    def _enter(self, member: Member, room: str) -> None:
+        self.rooms.setdefault(room, {})[member.key] = member
+        member.room = room
+        self.broadcast(room, {"op": "joined", "room": room, "nick": member.nick}, exclude=member)
+
+    def _leave(self, member: Member, reason: str) -> None:
+        room = member.room
+        people = self.rooms.get(room)
+        if people is None or people.pop(member.key, None) is None:
+            return
+        if not people:
+            del self.rooms[room]
+        event = {"op": "left", "room": room, "nick": member.nick, "reason": reason}
+        self.broadcast(room, event)
+
+    # --- delivery -------------------------------------------------------------------
+
+    def broadcast(self, room: str, event: Event, exclude: Member | None = None) -> None:
+        """Send `event` to everyone in `room`, encoding it once per kind of member."""
+        people = self.rooms.get(room)
+        if not people:
+            return
+        cache: dict[Encoder, bytes] = {}
+        for member in list(people.values()):  # a send may remove a slow member
+            if member is exclude:
+                continue
+            encoder = member.encoder
+            data = cache.get(encoder)
+            if data is None:
+                data = cache[encoder] = encoder(event)
+            member.send(data)
+
+    def announce(self, event: Event) -> None:
+        """Send `event` to every member (server shutdown)."""
+        for room in list(self.rooms):
+            self.broadcast(room, event)
+
+    # --- requests ---------------------------------------------------------------------
+
+    def handle(self, member: Member, request: Event) -> None:
+        """Carry out one request from an admitted member; errors go back to it alone."""
+        op = request.get("op")
+        handler = self._handlers.get(op) if isinstance(op, str) else None
+        try:
+            if handler is None:
+                raise ChatError(ErrorCode.BAD_REQUEST, f"unknown op {request.get('op')!r}")
+            handler(member, request)
+        except ChatError as exc:
+            member.send_event(exc.event())
+
+    def _say(self, member: Member, request: Event) -> None:
+        text = check_text(field(request, "text"))
+        event = {"op": "msg", "room": member.room, "from": member.nick, "text": text}
+        self.broadcast(member.room, event, exclude=member)
+
+    def _private(self, member: Member, request: Event) -> None:
+        to = field(request, "to")
+        text = check_text(field(request, "text"))
+        target = self.members.get(nick_key(to)) if isinstance(to, str) else None
+        if target is None:
+            raise ChatError(ErrorCode.NO_SUCH_USER, f"no user named {to!r}")
+        target.send_event({"op": "private", "from": member.nick, "to": target.nick, "text": text})
+
+    def _join(self, member: Member, request: Event) -> None:
+        room = check_room(field(request, "room"))
+        if room == member.room:
+            raise ChatError(ErrorCode.BAD_ROOM, f"you are already in #{room}")
+        self._leave(member, f"moved to #{room}")
+        self._enter(member, room)
+        member.send_event({"op": "joined", "room": room, "nick": member.nick})
+
+    def _who(self, member: Member, request: Event) -> None:
+        room = check_room(request.get("room") or member.room)
+        nicks = sorted(m.nick for m in self.rooms.get(room, {}).values())
+        member.send_event({"op": "users", "room": room, "nicks": nicks})
+
+    def _rooms(self, member: Member, request: Event) -> None:
+        listing = [{"room": r, "count": len(p)} for r, p in sorted(self.rooms.items())]
+        member.send_event({"op": "rooms", "rooms": listing})
+
+    def _nick(self, member: Member, request: Event) -> None:
+        new = check_nick(field(request, "nick"))
+        key = nick_key(new)
+        holder = self.members.get(key)
+        if holder is not None and holder is not member:
+            raise ChatError(ErrorCode.NICK_TAKEN, f"nickname {new!r} is taken")
+        old = member.nick
+        del self.members[member.key]
+        del self.rooms[member.room][member.key]
+        member.nick, member.key = new, key
+        self.members[key] = member
+        self.rooms[member.room][key] = member
+        self.broadcast(member.room, {"op": "renamed", "room": member.room, "old": old, "new": new})
+
+    def _ping(self, member: Member, request: Event) -> None:
+        member.send_event({"op": "pong"})

@@ -1,0 +1,452 @@
+"""The TCP chat server: many clients on one event loop, framed or plain text.
+
+Each accepted connection is sniffed by its first bytes (``frame.sniff``): a synack
+client sends the MAGIC preamble and speaks frames; anyone else (nc, telnet) gets a
+nickname prompt and plain text lines. Both kinds meet in the same `Hub`.
+
+Fan-out is the hot path. A member's outgoing bytes are queued and written once per
+event-loop turn, joined into one ``write`` (one system call per member per turn,
+not one per message). A member whose transport buffer still holds more than
+`max_queue` bytes after that is too slow to keep up: it is disconnected instead of
+holding the room back or growing memory without bound.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Callable
+from typing import Any
+
+from synack import transport as transport_mod
+from synack.apps.chat.commands import HELP, CommandError, parse
+from synack.apps.chat.hub import Event, Hub, Member
+from synack.apps.chat.protocol import (
+    APP,
+    DEFAULT_ROOM,
+    MAX_FRAME,
+    ChatError,
+    ErrorCode,
+)
+from synack.apps.chat.render import render
+from synack.wire.frame import (
+    MAGIC,
+    PROTOCOL_VERSION,
+    FrameDecoder,
+    FrameError,
+    Message,
+    OversizedFrame,
+    TruncatedFrame,
+    encode_message,
+    sniff,
+)
+
+READ_SIZE = 1 << 18
+MAX_LINE = 8192  # bytes in one line-mode line
+LINE_PROMPT = b"synack chat. Your nickname? (letters, digits, '-', '_', '.')\r\n"
+
+Log = Callable[[str], None]
+
+
+def encode_line(event: Event) -> bytes:
+    """A server event as a line of text for nc/telnet users (CRLF, as NVT expects)."""
+    text = render(event)
+    return b"" if text is None else text.encode("utf-8") + b"\r\n"
+
+
+class Closed(Exception):
+    """Ends a connection's read loop with a reason for the log and the room."""
+
+
+class Connection(Member):
+    """One TCP connection: its read loop, its outgoing queue, its deadlines."""
+
+    __slots__ = (
+        "accepted",
+        "addr",
+        "dirty",
+        "done",
+        "last_heard",
+        "mode",
+        "pending",
+        "reader",
+        "server",
+        "writer",
+    )
+
+    def __init__(
+        self, server: ChatServer, reader: asyncio.StreamReader, writer: asyncio.StreamWriter
+    ) -> None:
+        super().__init__(encode_message)
+        self.server = server
+        self.reader = reader
+        self.writer = writer
+        peer = writer.get_extra_info("peername")
+        self.addr = f"{peer[0]}:{peer[1]}" if isinstance(peer, tuple) else str(peer)
+        self.pending: list[bytes] = []
+        self.dirty = False
+        self.done = False  # no more output will be queued or written
+        self.mode = "?"
+        self.accepted = self.last_heard = server.loop.time()
+
+    # --- output -----------------------------------------------------------------
+
+    def send(self, data: bytes) -> None:
+        if self.done or not data:
+            return
+        self.pending.append(data)
+        if not self.dirty:
+            self.dirty = True
+            self.server.mark_dirty(self)
+
+    def flush(self) -> None:
+        """Write everything queued in one call; disconnect if the peer is hopelessly behind."""
+        self.dirty = False
+        pending = self.pending
+        if self.done or not pending:
+            pending.clear()
+            return
+        data = pending[0] if len(pending) == 1 else b"".join(pending)
+        pending.clear()
+        transport = self.writer.transport
+        if transport.is_closing():
+            return
+        transport.write(data)
+        if transport.get_write_buffer_size() > self.server.max_queue:
+            self.kick(
+                f"too slow: fell behind by more than {self.server.max_queue} bytes",
+                ErrorCode.SLOW,
+                polite=False,
+            )
+
+    def kick(self, reason: str, code: ErrorCode, *, polite: bool = True) -> None:
+        """Disconnect now: tell the peer why if its queue has room, tell the room, log it."""
+        if self.done:
+            return
+        if polite:
+            self.send(self.encoder({"op": "error", "code": str(code), "message": reason}))
+            self.flush()
+        self.server.dropped(self, reason)
+        self.done = True
+        if polite:
+            self.writer.close()  # after the queued error is written
+        else:
+            self.writer.transport.abort()  # its queue is the problem: drop it
+
+    # --- input ------------------------------------------------------------------------
+
+    async def read(self) -> bytes:
+        data = await self.reader.read(READ_SIZE)
+        self.last_heard = self.server.loop.time()
+        return data
+
+    async def run(self) -> None:
+        server = self.server
+        first = b""
+        try:
+            async with asyncio.timeout(server.sniff_timeout):
+                while sniff(first) is None:
+                    data = await self.read()
+                    if not data:
+                        raise Closed("closed before saying anything")
+                    first += data
+        except TimeoutError:
+            pass  # a human at nc waits for a prompt before typing anything
+        if first.startswith(MAGIC):
+            self.mode = "framed"
+            await self.run_framed(first[len(MAGIC) :])
+        else:
+            self.mode = "line"
+            self.encoder = encode_line
+            await self.run_lines(first)
+
+    async def run_framed(self, data: bytes) -> None:
+        server = self.server
+        decoder = FrameDecoder(max_message=MAX_FRAME, max_blob=0)
+        decoder.feed(data)
+        hub = server.hub
+        try:
+            while True:
+                for event in decoder:
+                    if not isinstance(event, Message):
+                        raise FrameError("chat carries no BLOB frames")
+                    request = event.body
+                    if request.get("op") == "quit":
+                        raise Closed("quit")
+                    if self.key:
+                        hub.handle(self, request)
+                    else:
+                        self.hello(request)
+                    if self.done:
+                        return
+                data = await self.read()
+                if not data:
+                    decoder.feed_eof()
+                    raise Closed("connection closed")
+                decoder.feed(data)
+        except TruncatedFrame:
+            raise Closed("connection lost in the middle of a frame") from None
+        except FrameError as exc:
+            kind = "oversized frame" if isinstance(exc, OversizedFrame) else "protocol error"
+            self.kick(f"{kind}: {exc}", ErrorCode.BAD_REQUEST)
+
+    def hello(self, request: Event) -> None:
+        server = self.server
+        try:
+            if request.get("op") != "hello":
+                raise ChatError(ErrorCode.BAD_REQUEST, "the first message must be 'hello'")
+            if request.get("app") != APP or request.get("version") != PROTOCOL_VERSION:
+                raise ChatError(
+                    ErrorCode.VERSION,
+                    f"this server speaks {APP!r} version {PROTOCOL_VERSION}, "
+                    f"not {request.get('app')!r} version {request.get('version')!r}",
+                )
+            welcome = server.hub.admit(self, request.get("nick"), request.get("room"))
+        except ChatError as exc:
+            self.kick(exc.message, exc.code)
+            return
+        welcome["idle_timeout"] = server.idle_timeout
+        self.send_event(welcome)
+        server.admitted(self)
+
+    async def run_lines(self, data: bytes) -> None:
+        self.send(LINE_PROMPT)
+        buf = bytearray(data)
+        while True:
+            while (end := buf.find(b"\n")) >= 0:
+                line = bytes(buf[:end]).rstrip(b"\r").decode("utf-8", "replace")
+                del buf[: end + 1]
+                self.line(line)
+                if self.done:
+                    return
+            if len(buf) > MAX_LINE:
+                self.kick(f"line longer than {MAX_LINE} bytes", ErrorCode.TOO_LONG)
+                return
+            data = await self.read()
+            if not data:
+                raise Closed("connection closed")
+            buf += data
+
+    def line(self, line: str) -> None:
+        if not self.key:
+            try:
+                welcome = self.server.hub.admit(self, line.strip(), DEFAULT_ROOM)
+            except ChatError as exc:
+                self.send(f"! {exc.message}; try another:\r\n".encode())
+                return
+            self.send_event(welcome)
+            self.server.admitted(self)
+            return
+        try:
+            request = parse(line)
+        except CommandError as exc:
+            self.send(f"! {exc}\r\n".encode())
+            return
+        op = request["op"]
+        if op == "help":
+            self.send(HELP.replace("\n", "\r\n").encode() + b"\r\n")
+        elif op == "quit":
+            raise Closed("quit")
+        else:
+            self.server.hub.handle(self, request)
+
+
+class ChatServer:
+    """A chat server on one asyncio loop. Use as a library::
+
+        server = ChatServer("127.0.0.1", 0)
+        host, port = await server.start()
+        ...
+        await server.close()          # tells every client "shutdown", then closes
+
+    `max_clients` bounds open connections (extra ones get a "full" error);
+    `idle_timeout` (seconds) disconnects peers that send nothing, synack clients
+    ping to stay alive; `max_queue` (bytes) is the most a slow reader may have
+    waiting before it is disconnected; `log` receives one line per connection.
+    """
+
+    def __init__(
+        self,
+        host: str = "127.0.0.1",
+        port: int = 0,
+        *,
+        backlog: int = 128,
+        max_clients: int = 1000,
+        idle_timeout: float = 600.0,
+        handshake_timeout: float = 10.0,
+        max_queue: int = 1 << 20,
+        sniff_timeout: float = 0.5,
+        transport: str = transport_mod.DEFAULT_TRANSPORT,
+        log: Log | None = None,
+    ) -> None:
+        if max_clients < 1 or idle_timeout <= 0 or max_queue < 1 or backlog < 1:
+            raise ValueError("max_clients, idle_timeout, max_queue and backlog must be positive")
+        self.host, self.port = host, port
+        self.backlog = backlog
+        self.max_clients = max_clients
+        self.idle_timeout = idle_timeout
+        self.handshake_timeout = handshake_timeout
+        self.max_queue = max_queue
+        self.sniff_timeout = sniff_timeout
+        self.transport = transport
+        self.log = log
+        self.hub = Hub()
+        self.connections: set[Connection] = set()
+        self._tasks: set[asyncio.Task[Any]] = set()
+        self._dirty: list[Connection] = []
+        self._listener: transport_mod.Server | None = None
+        self._sweeper: asyncio.Task[None] | None = None
+        self._closing = False
+        self.loop: asyncio.AbstractEventLoop
+
+    @property
+    def address(self) -> tuple[str, int]:
+        """Where the server listens (after `start`)."""
+        if self._listener is None:
+            raise RuntimeError("server not started")
+        return self._listener.addresses[0]
+
+    async def start(self) -> tuple[str, int]:
+        """Listen; returns the (host, port) actually bound. Raises OSError as the OS does."""
+        self.loop = asyncio.get_running_loop()
+        self._listener = await transport_mod.start_server(
+            self._accept, self.host, self.port, transport=self.transport, backlog=self.backlog
+        )
+        self._sweeper = asyncio.create_task(self._sweep())
+        return self.address
+
+    async def close(self, message: str = "server shutting down", timeout: float = 2.0) -> None:
+        """Stop accepting, send every client a "shutdown" notice, close all connections."""
+        if self._closing:
+            return
+        self._closing = True
+        if self._listener is not None:
+            self._listener.close()
+        if self._sweeper is not None:
+            self._sweeper.cancel()
+        notice = {"op": "shutdown", "message": message}
+        for conn in list(self.connections):
+            if conn.mode != "?":
+                conn.send_event(notice)
+            conn.flush()
+            conn.done = True
+            conn.writer.close()
+        if self._tasks:
+            _, late = await asyncio.wait(self._tasks, timeout=timeout)
+            for task in late:
+                task.cancel()
+            if late:
+                await asyncio.wait(late, timeout=timeout)
+        if self._listener is not None:
+            await self._listener.wait_closed()
+
+    async def serve_forever(self) -> None:
+        """Run until cancelled (the CLI cancels it on SIGINT/SIGTERM, then calls close)."""
+        await asyncio.Event().wait()
+
+    # --- connections -----------------------------------------------------------------
+
+    async def _accept(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        task = asyncio.current_task()
+        assert task is not None
+        if self._closing:
+            writer.close()
+            return
+        transport_mod.set_nodelay(writer)
+        conn = Connection(self, reader, writer)
+        if len(self.connections) >= self.max_clients:
+            await self._refuse(conn)
+            return
+        self.connections.add(conn)
+        self._tasks.add(task)
+        reason = "connection closed"
+        try:
+            await conn.run()
+        except Closed as exc:
+            reason = str(exc)
+        except OSError as exc:
+            reason = f"connection lost ({exc.strerror or type(exc).__name__})"
+        except asyncio.CancelledError:
+            # This task is the connection's top level: ending it is all cancelling asks,
+            # and asyncio's streams would report a cancelled handler as an error.
+            reason = "server shutting down"
+        finally:
+            if not conn.done:
+                if reason == "quit":
+                    conn.send_event({"op": "bye"})
+                    conn.flush()
+                self.dropped(conn, reason)
+                conn.done = True
+                writer.close()
+            self.connections.discard(conn)
+            self._tasks.discard(task)
+
+    async def _refuse(self, conn: Connection) -> None:
+        """Tell an over-limit client why, in the form it understands, then hang up."""
+        first = b""
+        try:
+            async with asyncio.timeout(self.sniff_timeout):
+                while sniff(first) is None:
+                    data = await conn.reader.read(len(MAGIC))
+                    if not data:
+                        break
+                    first += data
+        except (TimeoutError, OSError):
+            pass
+        if not first.startswith(MAGIC):
+            conn.encoder = encode_line
+        conn.kick(f"server full ({self.max_clients} connections); try again later", ErrorCode.FULL)
+        self._say(f"! {conn.addr} refused: server full ({self.max_clients} connections)")
+
+    def admitted(self, conn: Connection) -> None:
+        self._say(
+            f"+ {conn.addr} {conn.nick} joined #{conn.room} "
+            f"({conn.mode}; {len(self.hub.members)} online)"
+        )
+
+    def dropped(self, conn: Connection, reason: str) -> None:
+        """Forget `conn` everywhere and say so on the console (once)."""
+        if conn.key:
+            nick = conn.nick
+            if not self._closing:
+                self.hub.remove(conn, reason)
+            else:
+                self.hub.members.pop(conn.key, None)
+            self._say(f"- {conn.addr} {nick}: {reason} ({len(self.hub.members)} online)")
+        elif conn in self.connections and not self._closing:
+            self._say(f"- {conn.addr} (no nickname): {reason}")
+
+    def _say(self, line: str) -> None:
+        if self.log is not None:
+            self.log(time.strftime("%H:%M:%S ") + line)
+
+    # --- output batching ------------------------------------------------------------------
+
+    def mark_dirty(self, conn: Connection) -> None:
+        if not self._dirty:
+            self.loop.call_soon(self._flush)
+        self._dirty.append(conn)
+
+    def _flush(self) -> None:
+        # A flush can kick a slow member, whose "left" notice dirties others: loop until quiet.
+        while self._dirty:
+            batch, self._dirty = self._dirty, []
+            for conn in batch:
+                conn.flush()
+
+    # --- timeouts -------------------------------------------------------------------------
+
+    async def _sweep(self) -> None:
+        """One timer for all connections (not one per read): drop the silent ones."""
+        period = min(max(min(self.idle_timeout, self.handshake_timeout) / 4, 0.05), 5.0)
+        while True:
+            await asyncio.sleep(period)
+            now = self.loop.time()
+            for conn in list(self.connections):
+                if conn.done:
+                    continue
+                if conn.mode != "line" and not conn.key:
+                    if now - conn.accepted > self.handshake_timeout:
+                        conn.kick(f"no hello within {self.handshake_timeout:g} s", ErrorCode.IDLE)
+                elif now - conn.last_heard > self.idle_timeout:
+                    conn.kick(f"idle for more than {self.idle_timeout:g} s", ErrorCode.IDLE)
