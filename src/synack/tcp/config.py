@@ -1,0 +1,83 @@
+"""Tunables of a connection, with defaults chosen as Linux chooses them where the RFCs leave room."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+
+@dataclass(frozen=True, slots=True)
+class Config:
+    # Maximum segment size we announce (RFC 9293 §3.7.1): the MTU minus 40 bytes of
+    # IPv4 and TCP headers. With timestamps each segment carries 12 bytes of options,
+    # so the payload per full segment is 12 bytes less (1448 for the default).
+    mss: int = 1460
+    # Socket buffer sizes in bytes. Buffers grow as data arrives, so a large limit
+    # costs nothing on an idle connection.
+    send_buffer: int = 2 * 1024 * 1024
+    receive_buffer: int = 2 * 1024 * 1024
+
+    # Options offered in our SYN (each is used only if the peer offers it too).
+    window_scaling: bool = True  # RFC 7323 §2
+    sack: bool = True  # RFC 2018
+    timestamps: bool = True  # RFC 7323 §3
+
+    # Fill in and verify the TCP checksum. A carrier that already protects every
+    # segment end to end (a UDP checksum) may switch this off as NICs offload it.
+    checksum: bool = True
+
+    # Nagle's algorithm (RFC 9293 §3.7.4) unless no_delay, like TCP_NODELAY.
+    no_delay: bool = False
+
+    # "newreno" (RFC 5681, RFC 6582) or "cubic" (RFC 9438).
+    congestion_control: str = "cubic"
+    # Initial window in segments (RFC 6928).
+    initial_window: int = 10
+
+    # Retransmission timeout bounds (RFC 6298). RFC 6298 §2.4 says the minimum
+    # SHOULD be 1 s; like Linux we default to 200 ms, which the RFC permits and
+    # which today's networks and loss recovery are tuned for.
+    rto_initial: float = 1.0
+    rto_min: float = 0.2
+    rto_max: float = 120.0
+    # Retransmissions of one segment before the connection is abandoned
+    # (RFC 9293 §3.8.3's R2; Linux's tcp_retries2).
+    max_retransmits: int = 15
+    syn_retries: int = 6  # SYN retransmissions before giving up (Linux tcp_syn_retries)
+    synack_retries: int = 5  # SYN-ACK retransmissions (Linux tcp_synack_retries)
+    # Abort when data stays unacknowledged this long (RFC 5482's USER TIMEOUT); None: off.
+    user_timeout: float | None = None
+
+    # Maximum segment lifetime; TIME-WAIT lasts 2*MSL (RFC 9293 §3.4.2). Linux uses 60 s in all.
+    msl: float = 30.0
+    # How long a connection closed by its user may sit in FIN-WAIT-2 (Linux tcp_fin_timeout).
+    fin_wait_2_timeout: float = 60.0
+
+    # Delayed acknowledgements (RFC 9293 §3.8.6.3, RFC 5681 §4.2). See connection.py
+    # for why 40 ms: short enough never to throttle a transfer, long enough to pair ACKs.
+    delayed_ack: bool = True
+    delayed_ack_timeout: float = 0.04
+
+    # Keepalive (RFC 9293 §3.8.4, RFC 1122 §4.2.3.6): off by default, as the RFC requires.
+    keepalive: bool = False
+    keepalive_idle: float = 7200.0
+    keepalive_interval: float = 75.0
+    keepalive_count: int = 9
+
+    # RFC 5961 §7: at most this many challenge ACKs per second per connection.
+    challenge_ack_limit: int = 10
+
+    # Key for RFC 6528 initial sequence numbers and SYN cookies; None draws a random one.
+    secret: bytes | None = field(default=None, repr=False)
+
+    def __post_init__(self) -> None:
+        if not 88 <= self.mss <= 65495:
+            raise ValueError(f"mss {self.mss} out of range 88..65495")
+        if self.congestion_control not in ("newreno", "cubic"):
+            raise ValueError(f"unknown congestion control {self.congestion_control!r}")
+        for name in ("send_buffer", "receive_buffer"):
+            if getattr(self, name) < 2 * self.mss:
+                raise ValueError(f"{name} must hold at least two segments")
+        if not 0 < self.rto_min <= self.rto_initial <= self.rto_max:
+            raise ValueError("need 0 < rto_min <= rto_initial <= rto_max")
+        if self.initial_window < 1:
+            raise ValueError("initial_window must be at least 1 segment")

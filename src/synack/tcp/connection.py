@@ -1,0 +1,1638 @@
+"""One TCP connection: its transmission control block and state machine (RFC 9293 §3.10).
+
+The connection is sans-IO. Its driver feeds it
+
+* segments that arrived (``handle_segment(data, now)``),
+* application calls (``connect``, ``send``, ``receive``, ``shutdown``, ``close``, ``abort``),
+* the passing of time (``handle_timer(now)`` once ``get_timer()`` is due),
+
+and collects what it produces: segments to transmit (``segments_to_send(now)``), events
+(``next_event()``), and the next deadline (``get_timer()``). ``now`` is seconds on any
+monotonic clock; the connection never reads one.
+
+Sequence numbers are kept *unwrapped*: plain integers that start at the 32-bit ISN and
+grow past 2**32, so that every comparison below is an ordinary ``<``. Incoming 32-bit
+values are unwrapped next to the number they must be near (``seq_diff``), and outgoing
+ones are masked with ``& MASK``.
+
+Segment processing follows the order of RFC 9293 §3.10.7.4 ("first check sequence
+number", "second check the RST bit", ...); the comments quote the clause each block
+implements.
+"""
+
+from __future__ import annotations
+
+import bisect
+import struct
+from collections import deque
+from typing import Any
+
+from synack.tcp.config import Config
+from synack.tcp.congestion import CongestionControl, make_congestion_control
+from synack.tcp.errors import (
+    ConnectionClosing,
+    ConnectionDoesNotExist,
+    ConnectionRefused,
+    ConnectionReset,
+    ConnectionTimedOut,
+    TCPError,
+)
+from synack.tcp.events import (
+    Closed,
+    Connected,
+    DataAvailable,
+    EndOfStream,
+    Event,
+    Reset,
+    SendSpace,
+    StateChanged,
+    TimedOut,
+)
+from synack.tcp.isn import isn as make_isn
+from synack.tcp.isn import new_secret, ts_offset
+from synack.tcp.rtt import RttEstimator
+from synack.tcp.state import ACCEPTS_SEND, SENT_FIN, SYNCHRONIZED, State
+from synack.wire.checksum import address_bytes, finish, ones_sum, pseudo_header_sum
+from synack.wire.seq import MASK
+from synack.wire.tcp import (
+    HEADER,
+    HEADER_SIZE,
+    TS_PREFIX,
+    Flags,
+    MalformedSegment,
+    Options,
+    encode_options,
+    parse_options,
+)
+
+FIN = 0x01
+SYN = 0x02
+RST = 0x04
+PSH = 0x08
+ACK = 0x10
+
+Address = tuple[str | bytes, int]
+
+# Without an MSS option the peer can take 536 octets (RFC 9293 §3.7.1, IPv4).
+DEFAULT_PEER_MSS = 536
+# RFC 5681 §3.2 and RFC 6675: three duplicate ACKs (or that many SACKed segments) mean loss.
+DUP_THRESH = 3
+# RFC 7323 §5.5: a TS.Recent older than 24 days may have wrapped; PAWS must not use it.
+PAWS_IDLE_LIMIT = 24 * 24 * 3600.0
+# Segments acknowledged at once at the start of a connection, so that slow start is not
+# slowed by delayed ACKs (Linux's "quick ACK" mode does the same).
+QUICKACK_SEGMENTS = 16
+
+_HDR = HEADER
+_HDR_TS = struct.Struct("!HHIIBBHHH4sII")  # the fixed header plus NOP NOP TS
+_HDR_TS_SIZE = _HDR_TS.size  # 32
+_TS_VALUES = struct.Struct("!II")
+_U16 = struct.Struct("!H")
+_SACK_HEAD = b"\x01\x01\x05"  # NOP NOP SACK, then length and blocks
+_U32X2 = struct.Struct("!II")
+
+
+class _Inbound:
+    """A parsed incoming segment, with sequence numbers still 32-bit."""
+
+    __slots__ = ("ack", "flags", "opts", "payload", "seq", "tsecr", "tsval", "wnd")
+
+    def __init__(self, seq: int, ack: int, flags: int, wnd: int, payload: memoryview,
+                 tsval: int | None, tsecr: int, opts: Options | None) -> None:
+        self.seq = seq
+        self.ack = ack
+        self.flags = flags
+        self.wnd = wnd
+        self.payload = payload
+        self.tsval = tsval
+        self.tsecr = tsecr
+        self.opts = opts
+
+
+class Connection:
+    """A TCP connection between `local` and `remote`, each an (address, port) pair."""
+
+    def __init__(self, local: Address, remote: Address, config: Config | None = None) -> None:
+        cfg = config if config is not None else Config()
+        self.config = cfg
+        self.local_ip = address_bytes(local[0])
+        self.local_port = local[1]
+        self.remote_ip = address_bytes(remote[0])
+        self.remote_port = remote[1]
+        if len(self.local_ip) != len(self.remote_ip):
+            raise ValueError("local and remote addresses are of different families")
+        self._secret = cfg.secret if cfg.secret is not None else new_secret()
+        # The pseudo-header sum is the same in both directions (addition commutes).
+        self._pseudo = pseudo_header_sum(self.local_ip, self.remote_ip)
+        self._checksum = cfg.checksum
+        self._ports = (self.local_port, self.remote_port)
+
+        self.state = State.CLOSED
+        self._events: deque[Event] = deque()
+        self.error: TCPError | None = None
+        self._passive = False
+
+        # -- send sequence variables (RFC 9293 §3.3.1), unwrapped --
+        self.iss = 0
+        self.snd_una = 0
+        self.snd_nxt = 0  # next new sequence number to send
+        self.snd_max = 0  # highest sequence number sent, plus one
+        self.snd_wnd = 0
+        self.snd_wl1 = 0
+        self.snd_wl2 = 0
+        self.max_snd_wnd = 0
+        self._snd_wscale = 0  # shift applied to windows the peer advertises
+        self._sndbuf = bytearray()
+        self._sndbuf_seq = 0  # sequence number of _sndbuf[0]
+        self._send_limit = cfg.send_buffer
+        self._send_blocked = False
+        self._fin_queued = False
+        self._fin_seq = -1  # sequence number of our FIN, once queued
+        self._syn_pending = False  # (re)send SYN or SYN-ACK at the next output
+
+        # -- receive sequence variables, unwrapped --
+        self.irs = 0
+        self.rcv_nxt = 0
+        self._rcv_adv = 0  # right edge of the window we advertised (RCV.NXT + RCV.WND)
+        self._rcv_wscale = 0
+        self._rcvbuf = bytearray()
+        self._rcv_limit = cfg.receive_buffer
+        self._readable_signalled = False
+        self._ooo_starts: list[int] = []  # out-of-order segments, sorted by start
+        self._ooo_data: list[bytes] = []
+        self._ooo_bytes = 0
+        self._sack_recent: list[int] = []  # seqs of recent out-of-order arrivals, newest first
+        self._rcv_fin_seq = -1
+        self._eof = False  # the peer's FIN has been delivered
+        self._read_closed = False  # close() was called: arriving data is answered with RST
+
+        # -- negotiated options --
+        self._peer_mss = DEFAULT_PEER_MSS
+        self._ts_ok = False
+        self._sack_ok = False
+        self._ws_ok = False
+        self._ts_offset = 0
+        self._ts_recent = 0
+        self._ts_recent_at = 0.0
+        self._last_ack_sent = 0
+        self._opt_len = 0  # bytes of options on every non-SYN segment (12 with timestamps)
+        self.snd_mss = DEFAULT_PEER_MSS  # payload bytes per full segment we send
+        self._rcv_mss = cfg.mss  # payload bytes per full segment we expect
+
+        # -- acknowledgement generation --
+        self._ack_now = False
+        self._delack_at: float | None = None
+        self._quickack = QUICKACK_SEGMENTS
+        self._queued: list[bytearray] = []  # control segments built on arrival (dupACKs, RSTs)
+
+        # -- retransmission and recovery --
+        self._rtt = RttEstimator(cfg.rto_initial, cfg.rto_min, cfg.rto_max)
+        self._cc: CongestionControl = make_congestion_control(
+            cfg.congestion_control, self.snd_mss, cfg.initial_window
+        )
+        self._rto_at: float | None = None
+        self._retries = 0
+        self._una_since = 0.0  # when the oldest unacknowledged data was (re)sent or acked last
+        self._rtt_seq = -1  # Karn timing of one segment when timestamps are off
+        self._rtt_time = 0.0
+        self._dupacks = 0
+        self._in_recovery = False  # fast recovery (RFC 6582 / RFC 6675)
+        self._recover = 0  # RecoveryPoint: no new recovery until snd_una passes it
+        self._high_rxt = 0  # retransmitted up to here in the current episode
+        self._lost_edge = 0  # unSACKed bytes below here are deemed lost
+        self._sacked: list[list[int]] = []  # scoreboard: sorted disjoint [start, end) ranges
+        self._sacked_bytes = 0
+        self._reno_sacked = 0  # without SACK: bytes the duplicate ACKs say have left the network
+        self._persist_at: float | None = None
+        self._force_send = False
+        self._persist_backoff = 0
+        self._probes = 0  # unanswered window or keepalive probes
+        self._keepalive_at: float | None = None
+        self._last_recv = 0.0
+        self._close_at: float | None = None  # TIME-WAIT or orphaned FIN-WAIT-2 expiry
+        self._challenge_tokens = float(cfg.challenge_ack_limit)
+        self._challenge_at = 0.0
+
+        self.stats: dict[str, int] = dict.fromkeys(
+            ("segments_sent", "segments_received", "bytes_sent", "bytes_received",
+             "retransmits", "fast_retransmits", "timeouts", "dropped", "bad_checksum",
+             "out_of_order", "challenge_acks"),
+            0,
+        )
+
+    # ------------------------------------------------------------------ properties
+
+    @property
+    def local(self) -> tuple[bytes, int]:
+        return self.local_ip, self.local_port
+
+    @property
+    def remote(self) -> tuple[bytes, int]:
+        return self.remote_ip, self.remote_port
+
+    @property
+    def send_space(self) -> int:
+        """Bytes ``send`` would accept now."""
+        return max(0, self._send_limit - len(self._sndbuf))
+
+    @property
+    def receive_available(self) -> int:
+        """Bytes ``receive`` would return now."""
+        return len(self._rcvbuf)
+
+    @property
+    def at_eof(self) -> bool:
+        """The peer has finished sending and every byte it sent has been received."""
+        return self._eof and not self._rcvbuf
+
+    @property
+    def unsent(self) -> int:
+        """Bytes queued by ``send`` and not yet transmitted once."""
+        return self._sndbuf_seq + len(self._sndbuf) - max(self.snd_nxt, self._sndbuf_seq)
+
+    @property
+    def unacked(self) -> int:
+        """Bytes (and SYN/FIN) sent but not yet acknowledged."""
+        return self.snd_max - self.snd_una
+
+    @property
+    def cwnd(self) -> int:
+        return self._cc.cwnd
+
+    @property
+    def ssthresh(self) -> int:
+        return self._cc.ssthresh
+
+    @property
+    def srtt(self) -> float | None:
+        return self._rtt.srtt
+
+    @property
+    def rto(self) -> float:
+        return self._rtt.rto
+
+    def info(self) -> dict[str, Any]:
+        """A snapshot of the control block, like Linux's TCP_INFO."""
+        return {
+            "state": self.state.value,
+            "snd_una": self.snd_una & MASK, "snd_nxt": self.snd_max & MASK,
+            "rcv_nxt": self.rcv_nxt & MASK, "snd_wnd": self.snd_wnd,
+            "rcv_wnd": self._rcv_adv - self.rcv_nxt, "snd_mss": self.snd_mss,
+            "cwnd": self._cc.cwnd, "ssthresh": self._cc.ssthresh,
+            "srtt": self._rtt.srtt, "rttvar": self._rtt.rttvar, "rto": self._rtt.rto,
+            "congestion_control": self._cc.name, "sack": self._sack_ok,
+            "timestamps": self._ts_ok, "window_scaling": self._ws_ok,
+            "in_recovery": self._in_recovery, **self.stats,
+        }
+
+    # ------------------------------------------------------------------ events and timers
+
+    def next_event(self) -> Event | None:
+        """The oldest event not yet taken, or None."""
+        return self._events.popleft() if self._events else None
+
+    def get_timer(self) -> float | None:
+        """When ``handle_timer`` must next be called, or None if no timer is running."""
+        best: float | None = None
+        for t in (self._rto_at, self._delack_at, self._persist_at, self._keepalive_at,
+                  self._close_at):
+            if t is not None and (best is None or t < best):
+                best = t
+        return best
+
+    # ------------------------------------------------------------------ user calls
+
+    def connect(self, now: float) -> None:
+        """Active OPEN (RFC 9293 §3.10.1): send SYN and enter SYN-SENT."""
+        if self.state is not State.CLOSED:
+            raise ConnectionClosing("connection already exists")
+        self._choose_iss(now)
+        self._syn_pending = True
+        self._set_state(State.SYN_SENT)
+
+    def listen(self) -> None:
+        """Passive OPEN for this single connection: wait in LISTEN for a SYN."""
+        if self.state is not State.CLOSED:
+            raise ConnectionClosing("connection already exists")
+        self._passive = True
+        self._set_state(State.LISTEN)
+
+    def send(self, data: bytes | bytearray | memoryview) -> int:
+        """Queue bytes to send; returns how many fit in the send buffer (maybe 0).
+
+        RFC 9293 §3.10.2: allowed from SYN-SENT to CLOSE-WAIT; after our FIN,
+        "error: connection closing".
+        """
+        state = self.state
+        if state not in ACCEPTS_SEND:
+            if self.error is not None:
+                raise self.error
+            if state in SENT_FIN or self._fin_queued:
+                raise ConnectionClosing("connection closing")
+            raise ConnectionDoesNotExist("connection does not exist")
+        if self._fin_queued:
+            raise ConnectionClosing("connection closing")
+        room = self._send_limit - len(self._sndbuf)
+        n = len(data)
+        if n > room:
+            n = max(room, 0)
+            self._send_blocked = True
+            data = memoryview(data)[:n]
+        if n:
+            self._sndbuf += data
+        return n
+
+    def receive(self, max_bytes: int = -1) -> bytes:
+        """Take up to `max_bytes` received bytes (all, if negative); b"" when none are waiting.
+
+        Whether the stream has ended is ``at_eof``; reading may open the receive
+        window, so call ``segments_to_send`` afterwards.
+        """
+        buf = self._rcvbuf
+        if not buf:
+            if self.error is not None and not self._eof:
+                raise self.error
+            return b""
+        if max_bytes < 0 or max_bytes >= len(buf):
+            data = bytes(buf)
+            buf.clear()
+        else:
+            data = bytes(buf[:max_bytes])
+            del buf[:max_bytes]
+        self._after_read()
+        return data
+
+    def receive_into(self, target: bytearray | memoryview) -> int:
+        """Copy received bytes into `target`; returns the count (0 when none are waiting)."""
+        buf = self._rcvbuf
+        n = min(len(buf), len(target))
+        if n == 0:
+            if self.error is not None and not self._eof:
+                raise self.error
+            return 0
+        target[:n] = buf[:n]
+        del buf[:n]
+        self._after_read()
+        return n
+
+    def shutdown(self) -> None:
+        """Stop sending (RFC 9293 CLOSE, as ``shutdown(SHUT_WR)``): a FIN follows the queued data.
+
+        The other direction stays open: data keeps arriving until the peer's FIN.
+        """
+        state = self.state
+        if state is State.CLOSED:
+            raise self.error or ConnectionDoesNotExist("connection does not exist")
+        if state is State.LISTEN:
+            self._terminate()  # "Any outstanding RECEIVEs are returned ... delete TCB"
+            return
+        if state is State.SYN_SENT:
+            # "Delete the TCB and return 'error: closing' responses to any queued SENDs."
+            self._terminate()
+            return
+        if self._fin_queued:
+            return
+        self._fin_queued = True
+        self._fin_seq = self._sndbuf_seq + len(self._sndbuf)
+        if state is State.ESTABLISHED:
+            self._set_state(State.FIN_WAIT_1)
+        elif state is State.CLOSE_WAIT:
+            self._set_state(State.LAST_ACK)
+        # In SYN-RECEIVED the FIN waits for ESTABLISHED (RFC 9293 §3.10.4).
+
+    def close(self) -> None:
+        """Close both directions, like ``socket.close()``.
+
+        Unread received data means the application lost something, so the peer is
+        told with RST instead of FIN (RFC 9293 §3.6.1 / RFC 2525 §2.17); data that
+        arrives after close is answered with RST too.
+        """
+        if self.state in (State.CLOSED, State.LISTEN, State.SYN_SENT):
+            self._terminate()
+            return
+        if self._rcvbuf and self.state in SYNCHRONIZED:
+            self._rcvbuf.clear()
+            self.abort()
+            return
+        self._read_closed = True
+        self.shutdown()
+
+    def abort(self) -> None:
+        """ABORT (RFC 9293 §3.10.5): send RST if synchronized and forget the connection."""
+        if self.state in SYNCHRONIZED or self.state is State.SYN_RECEIVED:
+            if self.state not in (State.CLOSING, State.LAST_ACK, State.TIME_WAIT):
+                self._queued.append(self._build_rst(self.snd_max))
+        self._sndbuf.clear()
+        self._terminate()
+
+    # ------------------------------------------------------------------ passive opening helpers
+
+    def _choose_iss(self, now: float) -> None:
+        iss = make_isn(self._secret, self.local_ip, self.local_port, self.remote_ip,
+                       self.remote_port, now)
+        self._set_iss(iss, now)
+
+    def _set_iss(self, iss: int, now: float) -> None:
+        self.iss = iss
+        self.snd_una = self.snd_nxt = self.snd_max = iss
+        self._sndbuf_seq = iss + 1
+        self._recover = self._high_rxt = self._lost_edge = iss
+        self._una_since = now
+        if self.config.timestamps:
+            self._ts_offset = ts_offset(self._secret, self.local_ip, self.local_port,
+                                        self.remote_ip, self.remote_port)
+        if self._fin_queued:
+            self._fin_seq = self._sndbuf_seq + len(self._sndbuf)
+
+    def _choose_wscale(self) -> int:
+        shift = 0
+        while (self._rcv_limit >> shift) > 0xFFFF and shift < 14:
+            shift += 1
+        return shift
+
+    def _negotiate(self, opts: Options | None, tsval: int | None, *, offered: bool) -> None:
+        """Settle MSS, window scale, SACK and timestamps from the peer's SYN or SYN-ACK.
+
+        `offered` is True when our own SYN (active open) already offered each option
+        the config enables; on a passive open we echo only what the peer offered.
+        """
+        cfg = self.config
+        o = opts if opts is not None else Options()
+        self._peer_mss = o.mss if o.mss else DEFAULT_PEER_MSS
+        # RFC 7323 §2.2: scaling only if both SYNs carry the option; shifts above 14 are 14.
+        self._ws_ok = cfg.window_scaling and o.wscale is not None
+        if self._ws_ok:
+            self._snd_wscale = min(o.wscale or 0, 14)
+            self._rcv_wscale = self._choose_wscale()
+        else:
+            self._snd_wscale = self._rcv_wscale = 0
+            self._rcv_limit = min(self._rcv_limit, 0xFFFF)
+        self._sack_ok = cfg.sack and o.sack_permitted
+        self._ts_ok = cfg.timestamps and tsval is not None
+        if self._ts_ok:
+            assert tsval is not None
+            self._ts_recent = tsval
+        self._opt_len = 12 if self._ts_ok else 0
+        # RFC 9293 §3.7.1: Eff.snd.MSS = min(SendMSS+20, MMS_S) - TCPhdrsize - IPoptionsize.
+        self.snd_mss = max(min(self._peer_mss, cfg.mss) - self._opt_len, 1)
+        self._rcv_mss = max(cfg.mss - self._opt_len, 1)
+        self._cc = make_congestion_control(cfg.congestion_control, self.snd_mss,
+                                           cfg.initial_window)
+        _ = offered
+
+    # ------------------------------------------------------------------ inbound segments
+
+    def handle_segment(self, data: bytes | bytearray | memoryview, now: float) -> None:
+        """Process one arriving segment (the TCP header and its payload)."""
+        seg = self._parse(data)
+        if seg is None:
+            return
+        self.stats["segments_received"] += 1
+        self._last_recv = now
+        state = self.state
+        if state in SYNCHRONIZED or state is State.SYN_RECEIVED:
+            self._segment_synchronized(seg, now)
+        elif state is State.SYN_SENT:
+            self._segment_syn_sent(seg, now)
+        elif state is State.LISTEN:
+            self._segment_listen(seg, now)
+        else:
+            self._segment_closed(seg)
+
+    def _parse(self, data: bytes | bytearray | memoryview) -> _Inbound | None:
+        n = len(data)
+        if n < HEADER_SIZE:
+            self.stats["dropped"] += 1
+            return None
+        sport, dport, seq, ack, off, flags, wnd, _csum, _urg = _HDR.unpack_from(data)
+        hlen = (off >> 4) << 2
+        if hlen < HEADER_SIZE or hlen > n:
+            self.stats["dropped"] += 1
+            return None
+        if self._checksum and (self._pseudo + n + ones_sum(data)) % 0xFFFF:
+            self.stats["bad_checksum"] += 1
+            return None
+        tsval: int | None = None
+        tsecr = 0
+        opts: Options | None = None
+        if hlen == 32 and data[20:24] == TS_PREFIX:
+            tsval, tsecr = _TS_VALUES.unpack_from(data, 24)
+        elif hlen > HEADER_SIZE:
+            try:
+                opts = parse_options(data, HEADER_SIZE, hlen)
+            except MalformedSegment:
+                self.stats["dropped"] += 1
+                return None
+            if opts.timestamps is not None:
+                tsval, tsecr = opts.timestamps
+        return _Inbound(seq, ack, flags, wnd, memoryview(data)[hlen:], tsval, tsecr, opts)
+
+    def _segment_closed(self, seg: _Inbound) -> None:
+        """RFC 9293 §3.10.7.1: in CLOSED every segment but a RST draws a RST."""
+        if not seg.flags & RST:
+            self._queued.append(self._reset_for(seg))
+
+    def _reset_for(self, seg: _Inbound) -> bytearray:
+        """The RST answering an unacceptable segment when no connection is synchronized.
+
+        "If the ACK bit is off, sequence number zero is used, <SEQ=0><ACK=SEG.SEQ+SEG.LEN>
+        <CTL=RST,ACK>. If the ACK bit is on, <SEQ=SEG.ACK><CTL=RST>."
+        """
+        if seg.flags & ACK:
+            return self._build(seg.ack, 0, RST, 0)
+        seg_len = len(seg.payload) + (1 if seg.flags & SYN else 0) + (1 if seg.flags & FIN else 0)
+        return self._build(0, (seg.seq + seg_len) & MASK, RST | ACK, 0)
+
+    def _segment_listen(self, seg: _Inbound, now: float) -> None:
+        """RFC 9293 §3.10.7.2: LISTEN."""
+        flags = seg.flags
+        if flags & RST:  # "An incoming RST should be ignored."
+            return
+        if flags & ACK:  # "Any acknowledgment is bad ... form a reset segment"
+            self._queued.append(self._build(seg.ack, 0, RST, 0))
+            return
+        if not flags & SYN:  # "Any other control or text-bearing segment ... drop it"
+            return
+        self._accept_syn(seg, now)
+
+    def _accept_syn(self, seg: _Inbound, now: float, iss: int | None = None) -> None:
+        """Take a SYN as a passive open: SYN-ACK queued, state SYN-RECEIVED."""
+        self._passive = True
+        self.irs = seg.seq
+        self.rcv_nxt = seg.seq + 1
+        self._rcv_adv = self.rcv_nxt
+        self._negotiate(seg.opts, seg.tsval, offered=False)
+        if iss is None:
+            self._choose_iss(now)
+        else:
+            self._set_iss(iss, now)
+        self.snd_wl1 = seg.seq
+        self.snd_wl2 = self.iss
+        self.snd_wnd = seg.wnd  # "Window field in a SYN segment itself is never scaled."
+        self._syn_pending = True
+        self._set_state(State.SYN_RECEIVED)
+        # Data in a SYN is not queued: the peer will resend what we do not acknowledge.
+
+    def _segment_syn_sent(self, seg: _Inbound, now: float) -> None:
+        """RFC 9293 §3.10.7.3: SYN-SENT."""
+        flags = seg.flags
+        ack = 0
+        if flags & ACK:
+            ack = self._unwrap_ack(seg.ack)
+            # "If SEG.ACK =< ISS or SEG.ACK > SND.NXT, send a reset (unless the RST bit
+            # is set, if so drop the segment and return)."
+            if ack <= self.iss or ack > self.snd_max:
+                if not flags & RST:
+                    self._queued.append(self._build(seg.ack, 0, RST, 0))
+                return
+        if flags & RST:
+            # RFC 5961 §3.2 / RFC 9293: a RST is acceptable here only if it acknowledges our SYN.
+            if flags & ACK:
+                self._fail(ConnectionRefused("connection refused"))
+            return
+        if not flags & SYN:
+            return
+        self.irs = seg.seq
+        self.rcv_nxt = seg.seq + 1
+        self._rcv_adv = self.rcv_nxt
+        self._negotiate(seg.opts, seg.tsval, offered=True)
+        if flags & ACK:
+            self.snd_una = ack
+            self.snd_wnd = seg.wnd  # never scaled in a SYN
+            self.snd_wl1 = seg.seq
+            self.snd_wl2 = ack
+            self.max_snd_wnd = self.snd_wnd
+            self._rtt_from_syn(seg, now)
+            self._rto_at = None
+            self._retries = 0
+            self._syn_pending = False
+            # "If SND.UNA > ISS (our SYN has been ACKed), change the connection state to
+            # ESTABLISHED, form an ACK segment and send it."
+            self._set_state(State.ESTABLISHED)
+            self._ack_now = True
+            self._keepalive_restart(now)
+        else:
+            # Simultaneous open: "enter SYN-RECEIVED, form a SYN,ACK segment and send it".
+            self.snd_wnd = seg.wnd
+            self.snd_wl1 = seg.seq
+            self._syn_pending = True
+            self._set_state(State.SYN_RECEIVED)
+
+    def _rtt_from_syn(self, seg: _Inbound, now: float) -> None:
+        if self._retries == 0:  # Karn: no sample from a retransmitted SYN
+            self._rtt.sample(max(now - self._una_since, 0.0))
+
+    def _segment_synchronized(self, seg: _Inbound, now: float) -> None:
+        """RFC 9293 §3.10.7.4: SYN-RECEIVED and every synchronized state."""
+        flags = seg.flags
+        state = self.state
+        rcv_nxt = self.rcv_nxt
+        d = (seg.seq - rcv_nxt) & MASK
+        seq = rcv_nxt + (d - 0x100000000 if d >= 0x80000000 else d)
+        payload = seg.payload
+        plen = len(payload)
+        seg_len = plen + (1 if flags & SYN else 0) + (1 if flags & FIN else 0)
+
+        if (state is State.SYN_RECEIVED and not self._passive and flags & SYN
+                and flags & ACK and seq == self.irs and seg_len == 1):
+            # The peer's SYN-ACK of a simultaneous open: it carries the ACK we need
+            # (Linux makes the same exception before its sequence check).
+            self._process_ack(seg, self._unwrap_ack(seg.ack), seq, now)
+            return
+
+        if (state is State.SYN_RECEIVED and self._passive and flags & SYN
+                and not flags & ACK and seq == self.irs):
+            self._syn_pending = True  # the peer resent its SYN: resend our SYN-ACK
+            return
+
+        # PAWS, RFC 7323 §5.3: a segment whose TSval is older than TS.Recent is a stale
+        # duplicate; acknowledge and drop it (R1), unless TS.Recent is too old to trust.
+        tsval = seg.tsval
+        if (self._ts_ok and tsval is not None and not flags & RST
+                and (tsval - self._ts_recent) & MASK >= 0x80000000):
+            if now - self._ts_recent_at <= PAWS_IDLE_LIMIT:
+                self.stats["dropped"] += 1
+                self._ack_now = True
+                return
+            self._ts_recent = tsval
+
+        # "first check sequence number"
+        rcv_wnd = self._rcv_adv - rcv_nxt
+        if rcv_wnd < 0:
+            rcv_wnd = 0
+        if seg_len == 0:
+            ok = seq == rcv_nxt if rcv_wnd == 0 else rcv_nxt <= seq < rcv_nxt + rcv_wnd
+        elif rcv_wnd == 0:
+            ok = False
+        else:
+            end = seq + seg_len - 1
+            ok = rcv_nxt <= seq < rcv_nxt + rcv_wnd or rcv_nxt <= end < rcv_nxt + rcv_wnd
+        if not ok:
+            if flags & RST:
+                return
+            if self._read_closed and seq >= rcv_nxt and plen:
+                self._reset_after_close()
+                return
+            if state is State.TIME_WAIT and flags & FIN:
+                self._close_at = now + 2 * self.config.msl  # "restart the 2 MSL timeout"
+
+            # "If the RCV.WND is zero, no segments will be acceptable, but special
+            # allowance should be made to accept valid ACKs" (window probes carry them).
+            if rcv_wnd == 0 and seq == rcv_nxt and flags & ACK and state in SYNCHRONIZED:
+                ack = self._unwrap_ack(seg.ack)
+                if self.snd_una - self.max_snd_wnd <= ack <= self.snd_max:
+                    self._process_ack_field(seg, ack, seq, now)
+            self.stats["dropped"] += 1
+            self._send_ack_immediately(now)
+            return
+
+        # "second check the RST bit" with RFC 5961 §3.2: reset only when SEG.SEQ is
+        # exactly RCV.NXT; any other in-window RST draws a challenge ACK.
+        if flags & RST:
+            if seq != rcv_nxt:
+                self._challenge_ack(now)
+                return
+            if state is State.SYN_RECEIVED:
+                if self._passive:  # "return this connection to the LISTEN state"
+                    self._terminate()
+                else:
+                    self._fail(ConnectionRefused("connection refused"))
+            elif state in (State.CLOSING, State.LAST_ACK, State.TIME_WAIT):
+                self._terminate()
+            else:
+                self._fail(ConnectionReset("connection reset by peer"))
+            return
+
+        # "fourth, check the SYN bit": RFC 5961 §4.2, any SYN here draws a challenge ACK.
+        if flags & SYN:
+            self._challenge_ack(now)
+            return
+
+        # Timestamps, RFC 7323 §4.3: TS.Recent follows the segment that covers
+        # Last.ACK.sent, so that the echo measures the full round trip.
+        if tsval is not None and self._ts_ok and seq <= self._last_ack_sent:
+            self._ts_recent = tsval
+            self._ts_recent_at = now
+
+        # "fifth check the ACK field"
+        if not flags & ACK:
+            return
+        self._process_ack(seg, self._unwrap_ack(seg.ack), seq, now)
+
+    def _process_ack(self, seg: _Inbound, ack: int, seq: int, now: float) -> None:
+        state = self.state
+        if state is State.SYN_RECEIVED:
+            # "If SND.UNA < SEG.ACK =< SND.NXT, then enter ESTABLISHED state ... If the
+            # segment acknowledgment is not acceptable, form a reset segment."
+            if not self.snd_una < ack <= self.snd_max:
+                self._queued.append(self._build(seg.ack, 0, RST, 0))
+                return
+            if self._retries == 0:
+                self._rtt.sample(max(now - self._una_since, 0.0))
+            self.snd_una = ack
+            self._retries = 0
+            self._rto_at = None
+            self._una_since = now
+            self.snd_wnd = seg.wnd << self._snd_wscale
+            self.snd_wl1 = seq
+            self.snd_wl2 = ack
+            self.max_snd_wnd = self.snd_wnd
+            self._syn_pending = False
+            self._set_state(State.ESTABLISHED)
+            self._keepalive_restart(now)
+            if self._fin_queued:
+                self._set_state(State.FIN_WAIT_1)
+        elif state is State.TIME_WAIT:
+            # "The only thing that can arrive in this state is a retransmission of the
+            # remote FIN. Acknowledge it, and restart the 2 MSL timeout."
+            if seg.flags & FIN:
+                self._ack_now = True
+                self._close_at = now + 2 * self.config.msl
+            return
+        # RFC 5961 §5.2: accept SEG.ACK only in [SND.UNA - MAX.SND.WND, SND.NXT];
+        # "If the ACK acks something not yet sent (SEG.ACK > SND.NXT) then send an ACK,
+        # drop the segment, and return."
+        if ack > self.snd_max or ack < self.snd_una - self.max_snd_wnd:
+            self.stats["dropped"] += 1
+            self._challenge_ack(now)
+            return
+        self._process_ack_field(seg, ack, seq, now)
+        if self.state is State.CLOSED:
+            return
+        # "sixth, check the URG bit": urgent data is delivered inline (RFC 6093 §4).
+        # "seventh, process the segment text"
+        payload = seg.payload
+        if payload or seg.flags & FIN:
+            self._process_text(seg, seq, now)
+
+    def _unwrap_ack(self, ack32: int) -> int:
+        una = self.snd_una
+        d = (ack32 - una) & MASK
+        return una + (d - 0x100000000 if d >= 0x80000000 else d)
+
+    # ------------------------------------------------------------------ the ACK field
+
+    def _process_ack_field(self, seg: _Inbound, ack: int, seq: int, now: float) -> None:
+        snd_una = self.snd_una
+        wnd = seg.wnd << self._snd_wscale
+        opts = seg.opts
+        new_sack = False
+        if opts is not None and opts.sack_blocks and self._sack_ok:
+            new_sack = self._update_scoreboard(opts.sack_blocks)
+        self._probes = 0
+        if ack > snd_una:
+            self._ack_advance(ack, seg, now)
+        elif (ack == snd_una and self.snd_max > snd_una and not seg.payload
+              and not seg.flags & (SYN | FIN) and (wnd == self.snd_wnd or new_sack)):
+            # RFC 5681 §2's duplicate ACK: no data, no SYN/FIN, data outstanding, the same
+            # window -- or, with SACK, news of data received above a hole (RFC 6675 §2).
+            self._duplicate_ack(now)
+        # "If SND.UNA =< SEG.ACK =< SND.NXT, the send window should be updated. If
+        # (SND.WL1 < SEG.SEQ or (SND.WL1 = SEG.SEQ and SND.WL2 =< SEG.ACK)), set
+        # SND.WND <- SEG.WND, set SND.WL1 <- SEG.SEQ, and set SND.WL2 <- SEG.ACK."
+        if ack >= self.snd_una and (self.snd_wl1 < seq or (self.snd_wl1 == seq
+                                                          and self.snd_wl2 <= ack)):
+            opened = wnd > self.snd_wnd
+            self.snd_wnd = wnd
+            self.snd_wl1 = seq
+            self.snd_wl2 = ack
+            if wnd > self.max_snd_wnd:
+                self.max_snd_wnd = wnd
+            if opened and wnd:
+                self._persist_at = None
+                self._persist_backoff = 0
+
+    def _ack_advance(self, ack: int, seg: _Inbound, now: float) -> None:
+        """New data acknowledged: free it, measure, grow the window, move the state on."""
+        snd_una = self.snd_una
+        acked = ack - snd_una
+        in_flight = self._pipe()
+        self.snd_una = ack
+        if self.snd_nxt < ack:
+            self.snd_nxt = ack
+        self._retries = 0
+        self._dupacks = 0
+        self._una_since = now
+
+        # RTT: the timestamp echo (RFC 7323 §4.1, only for ACKs that advance the left
+        # edge) or the one timed segment (RFC 6298 §3, Karn's rule).
+        if self._ts_ok and seg.tsecr:
+            rtt_ms = (((int(now * 1000) + self._ts_offset) & MASK) - seg.tsecr) & MASK
+            if rtt_ms < 0x80000000:
+                self._rtt.sample(rtt_ms / 1000.0, max(1, in_flight // self.snd_mss))
+        elif self._rtt_seq >= 0 and ack >= self._rtt_seq:
+            self._rtt.sample(now - self._rtt_time)
+            self._rtt_seq = -1
+
+        # Free acknowledged bytes; the SYN and FIN occupy sequence space but no buffer.
+        buf_seq = self._sndbuf_seq
+        drop = min(ack, buf_seq + len(self._sndbuf)) - buf_seq
+        if drop > 0:
+            del self._sndbuf[:drop]
+            self._sndbuf_seq = buf_seq + drop
+        if self._sacked:
+            self._trim_scoreboard(ack)
+        if self._high_rxt < ack:
+            self._high_rxt = ack
+        if self._lost_edge < ack:
+            self._lost_edge = ack
+
+        # Congestion control: RFC 6582 §3.2 steps 3 and 5 (partial and full ACKs).
+        if self._in_recovery:
+            if ack >= self._recover:
+                self._in_recovery = False
+                self._reno_sacked = 0
+                self._cc.on_recovery_end(now)
+            elif not self._sack_ok:
+                # Partial ACK without SACK: the next hole starts at the new SND.UNA.
+                self._reno_sacked = max(0, self._reno_sacked - acked)
+                self._lost_edge = min(ack + self.snd_mss, self.snd_max)
+                self._high_rxt = ack
+                self._rto_at = now + self._rtt.rto  # RFC 6582: reset on the first partial ACK
+        else:
+            self._cc.on_ack(acked, now, self._rtt.srtt or 0.0, in_flight)
+
+        # RFC 6298 §5.2-5.3: stop the timer when all is acknowledged, else restart it.
+        if ack >= self.snd_max:
+            self._rto_at = None
+        else:
+            self._rto_at = now + self._rtt.rto
+
+        if self._send_blocked and len(self._sndbuf) <= self._send_limit // 2:
+            self._send_blocked = False
+            self._events.append(SendSpace())
+
+        if self._fin_seq >= 0 and ack > self._fin_seq:
+            self._our_fin_acked(now)
+
+    def _our_fin_acked(self, now: float) -> None:
+        state = self.state
+        if state is State.FIN_WAIT_1:
+            self._set_state(State.FIN_WAIT_2)
+            if self._read_closed:
+                self._close_at = now + self.config.fin_wait_2_timeout
+        elif state is State.CLOSING:
+            self._enter_time_wait(now)
+        elif state is State.LAST_ACK:
+            self._terminate()
+
+    def _duplicate_ack(self, now: float) -> None:
+        self._dupacks += 1
+        if self._in_recovery:
+            if not self._sack_ok:
+                # Each duplicate ACK means one more segment has left the network
+                # (RFC 6582 §3.2 step 4's window inflation, counted as Linux counts it).
+                self._reno_sacked = min(self._reno_sacked + self.snd_mss,
+                                        max(self.snd_max - self.snd_una - self.snd_mss, 0))
+            return
+        lost = self._dupacks >= DUP_THRESH or (self._sack_ok and self._sacked_is_lost())
+        if not lost:
+            return
+        # RFC 6582 §3.2 step 2: no new recovery until SND.UNA passes the old recovery point.
+        if self.snd_una <= self._recover:
+            return
+        self._enter_recovery(now)
+
+    def _enter_recovery(self, now: float) -> None:
+        """Fast retransmit and fast recovery (RFC 5681 §3.2, RFC 6582, RFC 6675 §5)."""
+        in_flight = self.snd_max - self.snd_una
+        self._cc.on_congestion(now, in_flight)
+        self._in_recovery = True
+        self._recover = self.snd_max  # RecoveryPoint = HighData
+        self._high_rxt = self.snd_una
+        self._rtt_seq = -1  # Karn
+        self.stats["fast_retransmits"] += 1
+        if self._sack_ok:
+            self._lost_edge = max(self._sack_lost_edge(), self.snd_una + self.snd_mss)
+        else:
+            self._reno_sacked = min(DUP_THRESH * self.snd_mss,
+                                    max(in_flight - self.snd_mss, 0))
+            self._lost_edge = min(self.snd_una + self.snd_mss, self.snd_max)
+
+    # ------------------------------------------------------------------ SACK scoreboard
+
+    def _update_scoreboard(self, blocks: tuple[tuple[int, int], ...]) -> bool:
+        """RFC 6675 Update(): mark SACKed ranges; True if any byte was newly SACKed."""
+        una = self.snd_una
+        hi = self.snd_max
+        before = self._sacked_bytes
+        for left32, right32 in blocks:
+            d = (left32 - una) & MASK
+            left = una + (d - 0x100000000 if d >= 0x80000000 else d)
+            right = left + ((right32 - left32) & MASK)
+            if left < una:
+                left = una  # a D-SACK or stale block: only the part above SND.UNA counts
+            if right > hi:
+                continue  # RFC 2018: blocks beyond what we sent are bogus
+            if right <= left:
+                continue
+            self._add_sacked(left, right)
+        changed = self._sacked_bytes > before
+        if changed and self._in_recovery:
+            self._lost_edge = max(self._lost_edge, self._sack_lost_edge())
+        return changed
+
+    def _add_sacked(self, left: int, right: int) -> None:
+        ranges = self._sacked
+        starts = [r[0] for r in ranges]
+        i = bisect.bisect_left(starts, left)
+        if i > 0 and ranges[i - 1][1] >= left:
+            i -= 1
+        j = i
+        new_left, new_right = left, right
+        removed = 0
+        while j < len(ranges) and ranges[j][0] <= right:
+            new_left = min(new_left, ranges[j][0])
+            new_right = max(new_right, ranges[j][1])
+            removed += ranges[j][1] - ranges[j][0]
+            j += 1
+        ranges[i:j] = [[new_left, new_right]]
+        self._sacked_bytes += (new_right - new_left) - removed
+
+    def _trim_scoreboard(self, una: int) -> None:
+        ranges = self._sacked
+        while ranges and ranges[0][0] < una:
+            first = ranges[0]
+            if first[1] <= una:
+                self._sacked_bytes -= first[1] - first[0]
+                ranges.pop(0)
+            else:
+                self._sacked_bytes -= una - first[0]
+                first[0] = una
+
+    def _sack_lost_edge(self) -> int:
+        """RFC 6675 IsLost(): unSACKed bytes below the returned edge are lost.
+
+        A byte is lost once more than (DupThresh-1)*SMSS bytes, or DupThresh
+        discontiguous ranges, above it have been SACKed.
+        """
+        limit = (DUP_THRESH - 1) * self.snd_mss
+        total = 0
+        count = 0
+        for left, right in reversed(self._sacked):
+            total += right - left
+            count += 1
+            if total > limit or count >= DUP_THRESH:
+                return left
+        return self.snd_una
+
+    def _sacked_is_lost(self) -> bool:
+        return self._sack_lost_edge() > self.snd_una
+
+    def _unsacked_between(self, lo: int, hi: int) -> int:
+        if hi <= lo:
+            return 0
+        n = hi - lo
+        for left, right in self._sacked:
+            if right <= lo:
+                continue
+            if left >= hi:
+                break
+            n -= min(right, hi) - max(left, lo)
+        return n
+
+    def _pipe(self) -> int:
+        """Bytes in the network (RFC 6675 §4 SetPipe): outstanding, minus SACKed, minus
+        lost-and-not-yet-retransmitted."""
+        out = self.snd_max - self.snd_una
+        if self._sack_ok:
+            out -= self._sacked_bytes
+        else:
+            out -= self._reno_sacked
+        if self._high_rxt < self._lost_edge:
+            out -= self._unsacked_between(self._high_rxt, self._lost_edge)
+        return out
+
+    # ------------------------------------------------------------------ segment text and FIN
+
+    def _process_text(self, seg: _Inbound, seq: int, now: float) -> None:
+        state = self.state
+        payload = seg.payload
+        fin = seg.flags & FIN
+        if state not in (State.ESTABLISHED, State.FIN_WAIT_1, State.FIN_WAIT_2):
+            # "This should not occur, since a FIN has been received from the remote side.
+            # Ignore the segment text." A FIN may still be a retransmission to acknowledge.
+            if fin:
+                self._ack_now = True
+            return
+        if self._read_closed and payload and seq + len(payload) > self.rcv_nxt:
+            self._reset_after_close()
+            return
+        rcv_nxt = self.rcv_nxt
+        # Trim what lies before RCV.NXT (already received) or beyond the window.
+        if seq < rcv_nxt:
+            cut = rcv_nxt - seq
+            if cut >= len(payload):
+                payload = payload[len(payload):]
+            else:
+                payload = payload[cut:]
+            seq = rcv_nxt
+        limit = self._rcv_adv
+        if seq + len(payload) > limit:
+            payload = payload[: max(limit - seq, 0)]
+            fin = 0
+        plen = len(payload)
+        if fin:
+            self._rcv_fin_seq = seq + plen
+        if plen:
+            self.stats["bytes_received"] += plen
+            if seq == rcv_nxt:
+                was_empty = not self._rcvbuf
+                self._rcvbuf += payload
+                rcv_nxt += plen
+                filled_hole = False
+                if self._ooo_starts:
+                    rcv_nxt = self._drain_ooo(rcv_nxt)
+                    filled_hole = True
+                self.rcv_nxt = rcv_nxt
+                if was_empty and not self._readable_signalled:
+                    self._readable_signalled = True
+                    self._events.append(DataAvailable())
+                # RFC 5681 §4.2: ACK at least every second full-sized segment, and at once
+                # when a segment fills in all or part of a gap.
+                if (filled_hole or self._quickack > 0
+                        or rcv_nxt - self._last_ack_sent >= 2 * self._rcv_mss
+                        or not self.config.delayed_ack):
+                    if self._quickack > 0:
+                        self._quickack -= 1
+                    self._ack_now = True
+                elif self._delack_at is None:
+                    # Why 40 ms: a bulk transfer never waits on this timer, since every
+                    # second full segment is acknowledged at once; it only delays the ACK
+                    # of a lone segment (a request, or the odd end of a flight), hoping to
+                    # piggyback it on a reply. 40 ms (Linux's minimum) is far below the
+                    # 500 ms RFC 9293 §3.8.6.3 allows and below the 200 ms RTO floor, so a
+                    # delayed ACK can never trigger a spurious retransmission.
+                    self._delack_at = now + self.config.delayed_ack_timeout
+            else:
+                self._store_ooo(seq, payload)
+                self.stats["out_of_order"] += 1
+                # RFC 5681 §4.2: "an immediate duplicate ACK" for an out-of-order segment.
+                self._send_ack_immediately(now)
+        if self._rcv_fin_seq >= 0 and self.rcv_nxt == self._rcv_fin_seq:
+            self._process_fin(now)
+
+    def _store_ooo(self, seq: int, payload: memoryview) -> None:
+        end = seq + len(payload)
+        starts = self._ooo_starts
+        datas = self._ooo_data
+        i = bisect.bisect_left(starts, seq)
+        if i > 0:
+            prev_end = starts[i - 1] + len(datas[i - 1])
+            if prev_end >= end:
+                self._note_sack(seq)
+                return  # wholly a duplicate
+            if prev_end > seq:
+                payload = payload[prev_end - seq:]
+                seq = prev_end
+        # Remove later segments the new one covers entirely; trim it before a partial one.
+        while i < len(starts) and starts[i] < end:
+            other_end = starts[i] + len(datas[i])
+            if other_end <= end:
+                self._ooo_bytes -= len(datas[i])
+                del starts[i]
+                del datas[i]
+            else:
+                payload = payload[: starts[i] - seq]
+                end = starts[i]
+                break
+        if end > seq:
+            starts.insert(i, seq)
+            datas.insert(i, bytes(payload))
+            self._ooo_bytes += end - seq
+        self._note_sack(seq)
+
+    def _note_sack(self, seq: int) -> None:
+        recent = self._sack_recent
+        recent.insert(0, seq)
+        del recent[4:]
+
+    def _drain_ooo(self, rcv_nxt: int) -> int:
+        starts = self._ooo_starts
+        datas = self._ooo_data
+        buf = self._rcvbuf
+        while starts and starts[0] <= rcv_nxt:
+            start = starts.pop(0)
+            data = datas.pop(0)
+            self._ooo_bytes -= len(data)
+            end = start + len(data)
+            if end > rcv_nxt:
+                buf += data[rcv_nxt - start:]
+                rcv_nxt = end
+        if not starts:
+            self._sack_recent.clear()
+        return rcv_nxt
+
+    def _sack_blocks(self) -> list[tuple[int, int]]:
+        """Up to three (with timestamps) or four SACK blocks, most recent first (RFC 2018 §4)."""
+        starts = self._ooo_starts
+        if not starts:
+            return []
+        datas = self._ooo_data
+        merged: list[list[int]] = []
+        for s, d in zip(starts, datas, strict=True):
+            if merged and merged[-1][1] == s:
+                merged[-1][1] = s + len(d)
+            else:
+                merged.append([s, s + len(d)])
+        room = 3 if self._ts_ok else 4
+        out: list[tuple[int, int]] = []
+        for seq in self._sack_recent:
+            for block in merged:
+                if block[0] <= seq < block[1]:
+                    t = (block[0], block[1])
+                    if t not in out:
+                        out.append(t)
+                    break
+        for block in reversed(merged):
+            t = (block[0], block[1])
+            if t not in out:
+                out.append(t)
+        return out[:room]
+
+    def _process_fin(self, now: float) -> None:
+        """RFC 9293 §3.10.7.4 "eighth, check the FIN bit"."""
+        self.rcv_nxt += 1
+        self._rcv_fin_seq = -1
+        self._ack_now = True
+        if not self._eof:
+            self._eof = True
+            self._events.append(EndOfStream())
+        state = self.state
+        if state in (State.SYN_RECEIVED, State.ESTABLISHED):
+            self._set_state(State.CLOSE_WAIT)
+        elif state is State.FIN_WAIT_1:
+            # "If our FIN has been ACKed ... enter TIME-WAIT ... otherwise, enter CLOSING."
+            if self._fin_seq >= 0 and self.snd_una > self._fin_seq:
+                self._enter_time_wait(now)
+            else:
+                self._set_state(State.CLOSING)
+        elif state is State.FIN_WAIT_2:
+            self._enter_time_wait(now)
+
+    def _enter_time_wait(self, now: float) -> None:
+        self._set_state(State.TIME_WAIT)
+        # "Start the time-wait timer, turn off the other timers."
+        self._rto_at = self._persist_at = self._keepalive_at = self._delack_at = None
+        self._close_at = now + 2 * self.config.msl
+
+    def _reset_after_close(self) -> None:
+        """Data for a connection its user has closed: nobody will read it (RFC 9293 §3.10.7.4)."""
+        self._queued.append(self._build_rst(self.snd_max))
+        self._fail(ConnectionReset("connection reset: data arrived after close"))
+
+    # ------------------------------------------------------------------ reading side effects
+
+    def _after_read(self) -> None:
+        if not self._rcvbuf:
+            self._readable_signalled = False
+        if self.state not in (State.ESTABLISHED, State.FIN_WAIT_1, State.FIN_WAIT_2):
+            return
+        # Send a window update when reading opened the window a lot (RFC 9293
+        # §3.8.6.2.2): at least doubled it, or by half the buffer, and by at least a segment.
+        current = self._rcv_adv - self.rcv_nxt
+        free = self._rcv_limit - len(self._rcvbuf) - self._ooo_bytes
+        gain = free - current
+        if gain >= self._rcv_mss and (gain >= current or gain >= self._rcv_limit // 2):
+            self._ack_now = True
+
+    # ------------------------------------------------------------------ timers
+
+    def handle_timer(self, now: float) -> None:
+        """Run every timer whose deadline has passed."""
+        if self._close_at is not None and now >= self._close_at:
+            self._close_at = None
+            if self.state is State.FIN_WAIT_2:
+                self._queued.append(self._build_rst(self.snd_max))
+            self._terminate()
+            return
+        if self._rto_at is not None and now >= self._rto_at:
+            self._rto_at = None
+            self._retransmit_timeout(now)
+            if self.state is State.CLOSED:
+                return
+        if self._persist_at is not None and now >= self._persist_at:
+            self._persist_at = None
+            self._window_probe(now)
+            if self.state is State.CLOSED:
+                return
+        if self._keepalive_at is not None and now >= self._keepalive_at:
+            self._keepalive_at = None
+            self._keepalive_probe(now)
+            if self.state is State.CLOSED:
+                return
+        if self._delack_at is not None and now >= self._delack_at:
+            self._delack_at = None
+            self._ack_now = True
+
+    def _retransmit_timeout(self, now: float) -> None:
+        """RFC 6298 §5.4-5.6 (and RFC 5681 §3.1 for the window)."""
+        state = self.state
+        self._retries += 1
+        self.stats["timeouts"] += 1
+        cfg = self.config
+        if state is State.SYN_SENT or (state is State.SYN_RECEIVED and not self._passive):
+            if self._retries > cfg.syn_retries:
+                self._fail(ConnectionTimedOut("connection timed out"))
+                return
+        elif state is State.SYN_RECEIVED:
+            if self._retries > cfg.synack_retries:
+                self._fail(ConnectionTimedOut("handshake timed out"))
+                return
+        else:
+            give_up = self._retries > cfg.max_retransmits
+            if cfg.user_timeout is not None and now - self._una_since >= cfg.user_timeout:
+                give_up = True
+            if give_up:
+                self._fail(ConnectionTimedOut("connection timed out"))
+                return
+        self._rtt.backoff()
+        self._rtt_seq = -1  # Karn's rule: no sample from a retransmitted segment
+        if state in (State.SYN_SENT, State.SYN_RECEIVED):
+            self._syn_pending = True
+            self._rto_at = now + self._rtt.rto
+            return
+        # The loss window: go back to SND.UNA and resend, in slow start, whatever the
+        # scoreboard does not show as received (RFC 6675 §5.1).
+        self._cc.on_rto(now, self.snd_max - self.snd_una)
+        self._in_recovery = False
+        self._reno_sacked = 0
+        self._dupacks = 0
+        self._recover = self.snd_max
+        if self._retries >= 2 and self._sacked:
+            # A second timeout with SACKed data still unacknowledged: the receiver may
+            # have discarded it (RFC 2018 §8, reneging). Forget the scoreboard.
+            self._sacked.clear()
+            self._sacked_bytes = 0
+        self._high_rxt = self.snd_una
+        self._lost_edge = self.snd_max
+        self._rto_at = now + self._rtt.rto
+
+    def _window_probe(self, now: float) -> None:
+        """Persist timer (RFC 9293 §3.8.6.1): probe a zero window so a lost update cannot
+        deadlock the connection. Like Linux we send an old sequence number that the peer
+        must acknowledge with its current window. Probing never stops while the peer
+        answers; it is abandoned only if probes go unanswered as long as retransmissions
+        would be."""
+        if self.state not in SYNCHRONIZED:
+            return
+        if self.snd_wnd > 0:
+            self._force_send = True  # a small window: the SWS override timeout has passed
+            return
+        self._probes += 1
+        if self._probes > self.config.max_retransmits:
+            self._fail(ConnectionTimedOut("connection timed out (window probes)"))
+            return
+        self._queued.append(self._build(self.snd_una - 1, self.rcv_nxt, ACK, now))
+        self._persist_backoff += 1
+        self._persist_at = now + self._persist_interval()
+
+    def _persist_interval(self) -> float:
+        base = max(self._rtt.rto, self.config.rto_min)
+        return float(min(base * (1 << min(self._persist_backoff, 16)), self.config.rto_max))
+
+    def _keepalive_restart(self, now: float) -> None:
+        if self.config.keepalive and self.state in (State.ESTABLISHED, State.CLOSE_WAIT):
+            self._keepalive_at = now + self.config.keepalive_idle
+
+    def _keepalive_probe(self, now: float) -> None:
+        """RFC 9293 §3.8.4: after an idle period, a segment with SEG.SEQ = SND.NXT-1 that
+        the peer must acknowledge; `keepalive_count` unanswered probes end the connection."""
+        cfg = self.config
+        if not cfg.keepalive or self.state not in (State.ESTABLISHED, State.CLOSE_WAIT):
+            return
+        idle = now - self._last_recv
+        if idle < cfg.keepalive_idle and self._probes == 0:
+            self._keepalive_at = self._last_recv + cfg.keepalive_idle
+            return
+        if self._probes >= cfg.keepalive_count:
+            self._fail(ConnectionTimedOut("connection timed out (keepalive)"))
+            return
+        self._probes += 1
+        self._queued.append(self._build(self.snd_una - 1, self.rcv_nxt, ACK, now))
+        self._keepalive_at = now + cfg.keepalive_interval
+
+    # ------------------------------------------------------------------ outbound segments
+
+    def segments_to_send(self, now: float) -> list[bytearray]:
+        """Every segment the connection wants transmitted now, in order."""
+        out = self._queued
+        self._queued = []
+        state = self.state
+        if state is State.CLOSED or state is State.LISTEN:
+            return out
+        if self._syn_pending:
+            self._send_syn(out, now)
+            return out
+        if state is State.SYN_SENT:
+            return out
+        if state is not State.TIME_WAIT and state is not State.SYN_RECEIVED:
+            self._transmit(out, now)
+        if self._ack_now:
+            self._send_pure_ack(out, now)
+        if self._keepalive_at is None and self.config.keepalive:
+            self._keepalive_restart(now)
+        return out
+
+    def _send_syn(self, out: list[bytearray], now: float) -> None:
+        cfg = self.config
+        opts = Options(mss=cfg.mss)
+        active = self.state is State.SYN_SENT or not self._passive
+        if active or self._ws_ok:
+            if cfg.window_scaling:
+                self._rcv_wscale = self._choose_wscale()
+                opts.wscale = self._rcv_wscale
+        if (active and cfg.sack) or self._sack_ok:
+            opts.sack_permitted = True
+        if (active and cfg.timestamps) or self._ts_ok:
+            opts.timestamps = (self._ts_now(now), self._ts_recent if self._ts_ok else 0)
+        flags = SYN
+        ack = 0
+        if self.state is State.SYN_RECEIVED:
+            flags |= ACK
+            ack = self.rcv_nxt
+        window = min(self._rcv_limit, 0xFFFF)  # the window of a SYN is never scaled
+        self._rcv_adv = self.rcv_nxt + window
+        seg = self._build_with_options(self.iss, ack, flags, window, encode_options(opts))
+        out.append(seg)
+        self._syn_pending = False
+        if self.snd_max == self.iss:
+            self.snd_max = self.snd_nxt = self.iss + 1
+            self._una_since = now
+        if self._retries:
+            self.stats["retransmits"] += 1
+        if self._rto_at is None:
+            self._rto_at = now + self._rtt.rto
+        self._last_ack_sent = self.rcv_nxt
+        self._ack_now = False
+
+    def _transmit(self, out: list[bytearray], now: float) -> None:
+        """Send what the windows allow: retransmissions first, then new data, then FIN."""
+        mss = self.snd_mss
+        cwnd = self._cc.cwnd
+        buf_seq = self._sndbuf_seq
+        data_end = buf_seq + len(self._sndbuf)
+        fin_seq = self._fin_seq
+        wnd_edge = self.snd_wl2 + self.snd_wnd
+
+        # 1. Retransmit what is deemed lost (after an RTO, or in fast recovery).
+        if self._high_rxt < self._lost_edge:
+            pipe = self._pipe()
+            while self._high_rxt < self._lost_edge:
+                start = self._next_unsacked(self._high_rxt, self._lost_edge)
+                if start < 0:
+                    self._high_rxt = self._lost_edge
+                    break
+                end = min(start + mss, self._lost_edge, self._next_sacked_start(start))
+                if pipe + (end - start) > cwnd and pipe > 0:
+                    break
+                self._send_range(out, start, end, now, retransmit=True)
+                pipe += end - start
+                self._high_rxt = end
+
+        # 2. New data, as the receive window, the congestion window, Nagle and
+        # sender-side SWS avoidance allow (RFC 9293 §3.8.6.2.1).
+        force = self._force_send
+        self._force_send = False
+        pipe = -1
+        while True:
+            nxt = self.snd_nxt
+            if nxt < buf_seq:  # the SYN is not data
+                nxt = buf_seq
+            avail = data_end - nxt
+            if avail <= 0:
+                break
+            if pipe < 0:
+                pipe = self._pipe()
+            room = min(wnd_edge - nxt, cwnd - pipe)
+            if self._dupacks and not self._in_recovery:
+                # RFC 3042 limited transmit: a new segment for each of the first two dupACKs.
+                room = min(wnd_edge - nxt, cwnd - pipe + min(self._dupacks, 2) * mss)
+            n = min(avail, mss, room)
+            if n <= 0:
+                if wnd_edge <= nxt and self.snd_max <= self.snd_una:
+                    self._arm_persist(now)  # a zero window and nothing to clock an ACK
+                break
+            if n < mss and not force:
+                if n < avail:
+                    # Sender SWS avoidance (RFC 9293 §3.8.6.2.1): with more queued than
+                    # fits, send a short segment only if it is at least half the largest
+                    # window the peer has offered; the persist timer is the override.
+                    if n < self.max_snd_wnd >> 1:
+                        if self.snd_max <= self.snd_una:
+                            self._arm_persist(now)
+                        break
+                elif not self.config.no_delay and self.snd_max > self.snd_una:
+                    # Nagle (RFC 9293 §3.7.4): hold a short segment while data is in flight.
+                    break
+            force = False
+            end = nxt + n
+            self._send_range(out, nxt, end, now, retransmit=False,
+                             fin=fin_seq == end)
+            if fin_seq == end:
+                end += 1
+            self.snd_nxt = end
+            if end > self.snd_max:
+                self.snd_max = end
+            pipe += n
+
+        # 3. A FIN with no data left to carry it.
+        if fin_seq >= 0 and max(self.snd_nxt, buf_seq) == fin_seq:
+            self._send_range(out, fin_seq, fin_seq, now, retransmit=False, fin=True)
+            self.snd_nxt = fin_seq + 1
+            if self.snd_max < self.snd_nxt:
+                self.snd_max = self.snd_nxt
+
+    def _next_unsacked(self, lo: int, hi: int) -> int:
+        """The first sequence number in [lo, hi) not covered by the scoreboard, or -1."""
+        for left, right in self._sacked:
+            if right <= lo:
+                continue
+            if left > lo:
+                break
+            lo = right
+        return lo if lo < hi else -1
+
+    def _next_sacked_start(self, seq: int) -> int:
+        for left, _right in self._sacked:
+            if left > seq:
+                return left
+        return 1 << 62
+
+    def _arm_persist(self, now: float) -> None:
+        if self._persist_at is None and self._rto_at is None:
+            self._persist_at = now + self._persist_interval()
+
+    def _send_range(self, out: list[bytearray], start: int, end: int, now: float, *,
+                    retransmit: bool, fin: bool = False) -> None:
+        """Build the segment carrying [start, end) of the stream (and FIN if asked)."""
+        buf_seq = self._sndbuf_seq
+        data_end = buf_seq + len(self._sndbuf)
+        flags = ACK
+        if end > data_end:  # only the FIN lies beyond the data
+            end = data_end
+            fin = True
+        if fin:
+            flags |= FIN
+        n = end - start
+        if n > 0 and end == data_end:
+            flags |= PSH
+        seg = self._build_data(start, flags, start - buf_seq, n, now)
+        out.append(seg)
+        stats = self.stats
+        stats["segments_sent"] += 1
+        if retransmit:
+            stats["retransmits"] += 1
+            self._rtt_seq = -1
+        else:
+            stats["bytes_sent"] += n
+            if not self._ts_ok and self._rtt_seq < 0 and n:
+                self._rtt_seq = end
+                self._rtt_time = now
+        if self._rto_at is None:
+            self._rto_at = now + self._rtt.rto
+            if self.snd_una == self.snd_max:
+                self._una_since = now
+        self._persist_at = None
+
+    def _send_pure_ack(self, out: list[bytearray], now: float) -> None:
+        seg = self._build(self.snd_max, self.rcv_nxt, ACK, now, sack=True)
+        out.append(seg)
+
+    def _send_ack_immediately(self, now: float) -> None:
+        """Queue an ACK now, separately from any data (a duplicate ACK must be pure)."""
+        self._queued.append(self._build(self.snd_max, self.rcv_nxt, ACK, now, sack=True))
+
+    def _challenge_ack(self, now: float) -> None:
+        """RFC 5961 §3.2/§4.2/§5.2's challenge ACK, rate-limited as §7 asks."""
+        cfg = self.config
+        tokens = self._challenge_tokens + (now - self._challenge_at) * cfg.challenge_ack_limit
+        self._challenge_at = now
+        tokens = min(tokens, float(cfg.challenge_ack_limit))
+        if tokens >= 1.0:
+            self._challenge_tokens = tokens - 1.0
+            self.stats["challenge_acks"] += 1
+            self._send_ack_immediately(now)
+        else:
+            self._challenge_tokens = tokens
+
+    def _ts_now(self, now: float) -> int:
+        return (int(now * 1000) + self._ts_offset) & MASK
+
+    def _window_field(self) -> int:
+        """The window to advertise, with receiver-side SWS avoidance (RFC 9293 §3.8.6.2.2).
+
+        The right edge moves only when it can move by min(half the buffer, one
+        segment), and never moves left (RFC 7323 §2.4).
+        """
+        rcv_nxt = self.rcv_nxt
+        free = self._rcv_limit - len(self._rcvbuf) - self._ooo_bytes
+        edge = rcv_nxt + (free if free > 0 else 0)
+        adv = self._rcv_adv
+        if edge > adv and (edge - adv >= min(self._rcv_limit >> 1, self._rcv_mss)
+                           or adv <= rcv_nxt):
+            adv = edge
+        wnd = adv - rcv_nxt
+        if wnd < 0:
+            wnd = 0
+        shift = self._rcv_wscale
+        field = (wnd + (1 << shift) - 1) >> shift  # round up: the edge never recedes
+        if field > 0xFFFF:
+            field = 0xFFFF
+        adv = rcv_nxt + (field << shift)
+        if adv > self._rcv_adv:
+            self._rcv_adv = adv
+        return field
+
+    def _after_ack_sent(self) -> None:
+        self._ack_now = False
+        self._delack_at = None
+        self._last_ack_sent = self.rcv_nxt
+
+    def _build_data(self, seq: int, flags: int, offset: int, n: int, now: float) -> bytearray:
+        """The hot path: one data (or FIN) segment with our usual options."""
+        window = self._window_field()
+        if self._ts_ok:
+            seg = bytearray(_HDR_TS_SIZE + n)
+            _HDR_TS.pack_into(seg, 0, self.local_port, self.remote_port, seq & MASK,
+                              self.rcv_nxt & MASK, 0x80, flags, window, 0, 0, TS_PREFIX,
+                              (int(now * 1000) + self._ts_offset) & MASK, self._ts_recent)
+            if n:
+                seg[_HDR_TS_SIZE:] = self._sndbuf[offset:offset + n]
+        else:
+            seg = bytearray(HEADER_SIZE + n)
+            _HDR.pack_into(seg, 0, self.local_port, self.remote_port, seq & MASK,
+                           self.rcv_nxt & MASK, 0x50, flags, window, 0, 0)
+            if n:
+                seg[HEADER_SIZE:] = self._sndbuf[offset:offset + n]
+        if self._checksum:
+            _U16.pack_into(seg, 16, finish(self._pseudo + len(seg) + ones_sum(seg)))
+        self._after_ack_sent()
+        return seg
+
+    def _build(self, seq: int, ack: int, flags: int, now: float, *, sack: bool = False
+               ) -> bytearray:
+        """A segment without data: an ACK, a RST or a probe."""
+        if flags & RST:
+            return self._build_with_options(seq, ack, flags, 0, b"")
+        opts = b""
+        if self._ts_ok:
+            opts = TS_PREFIX + _TS_VALUES.pack(self._ts_now(now), self._ts_recent)
+        if sack and self._sack_ok and self._ooo_starts:
+            blocks = self._sack_blocks()
+            opts += _SACK_HEAD + bytes((2 + 8 * len(blocks),)) + b"".join(
+                _U32X2.pack(left & MASK, right & MASK) for left, right in blocks)
+            if len(opts) % 4:
+                opts += b"\x01" * (4 - len(opts) % 4)
+        seg = self._build_with_options(seq, ack, flags, self._window_field(), opts)
+        if flags & ACK:
+            self._after_ack_sent()
+        return seg
+
+    def _build_rst(self, seq: int) -> bytearray:
+        return self._build_with_options(seq, self.rcv_nxt, RST | ACK, 0, b"")
+
+    def _build_with_options(self, seq: int, ack: int, flags: int, window: int,
+                            opts: bytes) -> bytearray:
+        hlen = HEADER_SIZE + len(opts)
+        seg = bytearray(hlen)
+        _HDR.pack_into(seg, 0, self.local_port, self.remote_port, seq & MASK, ack & MASK,
+                       (hlen >> 2) << 4, flags, window, 0, 0)
+        seg[HEADER_SIZE:] = opts
+        if self._checksum:
+            _U16.pack_into(seg, 16, finish(self._pseudo + hlen + ones_sum(seg)))
+        self.stats["segments_sent"] += 1
+        return seg
+
+    # ------------------------------------------------------------------ state changes
+
+    def _set_state(self, new: State) -> None:
+        old = self.state
+        if old is new:
+            return
+        self.state = new
+        self._events.append(StateChanged(old, new))
+        if new is State.ESTABLISHED:
+            self._events.append(Connected())
+
+    def _fail(self, error: TCPError) -> None:
+        """End the connection with an error the user will see."""
+        self.error = error
+        self._events.append(TimedOut(error) if isinstance(error, ConnectionTimedOut)
+                            else Reset(error))
+        self._terminate()
+
+    def _terminate(self) -> None:
+        """Enter CLOSED: stop every timer, drop queued data, and say so."""
+        if self.state is State.CLOSED:
+            return
+        self._rto_at = self._persist_at = self._keepalive_at = self._delack_at = None
+        self._close_at = None
+        self._ack_now = False
+        self._syn_pending = False
+        self._sndbuf.clear()
+        self._ooo_starts.clear()
+        self._ooo_data.clear()
+        self._ooo_bytes = 0
+        self._set_state(State.CLOSED)
+        self._events.append(Closed())

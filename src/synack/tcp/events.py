@@ -1,0 +1,67 @@
+"""Events a connection hands its driver, as small frozen classes (h11's style).
+
+A driver pulls them with ``Connection.next_event()`` after each input. `Closed`
+is always the last event of a connection: after it the driver may forget it.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from synack.tcp.errors import TCPError
+from synack.tcp.state import State
+
+
+@dataclass(frozen=True, slots=True)
+class Connected:
+    """The three-way handshake completed (ESTABLISHED)."""
+
+
+@dataclass(frozen=True, slots=True)
+class DataAvailable:
+    """The receive buffer went from empty to non-empty; call ``receive``.
+
+    Edge-triggered: not repeated while unread bytes remain.
+    """
+
+
+@dataclass(frozen=True, slots=True)
+class EndOfStream:
+    """The peer sent FIN: after the bytes already buffered, nothing more will come."""
+
+
+@dataclass(frozen=True, slots=True)
+class SendSpace:
+    """The send buffer, after being full, has room again."""
+
+
+@dataclass(frozen=True, slots=True)
+class Reset:
+    """The connection was reset by the peer (or refused, if `error` says so)."""
+
+    error: TCPError
+
+
+@dataclass(frozen=True, slots=True)
+class TimedOut:
+    """The peer stopped answering; the connection is abandoned."""
+
+    error: TCPError
+
+
+@dataclass(frozen=True, slots=True)
+class StateChanged:
+    """A transition of the RFC 9293 state machine, for tracing."""
+
+    old: State
+    new: State
+
+
+@dataclass(frozen=True, slots=True)
+class Closed:
+    """The connection reached CLOSED; its resources may be released."""
+
+
+Event = (
+    Connected | DataAvailable | EndOfStream | SendSpace | Reset | TimedOut | StateChanged | Closed
+)
