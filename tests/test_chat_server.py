@@ -221,7 +221,12 @@ async def test_empty_and_bad_messages_are_refused_to_their_sender() -> None:
     server, port, _ = await started()
     raw = await Raw.open(port, "alice")
     bob = await joined(port, "bob")
-    for text, code in [("", "empty"), ("   \t", "empty"), ("a\x1b[2Jb", "bad-text"), (5, "bad-request")]:
+    for text, code in [
+        ("", "empty"),
+        ("   \t", "empty"),
+        ("a\x1b[2Jb", "bad-text"),
+        (5, "bad-request"),
+    ]:
         raw.send({"op": "say", "text": text})
         assert (await raw.until("error"))["code"] == code
     raw.send({"op": "dance"})
@@ -330,7 +335,7 @@ async def test_a_slow_reader_is_dropped_and_does_not_slow_the_room() -> None:
 
 @run
 async def test_idle_clients_are_dropped_but_pinging_clients_stay() -> None:
-    server, port, log = await started(idle_timeout=0.4)
+    server, port, _log = await started(idle_timeout=0.4)
     quiet = await Raw.open(port, "quiet")
     lively = await joined(port, "lively")  # pings every idle_timeout/3
     events = await quiet.until_closed()
@@ -346,7 +351,7 @@ async def test_idle_clients_are_dropped_but_pinging_clients_stay() -> None:
 
 @run
 async def test_a_connection_that_never_says_hello_is_closed() -> None:
-    server, port, log = await started(handshake_timeout=0.3)
+    server, port, _log = await started(handshake_timeout=0.3)
     raw = await Raw.open(port)  # preamble only
     events = await raw.until_closed()
     assert events[-1]["code"] == "idle" and "no hello" in events[-1]["message"]
@@ -400,7 +405,7 @@ async def test_immediate_restart_on_the_same_port() -> None:
 
 @run
 async def test_close_tells_every_client_shutdown() -> None:
-    server, port, log = await started()
+    server, port, _log = await started()
     alice = await joined(port, "alice")
     reader, writer = await asyncio.open_connection("127.0.0.1", port)
     writer.write(b"bob\n")
@@ -536,7 +541,10 @@ async def test_client_against_something_that_is_not_a_chat_server() -> None:
     async def mute(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         await reader.read()
 
-    for handler, expect in [(http, "broke the protocol|middle of a frame"), (mute, "did not answer")]:
+    for handler, expect in [
+        (http, "broke the protocol|middle of a frame"),
+        (mute, "did not answer"),
+    ]:
         srv = await asyncio.start_server(handler, "127.0.0.1", 0)
         port = srv.sockets[0].getsockname()[1]
         client = ChatClient("127.0.0.1", port, "x", timeout=0.3)
