@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import os
 import sys
 import threading
 
@@ -58,12 +59,26 @@ async def _finish(client: BaseChatClient, printer: asyncio.Task[None]) -> int:
 
 
 def _stdin_lines(loop: asyncio.AbstractEventLoop, queue: asyncio.Queue[str | None]) -> None:
-    """A daemon thread: blocking reads of stdin (a file or a pipe) handed to the loop."""
+    """A daemon thread: blocking reads of stdin (a file or a pipe) handed to the loop.
+
+    It reads the file descriptor with `os.read`, not `sys.stdin`: a daemon thread
+    blocked inside a buffered file's lock aborts the interpreter when it exits.
+    """
+    put = queue.put_nowait
+    pending = b""
     try:
-        for raw in sys.stdin.buffer:
-            loop.call_soon_threadsafe(queue.put_nowait, raw.decode("utf-8", "replace"))
+        while chunk := os.read(0, 65536):
+            pending += chunk
+            *lines, pending = pending.split(b"\n")
+            for raw in lines:
+                loop.call_soon_threadsafe(put, raw.decode("utf-8", "replace"))
+        if pending:
+            loop.call_soon_threadsafe(put, pending.decode("utf-8", "replace"))
+    except OSError:
+        pass  # stdin closed or unreadable: treat as its end
     finally:
-        loop.call_soon_threadsafe(queue.put_nowait, None)
+        with contextlib.suppress(RuntimeError):  # the loop may be gone already
+            loop.call_soon_threadsafe(put, None)
 
 
 async def run_scripted(client: BaseChatClient) -> int:
