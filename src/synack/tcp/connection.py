@@ -92,6 +92,14 @@ _SACK_HEAD = b"\x01\x01\x05"  # NOP NOP SACK, then length and blocks
 _U32X2 = struct.Struct("!II")
 
 
+def window_scale_for(buffer: int) -> int:
+    """The smallest shift that lets a 16-bit window field cover `buffer` (at most 14, RFC 7323)."""
+    shift = 0
+    while (buffer >> shift) > 0xFFFF and shift < 14:
+        shift += 1
+    return shift
+
+
 class _Inbound:
     """A parsed incoming segment, with sequence numbers still 32-bit."""
 
@@ -445,10 +453,7 @@ class Connection:
             self._fin_seq = self._sndbuf_seq + len(self._sndbuf)
 
     def _choose_wscale(self) -> int:
-        shift = 0
-        while (self._rcv_limit >> shift) > 0xFFFF and shift < 14:
-            shift += 1
-        return shift
+        return window_scale_for(self._rcv_limit)
 
     def _negotiate(self, opts: Options | None, tsval: int | None, *, offered: bool) -> None:
         """Settle MSS, window scale, SACK and timestamps from the peer's SYN or SYN-ACK.
@@ -572,6 +577,22 @@ class Connection:
         self._syn_pending = True
         self._set_state(State.SYN_RECEIVED)
         # Data in a SYN is not queued: the peer will resend what we do not acknowledge.
+
+    def open_from_cookie(self, syn_seq: int, iss: int, mss: int, wscale: int | None,
+                         sack: bool, tsval: int | None, now: float) -> None:
+        """Rebuild the SYN-RECEIVED state a SYN cookie stood for (see `syncookies`).
+
+        `syn_seq` is the client's ISN and `iss` our cookie; the final ACK that proved
+        the cookie must be fed to ``handle_segment`` next.
+        """
+        opts = Options(mss=mss, wscale=wscale, sack_permitted=sack)
+        self._accept_syn(_Inbound(syn_seq, 0, SYN, 0, memoryview(b""), tsval, 0, opts), now,
+                         iss=iss)
+        self._syn_pending = False
+        self.snd_max = self.snd_nxt = self.iss + 1
+        self._rcv_adv = self.rcv_nxt + min(self._rcv_limit, 0xFFFF)  # as the SYN-ACK said
+        self._last_ack_sent = self.rcv_nxt
+        self._retries = 1  # when the SYN-ACK left is unknown: take no RTT sample from it
 
     def _segment_syn_sent(self, seg: _Inbound, now: float) -> None:
         """RFC 9293 §3.10.7.3: SYN-SENT."""
