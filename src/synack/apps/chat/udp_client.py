@@ -64,10 +64,14 @@ class UdpChatClient(BaseChatClient):
         *,
         room: str | None = None,
         timeout: float = 5.0,
+        rto: float = RTO,
+        max_tries: int = MAX_TRIES,
     ) -> None:
         super().__init__(nick, room)
         self.host, self.port = host, port
         self.timeout = timeout
+        self.rto = rto  # first resend after this long; then 2x, 3x... longer
+        self.max_tries = max_tries
         self.lost_requests = 0
         self._transport: asyncio.DatagramTransport | None = None
         self._token = ""
@@ -105,7 +109,7 @@ class UdpChatClient(BaseChatClient):
             async with asyncio.timeout(self.timeout):
                 while True:
                     self._transport.sendto(datagram)
-                    done, _ = await asyncio.wait({self._reply}, timeout=RTO * 2)
+                    done, _ = await asyncio.wait({self._reply}, timeout=self.rto * 2)
                     if done:
                         reply = self._reply.result()
                         break
@@ -153,7 +157,7 @@ class UdpChatClient(BaseChatClient):
                 f"request of {len(datagram)} bytes does not fit one {MAX_DATAGRAM}-byte datagram",
             )
         now = time.monotonic()
-        self._unacked[self._seq] = [datagram, 1, now + RTO]
+        self._unacked[self._seq] = [datagram, 1, now + self.rto]
         self._transmit(datagram, now)
 
     def _transmit(self, datagram: bytes, now: float) -> None:
@@ -164,25 +168,25 @@ class UdpChatClient(BaseChatClient):
     async def _tick(self) -> None:
         """Resend what is unacknowledged, keep the session alive, notice a silent server."""
         while self.closed_reason is None:
-            await asyncio.sleep(RTO / 2)
+            await asyncio.sleep(self.rto / 2)
             now = time.monotonic()
             for seq, entry in list(self._unacked.items()):
                 datagram, tries, due = entry
                 if now < due:
                     continue
-                if tries >= MAX_TRIES:
+                if tries >= self.max_tries:
                     del self._unacked[seq]
                     self.lost_requests += 1
                     self._deliver(
                         {
                             "op": "error",
                             "code": "lost",
-                            "message": f"no acknowledgement after {MAX_TRIES} tries: "
+                            "message": f"no acknowledgement after {self.max_tries} tries: "
                             "that request may not have arrived",
                         }
                     )
                     continue
-                entry[1], entry[2] = tries + 1, now + RTO * (tries + 1)
+                entry[1], entry[2] = tries + 1, now + self.rto * (tries + 1)
                 self._transmit(datagram, now)
             if now - self._last_sent >= self._keepalive and self.closed_reason is None:
                 with contextlib.suppress(ConnectionLost):
@@ -245,11 +249,11 @@ class UdpChatClient(BaseChatClient):
         with contextlib.suppress(TimeoutError):
             async with asyncio.timeout_at(deadline):
                 while self._unacked and self.closed_reason is None:
-                    await asyncio.sleep(RTO / 4)
+                    await asyncio.sleep(self.rto / 4)
                 if self.closed_reason is None:
                     await self.send({"op": "quit"})
                     while self.closed_reason is None:
-                        await asyncio.sleep(RTO / 4)
+                        await asyncio.sleep(self.rto / 4)
         self._end("quit")
         if self._timer is not None:
             self._timer.cancel()
