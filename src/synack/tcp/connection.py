@@ -58,12 +58,14 @@ from synack.wire.tcp import (
     HEADER,
     HEADER_SIZE,
     TS_PREFIX,
-    Flags,
     MalformedSegment,
     Options,
     encode_options,
     parse_options,
 )
+
+_ESTABLISHED = State.ESTABLISHED
+_ones_sum = ones_sum
 
 FIN = 0x01
 SYN = 0x02
@@ -191,7 +193,7 @@ class Connection:
         self._ack_now = False
         self._delack_at: float | None = None
         self._quickack = QUICKACK_SEGMENTS
-        self._queued: list[bytearray] = []  # control segments built on arrival (dupACKs, RSTs)
+        self._queued: list[bytes] = []  # control segments built on arrival (dupACKs, RSTs)
 
         # -- retransmission and recovery --
         self._rtt = RttEstimator(cfg.rto_initial, cfg.rto_min, cfg.rto_max)
@@ -213,6 +215,7 @@ class Connection:
         self._reno_sacked = 0  # without SACK: bytes the duplicate ACKs say have left the network
         self._persist_at: float | None = None
         self._force_send = False
+        self._snd_sml = 0  # end of the last short segment sent (Nagle, Minshall's variant)
         self._persist_backoff = 0
         self._probes = 0  # unanswered window or keepalive probes
         self._keepalive_at: float | None = None
@@ -427,9 +430,9 @@ class Connection:
 
     def abort(self) -> None:
         """ABORT (RFC 9293 §3.10.5): send RST if synchronized and forget the connection."""
-        if self.state in SYNCHRONIZED or self.state is State.SYN_RECEIVED:
-            if self.state not in (State.CLOSING, State.LAST_ACK, State.TIME_WAIT):
-                self._queued.append(self._build_rst(self.snd_max))
+        if self.state in (State.SYN_RECEIVED, State.ESTABLISHED, State.FIN_WAIT_1,
+                          State.FIN_WAIT_2, State.CLOSE_WAIT):
+            self._queued.append(self._build_rst(self.snd_max))
         self._sndbuf.clear()
         self._terminate()
 
@@ -489,6 +492,8 @@ class Connection:
 
     def handle_segment(self, data: bytes | bytearray | memoryview, now: float) -> None:
         """Process one arriving segment (the TCP header and its payload)."""
+        if self.state is _ESTABLISHED and self._predicted(data, now):
+            return
         seg = self._parse(data)
         if seg is None:
             return
@@ -504,12 +509,101 @@ class Connection:
         else:
             self._segment_closed(seg)
 
+    def _predicted(self, data: bytes | bytearray | memoryview, now: float) -> bool:
+        """Header prediction (Van Jacobson's, as RFC 7323 Appendix A sketches it).
+
+        In a bulk transfer nearly every segment is either the next in-order data
+        segment or a pure ACK of new data, in ESTABLISHED, with nothing unusual
+        pending. Such a segment is handled here in one pass; anything else returns
+        False and takes the full path of RFC 9293 §3.10.7.4. The two must agree: this
+        is only a shortcut through the same rules.
+        """
+        if (self._ooo_starts or self._sacked or self._in_recovery or self._fin_seq >= 0
+                or self._read_closed or self._high_rxt < self._lost_edge):
+            return False
+        n = len(data)
+        if self._ts_ok:
+            if n < _HDR_TS_SIZE:
+                return False
+            (_sp, _dp, seq, ack, off, flags, wnd, _c, _u, tsp, tsval, tsecr
+             ) = _HDR_TS.unpack_from(data)
+            if off != 0x80 or tsp != TS_PREFIX:
+                return False
+            ts_recent = self._ts_recent
+            if (tsval - ts_recent) & MASK >= 0x80000000:
+                return False  # PAWS must look at it
+            hlen = _HDR_TS_SIZE
+        else:
+            if n < HEADER_SIZE:
+                return False
+            _sp, _dp, seq, ack, off, flags, wnd, _c, _u = _HDR.unpack_from(data)
+            if off != 0x50:
+                return False
+            tsval = -1
+            tsecr = 0
+            hlen = HEADER_SIZE
+        if flags | PSH != ACK | PSH:
+            return False
+        rcv_nxt = self.rcv_nxt
+        if seq != rcv_nxt & MASK:
+            return False
+        una = self.snd_una
+        d = (ack - una) & MASK
+        if d >= 0x80000000 or una + d > self.snd_max:
+            return False
+        plen = n - hlen
+        if plen > self._rcv_adv - rcv_nxt:
+            return False
+        if plen == 0 and d == 0:
+            return False  # a duplicate ACK or a window update: the full path decides
+        if self._checksum and (self._pseudo + n + _ones_sum(data)) % 0xFFFF:
+            return False  # the full path counts and drops it
+        stats = self.stats
+        stats["segments_received"] += 1
+        self._last_recv = now
+        if tsval >= 0 and rcv_nxt == self._last_ack_sent:
+            self._ts_recent = tsval  # RFC 7323 §4.3: SEG.SEQ =< Last.ACK.sent
+            self._ts_recent_at = now
+        self._probes = 0
+        if d:
+            self._ack_advance(una + d, tsecr, now)
+        # The window update rule of §3.10.7.4 always holds here: SEG.SEQ = RCV.NXT is
+        # not below SND.WL1, and SEG.ACK is not below SND.WL2.
+        wnd <<= self._snd_wscale
+        if wnd != self.snd_wnd:
+            if wnd > self.snd_wnd and wnd:
+                self._persist_at = None
+                self._persist_backoff = 0
+            self.snd_wnd = wnd
+            if wnd > self.max_snd_wnd:
+                self.max_snd_wnd = wnd
+        self.snd_wl1 = rcv_nxt
+        self.snd_wl2 = self.snd_una
+        if plen:
+            buf = self._rcvbuf
+            was_empty = not buf
+            buf += memoryview(data)[hlen:]
+            rcv_nxt += plen
+            self.rcv_nxt = rcv_nxt
+            stats["bytes_received"] += plen
+            if was_empty and not self._readable_signalled:
+                self._readable_signalled = True
+                self._events.append(DataAvailable())
+            if (self._quickack > 0 or rcv_nxt - self._last_ack_sent >= 2 * self._rcv_mss
+                    or not self.config.delayed_ack):
+                if self._quickack > 0:
+                    self._quickack -= 1
+                self._ack_now = True
+            elif self._delack_at is None:
+                self._delack_at = now + self.config.delayed_ack_timeout
+        return True
+
     def _parse(self, data: bytes | bytearray | memoryview) -> _Inbound | None:
         n = len(data)
         if n < HEADER_SIZE:
             self.stats["dropped"] += 1
             return None
-        sport, dport, seq, ack, off, flags, wnd, _csum, _urg = _HDR.unpack_from(data)
+        _sp, _dp, seq, ack, off, flags, wnd, _csum, _urg = _HDR.unpack_from(data)
         hlen = (off >> 4) << 2
         if hlen < HEADER_SIZE or hlen > n:
             self.stats["dropped"] += 1
@@ -537,7 +631,7 @@ class Connection:
         if not seg.flags & RST:
             self._queued.append(self._reset_for(seg))
 
-    def _reset_for(self, seg: _Inbound) -> bytearray:
+    def _reset_for(self, seg: _Inbound) -> bytes:
         """The RST answering an unacceptable segment when no connection is synchronized.
 
         "If the ACK bit is off, sequence number zero is used, <SEQ=0><ACK=SEG.SEQ+SEG.LEN>
@@ -802,7 +896,7 @@ class Connection:
             new_sack = self._update_scoreboard(opts.sack_blocks)
         self._probes = 0
         if ack > snd_una:
-            self._ack_advance(ack, seg, now)
+            self._ack_advance(ack, seg.tsecr, now)
         elif (ack == snd_una and self.snd_max > snd_una and not seg.payload
               and not seg.flags & (SYN | FIN) and (wnd == self.snd_wnd or new_sack)):
             # RFC 5681 §2's duplicate ACK: no data, no SYN/FIN, data outstanding, the same
@@ -823,7 +917,7 @@ class Connection:
                 self._persist_at = None
                 self._persist_backoff = 0
 
-    def _ack_advance(self, ack: int, seg: _Inbound, now: float) -> None:
+    def _ack_advance(self, ack: int, tsecr: int, now: float) -> None:
         """New data acknowledged: free it, measure, grow the window, move the state on."""
         snd_una = self.snd_una
         acked = ack - snd_una
@@ -837,8 +931,8 @@ class Connection:
 
         # RTT: the timestamp echo (RFC 7323 §4.1, only for ACKs that advance the left
         # edge) or the one timed segment (RFC 6298 §3, Karn's rule).
-        if self._ts_ok and seg.tsecr:
-            rtt_ms = (((int(now * 1000) + self._ts_offset) & MASK) - seg.tsecr) & MASK
+        if self._ts_ok and tsecr:
+            rtt_ms = (((int(now * 1000) + self._ts_offset) & MASK) - tsecr) & MASK
             if rtt_ms < 0x80000000:
                 self._rtt.sample(rtt_ms / 1000.0, max(1, in_flight // self.snd_mss))
         elif self._rtt_seq >= 0 and ack >= self._rtt_seq:
@@ -989,10 +1083,8 @@ class Connection:
         """
         limit = (DUP_THRESH - 1) * self.snd_mss
         total = 0
-        count = 0
-        for left, right in reversed(self._sacked):
+        for count, (left, right) in enumerate(reversed(self._sacked), 1):
             total += right - left
-            count += 1
             if total > limit or count >= DUP_THRESH:
                 return left
         return self.snd_una
@@ -1042,11 +1134,7 @@ class Connection:
         rcv_nxt = self.rcv_nxt
         # Trim what lies before RCV.NXT (already received) or beyond the window.
         if seq < rcv_nxt:
-            cut = rcv_nxt - seq
-            if cut >= len(payload):
-                payload = payload[len(payload):]
-            else:
-                payload = payload[cut:]
+            payload = payload[rcv_nxt - seq:]
             seq = rcv_nxt
         limit = self._rcv_adv
         if seq + len(payload) > limit:
@@ -1335,7 +1423,7 @@ class Connection:
 
     # ------------------------------------------------------------------ outbound segments
 
-    def segments_to_send(self, now: float) -> list[bytearray]:
+    def segments_to_send(self, now: float) -> list[bytes]:
         """Every segment the connection wants transmitted now, in order."""
         out = self._queued
         self._queued = []
@@ -1355,14 +1443,13 @@ class Connection:
             self._keepalive_restart(now)
         return out
 
-    def _send_syn(self, out: list[bytearray], now: float) -> None:
+    def _send_syn(self, out: list[bytes], now: float) -> None:
         cfg = self.config
         opts = Options(mss=cfg.mss)
         active = self.state is State.SYN_SENT or not self._passive
-        if active or self._ws_ok:
-            if cfg.window_scaling:
-                self._rcv_wscale = self._choose_wscale()
-                opts.wscale = self._rcv_wscale
+        if (active or self._ws_ok) and cfg.window_scaling:
+            self._rcv_wscale = self._choose_wscale()
+            opts.wscale = self._rcv_wscale
         if (active and cfg.sack) or self._sack_ok:
             opts.sack_permitted = True
         if (active and cfg.timestamps) or self._ts_ok:
@@ -1387,7 +1474,7 @@ class Connection:
         self._last_ack_sent = self.rcv_nxt
         self._ack_now = False
 
-    def _transmit(self, out: list[bytearray], now: float) -> None:
+    def _transmit(self, out: list[bytes], now: float) -> None:
         """Send what the windows allow: retransmissions first, then new data, then FIN."""
         mss = self.snd_mss
         cwnd = self._cc.cwnd
@@ -1415,47 +1502,41 @@ class Connection:
         # sender-side SWS avoidance allow (RFC 9293 §3.8.6.2.1).
         force = self._force_send
         self._force_send = False
-        pipe = -1
-        while True:
-            nxt = self.snd_nxt
-            if nxt < buf_seq:  # the SYN is not data
-                nxt = buf_seq
-            avail = data_end - nxt
-            if avail <= 0:
-                break
-            if pipe < 0:
-                pipe = self._pipe()
-            room = min(wnd_edge - nxt, cwnd - pipe)
+        nxt = self.snd_nxt
+        if nxt < buf_seq:  # the SYN is not data
+            nxt = buf_seq
+        avail = data_end - nxt
+        if avail > 0:
+            room = cwnd - self._pipe()
             if self._dupacks and not self._in_recovery:
                 # RFC 3042 limited transmit: a new segment for each of the first two dupACKs.
-                room = min(wnd_edge - nxt, cwnd - pipe + min(self._dupacks, 2) * mss)
-            n = min(avail, mss, room)
-            if n <= 0:
-                if wnd_edge <= nxt and self.snd_max <= self.snd_una:
-                    self._arm_persist(now)  # a zero window and nothing to clock an ACK
-                break
-            if n < mss and not force:
-                if n < avail:
-                    # Sender SWS avoidance (RFC 9293 §3.8.6.2.1): with more queued than
-                    # fits, send a short segment only if it is at least half the largest
-                    # window the peer has offered; the persist timer is the override.
-                    if n < self.max_snd_wnd >> 1:
-                        if self.snd_max <= self.snd_una:
-                            self._arm_persist(now)
-                        break
-                elif not self.config.no_delay and self.snd_max > self.snd_una:
-                    # Nagle (RFC 9293 §3.7.4): hold a short segment while data is in flight.
-                    break
-            force = False
-            end = nxt + n
-            self._send_range(out, nxt, end, now, retransmit=False,
-                             fin=fin_seq == end)
-            if fin_seq == end:
-                end += 1
-            self.snd_nxt = end
-            if end > self.snd_max:
-                self.snd_max = end
-            pipe += n
+                room += min(self._dupacks, 2) * mss
+            peer_room = wnd_edge - nxt
+            if peer_room < room:
+                room = peer_room
+            usable = avail if avail < room else room
+            count, tail = divmod(usable, mss) if usable > 0 else (0, 0)
+            if tail and not force:
+                if usable == avail:
+                    # The end of the queued data. Nagle (RFC 9293 §3.7.4) as Linux applies
+                    # it (Minshall's refinement): hold a short segment only while an
+                    # earlier short segment is unacknowledged, unless no_delay.
+                    if not self.config.no_delay and self._snd_sml > self.snd_una:
+                        tail = 0
+                elif tail < self.max_snd_wnd >> 1:
+                    # More queued than the windows allow: sender SWS avoidance sends a
+                    # short segment only if it is at least half the largest window
+                    # the peer ever offered (the persist timer is the override).
+                    tail = 0
+            if count or tail:
+                nxt = self._send_new(out, now, nxt, count, tail, data_end, fin_seq)
+                self.snd_nxt = nxt
+                if nxt > self.snd_max:
+                    self.snd_max = nxt
+            if nxt < data_end and self.snd_max <= self.snd_una:
+                # Data waits and nothing is in flight to bring an ACK: a zero or too-small
+                # window. The persist timer probes it (RFC 9293 §3.8.6.1).
+                self._arm_persist(now)
 
         # 3. A FIN with no data left to carry it.
         if fin_seq >= 0 and max(self.snd_nxt, buf_seq) == fin_seq:
@@ -1463,6 +1544,91 @@ class Connection:
             self.snd_nxt = fin_seq + 1
             if self.snd_max < self.snd_nxt:
                 self.snd_max = self.snd_nxt
+
+    def _send_new(self, out: list[bytes], now: float, nxt: int, count: int, tail: int,
+                  data_end: int, fin_seq: int) -> int:
+        """The hot path: `count` full segments and one of `tail` bytes, from `nxt`.
+
+        Headers are packed whole with one struct call, and the checksum is summed
+        arithmetically: the ones'-complement sum of the header words is congruent,
+        modulo 0xFFFF, to the plain sum of the header's fields (each 32-bit field
+        contributes its value, since 2**16 ≡ 1), so only the payload is summed as bytes.
+        """
+        mss = self.snd_mss
+        buf_seq = self._sndbuf_seq
+        lp = self.local_port
+        rp = self.remote_port
+        ack = self.rcv_nxt & MASK
+        window = self._window_field()
+        checksum = self._checksum
+        from_bytes = int.from_bytes
+        mv = memoryview(self._sndbuf)
+        sent = 0
+        try:
+            if self._ts_ok:
+                tsval = (int(now * 1000) + self._ts_offset) & MASK
+                tsecr = self._ts_recent
+                base = (self._pseudo + lp + rp + ack + 0x8000 + window + 0x0101 + 0x080A
+                        + tsval + tsecr + _HDR_TS_SIZE)
+                pack = _HDR_TS.pack
+                for i in range(count + (1 if tail else 0)):
+                    n = mss if i < count else tail
+                    off = nxt - buf_seq
+                    payload = mv[off:off + n]
+                    end = nxt + n
+                    flags = ACK | PSH if end == data_end else ACK
+                    if end == fin_seq:
+                        flags |= FIN
+                    csum = 0
+                    if checksum:
+                        x = from_bytes(payload, "big")
+                        if n & 1:
+                            x <<= 8
+                        csum = (base + (nxt & MASK) + flags + n + x) % 0xFFFF
+                        csum = 0xFFFF - csum if csum else 0
+                    out.append(pack(lp, rp, nxt & MASK, ack, 0x80, flags, window, csum, 0,
+                                    TS_PREFIX, tsval, tsecr) + payload)
+                    nxt = end + 1 if flags & FIN else end
+                    sent += n
+            else:
+                base = self._pseudo + lp + rp + ack + 0x5000 + window + HEADER_SIZE
+                pack = _HDR.pack
+                for i in range(count + (1 if tail else 0)):
+                    n = mss if i < count else tail
+                    off = nxt - buf_seq
+                    payload = mv[off:off + n]
+                    end = nxt + n
+                    flags = ACK | PSH if end == data_end else ACK
+                    if end == fin_seq:
+                        flags |= FIN
+                    csum = 0
+                    if checksum:
+                        x = from_bytes(payload, "big")
+                        if n & 1:
+                            x <<= 8
+                        csum = (base + (nxt & MASK) + flags + n + x) % 0xFFFF
+                        csum = 0xFFFF - csum if csum else 0
+                    out.append(pack(lp, rp, nxt & MASK, ack, 0x50, flags, window, csum, 0)
+                               + payload)
+                    nxt = end + 1 if flags & FIN else end
+                    sent += n
+        finally:
+            mv.release()
+        if tail:
+            self._snd_sml = nxt
+        stats = self.stats
+        stats["segments_sent"] += count + (1 if tail else 0)
+        stats["bytes_sent"] += sent
+        if not self._ts_ok and self._rtt_seq < 0:
+            self._rtt_seq = nxt
+            self._rtt_time = now
+        if self._rto_at is None:
+            self._rto_at = now + self._rtt.rto
+            if self.snd_una == self.snd_max:
+                self._una_since = now
+        self._persist_at = None
+        self._after_ack_sent()
+        return nxt
 
     def _next_unsacked(self, lo: int, hi: int) -> int:
         """The first sequence number in [lo, hi) not covered by the scoreboard, or -1."""
@@ -1484,7 +1650,7 @@ class Connection:
         if self._persist_at is None and self._rto_at is None:
             self._persist_at = now + self._persist_interval()
 
-    def _send_range(self, out: list[bytearray], start: int, end: int, now: float, *,
+    def _send_range(self, out: list[bytes], start: int, end: int, now: float, *,
                     retransmit: bool, fin: bool = False) -> None:
         """Build the segment carrying [start, end) of the stream (and FIN if asked)."""
         buf_seq = self._sndbuf_seq
@@ -1516,7 +1682,7 @@ class Connection:
                 self._una_since = now
         self._persist_at = None
 
-    def _send_pure_ack(self, out: list[bytearray], now: float) -> None:
+    def _send_pure_ack(self, out: list[bytes], now: float) -> None:
         seg = self._build(self.snd_max, self.rcv_nxt, ACK, now, sack=True)
         out.append(seg)
 
@@ -1570,29 +1736,23 @@ class Connection:
         self._delack_at = None
         self._last_ack_sent = self.rcv_nxt
 
-    def _build_data(self, seq: int, flags: int, offset: int, n: int, now: float) -> bytearray:
-        """The hot path: one data (or FIN) segment with our usual options."""
-        window = self._window_field()
+    def _build_data(self, seq: int, flags: int, offset: int, n: int, now: float) -> bytes:
+        """One data (or FIN) segment off the hot path: retransmissions and lone FINs."""
+        opts = b""
         if self._ts_ok:
-            seg = bytearray(_HDR_TS_SIZE + n)
-            _HDR_TS.pack_into(seg, 0, self.local_port, self.remote_port, seq & MASK,
-                              self.rcv_nxt & MASK, 0x80, flags, window, 0, 0, TS_PREFIX,
-                              (int(now * 1000) + self._ts_offset) & MASK, self._ts_recent)
-            if n:
-                seg[_HDR_TS_SIZE:] = self._sndbuf[offset:offset + n]
-        else:
-            seg = bytearray(HEADER_SIZE + n)
-            _HDR.pack_into(seg, 0, self.local_port, self.remote_port, seq & MASK,
-                           self.rcv_nxt & MASK, 0x50, flags, window, 0, 0)
-            if n:
-                seg[HEADER_SIZE:] = self._sndbuf[offset:offset + n]
-        if self._checksum:
-            _U16.pack_into(seg, 16, finish(self._pseudo + len(seg) + ones_sum(seg)))
+            opts = TS_PREFIX + _TS_VALUES.pack(self._ts_now(now), self._ts_recent)
+        mv = memoryview(self._sndbuf)
+        try:
+            payload = bytes(mv[offset:offset + n])
+        finally:
+            mv.release()
+        seg = self._build_with_options(seq, self.rcv_nxt, flags, self._window_field(), opts,
+                                       payload)
         self._after_ack_sent()
         return seg
 
     def _build(self, seq: int, ack: int, flags: int, now: float, *, sack: bool = False
-               ) -> bytearray:
+               ) -> bytes:
         """A segment without data: an ACK, a RST or a probe."""
         if flags & RST:
             return self._build_with_options(seq, ack, flags, 0, b"")
@@ -1610,20 +1770,21 @@ class Connection:
             self._after_ack_sent()
         return seg
 
-    def _build_rst(self, seq: int) -> bytearray:
+    def _build_rst(self, seq: int) -> bytes:
         return self._build_with_options(seq, self.rcv_nxt, RST | ACK, 0, b"")
 
-    def _build_with_options(self, seq: int, ack: int, flags: int, window: int,
-                            opts: bytes) -> bytearray:
+    def _build_with_options(self, seq: int, ack: int, flags: int, window: int, opts: bytes,
+                            payload: bytes = b"") -> bytes:
         hlen = HEADER_SIZE + len(opts)
         seg = bytearray(hlen)
         _HDR.pack_into(seg, 0, self.local_port, self.remote_port, seq & MASK, ack & MASK,
                        (hlen >> 2) << 4, flags, window, 0, 0)
         seg[HEADER_SIZE:] = opts
+        seg += payload
         if self._checksum:
-            _U16.pack_into(seg, 16, finish(self._pseudo + hlen + ones_sum(seg)))
+            _U16.pack_into(seg, 16, finish(self._pseudo + len(seg) + ones_sum(seg)))
         self.stats["segments_sent"] += 1
-        return seg
+        return bytes(seg)
 
     # ------------------------------------------------------------------ state changes
 

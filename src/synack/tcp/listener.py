@@ -33,8 +33,8 @@ from synack.wire.checksum import address_bytes
 from synack.wire.tcp import (
     HEADER,
     HEADER_SIZE,
-    MalformedSegment,
     Flags,
+    MalformedSegment,
     Options,
     Segment,
     build_segment,
@@ -129,7 +129,7 @@ class Listener:
         rip = address_bytes(remote_ip)
         if len(data) < HEADER_SIZE:
             return
-        sport, dport, seq, ack, off, flags, _wnd, _csum, _urg = HEADER.unpack_from(data)
+        sport, _dport, seq, ack, off, flags, _wnd, _csum, _urg = HEADER.unpack_from(data)
         key = (rip, sport)
         conn = self._syn_queue.get(key)
         if conn is not None:

@@ -82,7 +82,7 @@ class Segment:
     dst_port: int
     seq: int
     ack: int = 0
-    flags: Flags = Flags(0)
+    flags: Flags = Flags(0)  # noqa: RUF009 (an immutable enum value)
     window: int = 0
     urgent: int = 0
     options: Options = field(default_factory=Options)
