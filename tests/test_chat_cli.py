@@ -151,11 +151,11 @@ def test_signals_shut_the_server_down_cleanly_and_tell_the_clients(sig: signal.S
         text.sendall(b"bob\n")
         proc.expect("bob joined")
         proc.p.send_signal(sig)
-        assert framed.until("shutdown") == {"op": "shutdown", "message": "server shutting down"}
+        assert framed.until("shutdown") == {"op": "shutdown", "message": "stopped by its operator"}
         received = b""
         while chunk := text.recv(4096):
             received += chunk
-        assert received.endswith(b"* server shutting down: server shutting down\r\n")
+        assert received.endswith(b"* server shutting down: stopped by its operator\r\n")
         assert framed.sock.recv(1) == b""  # and then the server hung up
         code, err = proc.finish()
         assert code == 0, err
@@ -173,7 +173,7 @@ def test_udp_server_shuts_down_on_sigterm_and_tells_its_peers() -> None:
         assert proc.finish()[0] == 0
         join.expect("server shutting down")
         code, err = join.finish()
-        assert code == 1 and err.strip() == "synack: the server shut down (server shutting down)"
+        assert code == 1 and err.strip() == "synack: the server shut down (stopped by its operator)"
 
 
 # --- scripted clients -----------------------------------------------------------------------
@@ -233,7 +233,7 @@ def test_losing_the_server_is_one_clear_line_and_a_failure(how: str) -> None:
         assert code == 1
         expected = {
             "killed": "synack: the server closed the connection",
-            "shutdown": "synack: the server shut down (server shutting down)",
+            "shutdown": "synack: the server shut down (stopped by its operator)",
         }[how]
         assert err.strip() == expected
 

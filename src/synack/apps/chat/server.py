@@ -315,7 +315,7 @@ class ChatServer:
         self._sweeper = asyncio.create_task(self._sweep())
         return self.address
 
-    async def close(self, message: str = "server shutting down", timeout: float = 2.0) -> None:
+    async def close(self, message: str = "stopped by its operator", timeout: float = 2.0) -> None:
         """Stop accepting, send every client a "shutdown" notice, close all connections."""
         if self._closing:
             return

@@ -15,6 +15,7 @@ import secrets
 import time
 from collections import deque
 
+from synack import __version__
 from synack.apps.chat import udp_protocol as udp
 from synack.apps.chat.hub import Event, Hub, Member
 from synack.apps.chat.protocol import (
@@ -110,7 +111,7 @@ class UdpChatServer(asyncio.DatagramProtocol):
         self._sweeper = asyncio.create_task(self._sweep())
         return self.address
 
-    async def close(self, message: str = "server shutting down") -> None:
+    async def close(self, message: str = "stopped by its operator") -> None:
         """Tell every peer "shutdown" (one datagram each; it may be lost) and unbind."""
         if self._sweeper is not None:
             self._sweeper.cancel()
@@ -205,6 +206,7 @@ class UdpChatServer(asyncio.DatagramProtocol):
             {
                 "op": "welcome",
                 "version": PROTOCOL_VERSION,
+                "server": f"synack {__version__}",
                 "nick": peer.nick,
                 "room": peer.room,
                 "members": others,
