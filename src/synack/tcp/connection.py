@@ -1426,8 +1426,12 @@ class Connection:
     def segments_to_send(self, now: float) -> list[bytes]:
         """Every segment the connection wants transmitted now, in order."""
         out = self._queued
-        self._queued = []
         state = self.state
+        if (state is _ESTABLISHED and not out and not self._ack_now
+                and self.snd_nxt >= self._sndbuf_seq + len(self._sndbuf)
+                and self._high_rxt >= self._lost_edge and self._fin_seq < 0):
+            return []  # the common case of nothing to say, decided cheaply
+        self._queued = []
         if state is State.CLOSED or state is State.LISTEN:
             return out
         if self._syn_pending:
@@ -1683,8 +1687,34 @@ class Connection:
         self._persist_at = None
 
     def _send_pure_ack(self, out: list[bytes], now: float) -> None:
-        seg = self._build(self.snd_max, self.rcv_nxt, ACK, now, sack=True)
-        out.append(seg)
+        if self._ooo_starts and self._sack_ok:
+            out.append(self._build(self.snd_max, self.rcv_nxt, ACK, now, sack=True))
+            return
+        # Half of a bulk transfer's segments are pure ACKs: pack them in one call,
+        # with the checksum summed arithmetically as in _send_new.
+        window = self._window_field()
+        seq = self.snd_max & MASK
+        ack = self.rcv_nxt & MASK
+        lp = self.local_port
+        rp = self.remote_port
+        csum = 0
+        if self._ts_ok:
+            tsval = (int(now * 1000) + self._ts_offset) & MASK
+            tsecr = self._ts_recent
+            if self._checksum:
+                csum = (self._pseudo + lp + rp + seq + ack + 0x8000 + ACK + window + 0x0101
+                        + 0x080A + tsval + tsecr + _HDR_TS_SIZE) % 0xFFFF
+                csum = 0xFFFF - csum if csum else 0
+            out.append(_HDR_TS.pack(lp, rp, seq, ack, 0x80, ACK, window, csum, 0, TS_PREFIX,
+                                    tsval, tsecr))
+        else:
+            if self._checksum:
+                csum = (self._pseudo + lp + rp + seq + ack + 0x5000 + ACK + window
+                        + HEADER_SIZE) % 0xFFFF
+                csum = 0xFFFF - csum if csum else 0
+            out.append(_HDR.pack(lp, rp, seq, ack, 0x50, ACK, window, csum, 0))
+        self.stats["segments_sent"] += 1
+        self._after_ack_sent()
 
     def _send_ack_immediately(self, now: float) -> None:
         """Queue an ACK now, separately from any data (a duplicate ACK must be pure)."""
