@@ -23,7 +23,7 @@ import selectors
 import socket
 import sys
 import time
-from typing import Any
+from typing import Any, cast
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from chat_fanout import HEADER, MAGIC, frame, start
@@ -66,8 +66,7 @@ def clients(port: int, n: int, deadline: float, ready: Any, release: Any) -> Non
         if not events and welcomed == len(socks) and time.monotonic() - quiet_since > 0.5:
             break
         for key, _ in events:
-            sock = key.fileobj
-            assert isinstance(sock, socket.socket)
+            sock = cast(socket.socket, key.fileobj)
             data = sock.recv(65536)
             if not data:
                 sel.unregister(sock)
@@ -109,7 +108,7 @@ def measure(name: str, cmd: list[str], args: argparse.Namespace) -> float:
     finally:
         proc.terminate()
         proc.wait(timeout=10)
-    per = (after - before) / max(welcomed, 1)
+    per = float((after - before) / max(welcomed, 1))
     note = "" if welcomed == args.clients else f"  (ONLY {welcomed} completed the handshake)"
     print(
         f"{name:>9}: {welcomed:,} clients in {elapsed:5.1f} s; RSS {before / 1024:6.1f} -> "

@@ -26,7 +26,7 @@ import subprocess
 import sys
 import threading
 import time
-from typing import Any
+from typing import Any, cast
 
 HEADER = struct.Struct("!BQ")
 MAGIC = b"\x00SNK"
@@ -48,7 +48,7 @@ def read_frame(sock: socket.socket, buf: bytearray) -> dict[str, Any]:
         if len(buf) >= 9:
             _, n = HEADER.unpack_from(buf)
             if len(buf) >= 9 + n:
-                body = json.loads(bytes(buf[9 : 9 + n]))
+                body: dict[str, Any] = json.loads(bytes(buf[9 : 9 + n]))
                 del buf[: 9 + n]
                 return body
         data = sock.recv(65536)
@@ -136,8 +136,7 @@ def receiver(
     total, done, last = 0, 0, time.monotonic()
     while done < len(nicks) and time.monotonic() < deadline:
         for key, _ in sel.select(timeout=0.5):
-            sock = key.fileobj
-            assert isinstance(sock, socket.socket)
+            sock = cast(socket.socket, key.fileobj)
             data = sock.recv(1 << 20)
             if not data:
                 sel.unregister(sock)
@@ -212,7 +211,7 @@ def measure(name: str, cmd: list[str], args: argparse.Namespace) -> float:
     total = sum(r[0] for r in results)
     elapsed = max(r[1] for r in results) - t0
     want = args.clients * args.messages
-    rate = total / elapsed
+    rate = float(total / elapsed)
     note = "" if total == want else f"  (time limit reached at {total:,} of {want:,})"
     print(f"{name:>9}: {total:>9,} deliveries in {elapsed:6.3f} s = {rate:>11,.0f} /s{note}")
     return rate

@@ -190,7 +190,7 @@ def test_scripted_join_delivers_every_line_before_quitting_at_eof() -> None:
         code, err = join.finish()
         assert code == 0, err
         assert join.expect("* bye")
-        got = []
+        got: list[str] = []
         while len(got) < len(lines):
             ev = observer.event()
             if ev["op"] == "msg":

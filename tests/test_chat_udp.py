@@ -7,7 +7,7 @@ import asyncio
 import functools
 import json
 from collections.abc import Awaitable, Callable
-from typing import Any
+from typing import Any, Self
 
 import pytest
 
@@ -37,7 +37,7 @@ class RawPeer(asyncio.DatagramProtocol):
         self.transport: asyncio.DatagramTransport
 
     @classmethod
-    async def open(cls, local_port: int = 0) -> RawPeer:
+    async def open(cls, local_port: int = 0) -> Self:
         loop = asyncio.get_running_loop()
         _, peer = await loop.create_datagram_endpoint(cls, local_addr=("127.0.0.1", local_port))
         return peer

@@ -42,6 +42,7 @@ from synack.wire.frame import (
 )
 
 READ_SIZE = 1 << 18
+CLOSE_GRACE = 5.0  # seconds a kicked peer has to read its error before the socket is dropped
 MAX_LINE = 8192  # bytes in one line-mode line
 LINE_PROMPT = b"synack chat. Your nickname? (letters, digits, '-', '_', '.')\r\n"
 
@@ -128,10 +129,13 @@ class Connection(Member):
             self.flush()
         self.server.dropped(self, reason)
         self.done = True
+        transport = self.writer.transport
         if polite:
-            self.writer.close()  # after the queued error is written
+            self.writer.close()  # after the queued error is written...
+            # ...unless the peer never reads it: then do not hold the socket forever.
+            self.server.loop.call_later(CLOSE_GRACE, transport.abort)
         else:
-            self.writer.transport.abort()  # its queue is the problem: drop it
+            transport.abort()  # its queue is the problem: drop it
 
     # --- input ------------------------------------------------------------------------
 
@@ -333,6 +337,8 @@ class ChatServer:
             conn.writer.close()
         if self._tasks:
             _, late = await asyncio.wait(self._tasks, timeout=timeout)
+            for conn in list(self.connections):
+                conn.writer.transport.abort()  # peers that would not take the notice
             for task in late:
                 task.cancel()
             if late:
