@@ -50,6 +50,7 @@ from synack.tcp.events import (
 )
 from synack.tcp.isn import isn as make_isn
 from synack.tcp.isn import new_secret, ts_offset
+from synack.tcp.ranges import RangeSet
 from synack.tcp.rtt import RttEstimator
 from synack.tcp.state import ACCEPTS_SEND, SENT_FIN, SYNCHRONIZED, State
 from synack.wire.checksum import address_bytes, finish, ones_sum, pseudo_header_sum
@@ -171,6 +172,7 @@ class Connection:
         self._ooo_starts: list[int] = []  # out-of-order segments, sorted by start
         self._ooo_data: list[bytes] = []
         self._ooo_bytes = 0
+        self._ooo_ranges = RangeSet()  # what the out-of-order queue holds, merged: SACK blocks
         self._sack_recent: list[int] = []  # seqs of recent out-of-order arrivals, newest first
         self._rcv_fin_seq = -1
         self._eof = False  # the peer's FIN has been delivered
@@ -210,10 +212,11 @@ class Connection:
         self._recover = 0  # RecoveryPoint: no new recovery until snd_una passes it
         self._high_rxt = 0  # retransmitted up to here in the current episode
         self._lost_edge = 0  # unSACKed bytes below here are deemed lost
-        self._sacked: list[list[int]] = []  # scoreboard: sorted disjoint [start, end) ranges
-        self._sacked_bytes = 0
+        self._sacked = RangeSet()  # the scoreboard: what the peer has SACKed above SND.UNA
         self._reno_sacked = 0  # without SACK: bytes the duplicate ACKs say have left the network
         self._persist_at: float | None = None
+        self._handshake_timed = True
+        self._last_send = 0.0
         self._force_send = False
         self._snd_sml = 0  # end of the last short segment sent (Nagle, Minshall's variant)
         self._persist_backoff = 0
@@ -686,7 +689,7 @@ class Connection:
         self.snd_max = self.snd_nxt = self.iss + 1
         self._rcv_adv = self.rcv_nxt + min(self._rcv_limit, 0xFFFF)  # as the SYN-ACK said
         self._last_ack_sent = self.rcv_nxt
-        self._retries = 1  # when the SYN-ACK left is unknown: take no RTT sample from it
+        self._handshake_timed = False  # when the SYN-ACK left is unknown: no RTT sample
 
     def _segment_syn_sent(self, seg: _Inbound, now: float) -> None:
         """RFC 9293 §3.10.7.3: SYN-SENT."""
@@ -717,9 +720,7 @@ class Connection:
             self.snd_wl1 = seg.seq
             self.snd_wl2 = ack
             self.max_snd_wnd = self.snd_wnd
-            self._rtt_from_syn(seg, now)
-            self._rto_at = None
-            self._retries = 0
+            self._handshake_done(now)
             self._syn_pending = False
             # "If SND.UNA > ISS (our SYN has been ACKed), change the connection state to
             # ESTABLISHED, form an ACK segment and send it."
@@ -733,9 +734,20 @@ class Connection:
             self._syn_pending = True
             self._set_state(State.SYN_RECEIVED)
 
-    def _rtt_from_syn(self, seg: _Inbound, now: float) -> None:
-        if self._retries == 0:  # Karn: no sample from a retransmitted SYN
+    def _handshake_done(self, now: float) -> None:
+        """Our SYN (or SYN-ACK) was acknowledged: measure it and set the starting windows."""
+        lost = self._retries > 0
+        if self._handshake_timed and not lost:  # Karn: no sample from a retransmitted SYN
             self._rtt.sample(max(now - self._una_since, 0.0))
+        # RFC 6298 §5.7: after a SYN timeout with no sample, the RTO starts at 3 s.
+        self._rtt.on_handshake_complete(lost)
+        if lost:
+            # RFC 5681 §3.1: "If the SYN or SYN/ACK is lost, the initial window used by a
+            # sender after a correctly transmitted SYN MUST be one segment."
+            self._cc.on_syn_loss()
+        self._retries = 0
+        self._rto_at = None
+        self._una_since = now
 
     def _segment_synchronized(self, seg: _Inbound, now: float) -> None:
         """RFC 9293 §3.10.7.4: SYN-RECEIVED and every synchronized state."""
@@ -842,12 +854,8 @@ class Connection:
             if not self.snd_una < ack <= self.snd_max:
                 self._queued.append(self._build(seg.ack, 0, RST, 0))
                 return
-            if self._retries == 0:
-                self._rtt.sample(max(now - self._una_since, 0.0))
             self.snd_una = ack
-            self._retries = 0
-            self._rto_at = None
-            self._una_since = now
+            self._handshake_done(now)
             self.snd_wnd = seg.wnd << self._snd_wscale
             self.snd_wl1 = seq
             self.snd_wl2 = ack
@@ -946,7 +954,7 @@ class Connection:
             del self._sndbuf[:drop]
             self._sndbuf_seq = buf_seq + drop
         if self._sacked:
-            self._trim_scoreboard(ack)
+            self._sacked.trim_below(ack)
         if self._high_rxt < ack:
             self._high_rxt = ack
         if self._lost_edge < ack:
@@ -1030,7 +1038,7 @@ class Connection:
         """RFC 6675 Update(): mark SACKed ranges; True if any byte was newly SACKed."""
         una = self.snd_una
         hi = self.snd_max
-        before = self._sacked_bytes
+        before = self._sacked.total
         for left32, right32 in blocks:
             d = (left32 - una) & MASK
             left = una + (d - 0x100000000 if d >= 0x80000000 else d)
@@ -1041,39 +1049,11 @@ class Connection:
                 continue  # RFC 2018: blocks beyond what we sent are bogus
             if right <= left:
                 continue
-            self._add_sacked(left, right)
-        changed = self._sacked_bytes > before
+            self._sacked.add(left, right)
+        changed = self._sacked.total > before
         if changed and self._in_recovery:
             self._lost_edge = max(self._lost_edge, self._sack_lost_edge())
         return changed
-
-    def _add_sacked(self, left: int, right: int) -> None:
-        ranges = self._sacked
-        starts = [r[0] for r in ranges]
-        i = bisect.bisect_left(starts, left)
-        if i > 0 and ranges[i - 1][1] >= left:
-            i -= 1
-        j = i
-        new_left, new_right = left, right
-        removed = 0
-        while j < len(ranges) and ranges[j][0] <= right:
-            new_left = min(new_left, ranges[j][0])
-            new_right = max(new_right, ranges[j][1])
-            removed += ranges[j][1] - ranges[j][0]
-            j += 1
-        ranges[i:j] = [[new_left, new_right]]
-        self._sacked_bytes += (new_right - new_left) - removed
-
-    def _trim_scoreboard(self, una: int) -> None:
-        ranges = self._sacked
-        while ranges and ranges[0][0] < una:
-            first = ranges[0]
-            if first[1] <= una:
-                self._sacked_bytes -= first[1] - first[0]
-                ranges.pop(0)
-            else:
-                self._sacked_bytes -= una - first[0]
-                first[0] = una
 
     def _sack_lost_edge(self) -> int:
         """RFC 6675 IsLost(): unSACKed bytes below the returned edge are lost.
@@ -1083,33 +1063,26 @@ class Connection:
         """
         limit = (DUP_THRESH - 1) * self.snd_mss
         total = 0
-        for count, (left, right) in enumerate(reversed(self._sacked), 1):
-            total += right - left
+        starts = self._sacked.starts
+        ends = self._sacked.ends
+        for count, i in enumerate(range(len(starts) - 1, -1, -1), 1):
+            total += ends[i] - starts[i]
             if total > limit or count >= DUP_THRESH:
-                return left
+                return starts[i]
         return self.snd_una
 
     def _sacked_is_lost(self) -> bool:
         return self._sack_lost_edge() > self.snd_una
 
     def _unsacked_between(self, lo: int, hi: int) -> int:
-        if hi <= lo:
-            return 0
-        n = hi - lo
-        for left, right in self._sacked:
-            if right <= lo:
-                continue
-            if left >= hi:
-                break
-            n -= min(right, hi) - max(left, lo)
-        return n
+        return hi - lo - self._sacked.covered(lo, hi) if hi > lo else 0
 
     def _pipe(self) -> int:
         """Bytes in the network (RFC 6675 §4 SetPipe): outstanding, minus SACKed, minus
         lost-and-not-yet-retransmitted."""
         out = self.snd_max - self.snd_una
         if self._sack_ok:
-            out -= self._sacked_bytes
+            out -= self._sacked.total
         else:
             out -= self._reno_sacked
         if self._high_rxt < self._lost_edge:
@@ -1183,6 +1156,7 @@ class Connection:
 
     def _store_ooo(self, seq: int, payload: memoryview) -> None:
         end = seq + len(payload)
+        self._ooo_ranges.add(seq, end)
         starts = self._ooo_starts
         datas = self._ooo_data
         i = bisect.bisect_left(starts, seq)
@@ -1228,35 +1202,29 @@ class Connection:
             if end > rcv_nxt:
                 buf += data[rcv_nxt - start:]
                 rcv_nxt = end
+        self._ooo_ranges.trim_below(rcv_nxt)
         if not starts:
             self._sack_recent.clear()
         return rcv_nxt
 
     def _sack_blocks(self) -> list[tuple[int, int]]:
-        """Up to three (with timestamps) or four SACK blocks, most recent first (RFC 2018 §4)."""
-        starts = self._ooo_starts
-        if not starts:
-            return []
-        datas = self._ooo_data
-        merged: list[list[int]] = []
-        for s, d in zip(starts, datas, strict=True):
-            if merged and merged[-1][1] == s:
-                merged[-1][1] = s + len(d)
-            else:
-                merged.append([s, s + len(d)])
+        """Up to three (with timestamps) or four SACK blocks (RFC 2018 §4): first the
+        block holding the latest arrival, then those of earlier arrivals, then the rest."""
+        ranges = self._ooo_ranges
         room = 3 if self._ts_ok else 4
         out: list[tuple[int, int]] = []
         for seq in self._sack_recent:
-            for block in merged:
-                if block[0] <= seq < block[1]:
-                    t = (block[0], block[1])
-                    if t not in out:
-                        out.append(t)
-                    break
-        for block in reversed(merged):
-            t = (block[0], block[1])
-            if t not in out:
-                out.append(t)
+            block = ranges.find(seq)
+            if block is not None and block not in out:
+                out.append(block)
+        starts = ranges.starts
+        ends = ranges.ends
+        i = len(starts) - 1
+        while len(out) < room and i >= 0:
+            block = (starts[i], ends[i])
+            if block not in out:
+                out.append(block)
+            i -= 1
         return out[:room]
 
     def _process_fin(self, now: float) -> None:
@@ -1372,7 +1340,6 @@ class Connection:
             # A second timeout with SACKed data still unacknowledged: the receiver may
             # have discarded it (RFC 2018 §8, reneging). Forget the scoreboard.
             self._sacked.clear()
-            self._sacked_bytes = 0
         self._high_rxt = self.snd_una
         self._lost_edge = self.snd_max
         self._rto_at = now + self._rtt.rto
@@ -1511,6 +1478,11 @@ class Connection:
             nxt = buf_seq
         avail = data_end - nxt
         if avail > 0:
+            if self.snd_max == self.snd_una and now - self._last_send > self._rtt.rto:
+                # RFC 5681 §4.1: after an idle period longer than the RTO, the ACK clock
+                # is lost; restart from no more than the initial window.
+                self._cc.restart_after_idle(now)
+                cwnd = self._cc.cwnd
             room = cwnd - self._pipe()
             if self._dupacks and not self._in_recovery:
                 # RFC 3042 limited transmit: a new segment for each of the first two dupACKs.
@@ -1631,24 +1603,18 @@ class Connection:
             if self.snd_una == self.snd_max:
                 self._una_since = now
         self._persist_at = None
+        self._last_send = now
         self._after_ack_sent()
         return nxt
 
     def _next_unsacked(self, lo: int, hi: int) -> int:
         """The first sequence number in [lo, hi) not covered by the scoreboard, or -1."""
-        for left, right in self._sacked:
-            if right <= lo:
-                continue
-            if left > lo:
-                break
-            lo = right
-        return lo if lo < hi else -1
+        gap = self._sacked.next_gap(lo)
+        return gap if gap < hi else -1
 
     def _next_sacked_start(self, seq: int) -> int:
-        for left, _right in self._sacked:
-            if left > seq:
-                return left
-        return 1 << 62
+        start = self._sacked.next_start(seq)
+        return (1 << 62) if start is None else start
 
     def _arm_persist(self, now: float) -> None:
         if self._persist_at is None and self._rto_at is None:
@@ -1685,6 +1651,7 @@ class Connection:
             if self.snd_una == self.snd_max:
                 self._una_since = now
         self._persist_at = None
+        self._last_send = now
 
     def _send_pure_ack(self, out: list[bytes], now: float) -> None:
         if self._ooo_starts and self._sack_ok:
@@ -1845,6 +1812,7 @@ class Connection:
         self._sndbuf.clear()
         self._ooo_starts.clear()
         self._ooo_data.clear()
+        self._ooo_ranges.clear()
         self._ooo_bytes = 0
         self._set_state(State.CLOSED)
         self._events.append(Closed())
