@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from itertools import pairwise
+
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -32,7 +34,7 @@ def test_rangeset_matches_a_set_of_numbers(steps: list[tuple[str, int, int]], pr
             model = {x for x in model if x >= a}
         assert ranges.total == len(model)
         pairs = list(ranges)
-        assert all(e1 < s2 for (_s1, e1), (s2, _e2) in zip(pairs, pairs[1:], strict=False))
+        assert all(e1 < s2 for (_s1, e1), (s2, _e2) in pairwise(pairs))
         assert {x for s, e in pairs for x in range(s, e)} == model
     assert (ranges.find(probe) is not None) == (probe in model)
     gap = ranges.next_gap(probe)
