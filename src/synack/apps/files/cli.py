@@ -1,10 +1,287 @@
-"""`synack files` sub-commands."""
+"""`synack files`: serve a directory; ls, get and put against a server.
+
+Shapes follow scp and curl: ``get HOST:PORT REMOTE [LOCAL]``,
+``put HOST:PORT LOCAL [REMOTE]``; ``--resume`` continues an interrupted
+transfer, ``--force`` allows replacing existing files.
+"""
 
 from __future__ import annotations
 
 import argparse
+import asyncio
+import datetime
+import re
+import signal
+import sys
+import time
+
+from synack.apps.common import add_transport_argument, check_host, parse_endpoint, parse_port, run
+from synack.errors import UsageError
+
+from .client import DEFAULT_TIMEOUT, FileClient, Transferred
+from .progress import for_stream
+from .protocol import Entry, Kind
+from .server import DEFAULT_IDLE_TIMEOUT, DEFAULT_PORT, FileServer
+
+_RATE = re.compile(r"^(\d+)\s*([kmg]i?)?b?$", re.IGNORECASE)
+_RATE_UNITS = {"": 1, "k": 10**3, "m": 10**6, "g": 10**9, "ki": 2**10, "mi": 2**20, "gi": 2**30}
+
+
+def parse_rate(text: str) -> int:
+    """``500000``, ``500k``, ``2M``, ``1MiB``: bytes per second, positive."""
+    match = _RATE.match(text.strip())
+    if not match:
+        raise argparse.ArgumentTypeError(
+            f"invalid rate {text!r}: expected bytes per second, e.g. 500k or 2M"
+        )
+    value = int(match.group(1)) * _RATE_UNITS[(match.group(2) or "").lower()]
+    if value <= 0:
+        raise argparse.ArgumentTypeError(f"invalid rate {text!r}: must be positive")
+    return value
+
+
+def _port(text: str) -> int:
+    try:
+        return parse_port(text)
+    except UsageError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
 
 
 def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
-    p = sub.add_parser("files", help="files (not written yet)")
-    p.set_defaults(func=lambda args: 1)
+    files = sub.add_parser(
+        "files",
+        help="serve a directory; list, download and upload files (SHA-256 verified)",
+        description="File transfer over TCP: every file is verified with SHA-256 end to end.",
+    )
+    cmds = files.add_subparsers(dest="files_command", metavar="COMMAND", required=True)
+
+    serve = cmds.add_parser("serve", help="serve DIR to many clients at once")
+    serve.add_argument("dir", metavar="DIR", help="directory to serve")
+    serve.add_argument(
+        "--host", default="127.0.0.1", help="address to listen on (default: %(default)s)"
+    )
+    serve.add_argument(
+        "--port",
+        type=_port,
+        default=DEFAULT_PORT,
+        help="port; 0 picks a free one (default: %(default)s)",
+    )
+    serve.add_argument(
+        "--allow-upload", action="store_true", help="accept put and mkdir (off by default)"
+    )
+    serve.add_argument(
+        "--max-rate", type=parse_rate, metavar="BYTES_PER_S", help="cap each transfer, e.g. 10M"
+    )
+    serve.add_argument(
+        "--fsync", action="store_true", help="flush each upload to disk before naming it"
+    )
+    serve.add_argument(
+        "--idle-timeout",
+        type=_seconds,
+        default=DEFAULT_IDLE_TIMEOUT,
+        metavar="SECONDS",
+        help="drop a client silent this long (default: %(default)g)",
+    )
+    add_transport_argument(serve)
+    serve.set_defaults(func=_cmd_serve)
+
+    ls = cmds.add_parser("ls", help="list a remote directory")
+    ls.add_argument("address", metavar="HOST:PORT")
+    ls.add_argument(
+        "remote",
+        metavar="REMOTE",
+        nargs="?",
+        default="",
+        help="path on the server (default: its root)",
+    )
+    ls.add_argument("-R", "--recursive", action="store_true", help="list everything below REMOTE")
+    _client_flags(ls)
+    ls.set_defaults(func=_cmd_ls)
+
+    get = cmds.add_parser("get", help="download a file or a directory tree")
+    get.add_argument("address", metavar="HOST:PORT")
+    get.add_argument("remote", metavar="REMOTE", help="file or directory on the server")
+    get.add_argument(
+        "local", metavar="LOCAL", nargs="?", help="destination (default: its name, here)"
+    )
+    _transfer_flags(get)
+    get.add_argument(
+        "--fsync", action="store_true", help="flush each file to disk before naming it"
+    )
+    get.set_defaults(func=_cmd_get)
+
+    put = cmds.add_parser("put", help="upload a file or a directory tree")
+    put.add_argument("address", metavar="HOST:PORT")
+    put.add_argument("local", metavar="LOCAL", help="file or directory to upload")
+    put.add_argument(
+        "remote",
+        metavar="REMOTE",
+        nargs="?",
+        help="destination on the server (default: its name, at the root)",
+    )
+    _transfer_flags(put)
+    put.set_defaults(func=_cmd_put)
+
+
+def _transfer_flags(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--resume", action="store_true", help="continue an interrupted transfer")
+    parser.add_argument("--force", action="store_true", help="replace existing files")
+    _client_flags(parser)
+
+
+def _client_flags(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--timeout",
+        type=_seconds,
+        default=DEFAULT_TIMEOUT,
+        metavar="SECONDS",
+        help="give up on a server silent this long (default: %(default)g)",
+    )
+    add_transport_argument(parser)
+
+
+def _seconds(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"invalid duration {text!r}: not a number") from None
+    if not value > 0:
+        raise argparse.ArgumentTypeError(f"invalid duration {text!r}: must be positive")
+    return value
+
+
+def _endpoint(text: str) -> tuple[str, int]:
+    host, port = parse_endpoint(text)
+    return check_host(host), port
+
+
+# -- serve --------------------------------------------------------------------
+
+
+def _cmd_serve(args: argparse.Namespace) -> int:
+    check_host(args.host)
+    return run(_serve(args))
+
+
+async def _serve(args: argparse.Namespace) -> int:
+    server = FileServer(
+        args.dir,
+        host=args.host,
+        port=args.port,
+        allow_upload=args.allow_upload,
+        max_rate=args.max_rate,
+        fsync=args.fsync,
+        idle_timeout=args.idle_timeout,
+        transport_name=args.transport,
+        log=_log,
+    )
+    await server.start()
+    host, port = server.address
+    mode = "uploads allowed" if args.allow_upload else "read-only"
+    print(f"serving {server.root} on {host}:{port} ({mode}); Ctrl-C stops", flush=True)
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, stop.set)
+    try:
+        await stop.wait()
+    finally:
+        await server.close()
+    _log("stopped")
+    return 0
+
+
+def _log(line: str) -> None:
+    print(f"{time.strftime('%H:%M:%S')} {line}", file=sys.stderr, flush=True)
+
+
+# -- client commands ------------------------------------------------------------
+
+
+def _cmd_ls(args: argparse.Namespace) -> int:
+    host, port = _endpoint(args.address)
+    return run(_ls(host, port, args))
+
+
+async def _ls(host: str, port: int, args: argparse.Namespace) -> int:
+    async with await FileClient.connect(
+        host, port, transport_name=args.transport, timeout=args.timeout
+    ) as client:
+        entries = await client.list(args.remote, recursive=args.recursive)
+    for line in format_listing(entries):
+        print(line)
+    return 0
+
+
+_KIND_MARK = {Kind.FILE: "-", Kind.DIR: "d", Kind.OTHER: "?"}
+
+
+def format_listing(entries: list[Entry]) -> list[str]:
+    """``ls -l`` style: type, size, modification time, path (directories end in /)."""
+    width = max((len(str(e.size)) for e in entries), default=1)
+    lines = []
+    for e in entries:
+        size = str(e.size) if e.kind is Kind.FILE else "-"
+        when = datetime.datetime.fromtimestamp(e.mtime_ns / 1e9).strftime("%Y-%m-%d %H:%M")
+        name = e.path + ("/" if e.kind is Kind.DIR else "")
+        lines.append(f"{_KIND_MARK[e.kind]} {size:>{width}}  {when}  {name}")
+    return lines
+
+
+def _cmd_get(args: argparse.Namespace) -> int:
+    host, port = _endpoint(args.address)
+    return run(_get(host, port, args))
+
+
+async def _get(host: str, port: int, args: argparse.Namespace) -> int:
+    started = time.monotonic()
+    async with await FileClient.connect(
+        host, port, transport_name=args.transport, timeout=args.timeout
+    ) as client:
+        done = await client.get(
+            args.remote,
+            args.local,
+            resume=args.resume,
+            force=args.force,
+            fsync=args.fsync,
+            progress=for_stream(sys.stderr),
+        )
+    _report(done, time.monotonic() - started)
+    return 0
+
+
+def _cmd_put(args: argparse.Namespace) -> int:
+    host, port = _endpoint(args.address)
+    return run(_put(host, port, args))
+
+
+async def _put(host: str, port: int, args: argparse.Namespace) -> int:
+    started = time.monotonic()
+    async with await FileClient.connect(
+        host, port, transport_name=args.transport, timeout=args.timeout
+    ) as client:
+        done = await client.put(
+            args.local,
+            args.remote,
+            resume=args.resume,
+            force=args.force,
+            progress=for_stream(sys.stderr),
+        )
+    _report(done, time.monotonic() - started)
+    return 0
+
+
+def _report(done: Transferred, seconds: float) -> None:
+    """Warnings always; the summary only on a terminal (scripts get silence on success)."""
+    for line in done.skipped:
+        print(f"synack: skipped {line}", file=sys.stderr)
+    if not sys.stderr.isatty():
+        return
+    rate = done.bytes / seconds / 1e6 if seconds > 0 else 0.0
+    parts = [
+        f"{done.files} file{'s' * (done.files != 1)}",
+        f"{done.bytes / 1e6:.1f} MB in {seconds:.1f} s ({rate:.0f} MB/s)",
+    ]
+    if done.identical:
+        parts.append(f"{done.identical} already identical")
+    print(f"{', '.join(parts)}; SHA-256 verified", file=sys.stderr)
