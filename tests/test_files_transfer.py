@@ -471,7 +471,9 @@ def test_paths_leading_out_of_the_root_are_refused(
         ("small.txt/under-a-file", "not_dir"),
     ],
 )
-def test_uploads_outside_the_root_are_refused(root: Path, outside: Path, path: str, code: str) -> None:
+def test_uploads_outside_the_root_are_refused(
+    root: Path, outside: Path, path: str, code: str
+) -> None:
     before = snapshot(outside.parent)
 
     async def go() -> None:
@@ -519,7 +521,9 @@ def test_special_files_are_refused(root: Path) -> None:
             for name in ("fifo", "sock"):
                 reply = await raw.ask({"op": "get", "path": name})
                 assert reply["code"] == "not_regular", reply
-            kinds = {e["path"]: e["type"] for e in (await raw.ask({"op": "list", "path": ""}))["entries"]}
+            kinds = {
+                e["path"]: e["type"] for e in (await raw.ask({"op": "list", "path": ""}))["entries"]
+            }
             assert kinds["fifo"] == kinds["sock"] == "other"
             await raw.close()
 
@@ -548,10 +552,16 @@ def test_missing_file_and_bad_requests(root: Path) -> None:
             assert (await raw.ask({"op": "get", "path": "nope"}))["code"] == "not_found"
             assert (await raw.ask({"op": "get", "path": "tree"}))["code"] == "is_dir"
             assert (await raw.ask({"op": "get", "path": 7}))["code"] == "bad_request"
-            assert (await raw.ask({"op": "get", "path": "empty", "offset": -1}))["code"] == "bad_request"
-            assert (await raw.ask({"op": "get", "path": "small.txt", "offset": 99}))["code"] == "bad_offset"
+            assert (await raw.ask({"op": "get", "path": "empty", "offset": -1}))[
+                "code"
+            ] == "bad_request"
+            assert (await raw.ask({"op": "get", "path": "small.txt", "offset": 99}))[
+                "code"
+            ] == "bad_offset"
             assert (await raw.ask({"op": "frobnicate"}))["code"] == "bad_request"
-            assert (await raw.ask({"op": "list", "path": "", "recursive": "yes"}))["code"] == "bad_request"
+            assert (await raw.ask({"op": "list", "path": "", "recursive": "yes"}))[
+                "code"
+            ] == "bad_request"
             await raw.close()
 
     run(go())
@@ -577,7 +587,14 @@ def test_wrong_app_or_version_is_refused(root: Path) -> None:
 def test_client_rejects_a_hostile_listing() -> None:
     assert _below("tree", "tree/a/b") == ("a", "b")
     assert _below("", "x") == ("x",)
-    for path in ("tree/../../etc/passwd", "other/x", "/etc/passwd", "tree", "tree/a//b", "tree/\x00"):
+    for path in (
+        "tree/../../etc/passwd",
+        "other/x",
+        "/etc/passwd",
+        "tree",
+        "tree/a//b",
+        "tree/\x00",
+    ):
         with pytest.raises(ProtocolError):
             _below("tree", path)
 
@@ -626,9 +643,10 @@ def test_memory_stays_constant_whatever_the_size(root: Path, here: Path) -> None
     # Client and server together, both directions: a few 4 MiB buffers, never the file.
     assert peak < 32 << 20, f"peak Python allocation {peak / 2**20:.1f} MiB for a 64 MiB file"
     assert (root / "again.bin").stat().st_size == size
-    assert hashlib.sha256((here / "huge.bin").read_bytes()).digest() == hashlib.sha256(
-        (root / "huge.bin").read_bytes()
-    ).digest()
+    assert (
+        hashlib.sha256((here / "huge.bin").read_bytes()).digest()
+        == hashlib.sha256((root / "huge.bin").read_bytes()).digest()
+    )
 
 
 def test_server_hash_cache_serves_repeat_downloads(root: Path, here: Path) -> None:

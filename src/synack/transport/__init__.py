@@ -96,8 +96,7 @@ class BulkReader:
     the stream's protocol; reading is paused between `readinto` calls, so no
     byte beyond what the caller asked for is consumed. Close it (or use it as a
     context manager) before reading the stream normally again. If a
-    `readinto` is cancelled, an unknown part of its buffer was consumed: the
-    stream position is lost, so close the connection.
+    `readinto` is cancelled, the stream position is lost: close the connection.
     """
 
     def __init__(self, reader: asyncio.StreamReader) -> None:
@@ -105,19 +104,21 @@ class BulkReader:
         self._filler: _Filler | None = None
 
     async def readinto(self, buffer: memoryview) -> int:
-        """Fill `buffer`; returns ``len(buffer)``, or fewer only at end of stream."""
+        """Read what has arrived into `buffer` (at least one byte, at most ``len(buffer)``),
+        as ``recv_into`` does; 0 only at the end of the stream."""
         view = buffer.cast("B") if buffer.format != "B" else buffer
+        if not view:
+            return 0
         reader = self._reader
-        filled = 0
         if self._filler is None:
             # Bytes the StreamReader already holds come first (a private attribute,
             # but one every CPython since 3.4 has; the seam is where that knowledge lives).
-            while filled < len(view) and reader._buffer:  # type: ignore[attr-defined]
-                chunk = await reader.read(len(view) - filled)
-                view[filled : filled + len(chunk)] = chunk
-                filled += len(chunk)
-            if filled == len(view) or reader.at_eof():
-                return filled
+            if reader._buffer:  # type: ignore[attr-defined]
+                chunk = await reader.read(len(view))
+                view[: len(chunk)] = chunk
+                return len(chunk)
+            if reader.at_eof():
+                return 0
             if (exc := reader.exception()) is not None:
                 raise exc
             transport: asyncio.Transport | None = getattr(reader, "_transport", None)
@@ -126,9 +127,11 @@ class BulkReader:
                 or not isinstance(transport, _SOCKET_TRANSPORT)
                 or transport.is_closing()
             ):
-                return filled + await _read_plain(reader, view[filled:])
+                chunk = await reader.read(len(view))
+                view[: len(chunk)] = chunk
+                return len(chunk)
             self._filler = _Filler(transport)
-        return filled + await self._filler.fill(view[filled:])
+        return await self._filler.fill(view)
 
     def close(self) -> None:
         """Give the stream back to its StreamReader."""
@@ -143,22 +146,11 @@ class BulkReader:
         self.close()
 
 
-async def _read_plain(reader: asyncio.StreamReader, view: memoryview) -> int:
-    filled = 0
-    while filled < len(view):
-        chunk = await reader.read(len(view) - filled)
-        if not chunk:
-            break
-        view[filled : filled + len(chunk)] = chunk
-        filled += len(chunk)
-    return filled
-
-
 class _Filler(asyncio.BufferedProtocol):
-    """Stands in for a stream's protocol: fills one caller buffer at a time.
+    """Stands in for a stream's protocol: one ``recv_into`` per `fill`.
 
-    Reading is paused whenever no buffer is waiting, from inside
-    `buffer_updated`, so the transport never reads on its own account.
+    Reading is paused whenever no buffer is waiting (from inside
+    `buffer_updated`), so the transport never reads on its own account.
     """
 
     def __init__(self, transport: asyncio.Transport) -> None:
@@ -206,9 +198,8 @@ class _Filler(asyncio.BufferedProtocol):
 
     def buffer_updated(self, nbytes: int) -> None:
         self._filled += nbytes
-        if self._filled == len(self._view):
-            self._transport.pause_reading()
-            self._finish()
+        self._transport.pause_reading()
+        self._finish()
 
     def eof_received(self) -> bool | None:
         self._eof = True

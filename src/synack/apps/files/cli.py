@@ -10,13 +10,14 @@ from __future__ import annotations
 import argparse
 import asyncio
 import datetime
+import os
 import re
 import signal
 import sys
 import time
 
 from synack.apps.common import add_transport_argument, check_host, parse_endpoint, parse_port, run
-from synack.errors import UsageError
+from synack.errors import UsageError, UserError
 
 from .client import DEFAULT_TIMEOUT, FileClient, Transferred
 from .progress import for_stream
@@ -252,6 +253,10 @@ async def _get(host: str, port: int, args: argparse.Namespace) -> int:
 
 def _cmd_put(args: argparse.Namespace) -> int:
     host, port = _endpoint(args.address)
+    try:
+        os.stat(args.local)  # a typo is reported before any connection is made
+    except OSError as exc:
+        raise UserError(f"{args.local}: {(exc.strerror or str(exc)).lower()}") from None
     return run(_put(host, port, args))
 
 

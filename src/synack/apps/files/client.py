@@ -93,6 +93,8 @@ class FileClient:
         except TimeoutError:
             raise UserError(f"cannot connect to {host}:{port}: timed out") from None
         except OSError as exc:
+            if exc.errno:  # asyncio words it "Connect call failed (...)"; say what errno says
+                exc = OSError(exc.errno, os.strerror(exc.errno))
             raise connect_error(exc, host, port) from None
         transport.set_nodelay(writer)
         channel = Channel(reader, writer, timeout=timeout, peer=f"{host}:{port}")

@@ -269,30 +269,41 @@ class Receiver:
         progress: ProgressSink,
         peer: str,
     ) -> int:
+        """Fill one buffer (or what is left of the body) and hand it on; returns what remains."""
         pipe = self._pipeline
         assert pipe is not None
         buf = await self._guard(pipe.buffer(remaining))
-        want = min(remaining, pacer.allowance(len(buf)))
+        view = memoryview(buf)[: min(remaining, len(buf))]
+        filled = 0
         try:
-            async with asyncio.timeout(timeout):
-                n = await bulk.readinto(memoryview(buf)[:want])
-        except TimeoutError:
-            raise ConnectionClosed(
-                f"{peer} sent nothing for {timeout:g} s during {self.shown}"
-            ) from None
-        except OSError as exc:
-            raise ConnectionClosed(f"connection to {peer} lost: {exc.strerror or exc}") from None
-        if n:
-            pipe.submit(buf, n)
-            progress.advance(n)
-            remaining -= n
+            while filled < len(view):
+                want = pacer.allowance(len(view) - filled)
+                try:
+                    async with asyncio.timeout(timeout):
+                        n = await bulk.readinto(view[filled : filled + want])
+                except TimeoutError:
+                    raise ConnectionClosed(
+                        f"{peer} sent nothing for {timeout:g} s during {self.shown}"
+                    ) from None
+                except OSError as exc:
+                    raise ConnectionClosed(
+                        f"connection to {peer} lost: {exc.strerror or exc}"
+                    ) from None
+                if n == 0:
+                    got = self.size - remaining + filled
+                    raise ConnectionClosed(
+                        f"{peer} closed the connection during {self.shown}"
+                        f" ({got} of {self.size} bytes)"
+                    )
+                filled += n
+                progress.advance(n)
+                await pacer.spend(n)
+        finally:
+            # Whatever arrived is kept, even on failure: --resume starts after it.
+            if filled:
+                pipe.submit(buf, filled)
+            remaining -= filled
             self.remaining = remaining
-        if n < want:
-            got = self.size - remaining
-            raise ConnectionClosed(
-                f"{peer} closed the connection during {self.shown} ({got} of {self.size} bytes)"
-            )
-        await pacer.spend(n)
         return remaining
 
     async def finish(self, expected: str) -> bool:

@@ -22,6 +22,7 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any
 
 from synack import __version__, transport
+from synack.apps.common import listen_error
 from synack.errors import UserError
 from synack.wire.frame import MAGIC, PROTOCOL_VERSION
 
@@ -190,8 +191,8 @@ class FileServer:
                 self._serve, self.host, self.port, transport=self.transport_name
             )
         except OSError as exc:
-            from synack.apps.common import listen_error
-
+            if exc.errno:  # asyncio words it "error while attempting to bind..."; say what errno says
+                exc = OSError(exc.errno, os.strerror(exc.errno))
             raise listen_error(exc, self.host, self.port) from None
 
     async def serve_forever(self) -> None:

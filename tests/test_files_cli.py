@@ -1,0 +1,486 @@
+"""`synack files` as a user runs it: the CLI's errors, a real server process killed mid-transfer,
+the progress bar on a terminal, and files the server may not read.
+
+Servers run as subprocesses (`python -m synack files serve ... --port 0`); every wait is for a
+line, an exit, a byte count or a socket event, bounded by a timeout.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import ctypes
+import hashlib
+import os
+import pty
+import re
+import selectors
+import signal
+import socket
+import subprocess
+import sys
+from collections.abc import Callable, Coroutine, Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from synack.apps.files import ErrorCode, FileClient, RemoteError
+from synack.apps.files.receiver import partial_path
+from synack.cli import main
+from synack.errors import UserError
+
+T = 15.0
+
+
+def blob(size: int, seed: int = 0) -> bytes:
+    out = bytearray()
+    counter = 0
+    while len(out) < size:
+        out += hashlib.sha256(f"{seed}:{counter}".encode()).digest() * 32
+        counter += 1
+    return bytes(out[:size])
+
+
+def run(coro: Coroutine[Any, Any, Any]) -> Any:
+    async def bounded() -> Any:
+        async with asyncio.timeout(T):
+            return await coro
+
+    return asyncio.run(bounded())
+
+
+def _drop_dac_override() -> None:
+    """In the child, before exec: root without CAP_DAC_OVERRIDE/READ_SEARCH obeys file modes.
+
+    Tests (and CI) run as root, which could otherwise read a mode-000 file.
+    """
+    libc = ctypes.CDLL(None, use_errno=True)
+    for cap in (1, 2):  # CAP_DAC_OVERRIDE, CAP_DAC_READ_SEARCH
+        if libc.prctl(24, cap, 0, 0, 0) != 0:  # PR_CAPBSET_DROP
+            raise OSError(ctypes.get_errno(), "prctl(PR_CAPBSET_DROP)")
+
+
+def unprivileged() -> Callable[[], None] | None:
+    return _drop_dac_override if os.geteuid() == 0 else None
+
+
+def synack(*args: str, **kw: Any) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "synack", *args],
+        capture_output=True,
+        text=True,
+        timeout=T,
+        stdin=subprocess.DEVNULL,
+        **kw,
+    )
+
+
+class ServerProc:
+    """`synack files serve ROOT --port 0 ...` in a subprocess; its log goes to a file."""
+
+    def __init__(self, root: Path, *args: str, log: Path, privileged: bool = True) -> None:
+        self.log = log
+        with open(log, "ab") as err:
+            self.proc = subprocess.Popen(
+                [sys.executable, "-m", "synack", "files", "serve", str(root), "--port", "0", *args],
+                stdin=subprocess.DEVNULL,
+                stdout=subprocess.PIPE,
+                stderr=err,
+                text=True,
+                preexec_fn=None if privileged else unprivileged(),
+            )
+        assert self.proc.stdout is not None
+        with selectors.DefaultSelector() as sel:
+            sel.register(self.proc.stdout, selectors.EVENT_READ)
+            ready = sel.select(timeout=T)
+        line = self.proc.stdout.readline() if ready else ""
+        match = re.search(r" on 127\.0\.0\.1:(\d+) \(", line)
+        if not match:
+            self.proc.kill()
+            raise AssertionError(f"server did not start: {line!r} {log.read_text()!r}")
+        self.port = int(match.group(1))
+        self.address = f"127.0.0.1:{self.port}"
+
+    def kill(self) -> None:
+        if self.proc.poll() is None:
+            self.proc.kill()  # SIGKILL: no chance to clean up
+        self.proc.wait(timeout=T)
+
+    def stop(self) -> int:
+        if self.proc.poll() is None:
+            self.proc.terminate()
+        return self.proc.wait(timeout=T)
+
+
+@pytest.fixture
+def served(tmp_path: Path) -> Path:
+    root = tmp_path / "served"
+    (root / "dir" / "sub").mkdir(parents=True)
+    (root / "big.bin").write_bytes(blob(4_000_000))
+    (root / "small.txt").write_bytes(b"small\n")
+    (root / "dir" / "sub" / "f").write_bytes(b"f")
+    return root
+
+
+@pytest.fixture
+def here(tmp_path: Path) -> Path:
+    d = tmp_path / "local"
+    d.mkdir()
+    return d
+
+
+@pytest.fixture
+def server(served: Path, tmp_path: Path) -> Iterator[ServerProc]:
+    proc = ServerProc(served, "--allow-upload", log=tmp_path / "server.log")
+    yield proc
+    proc.stop()
+
+
+def one_line_error(err: str) -> str:
+    assert "Traceback" not in err, err
+    lines = err.strip().splitlines()
+    assert len(lines) == 1, err
+    assert lines[0].startswith("synack: "), err
+    return lines[0]
+
+
+# -- everyday use through the CLI -----------------------------------------------------
+
+
+def test_cli_ls_get_put(
+    server: ServerProc, served: Path, here: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert main(["files", "ls", server.address]) == 0
+    out = capsys.readouterr().out
+    assert re.search(r"^- 4000000  \S+ \S+  big\.bin$", out, re.M), out
+    assert re.search(r"^d +-  \S+ \S+  dir/$", out, re.M), out
+    assert main(["files", "ls", server.address, "dir", "-R"]) == 0
+    assert capsys.readouterr().out.splitlines()[-1].endswith("  dir/sub/f")
+
+    assert main(["files", "get", server.address, "big.bin", str(here)]) == 0
+    assert main(["files", "get", server.address, "dir", str(here / "copy")]) == 0
+    (here / "note.txt").write_bytes(b"note")
+    assert main(["files", "put", server.address, str(here / "note.txt"), "dir/sub"]) == 0
+    captured = capsys.readouterr()
+    assert captured.err == ""  # not a terminal: no progress, no chatter
+    assert (here / "big.bin").read_bytes() == (served / "big.bin").read_bytes()
+    assert (here / "copy" / "sub" / "f").read_bytes() == b"f"
+    assert (served / "dir" / "sub" / "note.txt").read_bytes() == b"note"
+
+
+def test_cli_refuses_overwrite_both_ways(
+    server: ServerProc, served: Path, here: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    (here / "small.txt").write_bytes(b"mine")
+    assert main(["files", "get", server.address, "small.txt", str(here)]) == 1
+    line = one_line_error(capsys.readouterr().err)
+    assert "already exists" in line and "--force" in line
+    assert (here / "small.txt").read_bytes() == b"mine"
+    assert main(["files", "put", server.address, str(here / "small.txt")]) == 1
+    assert "already exists" in one_line_error(capsys.readouterr().err)
+    assert (served / "small.txt").read_bytes() == b"small\n"
+    assert main(["files", "put", server.address, str(here / "small.txt"), "--force"]) == 0
+    assert (served / "small.txt").read_bytes() == b"mine"
+
+
+# -- resume after the server process is killed ----------------------------------------
+
+
+class KillAt:
+    """A progress sink that SIGKILLs the server once the client has received `threshold` bytes."""
+
+    def __init__(self, server: ServerProc, threshold: int) -> None:
+        self.server, self.threshold, self.seen = server, threshold, 0
+
+    def start(self, total_bytes: int, files: int) -> None:
+        pass
+
+    def file(self, name: str) -> None:
+        pass
+
+    def advance(self, nbytes: int) -> None:
+        self.seen += nbytes
+        if self.seen >= self.threshold:
+            self.server.kill()
+
+    def stop(self) -> None:
+        pass
+
+
+def test_resume_after_the_server_is_killed_mid_transfer(
+    served: Path, here: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # Slowed to 4 MB/s, so the 4 MB file is still on its way when the client has 1 MB.
+    first = ServerProc(served, "--max-rate", "4M", log=tmp_path / "first.log")
+
+    async def interrupted() -> None:
+        async with await FileClient.connect("127.0.0.1", first.port, timeout=T) as client:
+            with pytest.raises(UserError, match="closed the connection"):
+                await client.get("big.bin", here, progress=KillAt(first, 1_000_000))
+
+    try:
+        run(interrupted())
+    finally:
+        first.kill()
+    assert first.proc.returncode == -signal.SIGKILL
+    part = Path(partial_path(str(here / "big.bin")))
+    kept = part.stat().st_size
+    assert 1_000_000 <= kept < 4_000_000
+    assert not (here / "big.bin").exists()  # nothing that looks complete
+
+    second = ServerProc(served, log=tmp_path / "second.log")
+    try:
+        assert main(["files", "get", second.address, "big.bin", str(here), "--resume"]) == 0
+    finally:
+        second.stop()
+    assert (here / "big.bin").read_bytes() == (served / "big.bin").read_bytes()
+    assert not part.exists()
+    # The second server sent only the rest, and the whole file was verified.
+    assert (
+        f"get big.bin ({4_000_000 - kept} bytes from {kept},"
+        in (tmp_path / "second.log").read_text()
+    )
+
+
+def test_resume_with_tampered_local_prefix_fails(
+    server: ServerProc, served: Path, here: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    prefix = bytearray((served / "big.bin").read_bytes()[:1_500_000])
+    prefix[123_456] ^= 0x01
+    part = Path(partial_path(str(here / "big.bin")))
+    part.write_bytes(prefix)
+    assert main(["files", "get", server.address, "big.bin", str(here), "--resume"]) == 1
+    line = one_line_error(capsys.readouterr().err)
+    assert "SHA-256 mismatch" in line and "partial file was removed" in line
+    assert not (here / "big.bin").exists()
+    assert not part.exists()
+
+
+# -- progress ----------------------------------------------------------------------------
+
+
+def test_progress_bar_on_a_terminal_and_silence_otherwise(server: ServerProc, here: Path) -> None:
+    master, slave = pty.openpty()
+    env = {**os.environ, "COLUMNS": "120", "TERM": "xterm"}
+    env.pop("NO_COLOR", None)
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "synack", "files", "get", server.address, "big.bin", str(here)],
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.DEVNULL,
+        stderr=slave,
+        env=env,
+    )
+    os.close(slave)
+    seen = bytearray()
+    with selectors.DefaultSelector() as sel:
+        sel.register(master, selectors.EVENT_READ)
+        while sel.select(timeout=T):
+            try:
+                chunk = os.read(master, 65536)
+            except OSError:  # EIO: the child closed the terminal
+                break
+            if not chunk:
+                break
+            seen += chunk
+    os.close(master)
+    assert proc.wait(timeout=T) == 0
+    text = seen.decode(errors="replace")
+    assert "ETA" in text and "MB/s" in text and "4.0/4.0 MB" in text, text
+    assert "SHA-256 verified" in text
+
+    piped = synack("files", "get", server.address, "big.bin", str(here), "--force")
+    assert piped.returncode == 0 and piped.stderr == ""
+
+
+# -- files the server may not read ----------------------------------------------------------
+
+
+def test_unreadable_file_and_directory_are_refused(tmp_path: Path, here: Path) -> None:
+    root = tmp_path / "served"
+    (root / "closed").mkdir(parents=True)
+    (root / "closed" / "inside").write_bytes(b"x")
+    (root / "locked.txt").write_bytes(b"secret")
+    (root / "open.txt").write_bytes(b"fine")
+    os.chmod(root / "locked.txt", 0)
+    os.chmod(root / "closed", 0)
+    srv = ServerProc(root, log=tmp_path / "server.log", privileged=False)
+
+    async def go() -> None:
+        async with await FileClient.connect("127.0.0.1", srv.port, timeout=T) as client:
+            for remote in ("locked.txt", "closed"):
+                with pytest.raises(RemoteError) as caught:
+                    await client.get(remote, here)
+                assert caught.value.code is ErrorCode.PERMISSION
+                assert "permission denied" in str(caught.value)
+            with pytest.raises(RemoteError) as caught:
+                await client.list("closed")
+            assert caught.value.code is ErrorCode.PERMISSION
+            await client.get("open.txt", here)  # the server carries on
+
+    try:
+        run(go())
+        cli = synack("files", "get", srv.address, "locked.txt", str(here))
+        assert cli.returncode == 1
+        assert one_line_error(cli.stderr) == "synack: server refused: locked.txt: permission denied"
+    finally:
+        srv.stop()
+        os.chmod(root / "closed", 0o755)
+    assert (here / "open.txt").read_bytes() == b"fine"
+    assert not (here / "locked.txt").exists()
+
+
+def test_serve_refuses_an_unreadable_directory(tmp_path: Path) -> None:
+    closed = tmp_path / "closed"
+    closed.mkdir()
+    os.chmod(closed, 0)
+    try:
+        r = subprocess.run(
+            [sys.executable, "-m", "synack", "files", "serve", str(closed), "--port", "0"],
+            capture_output=True,
+            text=True,
+            timeout=T,
+            preexec_fn=unprivileged(),
+        )
+    finally:
+        os.chmod(closed, 0o755)
+    assert r.returncode == 1
+    assert one_line_error(r.stderr) == f"synack: cannot serve {closed}: permission denied"
+
+
+# -- bad input on the command line ------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("address", "message"),
+    [
+        ("nohost", "invalid address 'nohost': expected HOST:PORT"),
+        ("127.0.0.1:", "the port is missing"),
+        ("127.0.0.1:http", "invalid port 'http': not a number"),
+        ("127.0.0.1:70000", "invalid port 70000"),
+        ("127.0.0.1:0", "port 0 cannot be connected to"),
+        ("999.0.0.1:8041", "invalid IPv4 address '999.0.0.1'"),
+    ],
+)
+@pytest.mark.parametrize("command", [["ls"], ["get", "x"], ["put", "/"]])
+def test_bad_address(
+    command: list[str], address: str, message: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    argv = ["files", command[0], address, *command[1:]]
+    assert main(argv) == 2
+    assert message in one_line_error(capsys.readouterr().err)
+
+
+def test_refused_port(here: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    with socket.socket() as holder:  # bound, not listening: connections are refused
+        holder.bind(("127.0.0.1", 0))
+        port = holder.getsockname()[1]
+        assert main(["files", "get", f"127.0.0.1:{port}", "x", str(here)]) == 1
+    assert one_line_error(capsys.readouterr().err) == (
+        f"synack: cannot connect to 127.0.0.1:{port}: connection refused"
+    )
+
+
+def test_silent_server_times_out(capsys: pytest.CaptureFixture[str]) -> None:
+    with socket.create_server(("127.0.0.1", 0)) as silent:  # accepts (backlog) but never answers
+        port = silent.getsockname()[1]
+        assert main(["files", "ls", f"127.0.0.1:{port}", "--timeout", "0.3"]) == 1
+    assert (
+        one_line_error(capsys.readouterr().err)
+        == f"synack: 127.0.0.1:{port} sent nothing for 0.3 s"
+    )
+
+
+def test_not_a_synack_server(capsys: pytest.CaptureFixture[str]) -> None:
+    async def go() -> None:
+        async def hang_up(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+            writer.write(b"SSH-2.0-OpenSSH\r\n")
+            writer.close()
+
+        srv = await asyncio.start_server(hang_up, "127.0.0.1", 0)
+        port = srv.sockets[0].getsockname()[1]
+        async with srv:
+            with pytest.raises(UserError) as caught:
+                await FileClient.connect("127.0.0.1", port, timeout=T)
+        assert "broke the framing" in str(caught.value) or "closed the connection" in str(
+            caught.value
+        )
+
+    run(go())
+
+
+def test_serve_missing_or_not_a_directory(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert main(["files", "serve", str(tmp_path / "nope"), "--port", "0"]) == 1
+    assert (
+        one_line_error(capsys.readouterr().err)
+        == f"synack: cannot serve {tmp_path / 'nope'}: no such directory"
+    )
+    (tmp_path / "file").write_bytes(b"")
+    assert main(["files", "serve", str(tmp_path / "file"), "--port", "0"]) == 1
+    assert (
+        one_line_error(capsys.readouterr().err)
+        == f"synack: cannot serve {tmp_path / 'file'}: not a directory"
+    )
+
+
+def test_serve_port_in_use(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    with socket.create_server(("127.0.0.1", 0)) as taken:
+        port = taken.getsockname()[1]
+        assert main(["files", "serve", str(tmp_path), "--port", str(port)]) == 1
+    assert one_line_error(capsys.readouterr().err) == (
+        f"synack: cannot listen on 127.0.0.1:{port}: address already in use"
+    )
+
+
+def test_put_missing_local_file(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    # Reported before connecting: no server is needed to find the typo.
+    assert main(["files", "put", "127.0.0.1:9", str(tmp_path / "nope.txt")]) == 1
+    assert (
+        one_line_error(capsys.readouterr().err)
+        == f"synack: {tmp_path / 'nope.txt'}: no such file or directory"
+    )
+
+
+def test_get_into_missing_local_directory(
+    server: ServerProc, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert (
+        main(["files", "get", server.address, "small.txt", str(tmp_path / "no" / "such" / "x")])
+        == 1
+    )
+    assert (
+        one_line_error(capsys.readouterr().err)
+        == f"synack: {tmp_path / 'no' / 'such'}: no such directory"
+    )
+
+
+def test_get_missing_remote_file(
+    server: ServerProc, here: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert main(["files", "get", server.address, "nope.txt", str(here)]) == 1
+    assert (
+        one_line_error(capsys.readouterr().err)
+        == "synack: server refused: nope.txt: no such file or directory"
+    )
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["serve", ".", "--max-rate", "0"], "invalid rate '0': must be positive"),
+        (["serve", ".", "--max-rate", "fast"], "invalid rate 'fast'"),
+        (["serve", ".", "--port", "65536"], "invalid port 65536"),
+        (["ls", "127.0.0.1:9", "--timeout", "-1"], "invalid duration '-1': must be positive"),
+    ],
+)
+def test_bad_flags(args: list[str], message: str) -> None:
+    r = synack("files", *args)
+    assert r.returncode == 2 and "Traceback" not in r.stderr
+    assert message in r.stderr.strip().splitlines()[-1]
+
+
+def test_serve_stops_cleanly_on_sigterm(served: Path, tmp_path: Path) -> None:
+    srv = ServerProc(served, log=tmp_path / "server.log")
+    assert srv.stop() == 0
+    assert "stopped" in (tmp_path / "server.log").read_text()
