@@ -10,7 +10,6 @@ carry them.
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Iterator
 from dataclasses import replace
 
 from synack.tcp.config import Config
@@ -109,7 +108,7 @@ class Host:
             self.stats["bad_segment"] += 1
             return
         sport, dport, seq, _ack, _off, flags, _w, _c, _u = HEADER.unpack_from(data)
-        rip = address_bytes(src)
+        rip = src if src.__class__ is bytes and len(src) in (4, 16) else address_bytes(src)
         conn = self.connections.get((dport, rip, sport))
         listener = self.listeners.get(dport)
         if conn is not None:
@@ -154,8 +153,9 @@ class Host:
         self._out = []
         me = self.address
         for listener in self.listeners.values():
-            for seg, remote in listener.segments_to_send(now):
-                out.append((seg, me, remote[0]))
+            if listener.has_output:
+                for seg, remote in listener.segments_to_send(now):
+                    out.append((seg, me, remote[0]))
         closed = []
         for key, conn in self.connections.items():
             for seg in conn.segments_to_send(now):
@@ -170,16 +170,15 @@ class Host:
 
     def get_timer(self) -> float | None:
         best: float | None = None
-        for t in self._timers():
+        for listener in self.listeners.values():
+            t = listener.get_timer()
+            if t is not None and (best is None or t < best):
+                best = t
+        for conn in self.connections.values():
+            t = conn.get_timer()
             if t is not None and (best is None or t < best):
                 best = t
         return best
-
-    def _timers(self) -> Iterator[float | None]:
-        for listener in self.listeners.values():
-            yield listener.get_timer()
-        for conn in self.connections.values():
-            yield conn.get_timer()
 
     def handle_timer(self, now: float) -> None:
         for listener in self.listeners.values():

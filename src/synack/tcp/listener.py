@@ -284,6 +284,11 @@ class Listener:
         for seg in conn.segments_to_send(now):
             self._out.append((seg, conn.remote))
 
+    @property
+    def has_output(self) -> bool:
+        """Whether ``segments_to_send`` might return anything (a cheap check for hosts)."""
+        return bool(self._out or self._syn_queue or self._accept_queue)
+
     def segments_to_send(self, now: float) -> list[Outbound]:
         """Segments to transmit, each with the (address, port) of the peer it is for."""
         out = self._out
