@@ -39,8 +39,9 @@ from .progress import NoProgress, ProgressSink
 from .protocol import CHUNK, PART_SUFFIX, ConnectionClosed, ErrorCode, FilesError, from_os_error
 
 # Buffers in flight per transfer: one each for the socket, the hasher and the
-# writer. 4 MiB each: every buffer costs two thread hand-offs, and with 1 MiB
-# buffers those cost a fifth of the time (measured: 1.25 s vs 0.95 s per GiB).
+# writer. 4 MiB each: every buffer costs four hand-offs between threads, and
+# in CPython those are dear (measured per GiB on 2 vCPUs: 256 KiB buffers
+# 2.9 s, 1 MiB 2.6 s, 4 MiB 1.3 s; see docs/benchmarks.md).
 DEPTH = 3
 BUFFER = 4 * CHUNK
 _NAME_MAX = 255
