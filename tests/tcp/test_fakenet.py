@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 
 import pytest
 
@@ -50,9 +51,13 @@ def send_many(
     net: FakeNetwork, a: RawEndpoint, count: int, size: int = 100, spacing: float = 0.0
 ) -> None:
     """`count` numbered packets from a to B, `spacing` virtual seconds apart."""
+
+    def sender(i: int) -> Callable[[], None]:
+        return lambda: a.send(numbered(i, size), B)
+
     for i in range(count):
         if spacing:
-            net.call_at(i * spacing, lambda i=i: a.send(numbered(i, size), B))
+            net.call_at(i * spacing, sender(i))
         else:
             a.send(numbered(i, size), B)
 
@@ -360,7 +365,12 @@ def test_call_at_runs_callbacks_in_time_order_and_collects_their_output() -> Non
     a, b = two_raw(net)
     calls: list[float] = []
     net.call_at(2.0, lambda: calls.append(net.now))
-    net.call_at(1.0, lambda: (calls.append(net.now), a.send(b"from a callback", B)))
+
+    def act() -> None:
+        calls.append(net.now)
+        a.send(b"from a callback", B)
+
+    net.call_at(1.0, act)
     net.call_later(1.5, lambda: calls.append(net.now))
     net.run_for(3.0)
     assert calls == [1.0, 1.5, 2.0]
@@ -414,8 +424,12 @@ def test_livelock_is_reported(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(fakenet, "LIVELOCK_EVENTS", 1000)
     net = FakeNetwork()  # zero delay: the two echo each other at t=0 forever
     a, b = two_raw(net)
+
+    def echo(ep: RawEndpoint, peer: str) -> Callable[[float], None]:
+        return lambda _now: ep.send(b"again", peer)
+
     for ep, peer in ((a, B), (b, A)):
-        net.set_app(ep.address, lambda _now, ep=ep, peer=peer: ep.send(b"again", peer))
+        net.set_app(ep.address, echo(ep, peer))
     a.send(b"start", B)
     with pytest.raises(Livelock, match="without time advancing"):
         net.run_for(1.0)

@@ -36,7 +36,7 @@ from synack.tcp import (
     TCPError,
     TimedOut,
 )
-from synack.testing import FakeNetwork, Link, RawEndpoint, connected_pair
+from synack.testing import DropCause, FakeNetwork, Link, RawEndpoint, connected_pair
 from synack.wire.tcp import Flags, Options, build_segment, parse_segment
 from synack.wire.tcp import Segment as WireSegment
 
@@ -195,15 +195,17 @@ def run_transfer(
             return True
         return client.eof and server.eof
 
-    progress: list[object] = [None, 0.0]  # last signature, when it last changed
+    last_signature: list[object] = [None]
+    last_change = [0.0]
 
     def tick() -> None:
         client.act(next(sizes))
         server.act(next(sizes))
         signature = (client.progress(), server.progress())
-        if signature != progress[0]:
-            progress[:] = [signature, net.now]
-        elif net.now - progress[1] > STALL_LIMIT:
+        if signature != last_signature[0]:
+            last_signature[0] = signature
+            last_change[0] = net.now
+        elif net.now - last_change[0] > STALL_LIMIT:
             raise AssertionError(
                 f"stalled: nothing moved for {STALL_LIMIT:g} s at t={net.now:.3f}; "
                 f"client {client.describe()}; server {server.describe()}"
@@ -525,7 +527,7 @@ def test_bottleneck_queue_losses_only() -> None:
     fwd = Link(delay=0.02, rate=1_000_000, queue_limit=20)
     out = heavy(5, fwd, Link(delay=0.02), Config(secret=SECRET), c2s=1 << 20)
     assert out.server.eof
-    assert out.net.stats.dropped_total == out.net.stats.dropped["queue"] > 0
+    assert out.net.stats.dropped_total == out.net.stats.dropped[DropCause.QUEUE] > 0
 
 
 # ---------------------------------------------------------------------- regressions
