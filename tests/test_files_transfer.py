@@ -31,7 +31,7 @@ from synack.apps.files.channel import Channel
 from synack.apps.files.client import _below
 from synack.apps.files.protocol import Op, ProtocolError
 from synack.apps.files.receiver import partial_path
-from synack.wire.frame import MAGIC, Message, encode_blob_header
+from synack.wire.frame import HEADER, MAGIC, Message, encode_blob_header
 
 T = 20.0
 
@@ -425,17 +425,17 @@ def outside(tmp_path: Path, root: Path) -> Path:
 
 
 TRAVERSAL = [
-    ("../secret/passwd", "bad_path"),
-    ("tree/../../secret/passwd", "bad_path"),
-    ("..", "bad_path"),
-    ("/etc/passwd", "bad_path"),
-    ("small.txt\x00.png", "bad_path"),
-    ("tree//one.txt", "bad_path"),
-    ("./small.txt", "bad_path"),
-    ("linkout/passwd", "outside_root"),
-    ("linkout", "outside_root"),
-    ("filelink", "outside_root"),
-    ("tree/up/secret/passwd", "outside_root"),
+    ("../secret/passwd", "bad-path"),
+    ("tree/../../secret/passwd", "bad-path"),
+    ("..", "bad-path"),
+    ("/etc/passwd", "bad-path"),
+    ("small.txt\x00.png", "bad-path"),
+    ("tree//one.txt", "bad-path"),
+    ("./small.txt", "bad-path"),
+    ("linkout/passwd", "outside-root"),
+    ("linkout", "outside-root"),
+    ("filelink", "outside-root"),
+    ("tree/up/secret/passwd", "outside-root"),
 ]
 
 
@@ -461,14 +461,14 @@ def test_paths_leading_out_of_the_root_are_refused(
 @pytest.mark.parametrize(
     ("path", "code"),
     [
-        ("../escaped", "bad_path"),
-        ("/tmp/escaped", "bad_path"),
-        ("linkout/escaped", "outside_root"),
-        ("tree/up/escaped", "outside_root"),
-        (".small.txt.synack-part", "bad_path"),
-        ("", "bad_path"),
-        ("no/such/dir/file", "not_found"),
-        ("small.txt/under-a-file", "not_dir"),
+        ("../escaped", "bad-path"),
+        ("/tmp/escaped", "bad-path"),
+        ("linkout/escaped", "outside-root"),
+        ("tree/up/escaped", "outside-root"),
+        (".small.txt.synack-part", "bad-path"),
+        ("", "bad-path"),
+        ("no/such/dir/file", "not-found"),
+        ("small.txt/under-a-file", "not-dir"),
     ],
 )
 def test_uploads_outside_the_root_are_refused(
@@ -503,7 +503,7 @@ def test_uploads_refused_when_not_allowed(root: Path, here: Path) -> None:
             assert "not allowed" in str(caught.value)
             raw = await Raw.open(server)
             await raw.welcome()
-            assert (await raw.ask({"op": "mkdir", "path": "d"}))["code"] == "read_only"
+            assert (await raw.ask({"op": "mkdir", "path": "d"}))["code"] == "read-only"
             await raw.close()
 
     run(go())
@@ -520,7 +520,7 @@ def test_special_files_are_refused(root: Path) -> None:
             await raw.welcome()
             for name in ("fifo", "sock"):
                 reply = await raw.ask({"op": "get", "path": name})
-                assert reply["code"] == "not_regular", reply
+                assert reply["code"] == "not-regular", reply
             kinds = {
                 e["path"]: e["type"] for e in (await raw.ask({"op": "list", "path": ""}))["entries"]
             }
@@ -538,7 +538,7 @@ def test_device_files_are_refused() -> None:
             await raw.welcome()
             for name in ("null", "zero", "urandom"):
                 reply = await raw.ask({"op": "get", "path": name})
-                assert reply["code"] == "not_regular", reply
+                assert reply["code"] == "not-regular", reply
             await raw.close()
 
     run(go())
@@ -549,19 +549,19 @@ def test_missing_file_and_bad_requests(root: Path) -> None:
         async with serving(root) as server:
             raw = await Raw.open(server)
             await raw.welcome()
-            assert (await raw.ask({"op": "get", "path": "nope"}))["code"] == "not_found"
-            assert (await raw.ask({"op": "get", "path": "tree"}))["code"] == "is_dir"
-            assert (await raw.ask({"op": "get", "path": 7}))["code"] == "bad_request"
+            assert (await raw.ask({"op": "get", "path": "nope"}))["code"] == "not-found"
+            assert (await raw.ask({"op": "get", "path": "tree"}))["code"] == "is-dir"
+            assert (await raw.ask({"op": "get", "path": 7}))["code"] == "bad-request"
             assert (await raw.ask({"op": "get", "path": "empty", "offset": -1}))[
                 "code"
-            ] == "bad_request"
+            ] == "bad-request"
             assert (await raw.ask({"op": "get", "path": "small.txt", "offset": 99}))[
                 "code"
-            ] == "bad_offset"
-            assert (await raw.ask({"op": "frobnicate"}))["code"] == "bad_request"
+            ] == "bad-offset"
+            assert (await raw.ask({"op": "frobnicate"}))["code"] == "bad-request"
             assert (await raw.ask({"op": "list", "path": "", "recursive": "yes"}))[
                 "code"
-            ] == "bad_request"
+            ] == "bad-request"
             await raw.close()
 
     run(go())
@@ -667,3 +667,47 @@ def test_server_hash_cache_serves_repeat_downloads(root: Path, here: Path) -> No
 
     run(go())
     assert (here / "3").read_bytes()[:1] == b"X"
+
+
+@pytest.mark.parametrize(
+    "garbage",
+    [
+        HEADER.pack(1, 1 << 30),  # a MESSAGE far over the limit: refused before any body
+        HEADER.pack(7, 3) + b"abc",  # an unknown frame type
+        HEADER.pack(1, 5) + b"[1,2]",  # JSON, but not an object
+        encode_blob_header(3) + b"abc",  # a BLOB where a request belongs
+    ],
+)
+def test_broken_framing_closes_that_connection_only(root: Path, here: Path, garbage: bytes) -> None:
+    async def go() -> None:
+        async with serving(root) as server:
+            bystander = await connect(server)
+            raw = await Raw.open(server)
+            await raw.welcome()
+            raw.ch.writer.write(garbage)
+            event = await raw.ch.receive()
+            assert isinstance(event, Message) and event.body["code"] == "bad-request", event
+            assert await raw.ch.receive() is None  # then the server hangs up
+            await raw.close()
+            await bystander.get("small.txt", here)  # everyone else is still served
+            await bystander.close()
+
+    run(go())
+    assert (here / "small.txt").read_bytes() == b"hello, world\n"
+
+
+def test_put_destination_follows_scp(root: Path, here: Path) -> None:
+    (here / "n.txt").write_bytes(b"n")
+
+    async def go() -> None:
+        async with serving(root, allow_upload=True) as server, await connect(server) as client:
+            await client.put(here / "n.txt", "tree/")  # an existing directory: inside it
+            await client.put(here / "n.txt", "tree/renamed.txt")  # a new name: that name
+            with pytest.raises(FilesError) as caught:
+                await client.put(here / "n.txt", "nodir/")  # a directory that is not there
+            assert caught.value.code is ErrorCode.NOT_FOUND
+
+    run(go())
+    assert (root / "tree" / "n.txt").read_bytes() == b"n"
+    assert (root / "tree" / "renamed.txt").read_bytes() == b"n"
+    assert not (root / "nodir").exists()

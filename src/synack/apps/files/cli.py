@@ -176,14 +176,14 @@ async def _serve(args: argparse.Namespace) -> int:
         transport_name=args.transport,
         log=_log,
     )
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):  # before the banner: anyone may signal once it is out
+        loop.add_signal_handler(sig, stop.set)
     await server.start()
     host, port = server.address
     mode = "uploads allowed" if args.allow_upload else "read-only"
     print(f"serving {server.root} on {host}:{port} ({mode}); Ctrl-C stops", flush=True)
-    stop = asyncio.Event()
-    loop = asyncio.get_running_loop()
-    for sig in (signal.SIGINT, signal.SIGTERM):
-        loop.add_signal_handler(sig, stop.set)
     try:
         await stop.wait()
     finally:

@@ -270,7 +270,7 @@ class FileClient:
             st = os.stat(local_path)
         except OSError as exc:
             raise UserError(f"{local_path}: {(exc.strerror or str(exc)).lower()}") from None
-        wire = normalize(remote or "")
+        wire = remote or ""
         name = os.path.basename(os.path.abspath(local_path))
         done = Transferred()
         if stat.S_ISREG(st.st_mode):
@@ -305,14 +305,19 @@ class FileClient:
             progress.stop()
         return done
 
-    async def _remote_target(self, wire: str, name: str, *, is_dir: bool) -> str:
-        """Where a local file or directory called `name` goes when the user said `wire`."""
+    async def _remote_target(self, remote: str, name: str, *, is_dir: bool) -> str:
+        """Where a local file or directory called `name` goes when the user said `remote`."""
+        wire = normalize(remote)
         if not wire:
             return name
         try:
             entry = await self.stat(wire)
         except RemoteError as exc:
             if exc.code is ErrorCode.NOT_FOUND:
+                if remote.endswith("/"):  # the user meant an existing directory
+                    raise FilesError(
+                        ErrorCode.NOT_FOUND, f"{wire}: no such directory on the server"
+                    ) from None
                 return wire
             raise
         if entry.kind is Kind.DIR:
@@ -378,9 +383,11 @@ class FileClient:
             try:
                 await source.send(ch, offset, progress=progress)
             except FileShrank as exc:
+                ch.abort()  # a BLOB cannot be taken back: hanging up tells the server
                 raise UserError(f"{exc}; nothing was stored") from None
             sha256 = await digest
             if source.changed():
+                ch.abort()
                 raise UserError(f"{path}: changed while being sent; nothing was stored")
             await ch.send({"op": Op.SENT, "sha256": sha256})
             self._broken = False

@@ -16,6 +16,7 @@ that window for intermediate directories.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import stat
 from collections.abc import AsyncIterator, Awaitable, Callable
@@ -86,8 +87,11 @@ class ServedRoot:
         """Describe `local` (a path inside the root, symlinks not yet resolved) as `wire`."""
         try:
             st = os.stat(local)
-        except OSError:
-            return Entry(wire, Kind.OTHER, 0, 0)  # a broken symlink, or gone meanwhile
+        except OSError:  # a broken symlink, or gone meanwhile
+            try:
+                return Entry(wire, Kind.OTHER, 0, os.lstat(local).st_mtime_ns)
+            except OSError:
+                return Entry(wire, Kind.OTHER, 0, 0)
         if os.path.islink(local) and not self.contains(os.path.realpath(local)):
             return Entry(wire, Kind.OTHER, 0, os.lstat(local).st_mtime_ns)  # nothing of the target
         return Entry(wire, _kind(st.st_mode), st.st_size, st.st_mtime_ns)
@@ -191,7 +195,9 @@ class FileServer:
                 self._serve, self.host, self.port, transport=self.transport_name
             )
         except OSError as exc:
-            if exc.errno:  # asyncio words it "error while attempting to bind..."; say what errno says
+            if (
+                exc.errno
+            ):  # asyncio words it "error while attempting to bind..."; say what errno says
                 exc = OSError(exc.errno, os.strerror(exc.errno))
             raise listen_error(exc, self.host, self.port) from None
 
@@ -231,7 +237,11 @@ class FileServer:
         try:
             if await self._handshake(channel):
                 await self._requests(channel)
-        except (ConnectionClosed, ProtocolError) as exc:
+        except ProtocolError as exc:
+            reason = f"dropped: {exc}"
+            with contextlib.suppress(ConnectionClosed, OSError):  # best effort, as §1.2 says
+                await channel.send_error(FilesError(ErrorCode.BAD_REQUEST, str(exc)))
+        except ConnectionClosed as exc:
             reason = f"dropped: {exc}"
         except _Abort as exc:
             reason = f"dropped: {exc}"
