@@ -215,6 +215,7 @@ class Connection:
         self._sacked = RangeSet()  # the scoreboard: what the peer has SACKed above SND.UNA
         self._reno_sacked = 0  # without SACK: bytes the duplicate ACKs say have left the network
         self._persist_at: float | None = None
+        self._rtx_now = False  # resend the first hole now, whatever the window says
         self._handshake_timed = True
         self._last_send = 0.0
         self._force_send = False
@@ -412,7 +413,11 @@ class Connection:
             self._set_state(State.FIN_WAIT_1)
         elif state is State.CLOSE_WAIT:
             self._set_state(State.LAST_ACK)
-        # In SYN-RECEIVED the FIN waits for ESTABLISHED (RFC 9293 §3.10.4).
+        elif state is State.SYN_RECEIVED and not self._sndbuf:
+            # RFC 9293 §3.10.4: "If no SENDs have been issued and there is no pending data
+            # to send, then form a FIN segment and send it, and enter FIN-WAIT-1 state;
+            # otherwise, queue for processing after entering ESTABLISHED state."
+            self._set_state(State.FIN_WAIT_1)
 
     def close(self) -> None:
         """Close both directions, like ``socket.close()``.
@@ -430,6 +435,11 @@ class Connection:
             return
         self._read_closed = True
         self.shutdown()
+        if self.state is State.FIN_WAIT_2 and self._close_at is None:
+            # Already half-closed: nobody will ever read, so FIN-WAIT-2 may not last for
+            # ever (Linux's tcp_fin_timeout), counted from the last sign of activity.
+            self._close_at = (max(self._last_recv, self._last_send)
+                              + self.config.fin_wait_2_timeout)
 
     def abort(self) -> None:
         """ABORT (RFC 9293 §3.10.5): send RST if synchronized and forget the connection."""
@@ -522,7 +532,8 @@ class Connection:
         is only a shortcut through the same rules.
         """
         if (self._ooo_starts or self._sacked or self._in_recovery or self._fin_seq >= 0
-                or self._read_closed or self._high_rxt < self._lost_edge):
+                or self._rcv_fin_seq >= 0 or self._read_closed
+                or self._high_rxt < self._lost_edge):
             return False
         n = len(data)
         if self._ts_ok:
@@ -727,6 +738,12 @@ class Connection:
             self._set_state(State.ESTABLISHED)
             self._ack_now = True
             self._keepalive_restart(now)
+            # Our SYN offered this window (unscaled, as in every SYN).
+            self._rcv_adv = self.rcv_nxt + min(self._rcv_limit, 0xFFFF)
+            if seg.payload or flags & FIN:
+                # "If there are other controls or text in the segment, then continue
+                # processing at the sixth step ... where the URG bit is checked."
+                self._process_text(seg, self.rcv_nxt, now)
         else:
             # Simultaneous open: "enter SYN-RECEIVED, form a SYN,ACK segment and send it".
             self.snd_wnd = seg.wnd
@@ -820,8 +837,10 @@ class Connection:
                 self._challenge_ack(now)
                 return
             if state is State.SYN_RECEIVED:
-                if self._passive:  # "return this connection to the LISTEN state"
-                    self._terminate()
+                if self._passive:
+                    # "return this connection to LISTEN state and return. The user need
+                    # not be informed."
+                    self._return_to_listen()
                 else:
                     self._fail(ConnectionRefused("connection refused"))
             elif state in (State.CLOSING, State.LAST_ACK, State.TIME_WAIT):
@@ -971,6 +990,7 @@ class Connection:
                 self._reno_sacked = max(0, self._reno_sacked - acked)
                 self._lost_edge = min(ack + self.snd_mss, self.snd_max)
                 self._high_rxt = ack
+                self._rtx_now = True
                 self._rto_at = now + self._rtt.rto  # RFC 6582: reset on the first partial ACK
         else:
             self._cc.on_ack(acked, now, self._rtt.srtt or 0.0, in_flight)
@@ -1025,8 +1045,10 @@ class Connection:
         self._high_rxt = self.snd_una
         self._rtt_seq = -1  # Karn
         self.stats["fast_retransmits"] += 1
+        self._rtx_now = True
         if self._sack_ok:
-            self._lost_edge = max(self._sack_lost_edge(), self.snd_una + self.snd_mss)
+            self._lost_edge = min(max(self._sack_lost_edge(), self.snd_una + self.snd_mss),
+                                  self.snd_max)
         else:
             self._reno_sacked = min(DUP_THRESH * self.snd_mss,
                                     max(in_flight - self.snd_mss, 0))
@@ -1116,6 +1138,8 @@ class Connection:
         plen = len(payload)
         if fin:
             self._rcv_fin_seq = seq + plen
+            if seq > rcv_nxt and not plen:
+                self._send_ack_immediately(now)  # a FIN beyond a hole: a duplicate ACK
         if plen:
             self.stats["bytes_received"] += plen
             if seq == rcv_nxt:
@@ -1304,17 +1328,16 @@ class Connection:
 
     def _retransmit_timeout(self, now: float) -> None:
         """RFC 6298 §5.4-5.6 (and RFC 5681 §3.1 for the window)."""
-        state = self.state
         self._retries += 1
         self.stats["timeouts"] += 1
         cfg = self.config
-        if state is State.SYN_SENT or (state is State.SYN_RECEIVED and not self._passive):
-            if self._retries > cfg.syn_retries:
+        # Our SYN is still unacknowledged (SYN-SENT, SYN-RECEIVED, or FIN-WAIT-1 entered
+        # from SYN-RECEIVED by a close): the handshake's own retry limits apply.
+        handshaking = self.snd_una == self.iss
+        if handshaking:
+            limit = cfg.synack_retries if self._passive else cfg.syn_retries
+            if self._retries > limit:
                 self._fail(ConnectionTimedOut("connection timed out"))
-                return
-        elif state is State.SYN_RECEIVED:
-            if self._retries > cfg.synack_retries:
-                self._fail(ConnectionTimedOut("handshake timed out"))
                 return
         else:
             give_up = self._retries > cfg.max_retransmits
@@ -1325,9 +1348,12 @@ class Connection:
                 return
         self._rtt.backoff()
         self._rtt_seq = -1  # Karn's rule: no sample from a retransmitted segment
-        if state in (State.SYN_SENT, State.SYN_RECEIVED):
+        if handshaking:
             self._syn_pending = True
             self._rto_at = now + self._rtt.rto
+            if self._fin_seq >= 0:  # a FIN sent after the SYN-ACK goes again too
+                self._high_rxt = self._sndbuf_seq
+                self._lost_edge = self.snd_max
             return
         # The loss window: go back to SND.UNA and resend, in slow start, whatever the
         # scoreboard does not show as received (RFC 6675 §5.1).
@@ -1352,9 +1378,12 @@ class Connection:
         would be."""
         if self.state not in SYNCHRONIZED:
             return
-        if self.snd_wnd > 0:
+        usable = self.snd_wl2 + self.snd_wnd - max(self.snd_nxt, self._sndbuf_seq)
+        if usable > 0:
             self._force_send = True  # a small window: the SWS override timeout has passed
             return
+        # The usable window is closed (SND.WND may still be non-zero: an update the WL1/WL2
+        # rule would not take leaves the right edge at SND.NXT). Probe it.
         self._probes += 1
         if self._probes > self.config.max_retransmits:
             self._fail(ConnectionTimedOut("connection timed out (window probes)"))
@@ -1403,7 +1432,8 @@ class Connection:
             return out
         if self._syn_pending:
             self._send_syn(out, now)
-            return out
+            if state is State.SYN_SENT or state is State.SYN_RECEIVED:
+                return out
         if state is State.SYN_SENT:
             return out
         if state is not State.TIME_WAIT and state is not State.SYN_RECEIVED:
@@ -1427,7 +1457,7 @@ class Connection:
             opts.timestamps = (self._ts_now(now), self._ts_recent if self._ts_ok else 0)
         flags = SYN
         ack = 0
-        if self.state is State.SYN_RECEIVED:
+        if self.state is not State.SYN_SENT:  # the peer's SYN is known: SYN-ACK
             flags |= ACK
             ack = self.rcv_nxt
         window = min(self._rcv_limit, 0xFFFF)  # the window of a SYN is never scaled
@@ -1463,8 +1493,12 @@ class Connection:
                     self._high_rxt = self._lost_edge
                     break
                 end = min(start + mss, self._lost_edge, self._next_sacked_start(start))
-                if pipe + (end - start) > cwnd and pipe > 0:
+                if pipe + (end - start) > cwnd and pipe > 0 and not self._rtx_now:
                     break
+                # RFC 5681 §3.2 step 4, RFC 6582 §3.2 step 3 and RFC 6675 §5 (4.2): the
+                # segment at SND.UNA is resent on entering recovery (and after a partial
+                # ACK) whatever the pipe says; the window governs the rest.
+                self._rtx_now = False
                 self._send_range(out, start, end, now, retransmit=True)
                 pipe += end - start
                 self._high_rxt = end
@@ -1626,9 +1660,9 @@ class Connection:
         buf_seq = self._sndbuf_seq
         data_end = buf_seq + len(self._sndbuf)
         flags = ACK
-        if end > data_end:  # only the FIN lies beyond the data
+        if end > data_end:  # only the FIN can lie beyond the data
             end = data_end
-            fin = True
+            fin = self._fin_seq == data_end
         if fin:
             flags |= FIN
         n = end - start
@@ -1713,8 +1747,7 @@ class Connection:
         free = self._rcv_limit - len(self._rcvbuf) - self._ooo_bytes
         edge = rcv_nxt + (free if free > 0 else 0)
         adv = self._rcv_adv
-        if edge > adv and (edge - adv >= min(self._rcv_limit >> 1, self._rcv_mss)
-                           or adv <= rcv_nxt):
+        if edge > adv and edge - adv >= min(self._rcv_limit >> 1, self._rcv_mss):
             adv = edge
         wnd = adv - rcv_nxt
         if wnd < 0:
@@ -1793,6 +1826,21 @@ class Connection:
         self._events.append(StateChanged(old, new))
         if new is State.ESTABLISHED:
             self._events.append(Connected())
+
+    def _return_to_listen(self) -> None:
+        """Forget the half-open connection and wait for a new SYN, keeping events and stats."""
+        events = self._events
+        stats = self.stats
+        secret = self._secret
+        self.__init__(  # type: ignore[misc]
+            (self.local_ip, self.local_port), (self.remote_ip, self.remote_port), self.config
+        )
+        self._events = events
+        self.stats = stats
+        self._secret = secret
+        self._passive = True
+        self.state = State.LISTEN
+        events.append(StateChanged(State.SYN_RECEIVED, State.LISTEN))
 
     def _fail(self, error: TCPError) -> None:
         """End the connection with an error the user will see."""

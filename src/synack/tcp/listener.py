@@ -189,7 +189,9 @@ class Listener:
         if state is State.SYN_RECEIVED:
             return
         del self._syn_queue[key]
-        if state is State.CLOSED:
+        if state is State.CLOSED or state is State.LISTEN:
+            # Expired (SYN-ACK retries ran out) or reset: a RST returns a passive
+            # half-open connection to LISTEN (RFC 9293 §3.10.7.4), i.e. it is forgotten.
             if conn.error is not None:
                 self.stats["expired"] += 1
             return
