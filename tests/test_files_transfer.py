@@ -711,3 +711,22 @@ def test_put_destination_follows_scp(root: Path, here: Path) -> None:
     assert (root / "tree" / "n.txt").read_bytes() == b"n"
     assert (root / "tree" / "renamed.txt").read_bytes() == b"n"
     assert not (root / "nodir").exists()
+
+
+def test_two_uploads_to_one_destination(root: Path) -> None:
+    async def go() -> None:
+        async with serving(root, allow_upload=True) as server:
+            first, second = await Raw.open(server), await Raw.open(server)
+            await first.welcome()
+            await second.welcome()
+            assert (await first.ask({"op": "put", "path": "same.bin", "size": 3}))["op"] == "ready"
+            reply = await second.ask({"op": "put", "path": "same.bin", "size": 3})
+            assert reply["code"] == "busy", reply
+            first.ch.writer.write(encode_blob_header(3) + b"abc")
+            digest = hashlib.sha256(b"abc").hexdigest()
+            assert (await first.ask({"op": "sent", "sha256": digest}))["op"] == "stored"
+            await first.close()
+            await second.close()
+
+    run(go())
+    assert (root / "same.bin").read_bytes() == b"abc"

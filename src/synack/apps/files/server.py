@@ -68,17 +68,17 @@ class ServedRoot:
         self.path = os.path.realpath(root)
 
     def locate(self, wire: object) -> tuple[str, str]:
-        """(local path with every symlink resolved, wire path) for `wire`, or `FilesError`."""
+        """(local path with every symlink resolved, checked wire path) for `wire`, or `FilesError`."""
         parts = split_path(wire)
-        shown = "/".join(parts) or "."
+        checked = "/".join(parts)
         joined = os.path.join(self.path, *parts)
         try:
             real = os.path.realpath(joined, strict=False)
         except OSError as exc:
-            raise from_os_error(exc, shown) from None
+            raise from_os_error(exc, checked or ".") from None
         if not self.contains(real):
-            raise FilesError(ErrorCode.OUTSIDE_ROOT, f"{shown}: leads outside the served directory")
-        return real, shown
+            raise FilesError(ErrorCode.OUTSIDE_ROOT, f"{checked}: leads outside the served directory")
+        return real, checked
 
     def contains(self, real: str) -> bool:
         return real == self.path or real.startswith(self.path.rstrip(os.sep) + os.sep)
@@ -320,16 +320,17 @@ class FileServer:
         return self._root
 
     async def _on_stat(self, channel: Channel, request: dict[str, Any]) -> str:
-        local, shown = self._served.locate(request.get("path"))
+        local, wire = self._served.locate(request.get("path"))
+        shown = wire or "."
         _stat(local, shown)
-        entry = self._served.entry(local, "/".join(split_path(request.get("path"))))
+        entry = self._served.entry(local, wire)
         await channel.send({"op": Op.STAT, "entry": entry.to_wire()})
         return f"stat {shown}"
 
     async def _on_list(self, channel: Channel, request: dict[str, Any]) -> str:
         recursive = flag_field(request, "recursive")
-        local, shown = self._served.locate(request.get("path"))
-        wire = "/".join(split_path(request.get("path")))
+        local, wire = self._served.locate(request.get("path"))
+        shown = wire or "."
         st = _stat(local, shown)
         if not stat.S_ISDIR(st.st_mode):
             entries = [self._served.entry(local, wire)]
@@ -376,7 +377,8 @@ class FileServer:
             stack.extend(reversed(below))
 
     async def _on_get(self, channel: Channel, request: dict[str, Any]) -> str:
-        local, shown = self._served.locate(request.get("path"))
+        local, wire = self._served.locate(request.get("path"))
+        shown = wire or "."
         offset = count_field(request, "offset") if "offset" in request else 0
         st = _stat(local, shown)
         if stat.S_ISDIR(st.st_mode):
@@ -395,7 +397,7 @@ class FileServer:
             await channel.send(
                 {
                     "op": Op.FILE,
-                    "path": "/".join(split_path(request.get("path"))),
+                    "path": wire,
                     "size": source.size,
                     "mtime_ns": source.st.st_mtime_ns,
                     "offset": offset,
@@ -435,7 +437,8 @@ class FileServer:
             raise FilesError(
                 ErrorCode.BAD_PATH, f"{parts[-1]}: names ending in {PART_SUFFIX} are reserved"
             )
-        parent_local, parent_shown = self._served.locate("/".join(parts[:-1]))
+        parent_local, parent_wire = self._served.locate("/".join(parts[:-1]))
+        parent_shown = parent_wire or "."
         st = _stat(parent_local, parent_shown)
         if not stat.S_ISDIR(st.st_mode):
             raise FilesError(ErrorCode.NOT_DIR, f"{parent_shown}: not a directory")
