@@ -18,6 +18,7 @@ from .conftest import (
     SEND,
     WINDOW,
     A,
+    F,
     P,
     R,
     S,
@@ -196,6 +197,30 @@ def test_zero_window_still_accepts_acks() -> None:
     assert recv(s) == [seg(RECV, seq=LOCAL_ISS + 4, ack=REMOTE_ISS + 4001, window=0)]
 
 
+def test_right_edge_of_our_window_never_recedes() -> None:
+    # RFC 9293 §3.8.6.2.2 / RFC 7323 §2.4: RCV.NXT + RCV.WND does not move left.
+    s = established(receive_buffer=20_000)
+    edges = []
+    for i in range(5):
+        data_from_peer(s, 1000 * i, bytes(1000))
+        [ack] = recv(s)
+        edges.append(ack.ack + ack.window)
+        if i == 2:
+            s.conn.receive(500)  # less than a segment: the edge does not move either
+    assert edges == [REMOTE_ISS + 1 + 20_000] * 5
+
+
+def test_fin_waits_behind_data_held_by_a_zero_window() -> None:
+    s = established(rtt=0.1)
+    ack_from_peer(s, 0, window=0)
+    s.conn.send(b"abc")
+    s.conn.shutdown()
+    recv_nothing(s)  # RFC 9293 §3.10.4: the FIN goes after all preceding SENDs
+    assert state(s) is State.FIN_WAIT_1
+    ack_from_peer(s, 0, window=1000)
+    assert recv(s) == [seg(RECV, flags=F | P | A, payload=b"abc")]
+
+
 # ---------------------------------------------------------------------------- SWS avoidance
 
 
@@ -315,6 +340,20 @@ def test_delayed_ack_timeout_is_bounded_by_500ms() -> None:
     recv_nothing(s)
     deadline = s.conn.get_timer()
     assert deadline is not None and deadline - 5.0 < 0.5
+
+
+def test_delayed_ack_timer_counts_from_the_first_unacknowledged_segment() -> None:
+    # RFC 5681 §4.2: an ACK "MUST be generated within 500 ms of the arrival of the first
+    # unacknowledged packet": later small segments do not push the timer back.
+    s = established(delayed_ack_timeout=0.04)
+    offset = past_quickack(s)
+    s.at(10.0)
+    data_from_peer(s, offset, b"a")
+    s.at(10.03)
+    data_from_peer(s, offset + 1, b"b")
+    recv_nothing(s)
+    assert s.conn.get_timer() == pytest.approx(10.04)
+    assert [x.ack for x in fire(s)] == [REMOTE_ISS + 1 + offset + 2]
 
 
 def test_every_second_full_segment_is_acked_at_once() -> None:

@@ -275,6 +275,23 @@ def test_syn_sent_close_and_shutdown() -> None:
     assert state(s) is State.CLOSED
 
 
+def test_syn_sent_abort_sends_nothing() -> None:
+    # §3.10.5 ABORT in SYN-SENT: "delete the TCB" -- there is nothing to reset yet.
+    s = syn_sent()
+    s.conn.abort()
+    recv_nothing(s)
+    assert state(s) is State.CLOSED
+
+
+def test_peer_without_mss_option_gets_536() -> None:
+    # RFC 9293 §3.7.1: without an MSS option the send MSS is 536 (IPv4).
+    s = syn_sent()
+    send(s, seg(SEND, seq=REMOTE_ISS, flags=S | A))
+    recv(s)
+    s.conn.send(bytes(1000))
+    assert [len(x.payload) for x in recv(s)] == [536, 464]
+
+
 def test_syn_sent_send_is_queued_until_established() -> None:
     s = syn_sent()
     assert s.conn.send(b"early") == 5  # RFC 9293 §3.10.2: queued in SYN-SENT
