@@ -198,6 +198,7 @@ def main() -> None:
     parser.add_argument("--dir", default=None, help="where to put the temporary directory")
     args = parser.parse_args()
 
+    load_before = os.getloadavg()[0]
     work = Path(tempfile.mkdtemp(prefix="synack-bench-", dir=args.dir))
     served, local = work / "served", work / "local"
     served.mkdir()
@@ -251,7 +252,10 @@ def main() -> None:
         ("upload, raw sendfile -> recv_into", "raw_up", "raw_up"),
         ("upload, synack", "up", "raw_up"),
     ]
-    print(f"file {args.size / (1 << 20):.0f} MiB, {args.rounds} rounds; {os.cpu_count()} CPUs")
+    print(
+        f"file {args.size / (1 << 20):.0f} MiB, {args.rounds} rounds; {os.cpu_count()} CPUs; "
+        f"load average {load_before:.2f} before, {os.getloadavg()[0]:.2f} after"
+    )
     print(
         f"{'transfer':44} {'best MB/s':>9} {'median':>7} {'ratio best':>10} {'median':>7}"
         "   seconds, each round"

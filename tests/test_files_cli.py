@@ -13,6 +13,7 @@ import hashlib
 import os
 import pty
 import re
+import resource
 import selectors
 import signal
 import socket
@@ -75,10 +76,23 @@ def synack(*args: str, **kw: Any) -> subprocess.CompletedProcess[str]:
     )
 
 
+def _small_disk() -> None:
+    """In the child: files may not grow past 1 MB (writes then fail with EFBIG, as on a full disk)."""
+    resource.setrlimit(resource.RLIMIT_FSIZE, (1_000_000, 1_000_000))
+    signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
+
+
 class ServerProc:
     """`synack files serve ROOT --port 0 ...` in a subprocess; its log goes to a file."""
 
-    def __init__(self, root: Path, *args: str, log: Path, privileged: bool = True) -> None:
+    def __init__(
+        self,
+        root: Path,
+        *args: str,
+        log: Path,
+        privileged: bool = True,
+        preexec: Callable[[], None] | None = None,
+    ) -> None:
         self.log = log
         with open(log, "ab") as err:
             self.proc = subprocess.Popen(
@@ -87,7 +101,7 @@ class ServerProc:
                 stdout=subprocess.PIPE,
                 stderr=err,
                 text=True,
-                preexec_fn=None if privileged else unprivileged(),
+                preexec_fn=preexec or (None if privileged else unprivileged()),
             )
         assert self.proc.stdout is not None
         with selectors.DefaultSelector() as sel:
@@ -484,3 +498,22 @@ def test_serve_stops_cleanly_on_sigterm(served: Path, tmp_path: Path) -> None:
     srv = ServerProc(served, log=tmp_path / "server.log")
     assert srv.stop() == 0
     assert "stopped" in (tmp_path / "server.log").read_text()
+
+
+def test_disk_full_during_upload_is_reported(
+    tmp_path: Path, here: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    root = tmp_path / "served"
+    root.mkdir()
+    srv = ServerProc(root, "--allow-upload", log=tmp_path / "server.log", preexec=_small_disk)
+    (here / "big.bin").write_bytes(blob(3_000_000))
+    (here / "ok.txt").write_bytes(b"fits")
+    try:
+        assert main(["files", "put", srv.address, str(here / "big.bin")]) == 1
+        line = one_line_error(capsys.readouterr().err)
+        assert line == "synack: server refused: big.bin: no space left on the device", line
+        assert main(["files", "put", srv.address, str(here / "ok.txt")]) == 0  # still serving
+    finally:
+        srv.stop()
+    assert not (root / "big.bin").exists()
+    assert (root / "ok.txt").read_bytes() == b"fits"

@@ -178,7 +178,10 @@ async def _serve(args: argparse.Namespace) -> int:
     )
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
-    for sig in (signal.SIGINT, signal.SIGTERM):  # before the banner: anyone may signal once it is out
+    for sig in (
+        signal.SIGINT,
+        signal.SIGTERM,
+    ):  # before the banner: anyone may signal once it is out
         loop.add_signal_handler(sig, stop.set)
     await server.start()
     host, port = server.address

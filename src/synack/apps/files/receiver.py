@@ -14,8 +14,8 @@ the guarantees are the same both ways:
   continues.
 
 Memory is constant (12 MiB per transfer at most): three buffers cycle between
-the event loop, which fills them straight from the socket, a hashing thread
-and a writing thread, so hashing and writing overlap the network.
+the event loop, which fills them straight from the socket and writes them to
+the file, and a hashing thread, so hashing overlaps the network and the disk.
 """
 
 from __future__ import annotations
@@ -38,10 +38,10 @@ from .pacing import Pacer
 from .progress import NoProgress, ProgressSink
 from .protocol import CHUNK, PART_SUFFIX, ConnectionClosed, ErrorCode, FilesError, from_os_error
 
-# Buffers in flight per transfer: one each for the socket, the hasher and the
-# writer. 4 MiB each: every buffer costs four hand-offs between threads, and
-# in CPython those are dear (measured per GiB on 2 vCPUs: 256 KiB buffers
-# 2.9 s, 1 MiB 2.6 s, 4 MiB 1.3 s; see docs/benchmarks.md).
+# Buffers per transfer: one being filled from the socket while the hashing
+# thread works through the others. 4 MiB each, so that the hand-offs between
+# threads, which are dear in CPython, stay few (docs/benchmarks.md has the
+# measurements behind these choices).
 DEPTH = 3
 BUFFER = 4 * CHUNK
 _NAME_MAX = 255
@@ -61,7 +61,13 @@ def partial_path(final: str) -> str:
 
 
 class _Pipeline:
-    """Hash and write filled buffers in order, in two worker threads, with a bounded queue."""
+    """Write filled buffers at once and hash them in order in a worker thread.
+
+    The write happens on the caller's thread, right after the socket filled
+    the buffer, while the bytes are still in that CPU's cache; moving it to a
+    thread of its own doubled the CPU time per GiB here (docs/benchmarks.md).
+    Small transfers (`threaded` false) hash inline as well.
+    """
 
     def __init__(self, fd: int, position: int, sha: Any, prefix: int, threaded: bool) -> None:
         self._fd = fd
@@ -69,13 +75,11 @@ class _Pipeline:
         self._sha = sha
         self._free: list[bytearray] = []
         self._buffers = 0
-        self._inflight: deque[tuple[bytearray, Future[None], Future[None]]] = deque()
+        self._inflight: deque[tuple[bytearray, Future[None]]] = deque()
         self._hasher: ThreadPoolExecutor | None = None
-        self._writer: ThreadPoolExecutor | None = None
         self._prefix: Future[None] | None = None
         if threaded:
             self._hasher = ThreadPoolExecutor(1, thread_name_prefix="synack-hash")
-            self._writer = ThreadPoolExecutor(1, thread_name_prefix="synack-write")
             if prefix:
                 self._prefix = self._hasher.submit(hash_range, fd, 0, prefix, sha)
         elif prefix:
@@ -88,39 +92,36 @@ class _Pipeline:
         if self._buffers < DEPTH or not self._inflight:
             self._buffers += 1
             return bytearray(min(BUFFER, max(want, 1)))
-        buf, hashed, written = self._inflight.popleft()
+        buf, hashed = self._inflight.popleft()
         await _wait(hashed)
-        await _wait(written)
         return buf
 
     def submit(self, buf: bytearray, n: int) -> None:
+        """Write the first `n` bytes of `buf` after the previous ones and queue them for hashing."""
         view = memoryview(buf)[:n]
         position = self._position
         self._position += n
-        if self._hasher is None or self._writer is None:
+        if self._hasher is None:
             self._sha.update(view)
             _write_all(self._fd, view, position)
             self._free.append(buf)
             return
         hashed = self._hasher.submit(self._sha.update, view)
-        written = self._writer.submit(_write_all, self._fd, view, position)
-        self._inflight.append((buf, hashed, written))
+        self._inflight.append((buf, hashed))
+        _write_all(self._fd, view, position)
 
     async def drain(self) -> None:
-        """Wait until every submitted buffer is hashed and written; raises their first error."""
+        """Wait until every submitted buffer is hashed; raises the first error."""
         if self._prefix is not None:
             await _wait(self._prefix)
         while self._inflight:
-            buf, hashed, written = self._inflight.popleft()
-            try:
-                await _wait(hashed)
-            finally:
-                await _wait(written)
+            buf, hashed = self._inflight.popleft()
+            await _wait(hashed)
             self._free.append(buf)
 
     async def settle(self) -> None:
-        """Wait for every job to end, ignoring errors (bytes already received still land)."""
-        jobs = [f for _, h, w in self._inflight for f in (h, w)]
+        """Wait for every job to end, ignoring errors."""
+        jobs = [hashed for _, hashed in self._inflight]
         if self._prefix is not None:
             jobs.append(self._prefix)
         self._inflight.clear()
@@ -129,9 +130,8 @@ class _Pipeline:
                 await _wait(job)
 
     def shutdown(self) -> None:
-        for pool in (self._hasher, self._writer):
-            if pool is not None:
-                pool.shutdown(wait=True)
+        if self._hasher is not None:
+            self._hasher.shutdown(wait=True)
 
 
 async def _wait(job: Future[None]) -> None:
@@ -301,10 +301,13 @@ class Receiver:
                 await pacer.spend(n)
         finally:
             # Whatever arrived is kept, even on failure: --resume starts after it.
-            if filled:
-                pipe.submit(buf, filled)
             remaining -= filled
             self.remaining = remaining
+            if filled:
+                try:
+                    pipe.submit(buf, filled)
+                except OSError as exc:  # the disk is full, or failing
+                    raise from_os_error(exc, self.shown) from None
         return remaining
 
     async def finish(self, expected: str) -> bool:

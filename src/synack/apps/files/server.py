@@ -77,7 +77,9 @@ class ServedRoot:
         except OSError as exc:
             raise from_os_error(exc, checked or ".") from None
         if not self.contains(real):
-            raise FilesError(ErrorCode.OUTSIDE_ROOT, f"{checked}: leads outside the served directory")
+            raise FilesError(
+                ErrorCode.OUTSIDE_ROOT, f"{checked}: leads outside the served directory"
+            )
         return real, checked
 
     def contains(self, real: str) -> bool:
