@@ -36,7 +36,7 @@ from synack.tcp import (
     TCPError,
     TimedOut,
 )
-from synack.testing import DropCause, FakeNetwork, Link, RawEndpoint, connected_pair
+from synack.testing import DropCause, FakeNetwork, Link, RawEndpoint, connected_pair, fakenet
 from synack.wire.tcp import Flags, Options, build_segment, parse_segment
 from synack.wire.tcp import Segment as WireSegment
 
@@ -277,7 +277,13 @@ def configs(draw: st.DrawFn) -> Config:
         send_buffer=draw(st.one_of(small, large)),
         no_delay=draw(st.booleans()),
         delayed_ack=draw(st.booleans()),
+        initial_window=draw(st.sampled_from([1, 2, 4, 10])),
         rto_max=10.0,  # give up within minutes of virtual time, not hours
+        # Keepalive, when on, with short timers so that it acts within a run.
+        keepalive=draw(st.booleans()),
+        keepalive_idle=5.0,
+        keepalive_interval=1.0,
+        keepalive_count=3,
     )
 
 
@@ -697,3 +703,26 @@ def test_close_in_fin_wait_2_expires_when_the_peer_is_gone(shutdown_first: bool)
         client.close()
     net.run_for(cfg.fin_wait_2_timeout + 5.0)
     assert client.state is State.CLOSED, f"still {client.state} with timer {client.get_timer()}"
+
+
+def test_keepalive_timer_does_not_refire_at_the_same_instant(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Found by the fake network's livelock guard ("1000001 events at t=33.485476 without
+    time advancing"): the keepalive timer fired at LAST_RECV + keepalive_idle, computed
+    the idle time as now - LAST_RECV, which floating point rounded to just under
+    keepalive_idle, and re-armed itself for the same instant, for ever."""
+    last = 4.281083
+    assert (last + 5.0) - last < 5.0  # the rounding that sets it off
+    monkeypatch.setattr(fakenet, "LIVELOCK_EVENTS", 10_000)  # fail fast, not after 10**6
+    net = FakeNetwork(link=Link())  # no delay: a segment arrives exactly when it is sent
+    cfg = Config(
+        secret=SECRET, keepalive=True, keepalive_idle=5.0, keepalive_interval=1.0, keepalive_count=3
+    )
+    client, server = connected_pair(
+        net, cfg, client_address=CLIENT, server_address=SERVER, port=PORT
+    )
+    net.call_at(last, lambda: server.send(b"x"))
+    net.run_for(30.0)
+    assert client.receive() == b"x"
+    assert client.state is server.state is State.ESTABLISHED  # probes were answered
