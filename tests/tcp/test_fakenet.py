@@ -514,3 +514,13 @@ def test_connected_pair_needs_free_addresses() -> None:
     net.attach(A, RawEndpoint(A))
     with pytest.raises(ValueError, match=r"198\.18\.0\.1 is already attached"):
         connected_pair(net, config())
+
+
+def test_inject_puts_a_spoofed_packet_on_the_link() -> None:
+    net = FakeNetwork(link=Link(delay=0.05))
+    _a, b = two_raw(net)
+    net.set_app(B, lambda _now: b.send(b"reply", b.received[-1][2]))
+    net.inject(b"forged", "198.19.7.7", B)  # nobody lives at the source address
+    net.run_for(1.0)
+    assert b.received == [(0.05, b"forged", bytes([198, 19, 7, 7]))]
+    assert net.stats.sent == 2 and net.stats.dropped[DropCause.UNREACHABLE] == 1
