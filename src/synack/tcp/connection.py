@@ -263,7 +263,7 @@ class Connection:
     @property
     def unsent(self) -> int:
         """Bytes queued by ``send`` and not yet transmitted once."""
-        return self._sndbuf_seq + len(self._sndbuf) - max(self.snd_nxt, self._sndbuf_seq)
+        return max(self._sndbuf_seq + len(self._sndbuf) - max(self.snd_nxt, self._sndbuf_seq), 0)
 
     @property
     def unacked(self) -> int:
@@ -1406,9 +1406,11 @@ class Connection:
         cfg = self.config
         if not cfg.keepalive or self.state not in (State.ESTABLISHED, State.CLOSE_WAIT):
             return
-        idle = now - self._last_recv
-        if idle < cfg.keepalive_idle and self._probes == 0:
-            self._keepalive_at = self._last_recv + cfg.keepalive_idle
+        due = self._last_recv + cfg.keepalive_idle
+        if now < due and self._probes == 0:
+            # Heard from the peer since the timer was set. (Compare with the deadline
+            # itself: `now - last < idle` can round differently and re-arm for ever.)
+            self._keepalive_at = due
             return
         if self._probes >= cfg.keepalive_count:
             self._fail(ConnectionTimedOut("connection timed out (keepalive)"))
