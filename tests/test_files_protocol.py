@@ -149,3 +149,15 @@ def test_listing_format() -> None:
     )
     assert [line.split()[0] for line in lines] == ["d", "-", "?"]
     assert lines[0].endswith("  d/") and lines[1].split()[1] == "1234"
+
+
+def test_names_from_the_network_are_shown_without_terminal_escapes() -> None:
+    from synack.apps.files.protocol import RemoteError, printable
+
+    assert printable("plain name.txt") == "plain name.txt"
+    assert printable("名前 ünï") == "名前 ünï"
+    hostile = "a\x1b[2Jb\nc\u202ed\x7f"
+    shown = printable(hostile)
+    assert shown.isprintable() and "\x1b" not in shown and "\\x1b" in shown
+    assert str(RemoteError(ErrorCode.NOT_FOUND, hostile)).isprintable()
+    assert format_listing([Entry(hostile, Kind.FILE, 1, 0)])[0].isprintable()

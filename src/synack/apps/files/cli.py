@@ -21,7 +21,7 @@ from synack.errors import UsageError, UserError
 
 from .client import DEFAULT_TIMEOUT, FileClient, Transferred
 from .progress import for_stream
-from .protocol import Entry, Kind
+from .protocol import Entry, Kind, printable
 from .server import DEFAULT_IDLE_TIMEOUT, DEFAULT_PORT, FileServer
 
 _RATE = re.compile(r"^(\d+)\s*([kmg]i?)?b?$", re.IGNORECASE)
@@ -227,7 +227,7 @@ def format_listing(entries: list[Entry]) -> list[str]:
     for e in entries:
         size = str(e.size) if e.kind is Kind.FILE else "-"
         when = datetime.datetime.fromtimestamp(e.mtime_ns / 1e9).strftime("%Y-%m-%d %H:%M")
-        name = e.path + ("/" if e.kind is Kind.DIR else "")
+        name = printable(e.path) + ("/" if e.kind is Kind.DIR else "")
         lines.append(f"{_KIND_MARK[e.kind]} {size:>{width}}  {when}  {name}")
     return lines
 
@@ -282,7 +282,7 @@ async def _put(host: str, port: int, args: argparse.Namespace) -> int:
 def _report(done: Transferred, seconds: float) -> None:
     """Warnings always; the summary only on a terminal (scripts get silence on success)."""
     for line in done.skipped:
-        print(f"synack: skipped {line}", file=sys.stderr)
+        print(f"synack: skipped {printable(line)}", file=sys.stderr)
     if not sys.stderr.isatty():
         return
     rate = done.bytes / seconds / 1e6 if seconds > 0 else 0.0

@@ -43,6 +43,7 @@ from .protocol import (
     digest_field,
     join,
     normalize,
+    printable,
     split_path,
     trailer_timeout,
 )
@@ -236,7 +237,7 @@ class FileClient:
             if size != entry.size:
                 raise FilesError(
                     ErrorCode.CHANGED,
-                    f"{entry.path}: changed on the server since it was listed; try again",
+                    f"{printable(entry.path)}: changed on the server since it was listed; try again",
                 )
             await ch.expect_blob(size - offset)
             self._broken = True  # until the body and its trailer are through

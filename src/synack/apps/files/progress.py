@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import IO, Protocol
 
 from rich.console import Console
+from rich.markup import escape
 from rich.progress import (
     BarColumn,
     DownloadColumn,
@@ -14,6 +15,8 @@ from rich.progress import (
     TimeRemainingColumn,
     TransferSpeedColumn,
 )
+
+from .protocol import printable
 
 
 class ProgressSink(Protocol):
@@ -68,10 +71,11 @@ class BarProgress:
     def file(self, name: str) -> None:
         self._index += 1
         if self._task is not None:
+            name = printable(name)
             label = name if self._files <= 1 else f"[{self._index}/{self._files}] {name}"
             if len(label) > 40:
                 label = "..." + label[-37:]
-            self._progress.update(self._task, description=label)
+            self._progress.update(self._task, description=escape(label))
 
     def advance(self, nbytes: int) -> None:
         if self._task is not None:

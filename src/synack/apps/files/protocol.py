@@ -8,6 +8,7 @@ the client import this module, so the two can never disagree on a name.
 from __future__ import annotations
 
 import errno
+import unicodedata
 from dataclasses import dataclass
 from enum import StrEnum
 from typing import Any
@@ -78,11 +79,27 @@ class FilesError(UserError):
         self.message = message
 
 
+def printable(text: str) -> str:
+    """`text` safe to show on a terminal: control and format characters escaped.
+
+    Names and messages come from the other side of the network; printed raw,
+    an escape sequence in one could drive the terminal or hide what it says.
+    """
+    if text.isprintable():
+        return text
+    return "".join(
+        ch
+        if ch == " " or unicodedata.category(ch)[0] not in "CZ"
+        else ch.encode("unicode_escape").decode()
+        for ch in text
+    )
+
+
 class RemoteError(FilesError):
     """The server refused a request (its code and sentence, as received)."""
 
     def __str__(self) -> str:
-        return f"server refused: {self.message}"
+        return f"server refused: {printable(self.message)}"
 
 
 class ProtocolError(UserError):

@@ -46,6 +46,7 @@ from .protocol import (
     digest_field,
     flag_field,
     from_os_error,
+    printable,
     split_path,
 )
 from .receiver import Receiver
@@ -167,7 +168,7 @@ class FileServer:
         self.idle_timeout = idle_timeout
         self.transport_name = transport_name
         self.digests = DigestCache()
-        self._log = log or (lambda line: None)
+        self._sink = log
         self._root: ServedRoot | None = None
         self._server: transport.Server | None = None
         self._connections: set[asyncio.Task[None]] = set()
@@ -178,6 +179,10 @@ class FileServer:
             Op.PUT: self._on_put,
             Op.MKDIR: self._on_mkdir,
         }
+
+    def _log(self, line: str) -> None:
+        if self._sink is not None:
+            self._sink(printable(line))  # paths and ops come from clients: no raw escapes
 
     @property
     def root(self) -> str:
