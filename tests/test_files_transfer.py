@@ -730,3 +730,33 @@ def test_two_uploads_to_one_destination(root: Path) -> None:
 
     run(go())
     assert (root / "same.bin").read_bytes() == b"abc"
+
+
+def test_a_hostile_server_cannot_make_the_client_write_outside(tmp_path: Path, here: Path) -> None:
+    """A server that lists `../` paths is refused before the client creates anything."""
+
+    async def hostile(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        ch = Channel(reader, writer, timeout=10, peer="client")
+        await reader.readexactly(len(MAGIC))
+        await ch.request()
+        await ch.send({"op": "welcome", "version": 1, "server": "evil", "upload": False})
+        while (request := await ch.request()) is not None:
+            if request["op"] == "stat":
+                entry = {"path": "tree", "type": "dir", "size": 0, "mtime_ns": 0}
+                await ch.send({"op": "stat", "entry": entry})
+            else:
+                evil = {"path": "tree/../../escaped", "type": "file", "size": 4, "mtime_ns": 0}
+                await ch.send({"op": "entries", "entries": [evil]})
+                await ch.send({"op": "end", "count": 1})
+
+    async def go() -> None:
+        server = await asyncio.start_server(hostile, "127.0.0.1", 0)
+        async with server:
+            port = server.sockets[0].getsockname()[1]
+            async with await FileClient.connect("127.0.0.1", port, timeout=10) as client:
+                with pytest.raises(ProtocolError, match=r"not inside|unsafe"):
+                    await client.get("tree", here)
+
+    before = snapshot(tmp_path)
+    run(go())
+    assert snapshot(tmp_path) == before

@@ -18,7 +18,7 @@ from __future__ import annotations
 import asyncio
 import os
 import stat
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from synack import transport
@@ -168,7 +168,8 @@ class FileClient:
         top = await self.stat(wire)
         done = Transferred()
         if top.kind is Kind.FILE:
-            plan = [(top, _file_target(basename(top.path), local_arg))]
+            # The user's own words name the file, never the server's echo of them.
+            plan = [(replace(top, path=wire), _file_target(basename(wire), local_arg))]
             dirs: list[str] = []
         elif top.kind is Kind.DIR:
             base = _dir_target(basename(wire), local_arg)
@@ -234,6 +235,8 @@ class FileClient:
             await ch.send({"op": Op.GET, "path": entry.path, "offset": offset})
             reply = await ch.expect(Op.FILE)
             size = _reply_count(reply, "size", ch.peer)
+            if _reply_count(reply, "offset", ch.peer) != offset:
+                raise ProtocolError(f"{ch.peer} answered for another offset than {offset}")
             if size != entry.size:
                 raise FilesError(
                     ErrorCode.CHANGED,
@@ -242,7 +245,11 @@ class FileClient:
             await ch.expect_blob(size - offset)
             self._broken = True  # until the body and its trailer are through
             await receiver.receive(ch.reader, timeout=ch.timeout, progress=progress, peer=ch.peer)
-            trailer = await ch.expect(Op.SENT, trailer_timeout(ch.timeout, size))
+            try:
+                trailer = await ch.expect(Op.SENT, trailer_timeout(ch.timeout, size))
+            except RemoteError:  # e.g. `changed`: the body was complete, the stream is in step
+                self._broken = False
+                raise
             self._broken = False
             published = await receiver.finish(_reply_digest(trailer, ch.peer))
         finally:
