@@ -32,6 +32,7 @@ from synack.testing.fakenet import FakeNetwork, Link, connected_pair
 
 MB = 1_000_000
 PAYLOAD = 1448
+REFILL = 256 * 1024
 HEADER = struct.Struct("!HHIIBBHHH")
 
 
@@ -68,7 +69,11 @@ def transfer(total: int, loss: float, config: Config, seed: int = 1) -> Result:
     received = 0
 
     def feed(now: float) -> None:
+        # An application refills the buffer when it has room for a good chunk, as one
+        # woken by the SendSpace event (or a writable select()) would.
         nonlocal sent
+        if client.send_space < REFILL and sent < total:
+            return
         while sent < total and client.send_space:
             n = client.send(chunk[: min(len(chunk), total - sent)])
             if not n:

@@ -228,9 +228,14 @@ class Connection:
         self._challenge_tokens = float(cfg.challenge_ack_limit)
         self._challenge_at = 0.0
 
-        self.stats: dict[str, int] = dict.fromkeys(
-            ("segments_sent", "segments_received", "bytes_sent", "bytes_received",
-             "retransmits", "fast_retransmits", "timeouts", "dropped", "bad_checksum",
+        # Counters, as Linux keeps them for TCP_INFO and netstat. The four touched by
+        # every segment are plain attributes (cheaper than a dict on the hot path).
+        self.segs_out = 0
+        self.segs_in = 0
+        self.bytes_out = 0
+        self.bytes_in = 0
+        self.counters: dict[str, int] = dict.fromkeys(
+            ("retransmits", "fast_retransmits", "timeouts", "dropped", "bad_checksum",
              "out_of_order", "challenge_acks"),
             0,
         )
@@ -285,6 +290,12 @@ class Connection:
     @property
     def rto(self) -> float:
         return self._rtt.rto
+
+    @property
+    def stats(self) -> dict[str, int]:
+        """Every counter: segments and bytes each way, retransmissions, drops by cause."""
+        return {"segments_sent": self.segs_out, "segments_received": self.segs_in,
+                "bytes_sent": self.bytes_out, "bytes_received": self.bytes_in, **self.counters}
 
     def info(self) -> dict[str, Any]:
         """A snapshot of the control block, like Linux's TCP_INFO."""
@@ -510,7 +521,7 @@ class Connection:
         seg = self._parse(data)
         if seg is None:
             return
-        self.stats["segments_received"] += 1
+        self.segs_in += 1
         self._last_recv = now
         state = self.state
         if state in SYNCHRONIZED or state is State.SYN_RECEIVED:
@@ -572,8 +583,7 @@ class Connection:
             return False  # a duplicate ACK or a window update: the full path decides
         if self._checksum and (self._pseudo + n + _ones_sum(data)) % 0xFFFF:
             return False  # the full path counts and drops it
-        stats = self.stats
-        stats["segments_received"] += 1
+        self.segs_in += 1
         self._last_recv = now
         if tsval >= 0 and rcv_nxt == self._last_ack_sent:
             self._ts_recent = tsval  # RFC 7323 §4.3: SEG.SEQ =< Last.ACK.sent
@@ -599,7 +609,7 @@ class Connection:
             buf += memoryview(data)[hlen:]
             rcv_nxt += plen
             self.rcv_nxt = rcv_nxt
-            stats["bytes_received"] += plen
+            self.bytes_in += plen
             if was_empty and not self._readable_signalled:
                 self._readable_signalled = True
                 self._events.append(DataAvailable())
@@ -615,15 +625,15 @@ class Connection:
     def _parse(self, data: bytes | bytearray | memoryview) -> _Inbound | None:
         n = len(data)
         if n < HEADER_SIZE:
-            self.stats["dropped"] += 1
+            self.counters["dropped"] += 1
             return None
         _sp, _dp, seq, ack, off, flags, wnd, _csum, _urg = _HDR.unpack_from(data)
         hlen = (off >> 4) << 2
         if hlen < HEADER_SIZE or hlen > n:
-            self.stats["dropped"] += 1
+            self.counters["dropped"] += 1
             return None
         if self._checksum and (self._pseudo + n + ones_sum(data)) % 0xFFFF:
-            self.stats["bad_checksum"] += 1
+            self.counters["bad_checksum"] += 1
             return None
         tsval: int | None = None
         tsecr = 0
@@ -634,7 +644,7 @@ class Connection:
             try:
                 opts = parse_options(data, HEADER_SIZE, hlen)
             except MalformedSegment:
-                self.stats["dropped"] += 1
+                self.counters["dropped"] += 1
                 return None
             if opts.timestamps is not None:
                 tsval, tsecr = opts.timestamps
@@ -795,7 +805,7 @@ class Connection:
         if (self._ts_ok and tsval is not None and not flags & RST
                 and (tsval - self._ts_recent) & MASK >= 0x80000000):
             if now - self._ts_recent_at <= PAWS_IDLE_LIMIT:
-                self.stats["dropped"] += 1
+                self.counters["dropped"] += 1
                 self._ack_now = True
                 return
             self._ts_recent = tsval
@@ -826,7 +836,7 @@ class Connection:
                 ack = self._unwrap_ack(seg.ack)
                 if self.snd_una - self.max_snd_wnd <= ack <= self.snd_max:
                     self._process_ack_field(seg, ack, seq, now)
-            self.stats["dropped"] += 1
+            self.counters["dropped"] += 1
             self._send_ack_immediately(now)
             return
 
@@ -895,7 +905,7 @@ class Connection:
         # "If the ACK acks something not yet sent (SEG.ACK > SND.NXT) then send an ACK,
         # drop the segment, and return."
         if ack > self.snd_max or ack < self.snd_una - self.max_snd_wnd:
-            self.stats["dropped"] += 1
+            self.counters["dropped"] += 1
             self._challenge_ack(now)
             return
         self._process_ack_field(seg, ack, seq, now)
@@ -1044,7 +1054,7 @@ class Connection:
         self._recover = self.snd_max  # RecoveryPoint = HighData
         self._high_rxt = self.snd_una
         self._rtt_seq = -1  # Karn
-        self.stats["fast_retransmits"] += 1
+        self.counters["fast_retransmits"] += 1
         self._rtx_now = True
         if self._sack_ok:
             self._lost_edge = min(max(self._sack_lost_edge(), self.snd_una + self.snd_mss),
@@ -1141,7 +1151,7 @@ class Connection:
             if seq > rcv_nxt and not plen:
                 self._send_ack_immediately(now)  # a FIN beyond a hole: a duplicate ACK
         if plen:
-            self.stats["bytes_received"] += plen
+            self.bytes_in += plen
             if seq == rcv_nxt:
                 was_empty = not self._rcvbuf
                 self._rcvbuf += payload
@@ -1172,7 +1182,7 @@ class Connection:
                     self._delack_at = now + self.config.delayed_ack_timeout
             else:
                 self._store_ooo(seq, payload)
-                self.stats["out_of_order"] += 1
+                self.counters["out_of_order"] += 1
                 # RFC 5681 §4.2: "an immediate duplicate ACK" for an out-of-order segment.
                 self._send_ack_immediately(now)
         if self._rcv_fin_seq >= 0 and self.rcv_nxt == self._rcv_fin_seq:
@@ -1329,7 +1339,7 @@ class Connection:
     def _retransmit_timeout(self, now: float) -> None:
         """RFC 6298 §5.4-5.6 (and RFC 5681 §3.1 for the window)."""
         self._retries += 1
-        self.stats["timeouts"] += 1
+        self.counters["timeouts"] += 1
         cfg = self.config
         # Our SYN is still unacknowledged (SYN-SENT, SYN-RECEIVED, or FIN-WAIT-1 entered
         # from SYN-RECEIVED by a close): the handshake's own retry limits apply.
@@ -1471,7 +1481,7 @@ class Connection:
             self.snd_max = self.snd_nxt = self.iss + 1
             self._una_since = now
         if self._retries:
-            self.stats["retransmits"] += 1
+            self.counters["retransmits"] += 1
         if self._rto_at is None:
             self._rto_at = now + self._rtt.rto
         self._last_ack_sent = self.rcv_nxt
@@ -1628,9 +1638,8 @@ class Connection:
             mv.release()
         if tail:
             self._snd_sml = nxt
-        stats = self.stats
-        stats["segments_sent"] += count + (1 if tail else 0)
-        stats["bytes_sent"] += sent
+        self.segs_out += count + (1 if tail else 0)
+        self.bytes_out += sent
         if not self._ts_ok and self._rtt_seq < 0:
             self._rtt_seq = nxt
             self._rtt_time = now
@@ -1672,13 +1681,13 @@ class Connection:
             flags |= PSH
         seg = self._build_data(start, flags, start - buf_seq, n, now)
         out.append(seg)
-        stats = self.stats
-        stats["segments_sent"] += 1
+        stats = self.counters
+        self.segs_out += 1
         if retransmit:
             stats["retransmits"] += 1
             self._rtt_seq = -1
         else:
-            stats["bytes_sent"] += n
+            self.bytes_out += n
             if not self._ts_ok and self._rtt_seq < 0 and n:
                 self._rtt_seq = end
                 self._rtt_time = now
@@ -1716,7 +1725,7 @@ class Connection:
                         + HEADER_SIZE) % 0xFFFF
                 csum = 0xFFFF - csum if csum else 0
             out.append(_HDR.pack(lp, rp, seq, ack, 0x50, ACK, window, csum, 0))
-        self.stats["segments_sent"] += 1
+        self.segs_out += 1
         self._after_ack_sent()
 
     def _send_ack_immediately(self, now: float) -> None:
@@ -1731,7 +1740,7 @@ class Connection:
         tokens = min(tokens, float(cfg.challenge_ack_limit))
         if tokens >= 1.0:
             self._challenge_tokens = tokens - 1.0
-            self.stats["challenge_acks"] += 1
+            self.counters["challenge_acks"] += 1
             self._send_ack_immediately(now)
         else:
             self._challenge_tokens = tokens
@@ -1815,7 +1824,7 @@ class Connection:
         seg += payload
         if self._checksum:
             _U16.pack_into(seg, 16, finish(self._pseudo + len(seg) + ones_sum(seg)))
-        self.stats["segments_sent"] += 1
+        self.segs_out += 1
         return bytes(seg)
 
     # ------------------------------------------------------------------ state changes
@@ -1832,13 +1841,13 @@ class Connection:
     def _return_to_listen(self) -> None:
         """Forget the half-open connection and wait for a new SYN, keeping events and stats."""
         events = self._events
-        stats = self.stats
+        kept = (self.segs_in, self.segs_out, self.bytes_in, self.bytes_out, self.counters)
         secret = self._secret
         self.__init__(  # type: ignore[misc]
             (self.local_ip, self.local_port), (self.remote_ip, self.remote_port), self.config
         )
         self._events = events
-        self.stats = stats
+        self.segs_in, self.segs_out, self.bytes_in, self.bytes_out, self.counters = kept
         self._secret = secret
         self._passive = True
         self.state = State.LISTEN

@@ -21,6 +21,9 @@ from synack.wire.checksum import address_bytes
 from synack.wire.seq import seq_gt
 from synack.wire.tcp import HEADER, HEADER_SIZE, Flags, Segment, build_segment, checksum_ok
 
+_TIME_WAIT = State.TIME_WAIT
+_CLOSED = State.CLOSED
+
 # Linux's default net.ipv4.ip_local_port_range.
 EPHEMERAL_PORTS = range(32768, 61000)
 
@@ -110,9 +113,12 @@ class Host:
         sport, dport, seq, _ack, _off, flags, _w, _c, _u = HEADER.unpack_from(data)
         rip = src if src.__class__ is bytes and len(src) in (4, 16) else address_bytes(src)
         conn = self.connections.get((dport, rip, sport))
+        if conn is not None and conn.state is not _TIME_WAIT:
+            conn.handle_segment(data, now)
+            return
         listener = self.listeners.get(dport)
         if conn is not None:
-            if (conn.state is State.TIME_WAIT and flags & SYN and not flags & (ACK | RST)
+            if (flags & SYN and not flags & (ACK | RST)
                     and listener is not None and seq_gt(seq, conn.rcv_nxt & 0xFFFFFFFF)):
                 # A new incarnation may take over a TIME-WAIT four-tuple when its ISN is
                 # above the old connection's last sequence number (RFC 9293 §3.6.1).
@@ -150,20 +156,29 @@ class Host:
 
     def segments_to_send(self, now: float) -> list[Datagram]:
         out = self._out
-        self._out = []
+        if out:
+            self._out = []
+        else:
+            out = []
         me = self.address
         for listener in self.listeners.values():
             if listener.has_output:
                 for seg, remote in listener.segments_to_send(now):
                     out.append((seg, me, remote[0]))
-        closed = []
+        closed: list[ConnKey] | None = None
         for key, conn in self.connections.items():
-            for seg in conn.segments_to_send(now):
-                out.append((seg, me, conn.remote_ip))
-            if conn.state is State.CLOSED:
+            segs = conn.segments_to_send(now)
+            if segs:
+                rip = conn.remote_ip
+                for seg in segs:
+                    out.append((seg, me, rip))
+            if conn.state is _CLOSED:
+                if closed is None:
+                    closed = []
                 closed.append(key)
-        for key in closed:
-            del self.connections[key]
+        if closed:
+            for key in closed:
+                del self.connections[key]
         return out
 
     # ------------------------------------------------------------------ timers
