@@ -24,7 +24,15 @@ from synack.wire.frame import (
     encode_message,
 )
 
-from .protocol import ConnectionClosed, ErrorCode, FilesError, Op, ProtocolError, RemoteError
+from .protocol import (
+    SLOWEST_LINK_RATE,
+    ConnectionClosed,
+    ErrorCode,
+    FilesError,
+    Op,
+    ProtocolError,
+    RemoteError,
+)
 
 
 class Channel:
@@ -55,14 +63,19 @@ class Channel:
         self.writer.write(encode_blob_header(count))
 
     async def send_body(self, file: IO[bytes], offset: int, count: int) -> int:
-        """`count` bytes of `file` from `offset` by sendfile; fewer only if the file shrank."""
+        """`count` bytes of `file` from `offset` by sendfile; fewer only if the file shrank.
+
+        A slow link is not a dead one: the call may take the timeout plus the
+        time to move `count` bytes at `SLOWEST_LINK_RATE`.
+        """
         if count == 0:
             return 0
+        allowed = None if self.timeout is None else self.timeout + count / SLOWEST_LINK_RATE
         try:
-            async with asyncio.timeout(self.timeout):
+            async with asyncio.timeout(allowed):
                 return await transport.sendfile(self.writer, file, offset, count)
         except TimeoutError:
-            raise ConnectionClosed(f"{self.peer} stopped reading for {self.timeout:g} s") from None
+            raise ConnectionClosed(f"{self.peer} stopped reading for {allowed:g} s") from None
         except OSError as exc:
             if exc.errno is not None and exc.filename is None and _is_socket_errno(exc.errno):
                 raise ConnectionClosed(f"connection to {self.peer} lost: {exc.strerror}") from None

@@ -280,5 +280,10 @@ def digest_field(message: dict[str, Any]) -> str:
 SLOWEST_HASH_RATE = 50_000_000
 
 
+# A sender whose peer reads slowly (sendfile blocks) allows the idle timeout
+# plus the time to move the bytes of one call at this rate.
+SLOWEST_LINK_RATE = 100_000
+
+
 def trailer_timeout(timeout: float | None, size: int) -> float | None:
     return None if timeout is None else timeout + size / SLOWEST_HASH_RATE

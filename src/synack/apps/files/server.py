@@ -48,6 +48,7 @@ from .protocol import (
     from_os_error,
     printable,
     split_path,
+    trailer_timeout,
 )
 from .receiver import Receiver
 from .source import FileShrank, Source
@@ -477,7 +478,7 @@ class FileServer:
                 await _skip_body(channel, receiver.remaining)
                 await channel.expect(Op.SENT)
                 raise
-            sent = await channel.expect(Op.SENT)
+            sent = await channel.expect(Op.SENT, trailer_timeout(channel.timeout, size))
             stored = await receiver.finish(digest_field(sent))
         finally:
             await receiver.aclose()

@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import os
 import stat
+import time
 from typing import IO
 
 from .channel import Channel
@@ -19,9 +20,12 @@ from .pacing import Pacer
 from .progress import NoProgress, ProgressSink
 from .protocol import CHUNK, ErrorCode, FilesError, from_os_error
 
-# Bytes per sendfile call when not paced: few enough calls that their fixed
-# cost vanishes, often enough that progress and timeouts stay responsive.
+# Bytes per sendfile call: up to 8 MiB, so that the calls' fixed cost vanishes
+# on a fast link; down to 256 KiB on a slow one, where each call must finish
+# well within the peer timeout (a slow link is not a dead one) and progress
+# should still move.
 SLICE = 8 * CHUNK
+MIN_SLICE = CHUNK // 4
 
 
 class FileShrank(Exception):
@@ -88,9 +92,16 @@ class Source:
         progress = progress or NoProgress()
         channel.send_blob_header(self.size - offset)
         position = offset
+        slice_size = CHUNK
         while position < self.size:
-            step = min(pacer.allowance(SLICE), self.size - position)
+            step = min(pacer.allowance(slice_size), self.size - position)
+            started = time.monotonic()
             sent = await channel.send_body(self.file, position, step)
+            took = time.monotonic() - started
+            if took < 0.1:
+                slice_size = min(slice_size * 2, SLICE)
+            elif took > 1.0:
+                slice_size = max(slice_size // 2, MIN_SLICE)
             position += sent
             progress.advance(sent)
             if sent < step:
