@@ -760,3 +760,24 @@ def test_a_hostile_server_cannot_make_the_client_write_outside(tmp_path: Path, h
     before = snapshot(tmp_path)
     run(go())
     assert snapshot(tmp_path) == before
+
+
+def test_put_tree_follows_file_links_and_skips_the_rest(root: Path, here: Path) -> None:
+    tree = here / "t"
+    (tree / "real").mkdir(parents=True)
+    (tree / "real" / "a.txt").write_bytes(b"a")
+    (tree / "link.txt").symlink_to("real/a.txt")
+    (tree / "dirlink").symlink_to("real")  # a loop risk: not followed
+    os.mkfifo(tree / "pipe")
+
+    async def go() -> None:
+        async with serving(root, allow_upload=True) as server, await connect(server) as client:
+            done = await client.put(tree, "t")
+            assert sorted(Path(s.split(":")[0]).name for s in done.skipped) == ["dirlink", "pipe"]
+
+    run(go())
+    assert (root / "t" / "link.txt").read_bytes() == b"a" and not (
+        root / "t" / "link.txt"
+    ).is_symlink()
+    assert (root / "t" / "real" / "a.txt").read_bytes() == b"a"
+    assert not (root / "t" / "dirlink").exists() and not (root / "t" / "pipe").exists()
