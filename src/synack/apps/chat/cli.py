@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import os
 import signal
 import sys
 from collections.abc import Callable
@@ -102,13 +101,6 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     join.set_defaults(func=cmd_join)
 
 
-def _plain(exc: OSError) -> OSError:
-    """asyncio words errors as "Connect call failed ('127.0.0.1', 7)"; say what errno says."""
-    if exc.errno and exc.errno > 0 and not isinstance(exc, TimeoutError):  # gaierror: < 0
-        return OSError(exc.errno, os.strerror(exc.errno))
-    return exc
-
-
 def _log(line: str) -> None:
     print(line, flush=True)
 
@@ -143,7 +135,7 @@ async def _serve(args: argparse.Namespace) -> int:
     try:
         host, port = await server.start()
     except OSError as exc:
-        raise listen_error(_plain(exc), args.host, args.port) from None
+        raise listen_error(exc, args.host, args.port) from None
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
@@ -182,7 +174,7 @@ async def _join(args: argparse.Namespace, host: str, port: int) -> int:
     try:
         welcome = await connect()
     except OSError as exc:
-        raise connect_error(_plain(exc), host, port) from None
+        raise connect_error(exc, host, port) from None
     print(render(welcome), flush=True)
     if sys.stdin.isatty() and sys.stdout.isatty():
         return await console.run_interactive(client)

@@ -17,7 +17,7 @@ import sys
 import time
 
 from synack.apps.common import add_transport_argument, check_host, parse_endpoint, parse_port, run
-from synack.errors import UsageError, UserError
+from synack.errors import UsageError, UserError, os_reason
 
 from .client import DEFAULT_TIMEOUT, FileClient, Transferred
 from .progress import for_stream
@@ -259,7 +259,7 @@ def _cmd_put(args: argparse.Namespace) -> int:
     try:
         os.stat(args.local)  # a typo is reported before any connection is made
     except OSError as exc:
-        raise UserError(f"{args.local}: {(exc.strerror or str(exc)).lower()}") from None
+        raise UserError(f"{args.local}: {os_reason(exc)}") from None
     return run(_put(host, port, args))
 
 

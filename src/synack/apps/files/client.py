@@ -23,7 +23,7 @@ from typing import Any
 
 from synack import transport
 from synack.apps.common import connect_error
-from synack.errors import UserError
+from synack.errors import UserError, os_reason
 from synack.wire.frame import MAGIC, PROTOCOL_VERSION, Message
 
 from .channel import Channel, remote_error
@@ -94,8 +94,6 @@ class FileClient:
         except TimeoutError:
             raise UserError(f"cannot connect to {host}:{port}: timed out") from None
         except OSError as exc:
-            if exc.errno:  # asyncio words it "Connect call failed (...)"; say what errno says
-                exc = OSError(exc.errno, os.strerror(exc.errno))
             raise connect_error(exc, host, port) from None
         transport.set_nodelay(writer)
         channel = Channel(reader, writer, timeout=timeout, peer=f"{host}:{port}")
@@ -195,7 +193,7 @@ class FileClient:
                 pass
             except OSError as exc:
                 raise UserError(
-                    f"cannot create {path}: {(exc.strerror or str(exc)).lower()}"
+                    f"cannot create {path}: {os_reason(exc)}"
                 ) from None
         progress.start(sum(e.size for e, _ in plan), len(plan))
         try:
@@ -277,7 +275,7 @@ class FileClient:
         try:
             st = os.stat(local_path)
         except OSError as exc:
-            raise UserError(f"{local_path}: {(exc.strerror or str(exc)).lower()}") from None
+            raise UserError(f"{local_path}: {os_reason(exc)}") from None
         wire = remote or ""
         name = os.path.basename(os.path.abspath(local_path))
         done = Transferred()
@@ -487,7 +485,7 @@ def _check_local_conflicts(
         except FileNotFoundError:
             continue
         except OSError as exc:
-            raise UserError(f"{target}: {(exc.strerror or str(exc)).lower()}") from None
+            raise UserError(f"{target}: {os_reason(exc)}") from None
         if not (resume and stat.S_ISREG(st.st_mode) and st.st_size == entry.size):
             clashes.append(target)
     if clashes:
@@ -519,7 +517,7 @@ def _walk_local(top: str, skipped: list[str]) -> list[tuple[tuple[str, ...], Kin
             try:
                 st = os.stat(path)
             except OSError as exc:
-                skipped.append(f"{path}: {(exc.strerror or str(exc)).lower()}")
+                skipped.append(f"{path}: {os_reason(exc)}")
                 continue
             if stat.S_ISREG(st.st_mode):
                 out.append(((*rel, name), Kind.FILE, st.st_size))
@@ -527,5 +525,5 @@ def _walk_local(top: str, skipped: list[str]) -> list[tuple[tuple[str, ...], Kin
                 skipped.append(f"{path}: not a regular file")
     if errors:
         first = errors[0]
-        raise UserError(f"{first.filename}: {(first.strerror or str(first)).lower()}")
+        raise UserError(f"{first.filename}: {os_reason(first)}")
     return out

@@ -24,7 +24,7 @@ from typing import Any
 
 from synack import __version__, transport
 from synack.apps.common import listen_error
-from synack.errors import UserError
+from synack.errors import UserError, os_reason
 from synack.wire.frame import MAGIC, PROTOCOL_VERSION
 
 from .channel import Channel
@@ -203,10 +203,6 @@ class FileServer:
                 self._serve, self.host, self.port, transport=self.transport_name
             )
         except OSError as exc:
-            if (
-                exc.errno
-            ):  # asyncio words it "error while attempting to bind..."; say what errno says
-                exc = OSError(exc.errno, os.strerror(exc.errno))
             raise listen_error(exc, self.host, self.port) from None
 
     async def serve_forever(self) -> None:
@@ -526,12 +522,12 @@ def _check_root(root: str) -> ServedRoot:
     except FileNotFoundError:
         raise UserError(f"cannot serve {root}: no such directory") from None
     except OSError as exc:
-        raise UserError(f"cannot serve {root}: {(exc.strerror or str(exc)).lower()}") from None
+        raise UserError(f"cannot serve {root}: {os_reason(exc)}") from None
     if not stat.S_ISDIR(st.st_mode):
         raise UserError(f"cannot serve {root}: not a directory")
     try:
         with os.scandir(root):
             pass
     except OSError as exc:
-        raise UserError(f"cannot serve {root}: {(exc.strerror or str(exc)).lower()}") from None
+        raise UserError(f"cannot serve {root}: {os_reason(exc)}") from None
     return ServedRoot(root)
