@@ -1584,56 +1584,42 @@ class Connection:
         window = self._window_field()
         checksum = self._checksum
         from_bytes = int.from_bytes
+        # The options are the same on every segment of the burst: NOP NOP TS, or none.
+        if self._ts_ok:
+            tsval = (int(now * 1000) + self._ts_offset) & MASK
+            tsecr = self._ts_recent
+            opts = TS_PREFIX + _TS_VALUES.pack(tsval, tsecr)
+            offset_byte = 0x80  # data offset: 8 words
+            base = 0x0101 + 0x080A + tsval + tsecr + _HDR_TS_SIZE
+        else:
+            opts = b""
+            offset_byte = 0x50
+            base = HEADER_SIZE
+        base += self._pseudo + lp + rp + ack + window + (offset_byte << 8)
+        pack = _HDR.pack
+        join = b"".join
         mv = memoryview(self._sndbuf)
         sent = 0
         try:
-            if self._ts_ok:
-                tsval = (int(now * 1000) + self._ts_offset) & MASK
-                tsecr = self._ts_recent
-                base = (self._pseudo + lp + rp + ack + 0x8000 + window + 0x0101 + 0x080A
-                        + tsval + tsecr + _HDR_TS_SIZE)
-                pack = _HDR_TS.pack
-                for i in range(count + (1 if tail else 0)):
-                    n = mss if i < count else tail
-                    off = nxt - buf_seq
-                    payload = mv[off:off + n]
-                    end = nxt + n
-                    flags = ACK | PSH if end == data_end else ACK
-                    if end == fin_seq:
-                        flags |= FIN
-                    csum = 0
-                    if checksum:
-                        x = from_bytes(payload, "big")
-                        if n & 1:
-                            x <<= 8
-                        csum = (base + (nxt & MASK) + flags + n + x) % 0xFFFF
-                        csum = 0xFFFF - csum if csum else 0
-                    out.append(pack(lp, rp, nxt & MASK, ack, 0x80, flags, window, csum, 0,
-                                    TS_PREFIX, tsval, tsecr) + payload)
-                    nxt = end + 1 if flags & FIN else end
-                    sent += n
-            else:
-                base = self._pseudo + lp + rp + ack + 0x5000 + window + HEADER_SIZE
-                pack = _HDR.pack
-                for i in range(count + (1 if tail else 0)):
-                    n = mss if i < count else tail
-                    off = nxt - buf_seq
-                    payload = mv[off:off + n]
-                    end = nxt + n
-                    flags = ACK | PSH if end == data_end else ACK
-                    if end == fin_seq:
-                        flags |= FIN
-                    csum = 0
-                    if checksum:
-                        x = from_bytes(payload, "big")
-                        if n & 1:
-                            x <<= 8
-                        csum = (base + (nxt & MASK) + flags + n + x) % 0xFFFF
-                        csum = 0xFFFF - csum if csum else 0
-                    out.append(pack(lp, rp, nxt & MASK, ack, 0x50, flags, window, csum, 0)
-                               + payload)
-                    nxt = end + 1 if flags & FIN else end
-                    sent += n
+            for i in range(count + (1 if tail else 0)):
+                n = mss if i < count else tail
+                off = nxt - buf_seq
+                payload = mv[off:off + n]
+                end = nxt + n
+                flags = ACK | PSH if end == data_end else ACK
+                if end == fin_seq:
+                    flags |= FIN
+                csum = 0
+                if checksum:
+                    x = from_bytes(payload, "big")
+                    if n & 1:
+                        x <<= 8
+                    csum = (base + (nxt & MASK) + flags + n + x) % 0xFFFF
+                    csum = 0xFFFF - csum if csum else 0
+                out.append(join((pack(lp, rp, nxt & MASK, ack, offset_byte, flags, window,
+                                      csum, 0), opts, payload)))
+                nxt = end + 1 if flags & FIN else end
+                sent += n
         finally:
             mv.release()
         if tail:
