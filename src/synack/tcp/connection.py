@@ -52,7 +52,7 @@ from synack.tcp.isn import isn as make_isn
 from synack.tcp.isn import new_secret, ts_offset
 from synack.tcp.ranges import RangeSet
 from synack.tcp.rtt import RttEstimator
-from synack.tcp.state import ACCEPTS_SEND, SENT_FIN, SYNCHRONIZED, State
+from synack.tcp.state import ACCEPTS_SEND, RECEIVES_TEXT, SENT_FIN, SYNCHRONIZED, State
 from synack.wire.checksum import address_bytes, finish, ones_sum, pseudo_header_sum
 from synack.wire.seq import MASK
 from synack.wire.tcp import (
@@ -136,7 +136,6 @@ class Connection:
         # The pseudo-header sum is the same in both directions (addition commutes).
         self._pseudo = pseudo_header_sum(self.local_ip, self.remote_ip)
         self._checksum = cfg.checksum
-        self._ports = (self.local_port, self.remote_port)
 
         self.state = State.CLOSED
         self._events: deque[Event] = deque()
@@ -482,11 +481,12 @@ class Connection:
     def _choose_wscale(self) -> int:
         return window_scale_for(self._rcv_limit)
 
-    def _negotiate(self, opts: Options | None, tsval: int | None, *, offered: bool) -> None:
+    def _negotiate(self, opts: Options | None, tsval: int | None) -> None:
         """Settle MSS, window scale, SACK and timestamps from the peer's SYN or SYN-ACK.
 
-        `offered` is True when our own SYN (active open) already offered each option
-        the config enables; on a passive open we echo only what the peer offered.
+        An option is used when the config enables it and the peer's SYN carries it: on an
+        active open our SYN offered every enabled option; on a passive open our SYN-ACK
+        echoes only what is used (RFC 7323 §2.2, RFC 2018 §2).
         """
         cfg = self.config
         o = opts if opts is not None else Options()
@@ -510,7 +510,6 @@ class Connection:
         self._rcv_mss = max(cfg.mss - self._opt_len, 1)
         self._cc = make_congestion_control(cfg.congestion_control, self.snd_mss,
                                            cfg.initial_window)
-        _ = offered
 
     # ------------------------------------------------------------------ inbound segments
 
@@ -684,7 +683,7 @@ class Connection:
         self.irs = seg.seq
         self.rcv_nxt = seg.seq + 1
         self._rcv_adv = self.rcv_nxt
-        self._negotiate(seg.opts, seg.tsval, offered=False)
+        self._negotiate(seg.opts, seg.tsval)
         if iss is None:
             self._choose_iss(now)
         else:
@@ -734,7 +733,7 @@ class Connection:
         self.irs = seg.seq
         self.rcv_nxt = seg.seq + 1
         self._rcv_adv = self.rcv_nxt
-        self._negotiate(seg.opts, seg.tsval, offered=True)
+        self._negotiate(seg.opts, seg.tsval)
         if flags & ACK:
             self.snd_una = ack
             self.snd_wnd = seg.wnd  # never scaled in a SYN
@@ -1127,7 +1126,7 @@ class Connection:
         state = self.state
         payload = seg.payload
         fin = seg.flags & FIN
-        if state not in (State.ESTABLISHED, State.FIN_WAIT_1, State.FIN_WAIT_2):
+        if state not in RECEIVES_TEXT:
             # "This should not occur, since a FIN has been received from the remote side.
             # Ignore the segment text." A FIN may still be a retransmission to acknowledge.
             if fin:
@@ -1297,7 +1296,7 @@ class Connection:
     def _after_read(self) -> None:
         if not self._rcvbuf:
             self._readable_signalled = False
-        if self.state not in (State.ESTABLISHED, State.FIN_WAIT_1, State.FIN_WAIT_2):
+        if self.state not in RECEIVES_TEXT:
             return
         # Send a window update when reading opened the window a lot (RFC 9293
         # §3.8.6.2.2): at least doubled it, or by half the buffer, and by at least a segment.
