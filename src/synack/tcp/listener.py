@@ -130,6 +130,8 @@ class Listener:
         if len(data) < HEADER_SIZE:
             return
         sport, _dport, seq, ack, off, flags, _wnd, _csum, _urg = HEADER.unpack_from(data)
+        if not HEADER_SIZE <= (off >> 4) * 4 <= len(data):
+            return  # a bad data offset: not a segment anyone can answer
         key = (rip, sport)
         conn = self._syn_queue.get(key)
         if conn is not None:

@@ -99,6 +99,8 @@ class Segment:
 
 def parse_options(data: bytes | bytearray | memoryview, start: int, end: int) -> Options:
     """Options in ``data[start:end]``; unknown kinds are skipped by their length."""
+    if end > len(data):
+        raise MalformedSegment(f"options end at byte {end} of a {len(data)}-byte segment")
     opts = Options()
     i = start
     while i < end:
