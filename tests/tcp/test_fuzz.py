@@ -27,7 +27,7 @@ from __future__ import annotations
 import math
 import random
 import struct
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import Any
 
 from hypothesis import HealthCheck, given, settings
@@ -317,7 +317,7 @@ def raw_segment(
             (0, flight, rng.randint(0, max(flight, 0)), min(flight, mss * rng.randint(0, 4)))
         )
         ack = (una + acked) & MASK
-        flags = rng.choice((A, A, A | Flags.PSH, A | F, A | F | Flags.PSH))
+        flags = int(rng.choice((A, A, A | Flags.PSH, A | F, A | F | Flags.PSH)))
         window = rng.choice((65535, 65535, 0, 1000, rng.randrange(65536)))
         urgent = 0
         opts = _plausible_options(rng, una, flight, ts_recent, timestamps, sack, our_ts)
@@ -335,7 +335,7 @@ def raw_segment(
             [0, -1, 1, flight, flight + 1, -max_wnd, -max_wnd - 1, HALF],
             (-70_000, flight + 70_000),
         )
-        flags = rng.choice(FLAG_SETS) if rng.randrange(3) else rng.randrange(256)
+        flags = int(rng.choice(FLAG_SETS)) if rng.randrange(3) else rng.randrange(256)
         window = rng.choice((0, 1, 536, 65535, rng.randrange(65536)))
         urgent = rng.choice((0, 0, 1, 65535))
         opts = _options(rng, una, flight, ts_recent)
@@ -380,7 +380,7 @@ def segment_for(rng: random.Random, conn: Connection, now: float) -> bytes:
 
 
 def check_output(
-    segments: list[bytes], src: bytes, dst: bytes, ports: tuple[int, int] | None
+    segments: Sequence[bytes | bytearray], src: bytes, dst: bytes, ports: tuple[int, int] | None
 ) -> list[Any]:
     parsed = []
     for raw in segments:
@@ -574,7 +574,7 @@ def test_no_segment_makes_a_listener_raise(
         elif action == "complete" and (ip, port) in synacks:
             # The third segment of a handshake (maybe a cookie's), with anything besides.
             synack = synacks[(ip, port)]
-            raw = bytearray(
+            third = bytearray(
                 raw_segment(
                     rng,
                     sport=port,
@@ -589,11 +589,11 @@ def test_no_segment_makes_a_listener_raise(
                     ts_recent=PEER_TS,
                 )
             )
-            struct.pack_into("!II", raw, 4, synack.ack, (synack.seq + 1) & MASK)
-            raw[13] = A | (raw[13] & (F | Flags.PSH))
-            raw[16:18] = b"\0\0"
-            fill_checksum(raw, ip, LOCAL_IP)
-            listener.handle_segment(bytes(raw), ip, now)
+            struct.pack_into("!II", third, 4, synack.ack, (synack.seq + 1) & MASK)
+            third[13] = A | (third[13] & (F | Flags.PSH))
+            third[16:18] = b"\0\0"
+            fill_checksum(third, ip, LOCAL_IP)
+            listener.handle_segment(bytes(third), ip, now)
         elif action in ("random", "complete"):
             raw = raw_segment(
                 rng,
