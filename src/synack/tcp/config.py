@@ -42,7 +42,9 @@ class Config:
     # Retransmissions of one segment before the connection is abandoned
     # (RFC 9293 §3.8.3's R2; Linux's tcp_retries2).
     max_retransmits: int = 15
-    syn_retries: int = 6  # SYN retransmissions before giving up (Linux tcp_syn_retries)
+    # SYN retransmissions before giving up: 7 keeps trying for 255 s, as RFC 9293 §3.8.3
+    # requires ("at least 3 minutes", MUST-23); Linux's default of 6 stops at 127 s.
+    syn_retries: int = 7
     synack_retries: int = 5  # SYN-ACK retransmissions (Linux tcp_synack_retries)
     # Abort when data stays unacknowledged this long (RFC 5482's USER TIMEOUT); None: off.
     user_timeout: float | None = None

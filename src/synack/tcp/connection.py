@@ -54,7 +54,7 @@ from synack.tcp.ranges import RangeSet
 from synack.tcp.rtt import RttEstimator
 from synack.tcp.state import ACCEPTS_SEND, RECEIVES_TEXT, SENT_FIN, SYNCHRONIZED, State
 from synack.wire.checksum import address_bytes, finish, ones_sum, pseudo_header_sum
-from synack.wire.seq import MASK
+from synack.wire.seq import MASK, seq_lt
 from synack.wire.tcp import (
     HEADER,
     HEADER_SIZE,
@@ -78,6 +78,8 @@ Address = tuple[str | bytes, int]
 
 # Without an MSS option the peer can take 536 octets (RFC 9293 §3.7.1, IPv4).
 DEFAULT_PEER_MSS = 536
+# The smallest MSS we let a peer impose (Linux's tcp_min_snd_mss).
+MIN_SND_MSS = 48
 # RFC 5681 §3.2 and RFC 6675: three duplicate ACKs (or that many SACKed segments) mean loss.
 DUP_THRESH = 3
 # RFC 7323 §5.5: a TS.Recent older than 24 days may have wrapped; PAWS must not use it.
@@ -138,6 +140,10 @@ class Connection:
         self._checksum = cfg.checksum
 
         self.state = State.CLOSED
+        self._opened = False  # connect() or listen() was called: a TCB opens only once
+        # A lower bound (32-bit, modulo 2**32) for our ISN: set when this connection
+        # reuses the four-tuple of one still in TIME-WAIT (RFC 9293 §3.6.1).
+        self.isn_floor: int | None = None
         self._events: deque[Event] = deque()
         self.error: TCPError | None = None
         self._passive = False
@@ -209,6 +215,7 @@ class Connection:
         self._dupacks = 0
         self._in_recovery = False  # fast recovery (RFC 6582 / RFC 6675)
         self._recover = 0  # RecoveryPoint: no new recovery until snd_una passes it
+        self._recover_by_rto = False  # _recover was set by a timeout (RFC 6675 §5.1)
         self._high_rxt = 0  # retransmitted up to here in the current episode
         self._lost_edge = 0  # unSACKed bytes below here are deemed lost
         self._sacked = RangeSet()  # the scoreboard: what the peer has SACKed above SND.UNA
@@ -327,18 +334,25 @@ class Connection:
 
     # ------------------------------------------------------------------ user calls
 
-    def connect(self, now: float) -> None:
-        """Active OPEN (RFC 9293 §3.10.1): send SYN and enter SYN-SENT."""
+    def _check_openable(self) -> None:
         if self.state is not State.CLOSED:
             raise ConnectionClosing("connection already exists")
+        if self._opened:
+            # RFC 9293 §3.10.1: OPEN creates a new TCB. This object *is* a TCB, and the old
+            # one's buffers and error must not leak into a new stream: make a new Connection.
+            raise ConnectionDoesNotExist("this connection has ended; open a new Connection")
+        self._opened = True
+
+    def connect(self, now: float) -> None:
+        """Active OPEN (RFC 9293 §3.10.1): send SYN and enter SYN-SENT."""
+        self._check_openable()
         self._choose_iss(now)
         self._syn_pending = True
         self._set_state(State.SYN_SENT)
 
     def listen(self) -> None:
         """Passive OPEN for this single connection: wait in LISTEN for a SYN."""
-        if self.state is not State.CLOSED:
-            raise ConnectionClosing("connection already exists")
+        self._check_openable()
         self._passive = True
         self._set_state(State.LISTEN)
 
@@ -441,7 +455,13 @@ class Connection:
             return
         if self._rcvbuf and self.state in SYNCHRONIZED:
             self._rcvbuf.clear()
-            self.abort()
+            if self.state is State.TIME_WAIT:
+                return  # both FINs are done: TIME-WAIT still lasts its 2*MSL (MUST-13)
+            # As Linux's tcp_close(): "Unread data was tossed", so reset the connection,
+            # in every synchronized state (LAST-ACK and CLOSING included).
+            self._queued.append(self._build_rst(self.snd_max))
+            self._sndbuf.clear()
+            self._terminate()
             return
         self._read_closed = True
         self.shutdown()
@@ -456,7 +476,10 @@ class Connection:
         if self.state in (State.SYN_RECEIVED, State.ESTABLISHED, State.FIN_WAIT_1,
                           State.FIN_WAIT_2, State.CLOSE_WAIT):
             self._queued.append(self._build_rst(self.snd_max))
+        # "All queued SENDs and RECEIVEs should be given 'reset' responses": nothing of
+        # this connection is delivered after an abort.
         self._sndbuf.clear()
+        self._rcvbuf.clear()
         self._terminate()
 
     # ------------------------------------------------------------------ passive opening helpers
@@ -464,6 +487,9 @@ class Connection:
     def _choose_iss(self, now: float) -> None:
         iss = make_isn(self._secret, self.local_ip, self.local_port, self.remote_ip,
                        self.remote_port, now)
+        floor = self.isn_floor
+        if floor is not None and seq_lt(iss, floor):
+            iss = floor
         self._set_iss(iss, now)
 
     def _set_iss(self, iss: int, now: float) -> None:
@@ -481,7 +507,7 @@ class Connection:
     def _choose_wscale(self) -> int:
         return window_scale_for(self._rcv_limit)
 
-    def _negotiate(self, opts: Options | None, tsval: int | None) -> None:
+    def _negotiate(self, opts: Options | None, tsval: int | None, now: float) -> None:
         """Settle MSS, window scale, SACK and timestamps from the peer's SYN or SYN-ACK.
 
         An option is used when the config enables it and the peer's SYN carries it: on an
@@ -490,7 +516,9 @@ class Connection:
         """
         cfg = self.config
         o = opts if opts is not None else Options()
-        self._peer_mss = o.mss if o.mss else DEFAULT_PEER_MSS
+        # An MSS option of 1 would make every byte a segment, at the peer's whim: clamp
+        # as Linux does (tcp_min_snd_mss, after CVE-2019-11479).
+        self._peer_mss = max(o.mss, MIN_SND_MSS) if o.mss else DEFAULT_PEER_MSS
         # RFC 7323 §2.2: scaling only if both SYNs carry the option; shifts above 14 are 14.
         self._ws_ok = cfg.window_scaling and o.wscale is not None
         if self._ws_ok:
@@ -504,10 +532,13 @@ class Connection:
         if self._ts_ok:
             assert tsval is not None
             self._ts_recent = tsval
+            self._ts_recent_at = now  # RFC 7323 §5.5's 24-day clock starts here
         self._opt_len = 12 if self._ts_ok else 0
         # RFC 9293 §3.7.1: Eff.snd.MSS = min(SendMSS+20, MMS_S) - TCPhdrsize - IPoptionsize.
         self.snd_mss = max(min(self._peer_mss, cfg.mss) - self._opt_len, 1)
-        self._rcv_mss = max(cfg.mss - self._opt_len, 1)
+        # What a full segment from the peer holds: our MSS and its own both bound it
+        # (Linux goes on measuring; _rcv_mss grows if larger segments arrive).
+        self._rcv_mss = max(min(cfg.mss, self._peer_mss) - self._opt_len, 1)
         self._cc = make_congestion_control(cfg.congestion_control, self.snd_mss,
                                            cfg.initial_window)
 
@@ -683,7 +714,7 @@ class Connection:
         self.irs = seg.seq
         self.rcv_nxt = seg.seq + 1
         self._rcv_adv = self.rcv_nxt
-        self._negotiate(seg.opts, seg.tsval)
+        self._negotiate(seg.opts, seg.tsval, now)
         if iss is None:
             self._choose_iss(now)
         else:
@@ -733,7 +764,7 @@ class Connection:
         self.irs = seg.seq
         self.rcv_nxt = seg.seq + 1
         self._rcv_adv = self.rcv_nxt
-        self._negotiate(seg.opts, seg.tsval)
+        self._negotiate(seg.opts, seg.tsval, now)
         if flags & ACK:
             self.snd_una = ack
             self.snd_wnd = seg.wnd  # never scaled in a SYN
@@ -884,7 +915,8 @@ class Connection:
                 return
             self.snd_una = ack
             self._handshake_done(now)
-            self.snd_wnd = seg.wnd << self._snd_wscale
+            # RFC 7323 §2.2: the window of a <SYN,ACK> "MUST NOT be scaled".
+            self.snd_wnd = seg.wnd if seg.flags & SYN else seg.wnd << self._snd_wscale
             self.snd_wl1 = seq
             self.snd_wl2 = ack
             self.max_snd_wnd = self.snd_wnd
@@ -925,7 +957,7 @@ class Connection:
 
     def _process_ack_field(self, seg: _Inbound, ack: int, seq: int, now: float) -> None:
         snd_una = self.snd_una
-        wnd = seg.wnd << self._snd_wscale
+        wnd = seg.wnd if seg.flags & SYN else seg.wnd << self._snd_wscale
         opts = seg.opts
         new_sack = False
         if opts is not None and opts.sack_blocks and self._sack_ok:
@@ -933,10 +965,15 @@ class Connection:
         self._probes = 0
         if ack > snd_una:
             self._ack_advance(ack, seg.tsecr, now)
+        if self._sack_ok:
+            # RFC 6675 §2: with SACK, a duplicate ACK is one that SACKs octets not SACKed
+            # before -- "even if it carries new data, changes the advertised window, or
+            # moves the cumulative acknowledgment point" -- and only such an ACK is.
+            if new_sack:
+                self._duplicate_ack(now)
         elif (ack == snd_una and self.snd_max > snd_una and not seg.payload
-              and not seg.flags & (SYN | FIN) and (wnd == self.snd_wnd or new_sack)):
-            # RFC 5681 §2's duplicate ACK: no data, no SYN/FIN, data outstanding, the same
-            # window -- or, with SACK, news of data received above a hole (RFC 6675 §2).
+              and not seg.flags & (SYN | FIN) and wnd == self.snd_wnd):
+            # RFC 5681 §2: no data, no SYN/FIN, data outstanding, the same window.
             self._duplicate_ack(now)
         # "If SND.UNA =< SEG.ACK =< SND.NXT, the send window should be updated. If
         # (SND.WL1 < SEG.SEQ or (SND.WL1 = SEG.SEQ and SND.WL2 =< SEG.ACK)), set
@@ -1040,8 +1077,10 @@ class Connection:
         lost = self._dupacks >= DUP_THRESH or (self._sack_ok and self._sacked_is_lost())
         if not lost:
             return
-        # RFC 6582 §3.2 step 2: no new recovery until SND.UNA passes the old recovery point.
-        if self.snd_una <= self._recover:
+        # RFC 6582 §3.2 step 2: no new recovery until SND.UNA passes the old recovery point;
+        # after a timeout, RFC 6675 §5.1 lets it start once SND.UNA reaches that point.
+        if self.snd_una < self._recover or (self.snd_una == self._recover
+                                            and not self._recover_by_rto):
             return
         self._enter_recovery(now)
 
@@ -1051,6 +1090,7 @@ class Connection:
         self._cc.on_congestion(now, in_flight)
         self._in_recovery = True
         self._recover = self.snd_max  # RecoveryPoint = HighData
+        self._recover_by_rto = False
         self._high_rxt = self.snd_una
         self._rtt_seq = -1  # Karn
         self.counters["fast_retransmits"] += 1
@@ -1371,6 +1411,7 @@ class Connection:
         self._reno_sacked = 0
         self._dupacks = 0
         self._recover = self.snd_max
+        self._recover_by_rto = True
         if self._retries >= 2 and self._sacked:
             # A second timeout with SACKed data still unacknowledged: the receiver may
             # have discarded it (RFC 2018 §8, reneging). Forget the scoreboard.
@@ -1414,6 +1455,11 @@ class Connection:
         the peer must acknowledge; `keepalive_count` unanswered probes end the connection."""
         cfg = self.config
         if not cfg.keepalive or self.state not in (State.ESTABLISHED, State.CLOSE_WAIT):
+            return
+        if self.snd_max > self.snd_una or self.unsent:
+            # RFC 9293 §3.8.4 MUST-26: "only ... when no sent data is outstanding"; the
+            # retransmission timer watches the peer meanwhile.
+            self._keepalive_at = now + cfg.keepalive_idle
             return
         due = self._last_recv + cfg.keepalive_idle
         if now < due and self._probes == 0:
@@ -1488,7 +1534,10 @@ class Connection:
 
     def _transmit(self, out: list[bytes], now: float) -> None:
         """Send what the windows allow: retransmissions first, then new data, then FIN."""
-        mss = self.snd_mss
+        sack_option = self._sack_option()
+        # Options take room from the payload (RFC 9293 §3.7.1): SACK blocks, when they
+        # ride on data segments, make the segments that much shorter.
+        mss = self.snd_mss - len(sack_option)
         cwnd = self._cc.cwnd
         buf_seq = self._sndbuf_seq
         data_end = buf_seq + len(self._sndbuf)
@@ -1542,7 +1591,10 @@ class Connection:
                     # The end of the queued data. Nagle (RFC 9293 §3.7.4) as Linux applies
                     # it (Minshall's refinement): hold a short segment only while an
                     # earlier short segment is unacknowledged, unless no_delay.
-                    if not self.config.no_delay and self._snd_sml > self.snd_una:
+                    # The segment that carries the FIN is exempt, as in Linux: after
+                    # shutdown no later write can join it.
+                    if (not self.config.no_delay and self._snd_sml > self.snd_una
+                            and fin_seq != data_end):
                         tail = 0
                 elif tail < self.max_snd_wnd >> 1:
                     # More queued than the windows allow: sender SWS avoidance sends a
@@ -1550,7 +1602,8 @@ class Connection:
                     # the peer ever offered (the persist timer is the override).
                     tail = 0
             if count or tail:
-                nxt = self._send_new(out, now, nxt, count, tail, data_end, fin_seq)
+                nxt = self._send_new(out, now, nxt, count, tail, data_end, fin_seq, mss,
+                                     sack_option)
                 self.snd_nxt = nxt
                 if nxt > self.snd_max:
                     self.snd_max = nxt
@@ -1567,7 +1620,7 @@ class Connection:
                 self.snd_max = self.snd_nxt
 
     def _send_new(self, out: list[bytes], now: float, nxt: int, count: int, tail: int,
-                  data_end: int, fin_seq: int) -> int:
+                  data_end: int, fin_seq: int, mss: int, sack_option: bytes) -> int:
         """The hot path: `count` full segments and one of `tail` bytes, from `nxt`.
 
         Headers are packed whole with one struct call, and the checksum is summed
@@ -1575,7 +1628,6 @@ class Connection:
         modulo 0xFFFF, to the plain sum of the header's fields (each 32-bit field
         contributes its value, since 2**16 ≡ 1), so only the payload is summed as bytes.
         """
-        mss = self.snd_mss
         buf_seq = self._sndbuf_seq
         lp = self.local_port
         rp = self.remote_port
@@ -1583,18 +1635,13 @@ class Connection:
         window = self._window_field()
         checksum = self._checksum
         from_bytes = int.from_bytes
-        # The options are the same on every segment of the burst: NOP NOP TS, or none.
-        if self._ts_ok:
-            tsval = (int(now * 1000) + self._ts_offset) & MASK
-            tsecr = self._ts_recent
-            opts = TS_PREFIX + _TS_VALUES.pack(tsval, tsecr)
-            offset_byte = 0x80  # data offset: 8 words
-            base = 0x0101 + 0x080A + tsval + tsecr + _HDR_TS_SIZE
-        else:
-            opts = b""
-            offset_byte = 0x50
-            base = HEADER_SIZE
-        base += self._pseudo + lp + rp + ack + window + (offset_byte << 8)
+        # The options are the same on every segment of the burst: NOP NOP TS, and the
+        # SACK blocks while the receive queue has holes (RFC 2018 §4).
+        opts = self._ts_option(now) + sack_option
+        hlen = HEADER_SIZE + len(opts)
+        offset_byte = (hlen >> 2) << 4  # data offset in words, in the high nibble
+        base = (self._pseudo + lp + rp + ack + window + (offset_byte << 8) + hlen
+                + (ones_sum(opts) if opts else 0))
         pack = _HDR.pack
         join = b"".join
         mv = memoryview(self._sndbuf)
@@ -1762,11 +1809,24 @@ class Connection:
         self._delack_at = None
         self._last_ack_sent = self.rcv_nxt
 
+    def _ts_option(self, now: float) -> bytes:
+        """NOP NOP TS(TSval, TSecr) when timestamps are in use, else nothing."""
+        if self._ts_ok:
+            return TS_PREFIX + _TS_VALUES.pack(self._ts_now(now), self._ts_recent)
+        return b""
+
+    def _sack_option(self) -> bytes:
+        """NOP NOP SACK with our blocks, while out-of-order data is held (RFC 2018 §4:
+        "in all ACKs which do not ACK the highest sequence number" received)."""
+        if not (self._sack_ok and self._ooo_starts):
+            return b""
+        blocks = self._sack_blocks()
+        return _SACK_HEAD + bytes((2 + 8 * len(blocks),)) + b"".join(
+            _U32X2.pack(left & MASK, right & MASK) for left, right in blocks)
+
     def _build_data(self, seq: int, flags: int, offset: int, n: int, now: float) -> bytes:
         """One data (or FIN) segment off the hot path: retransmissions and lone FINs."""
-        opts = b""
-        if self._ts_ok:
-            opts = TS_PREFIX + _TS_VALUES.pack(self._ts_now(now), self._ts_recent)
+        opts = self._ts_option(now) + self._sack_option()
         mv = memoryview(self._sndbuf)
         try:
             payload = bytes(mv[offset:offset + n])
@@ -1782,15 +1842,9 @@ class Connection:
         """A segment without data: an ACK, a RST or a probe."""
         if flags & RST:
             return self._build_with_options(seq, ack, flags, 0, b"")
-        opts = b""
-        if self._ts_ok:
-            opts = TS_PREFIX + _TS_VALUES.pack(self._ts_now(now), self._ts_recent)
-        if sack and self._sack_ok and self._ooo_starts:
-            blocks = self._sack_blocks()
-            opts += _SACK_HEAD + bytes((2 + 8 * len(blocks),)) + b"".join(
-                _U32X2.pack(left & MASK, right & MASK) for left, right in blocks)
-            if len(opts) % 4:
-                opts += b"\x01" * (4 - len(opts) % 4)
+        opts = self._ts_option(now)
+        if sack:
+            opts += self._sack_option()
         seg = self._build_with_options(seq, ack, flags, self._window_field(), opts)
         if flags & ACK:
             self._after_ack_sent()
@@ -1834,6 +1888,7 @@ class Connection:
         self._events = events
         self.segs_in, self.segs_out, self.bytes_in, self.bytes_out, self.counters = kept
         self._secret = secret
+        self._opened = True
         self._passive = True
         self.state = State.LISTEN
         events.append(StateChanged(State.SYN_RECEIVED, State.LISTEN))

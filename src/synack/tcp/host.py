@@ -110,25 +110,35 @@ class Host:
         if len(data) < HEADER_SIZE:
             self.stats["bad_segment"] += 1
             return
-        sport, dport, seq, _ack, _off, flags, _w, _c, _u = HEADER.unpack_from(data)
+        sport, dport, seq, _ack, off, flags, _w, _c, _u = HEADER.unpack_from(data)
         rip = src if src.__class__ is bytes and len(src) in (4, 16) else address_bytes(src)
         conn = self.connections.get((dport, rip, sport))
         if conn is not None and conn.state is not _TIME_WAIT:
             conn.handle_segment(data, now)
             return
+        if not HEADER_SIZE <= (off >> 4) * 4 <= len(data):
+            # RFC 9293 §3.1: a header that runs past its segment is not a segment; Linux
+            # drops it as a bad packet rather than answering it.
+            self.stats["bad_segment"] += 1
+            return
         listener = self.listeners.get(dport)
+        isn_floor: int | None = None
         if conn is not None:
-            if (flags & SYN and not flags & (ACK | RST)
-                    and listener is not None and seq_gt(seq, conn.rcv_nxt & 0xFFFFFFFF)):
+            if (flags & SYN and not flags & (ACK | RST) and listener is not None
+                    and seq_gt(seq, conn.rcv_nxt & 0xFFFFFFFF)
+                    and (not self.config.checksum or checksum_ok(rip, self.address, data))):
                 # A new incarnation may take over a TIME-WAIT four-tuple when its ISN is
-                # above the old connection's last sequence number (RFC 9293 §3.6.1).
+                # above the old connection's last sequence number, provided ours is also
+                # "larger than the largest sequence number it used on the previous
+                # connection incarnation" (RFC 9293 §3.6.1); Linux uses snd_nxt + 65537.
+                isn_floor = (conn.snd_max + 65537) & 0xFFFFFFFF
                 conn.abort()
                 del self.connections[(dport, rip, sport)]
             else:
                 conn.handle_segment(data, now)
                 return
         if listener is not None:
-            listener.handle_segment(data, rip, now)
+            listener.handle_segment(data, rip, now, isn_floor=isn_floor)
             return
         self._closed_reset(data, rip, sport, dport, flags)
 

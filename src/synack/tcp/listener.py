@@ -124,8 +124,12 @@ class Listener:
     # ------------------------------------------------------------------ segments
 
     def handle_segment(self, data: bytes | bytearray | memoryview, remote_ip: str | bytes,
-                       now: float) -> None:
-        """A segment addressed to our port from `remote_ip`."""
+                       now: float, *, isn_floor: int | None = None) -> None:
+        """A segment addressed to our port from `remote_ip`.
+
+        `isn_floor`: a SYN that takes over a TIME-WAIT four-tuple must get an ISN above
+        the old incarnation's sequence numbers (the host passes the bound).
+        """
         rip = address_bytes(remote_ip)
         if len(data) < HEADER_SIZE:
             return
@@ -169,6 +173,7 @@ class Listener:
                 self.stats["syns_dropped"] += 1
             return
         conn = Connection((self.local_ip, self.local_port), key, self.config)
+        conn.isn_floor = isn_floor
         conn.listen()
         conn.handle_segment(data, now)
         if conn.state is State.SYN_RECEIVED:
@@ -227,16 +232,18 @@ class Listener:
         cookie = make_cookie(self._secret, self.local_ip, self.local_port, key[0], key[1], seq,
                              client_mss, now)
         out = Options(mss=cfg.mss)
-        wscale: int | None = None
+        peer_wscale: int | None = None
         if cfg.window_scaling and opts.wscale is not None and opts.timestamps is not None:
-            wscale = window_scale_for(cfg.receive_buffer)
-            out.wscale = wscale
+            out.wscale = window_scale_for(cfg.receive_buffer)  # ours, as a stateful SYN-ACK
+            # What the cookie must remember is the *client's* shift (RFC 7323 §2.3: its
+            # windows are scaled by the shift it sent), as Linux's cookie_init_timestamp().
+            peer_wscale = min(opts.wscale, 14)
         sack = cfg.sack and opts.sack_permitted and opts.timestamps is not None
         out.sack_permitted = sack
         if cfg.timestamps and opts.timestamps is not None:
             off_ts = ts_offset(self._secret, self.local_ip, self.local_port, key[0], key[1])
             tsval = (int(now * 1000) + off_ts) & 0xFFFFFFFF
-            out.timestamps = (encode_ts_options(tsval, wscale, sack), opts.timestamps[0])
+            out.timestamps = (encode_ts_options(tsval, peer_wscale, sack), opts.timestamps[0])
         seg = Segment(self.local_port, key[1], seq=cookie, ack=(seq + 1) & 0xFFFFFFFF,
                       flags=Flags.SYN | Flags.ACK, window=min(cfg.receive_buffer, 0xFFFF),
                       options=out)
