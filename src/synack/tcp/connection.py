@@ -220,6 +220,10 @@ class Connection:
         self._lost_edge = 0  # unSACKed bytes below here are deemed lost
         self._sacked = RangeSet()  # the scoreboard: what the peer has SACKed above SND.UNA
         self._reno_sacked = 0  # without SACK: bytes the duplicate ACKs say have left the network
+        # Retransmissions of this loss episode as [start, end, SND.MAX when sent], to spot
+        # a retransmission that was itself lost (below), and ranges to send once more.
+        self._rxt_log: list[tuple[int, int, int]] = []
+        self._rxt_again: list[tuple[int, int]] = []
         self._persist_at: float | None = None
         self._rtx_now = False  # resend the first hole now, whatever the window says
         self._handshake_timed = True
@@ -1025,10 +1029,13 @@ class Connection:
         if self._lost_edge < ack:
             self._lost_edge = ack
 
+        if self._rxt_log and ack >= self._recover:
+            self._rxt_log.clear()  # the loss episode is over: its retransmissions arrived
         # Congestion control: RFC 6582 §3.2 steps 3 and 5 (partial and full ACKs).
         if self._in_recovery:
             if ack >= self._recover:
                 self._in_recovery = False
+                self._rxt_log.clear()
                 self._reno_sacked = 0
                 self._cc.on_recovery_end(now)
             elif not self._sack_ok:
@@ -1077,9 +1084,12 @@ class Connection:
         lost = self._dupacks >= DUP_THRESH or (self._sack_ok and self._sacked_is_lost())
         if not lost:
             return
-        # RFC 6582 §3.2 step 2: no new recovery until SND.UNA passes the old recovery point;
-        # after a timeout, RFC 6675 §5.1 lets it start once SND.UNA reaches that point.
+        # No new recovery while SND.UNA is below the last recovery point (RFC 6675 §5.1
+        # after a timeout; RFC 6582 §3.2 step 2). Without SACK, duplicate ACKs at exactly
+        # the point may still be echoes of the old window, so NewReno waits for SND.UNA to
+        # pass it; with SACK the blocks say what arrived, and reaching the point is enough.
         if self.snd_una < self._recover or (self.snd_una == self._recover
+                                            and not self._sack_ok
                                             and not self._recover_by_rto):
             return
         self._enter_recovery(now)
@@ -1122,9 +1132,30 @@ class Connection:
                 continue
             self._sacked.add(left, right)
         changed = self._sacked.total > before
-        if changed and self._in_recovery:
-            self._lost_edge = max(self._lost_edge, self._sack_lost_edge())
+        if changed:
+            if self._in_recovery:
+                self._lost_edge = max(self._lost_edge, self._sack_lost_edge())
+            if self._rxt_log:
+                self._find_lost_retransmissions()
         return changed
+
+    def _find_lost_retransmissions(self) -> None:
+        """A retransmission whose range is still not SACKed, while data first sent *after*
+        it has been SACKed, was lost too (Linux's lost-retransmit detection, the idea
+        RACK, RFC 8985, generalises). RFC 6675 alone would wait for the RTO, which costs
+        hundreds of round trips when the RTT is far below the 200 ms minimum RTO."""
+        sacked = self._sacked
+        highest = sacked.ends[-1]
+        una = self.snd_una
+        keep = []
+        for start, end, marker in self._rxt_log:
+            if end <= una or sacked.covered(max(start, una), end) == end - max(start, una):
+                continue  # it arrived
+            if highest > marker:
+                self._rxt_again.append((max(start, una), end))
+            else:
+                keep.append((start, end, marker))
+        self._rxt_log = keep
 
     def _sack_lost_edge(self) -> int:
         """RFC 6675 IsLost(): unSACKed bytes below the returned edge are lost.
@@ -1410,6 +1441,8 @@ class Connection:
         self._in_recovery = False
         self._reno_sacked = 0
         self._dupacks = 0
+        self._rxt_log.clear()  # everything unSACKed is resent after a timeout anyway
+        self._rxt_again.clear()
         self._recover = self.snd_max
         self._recover_by_rto = True
         if self._retries >= 2 and self._sacked:
@@ -1482,7 +1515,8 @@ class Connection:
         state = self.state
         if (state is _ESTABLISHED and not out and not self._ack_now
                 and self.snd_nxt >= self._sndbuf_seq + len(self._sndbuf)
-                and self._high_rxt >= self._lost_edge and self._fin_seq < 0):
+                and self._high_rxt >= self._lost_edge and self._fin_seq < 0
+                and not self._rxt_again):
             return []  # the common case of nothing to say, decided cheaply
         self._queued = []
         if state is State.CLOSED or state is State.LISTEN:
@@ -1544,7 +1578,15 @@ class Connection:
         fin_seq = self._fin_seq
         wnd_edge = self.snd_wl2 + self.snd_wnd
 
-        # 1. Retransmit what is deemed lost (after an RTO, or in fast recovery).
+        # 1. Retransmit what is deemed lost (after an RTO, or in fast recovery): first
+        # retransmissions found lost themselves (already counted in the pipe), then the
+        # holes below the loss edge.
+        while self._rxt_again:
+            start, end = self._rxt_again.pop()
+            start = self._next_unsacked(max(start, self.snd_una), end)
+            if start >= 0:
+                end = min(end, start + mss, self._next_sacked_start(start))
+                self._send_range(out, start, end, now, retransmit=True)
         if self._high_rxt < self._lost_edge:
             pipe = self._pipe()
             while self._high_rxt < self._lost_edge:
@@ -1718,6 +1760,8 @@ class Connection:
         if retransmit:
             stats["retransmits"] += 1
             self._rtt_seq = -1
+            if self._sack_ok and n > 0:
+                self._rxt_log.append((start, end, self.snd_max))
         else:
             self.bytes_out += n
             if not self._ts_ok and self._rtt_seq < 0 and n:
