@@ -1379,32 +1379,33 @@ class Connection:
 
     # ------------------------------------------------------------------ timers
 
+    # Each timer: the attribute holding its deadline, and what runs when it passes, in the
+    # order they are checked. Any of them may end the connection, which stops the rest.
+    _TIMERS = (
+        ("_close_at", "_close_timer"),  # TIME-WAIT's 2*MSL, or an orphan's FIN-WAIT-2
+        ("_rto_at", "_retransmit_timeout"),
+        ("_persist_at", "_window_probe"),
+        ("_keepalive_at", "_keepalive_probe"),
+        ("_delack_at", "_delayed_ack_timer"),
+    )
+
     def handle_timer(self, now: float) -> None:
         """Run every timer whose deadline has passed."""
-        if self._close_at is not None and now >= self._close_at:
-            self._close_at = None
-            if self.state is State.FIN_WAIT_2:
-                self._queued.append(self._build_rst(self.snd_max))
-            self._terminate()
-            return
-        if self._rto_at is not None and now >= self._rto_at:
-            self._rto_at = None
-            self._retransmit_timeout(now)
-            if self.state is State.CLOSED:
-                return
-        if self._persist_at is not None and now >= self._persist_at:
-            self._persist_at = None
-            self._window_probe(now)
-            if self.state is State.CLOSED:
-                return
-        if self._keepalive_at is not None and now >= self._keepalive_at:
-            self._keepalive_at = None
-            self._keepalive_probe(now)
-            if self.state is State.CLOSED:
-                return
-        if self._delack_at is not None and now >= self._delack_at:
-            self._delack_at = None
-            self._ack_now = True
+        for deadline, handler in self._TIMERS:
+            when = getattr(self, deadline)
+            if when is not None and now >= when:
+                setattr(self, deadline, None)
+                getattr(self, handler)(now)
+                if self.state is State.CLOSED:
+                    return
+
+    def _close_timer(self, now: float) -> None:
+        if self.state is State.FIN_WAIT_2:
+            self._queued.append(self._build_rst(self.snd_max))
+        self._terminate()
+
+    def _delayed_ack_timer(self, now: float) -> None:
+        self._ack_now = True
 
     def _retransmit_timeout(self, now: float) -> None:
         """RFC 6298 §5.4-5.6 (and RFC 5681 §3.1 for the window)."""
