@@ -48,7 +48,7 @@ def baseline(total: int) -> float:
     start = time.process_time()
     for i in range(segments):
         HEADER.pack_into(buf, 0, 40000, 80, i, i, 0x50, 0x10, 65535, 0, 0)
-        buf[HEADER.size:] = payload
+        buf[HEADER.size :] = payload
         moved += len(buf) - ((HEADER.unpack_from(buf)[4] >> 4) << 2)
     return moved / (time.process_time() - start)
 
@@ -102,8 +102,13 @@ def transfer(total: int, loss: float, config: Config, seed: int = 1) -> Result:
     if received != total:
         raise AssertionError(f"received {received} of {total} bytes")
     info = client.info()
-    return Result(total / cpu, net.now - start_virtual, info["retransmits"],
-                  info["timeouts"], info["segments_sent"])
+    return Result(
+        total / cpu,
+        net.now - start_virtual,
+        info["retransmits"],
+        info["timeouts"],
+        info["segments_sent"],
+    )
 
 
 def measure(label: str, total: int, loss: float, config: Config, rounds: int) -> None:
@@ -142,16 +147,27 @@ def main() -> None:
         pstats.Stats(profiler).sort_stats("tottime").print_stats(18)
         return
 
-    print("| case | size | synack TCP (CPU time) | baseline loop | ratio "
-          f"| ratio x {QUIET_BASELINE // MB} MB/s | retransmits | RTOs "
-          "| goodput in virtual time |")
+    print(
+        "| case | size | synack TCP (CPU time) | baseline loop | ratio "
+        f"| ratio x {QUIET_BASELINE // MB} MB/s | retransmits | RTOs "
+        "| goodput in virtual time |"
+    )
     print("|---|---|---|---|---|---|---|---|---|")
     measure("no loss", args.size * MB, 0.0, default, args.rounds)
-    measure("no loss, checksums off", args.size * MB, 0.0,
-            Config(secret=b"bench" * 8, checksum=False), args.rounds)
-    measure("no loss, NewReno, no SACK/timestamps", args.size * MB, 0.0,
-            Config(secret=b"bench" * 8, congestion_control="newreno", sack=False,
-                   timestamps=False), args.rounds)
+    measure(
+        "no loss, checksums off",
+        args.size * MB,
+        0.0,
+        Config(secret=b"bench" * 8, checksum=False),
+        args.rounds,
+    )
+    measure(
+        "no loss, NewReno, no SACK/timestamps",
+        args.size * MB,
+        0.0,
+        Config(secret=b"bench" * 8, congestion_control="newreno", sack=False, timestamps=False),
+        args.rounds,
+    )
     measure("1% loss", args.lossy_size * MB, 0.01, default, args.rounds)
     measure("5% loss", args.lossy_size * MB, 0.05, default, args.rounds)
 

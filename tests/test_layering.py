@@ -12,9 +12,23 @@ SRC = Path(__file__).resolve().parent.parent / "src" / "synack"
 
 # Standard-library modules that do I/O, start threads or read clocks.
 IO_MODULES = {
-    "socket", "ssl", "select", "selectors", "asyncio", "threading", "_thread",
-    "multiprocessing", "concurrent", "subprocess", "signal", "time", "datetime", "os",
-    "io", "sched", "queue",
+    "socket",
+    "ssl",
+    "select",
+    "selectors",
+    "asyncio",
+    "threading",
+    "_thread",
+    "multiprocessing",
+    "concurrent",
+    "subprocess",
+    "signal",
+    "time",
+    "datetime",
+    "os",
+    "io",
+    "sched",
+    "queue",
 }
 
 # For each layer, the synack packages it may import (besides itself).

@@ -20,8 +20,9 @@ ops = st.lists(
 
 @settings(max_examples=300, deadline=None)
 @given(ops, st.integers(0, 340), st.integers(0, 60))
-def test_rangeset_matches_a_set_of_numbers(steps: list[tuple[str, int, int]], probe: int,
-                                           span: int) -> None:
+def test_rangeset_matches_a_set_of_numbers(
+    steps: list[tuple[str, int, int]], probe: int, span: int
+) -> None:
     ranges = RangeSet()
     model: set[int] = set()
     for op, a, n in steps:

@@ -48,9 +48,11 @@ def run_demo(args: argparse.Namespace) -> int:
     asyncio.run(_chat_act(console))
     asyncio.run(_files_act(console))
     _tcp_act(console)
-    console.print(f"\n[bold green]Demo finished[/] in {time.monotonic() - started:.1f} s. "
-                  "Try it yourself: [bold]synack chat serve[/] and "
-                  "[bold]synack chat join 127.0.0.1:7007 --nick you[/].")
+    console.print(
+        f"\n[bold green]Demo finished[/] in {time.monotonic() - started:.1f} s. "
+        "Try it yourself: [bold]synack chat serve[/] and "
+        "[bold]synack chat join 127.0.0.1:7007 --nick you[/]."
+    )
     return 0
 
 
@@ -72,28 +74,41 @@ async def _chat_act(console: Console) -> None:
     bob = ChatClient(host, port, "bob", room="lobby")
     try:
         welcome = await alice.connect()
-        _step(console, "alice connects: connect() runs the three-way handshake "
-                       "(SYN, SYN-ACK, ACK), then says hello.")
+        _step(
+            console,
+            "alice connects: connect() runs the three-way handshake "
+            "(SYN, SYN-ACK, ACK), then says hello.",
+        )
         _show(console, "alice", welcome)
         await bob.connect()
         _step(console, "bob connects to the same room.")
         _show(console, "alice", await alice.until("joined", nick="bob"))
 
         frame = encode_message({"op": "say", "text": "hi bob!"})
-        _step(console, "alice says 'hi bob!'. On the wire it is one frame, the length "
-                       "before the data, so the reader knows where it ends:")
-        console.print(f"    type={frame[0]}  length={int.from_bytes(frame[1:9], 'big')}  "
-                      f"body={frame[9:].decode()}")
-        console.print("    (TCP is a byte stream: without the length, two quick messages "
-                      "could arrive glued together — the 'sticky packet' problem.)")
+        _step(
+            console,
+            "alice says 'hi bob!'. On the wire it is one frame, the length "
+            "before the data, so the reader knows where it ends:",
+        )
+        console.print(
+            f"    type={frame[0]}  length={int.from_bytes(frame[1:9], 'big')}  "
+            f"body={frame[9:].decode()}"
+        )
+        console.print(
+            "    (TCP is a byte stream: without the length, two quick messages "
+            "could arrive glued together — the 'sticky packet' problem.)"
+        )
         await alice.say("hi bob!")
         _show(console, "bob", await bob.until("msg"))
 
         await bob.say("hello alice, got it")
         _show(console, "alice", await alice.until("msg"))
 
-        _step(console, "bob tries to send a blank message: it is refused with a clear "
-                       "error (the server would refuse it too, to the sender only).")
+        _step(
+            console,
+            "bob tries to send a blank message: it is refused with a clear "
+            "error (the server would refuse it too, to the sender only).",
+        )
         try:
             await bob.say("   ")
         except ChatError as exc:
@@ -131,13 +146,19 @@ async def _files_act(console: Console) -> None:
         server = FileServer(served, host="127.0.0.1", port=0)
         await server.start()
         host, port = server.address
-        _step(console, f"A file server shares a directory on {host}:{port}; "
-                       f"it holds lesson.bin ({FILE_SIZE // (1024 * 1024)} MiB).")
+        _step(
+            console,
+            f"A file server shares a directory on {host}:{port}; "
+            f"it holds lesson.bin ({FILE_SIZE // (1024 * 1024)} MiB).",
+        )
         try:
             async with await FileClient.connect(host, port) as client:
                 entries = await client.list()
-                _step(console, "The client lists it: " + ", ".join(
-                    f"{e.path} ({e.size:,} bytes)" for e in entries))
+                _step(
+                    console,
+                    "The client lists it: "
+                    + ", ".join(f"{e.path} ({e.size:,} bytes)" for e in entries),
+                )
                 started = time.perf_counter()
                 done = await client.get("lesson.bin", downloads)
                 elapsed = time.perf_counter() - started
@@ -147,40 +168,57 @@ async def _files_act(console: Console) -> None:
         with open(target, "rb") as f:
             ok = hashlib.sha256(f.read()).hexdigest() == digest
         rate = done.bytes / elapsed / 1e6 if elapsed > 0 else float("inf")
-        _step(console, f"Downloaded {done.bytes:,} bytes in {elapsed * 1000:.0f} ms "
-                       f"({rate:,.0f} MB/s). The body went out with sendfile() after a header "
-                       "that gave its length.")
-        _step(console, "It landed as a temporary file and was renamed only after the "
-                       f"SHA-256 matched the server's: [bold]{'verified' if ok else 'MISMATCH'}"
-                       f"[/] ({digest[:16]}...).\n")
+        _step(
+            console,
+            f"Downloaded {done.bytes:,} bytes in {elapsed * 1000:.0f} ms "
+            f"({rate:,.0f} MB/s). The body went out with sendfile() after a header "
+            "that gave its length.",
+        )
+        _step(
+            console,
+            "It landed as a temporary file and was renamed only after the "
+            f"SHA-256 matched the server's: [bold]{'verified' if ok else 'MISMATCH'}"
+            f"[/] ({digest[:16]}...).\n",
+        )
         if not ok:
             raise RuntimeError("the demo download did not verify")
 
 
 def _tcp_act(console: Console) -> None:
     console.rule("[bold]3. Inside TCP: synack's own stack, segment by segment")
-    _step(console, "Two hosts on a virtual network (10 ms each way), running synack's "
-                   "user-space TCP. Every segment is printed as tcpdump would print it.")
+    _step(
+        console,
+        "Two hosts on a virtual network (10 ms each way), running synack's "
+        "user-space TCP. Every segment is printed as tcpdump would print it.",
+    )
     net = FakeNetwork(seed=7, link=Link(delay=0.010))
     lines: list[str] = []
     isn: dict[bytes, int] = {}  # first sequence number seen from each address
 
-    def tap(now: float, event: PacketEvent, segment: bytes | bytearray, src: bytes,
-            dst: bytes) -> None:
+    def tap(
+        now: float, event: PacketEvent, segment: bytes | bytearray, src: bytes, dst: bytes
+    ) -> None:
         if event is PacketEvent.SENT:
             lines.append(_describe(now, bytes(segment), src, dst, isn))
 
     net.tap = tap
-    client, server = connected_pair(net, Config(secret=b"synack-demo" * 3),
-                                    client_address="198.18.0.1",
-                                    server_address="198.18.0.2")
+    client, server = connected_pair(
+        net,
+        Config(secret=b"synack-demo" * 3),
+        client_address="198.18.0.1",
+        server_address="198.18.0.2",
+    )
     _flush(console, lines, "three-way handshake: SYN, SYN-ACK, ACK")
     console.print(f"    client: {client.state}, server: {server.state}")
 
     client.send(b"hello, server")
     net.run_until(lambda: server.receive_available > 0, 5.0, what="the data")
-    _flush(console, lines, "data, and its acknowledgement: the sender keeps a copy until "
-                           "this ACK arrives, and would resend it on a timer")
+    _flush(
+        console,
+        lines,
+        "data, and its acknowledgement: the sender keeps a copy until "
+        "this ACK arrives, and would resend it on a timer",
+    )
     console.print(f"    server reads {server.receive()!r}")
     net.run_for(0.1)
     _flush(console, lines, "")
@@ -188,19 +226,25 @@ def _tcp_act(console: Console) -> None:
     client.close()
     net.run_until(lambda: client.state is State.FIN_WAIT_2, 5.0, what="FIN-WAIT-2")
     _flush(console, lines, "client closes: FIN, and its ACK")
-    console.print(f"    client: {client.state}, server: {server.state} "
-                  "(the server may still send; this is a half-close)")
+    console.print(
+        f"    client: {client.state}, server: {server.state} "
+        "(the server may still send; this is a half-close)"
+    )
     server.close()
     net.run_until(lambda: client.state is State.TIME_WAIT, 5.0, what="TIME-WAIT")
     _flush(console, lines, "server closes too: FIN, and the last ACK")
-    console.print(f"    client: {client.state} — it waits 2×MSL "
-                  f"({2 * client.config.msl:.0f} s here) so a lost last ACK can be resent; "
-                  f"server: {server.state}")
+    console.print(
+        f"    client: {client.state} — it waits 2×MSL "
+        f"({2 * client.config.msl:.0f} s here) so a lost last ACK can be resent; "
+        f"server: {server.state}"
+    )
     net.run_until(lambda: server.state is State.CLOSED, 5.0, what="server CLOSED")
     console.print(f"    the last ACK arrives: server: {server.state}")
     net.run_until(lambda: client.state is State.CLOSED, 300.0, what="client CLOSED")
-    console.print(f"    ...{net.now:.0f} virtual seconds later, client: {client.state} "
-                  "(virtual time: the wait took no real time at all).")
+    console.print(
+        f"    ...{net.now:.0f} virtual seconds later, client: {client.state} "
+        "(virtual time: the wait took no real time at all)."
+    )
 
 
 def _describe(now: float, data: bytes, src: bytes, dst: bytes, isn: dict[bytes, int]) -> str:
@@ -208,8 +252,10 @@ def _describe(now: float, data: bytes, src: bytes, dst: bytes, isn: dict[bytes, 
     seg = parse_segment(data)
     base = isn.setdefault(src, seg.seq)
     seq = (seg.seq - base) & 0xFFFFFFFF
-    text = (f"{now * 1000:7.1f} ms  {_ip(src)}.{seg.src_port} > {_ip(dst)}.{seg.dst_port}: "
-            f"[{flags_text(seg.flags)}] seq {seq}")
+    text = (
+        f"{now * 1000:7.1f} ms  {_ip(src)}.{seg.src_port} > {_ip(dst)}.{seg.dst_port}: "
+        f"[{flags_text(seg.flags)}] seq {seq}"
+    )
     if seg.payload:
         text += f":{seq + len(seg.payload)}"
     if seg.flags & 0x10:

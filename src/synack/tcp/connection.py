@@ -110,8 +110,17 @@ class _Inbound:
 
     __slots__ = ("ack", "flags", "opts", "payload", "seq", "tsecr", "tsval", "wnd")
 
-    def __init__(self, seq: int, ack: int, flags: int, wnd: int, payload: memoryview,
-                 tsval: int | None, tsecr: int, opts: Options | None) -> None:
+    def __init__(
+        self,
+        seq: int,
+        ack: int,
+        flags: int,
+        wnd: int,
+        payload: memoryview,
+        tsval: int | None,
+        tsecr: int,
+        opts: Options | None,
+    ) -> None:
         self.seq = seq
         self.ack = ack
         self.flags = flags
@@ -245,8 +254,15 @@ class Connection:
         self.bytes_out = 0
         self.bytes_in = 0
         self.counters: dict[str, int] = dict.fromkeys(
-            ("retransmits", "fast_retransmits", "timeouts", "dropped", "bad_checksum",
-             "out_of_order", "challenge_acks"),
+            (
+                "retransmits",
+                "fast_retransmits",
+                "timeouts",
+                "dropped",
+                "bad_checksum",
+                "out_of_order",
+                "challenge_acks",
+            ),
             0,
         )
 
@@ -304,21 +320,35 @@ class Connection:
     @property
     def stats(self) -> dict[str, int]:
         """Every counter: segments and bytes each way, retransmissions, drops by cause."""
-        return {"segments_sent": self.segs_out, "segments_received": self.segs_in,
-                "bytes_sent": self.bytes_out, "bytes_received": self.bytes_in, **self.counters}
+        return {
+            "segments_sent": self.segs_out,
+            "segments_received": self.segs_in,
+            "bytes_sent": self.bytes_out,
+            "bytes_received": self.bytes_in,
+            **self.counters,
+        }
 
     def info(self) -> dict[str, Any]:
         """A snapshot of the control block, like Linux's TCP_INFO."""
         return {
             "state": self.state.value,
-            "snd_una": self.snd_una & MASK, "snd_nxt": self.snd_max & MASK,
-            "rcv_nxt": self.rcv_nxt & MASK, "snd_wnd": self.snd_wnd,
-            "rcv_wnd": self._rcv_adv - self.rcv_nxt, "snd_mss": self.snd_mss,
-            "cwnd": self._cc.cwnd, "ssthresh": self._cc.ssthresh,
-            "srtt": self._rtt.srtt, "rttvar": self._rtt.rttvar, "rto": self._rtt.rto,
-            "congestion_control": self._cc.name, "sack": self._sack_ok,
-            "timestamps": self._ts_ok, "window_scaling": self._ws_ok,
-            "in_recovery": self._in_recovery, **self.stats,
+            "snd_una": self.snd_una & MASK,
+            "snd_nxt": self.snd_max & MASK,
+            "rcv_nxt": self.rcv_nxt & MASK,
+            "snd_wnd": self.snd_wnd,
+            "rcv_wnd": self._rcv_adv - self.rcv_nxt,
+            "snd_mss": self.snd_mss,
+            "cwnd": self._cc.cwnd,
+            "ssthresh": self._cc.ssthresh,
+            "srtt": self._rtt.srtt,
+            "rttvar": self._rtt.rttvar,
+            "rto": self._rtt.rto,
+            "congestion_control": self._cc.name,
+            "sack": self._sack_ok,
+            "timestamps": self._ts_ok,
+            "window_scaling": self._ws_ok,
+            "in_recovery": self._in_recovery,
+            **self.stats,
         }
 
     # ------------------------------------------------------------------ events and timers
@@ -330,8 +360,13 @@ class Connection:
     def get_timer(self) -> float | None:
         """When ``handle_timer`` must next be called, or None if no timer is running."""
         best: float | None = None
-        for t in (self._rto_at, self._delack_at, self._persist_at, self._keepalive_at,
-                  self._close_at):
+        for t in (
+            self._rto_at,
+            self._delack_at,
+            self._persist_at,
+            self._keepalive_at,
+            self._close_at,
+        ):
             if t is not None and (best is None or t < best):
                 best = t
         return best
@@ -472,13 +507,17 @@ class Connection:
         if self.state is State.FIN_WAIT_2 and self._close_at is None:
             # Already half-closed: nobody will ever read, so FIN-WAIT-2 may not last for
             # ever (Linux's tcp_fin_timeout), counted from the last sign of activity.
-            self._close_at = (max(self._last_recv, self._last_send)
-                              + self.config.fin_wait_2_timeout)
+            self._close_at = max(self._last_recv, self._last_send) + self.config.fin_wait_2_timeout
 
     def abort(self) -> None:
         """ABORT (RFC 9293 §3.10.5): send RST if synchronized and forget the connection."""
-        if self.state in (State.SYN_RECEIVED, State.ESTABLISHED, State.FIN_WAIT_1,
-                          State.FIN_WAIT_2, State.CLOSE_WAIT):
+        if self.state in (
+            State.SYN_RECEIVED,
+            State.ESTABLISHED,
+            State.FIN_WAIT_1,
+            State.FIN_WAIT_2,
+            State.CLOSE_WAIT,
+        ):
             self._queued.append(self._build_rst(self.snd_max))
         # "All queued SENDs and RECEIVEs should be given 'reset' responses": nothing of
         # this connection is delivered after an abort.
@@ -489,8 +528,9 @@ class Connection:
     # ------------------------------------------------------------------ passive opening helpers
 
     def _choose_iss(self, now: float) -> None:
-        iss = make_isn(self._secret, self.local_ip, self.local_port, self.remote_ip,
-                       self.remote_port, now)
+        iss = make_isn(
+            self._secret, self.local_ip, self.local_port, self.remote_ip, self.remote_port, now
+        )
         floor = self.isn_floor
         if floor is not None and seq_lt(iss, floor):
             iss = floor
@@ -503,8 +543,9 @@ class Connection:
         self._recover = self._high_rxt = self._lost_edge = iss
         self._una_since = now
         if self.config.timestamps:
-            self._ts_offset = ts_offset(self._secret, self.local_ip, self.local_port,
-                                        self.remote_ip, self.remote_port)
+            self._ts_offset = ts_offset(
+                self._secret, self.local_ip, self.local_port, self.remote_ip, self.remote_port
+            )
         if self._fin_queued:
             self._fin_seq = self._sndbuf_seq + len(self._sndbuf)
 
@@ -543,8 +584,7 @@ class Connection:
         # What a full segment from the peer holds: our MSS and its own both bound it
         # (Linux goes on measuring; _rcv_mss grows if larger segments arrive).
         self._rcv_mss = max(min(cfg.mss, self._peer_mss) - self._opt_len, 1)
-        self._cc = make_congestion_control(cfg.congestion_control, self.snd_mss,
-                                           cfg.initial_window)
+        self._cc = make_congestion_control(cfg.congestion_control, self.snd_mss, cfg.initial_window)
 
     # ------------------------------------------------------------------ inbound segments
 
@@ -576,16 +616,23 @@ class Connection:
         False and takes the full path of RFC 9293 §3.10.7.4. The two must agree: this
         is only a shortcut through the same rules.
         """
-        if (self._ooo_starts or self._sacked or self._in_recovery or self._fin_seq >= 0
-                or self._rcv_fin_seq >= 0 or self._read_closed
-                or self._high_rxt < self._lost_edge):
+        if (
+            self._ooo_starts
+            or self._sacked
+            or self._in_recovery
+            or self._fin_seq >= 0
+            or self._rcv_fin_seq >= 0
+            or self._read_closed
+            or self._high_rxt < self._lost_edge
+        ):
             return False
         n = len(data)
         if self._ts_ok:
             if n < _HDR_TS_SIZE:
                 return False
-            (_sp, _dp, seq, ack, off, flags, wnd, _c, _u, tsp, tsval, tsecr
-             ) = _HDR_TS.unpack_from(data)
+            (_sp, _dp, seq, ack, off, flags, wnd, _c, _u, tsp, tsval, tsecr) = _HDR_TS.unpack_from(
+                data
+            )
             if off != 0x80 or tsp != TS_PREFIX:
                 return False
             ts_recent = self._ts_recent
@@ -647,8 +694,11 @@ class Connection:
             if was_empty and not self._readable_signalled:
                 self._readable_signalled = True
                 self._events.append(DataAvailable())
-            if (self._quickack > 0 or rcv_nxt - self._last_ack_sent >= 2 * self._rcv_mss
-                    or not self.config.delayed_ack):
+            if (
+                self._quickack > 0
+                or rcv_nxt - self._last_ack_sent >= 2 * self._rcv_mss
+                or not self.config.delayed_ack
+            ):
                 if self._quickack > 0:
                     self._quickack -= 1
                 self._ack_now = True
@@ -730,16 +780,25 @@ class Connection:
         self._set_state(State.SYN_RECEIVED)
         # Data in a SYN is not queued: the peer will resend what we do not acknowledge.
 
-    def open_from_cookie(self, syn_seq: int, iss: int, mss: int, wscale: int | None,
-                         sack: bool, tsval: int | None, now: float) -> None:
+    def open_from_cookie(
+        self,
+        syn_seq: int,
+        iss: int,
+        mss: int,
+        wscale: int | None,
+        sack: bool,
+        tsval: int | None,
+        now: float,
+    ) -> None:
         """Rebuild the SYN-RECEIVED state a SYN cookie stood for (see `syncookies`).
 
         `syn_seq` is the client's ISN and `iss` our cookie; the final ACK that proved
         the cookie must be fed to ``handle_segment`` next.
         """
         opts = Options(mss=mss, wscale=wscale, sack_permitted=sack)
-        self._accept_syn(_Inbound(syn_seq, 0, SYN, 0, memoryview(b""), tsval, 0, opts), now,
-                         iss=iss)
+        self._accept_syn(
+            _Inbound(syn_seq, 0, SYN, 0, memoryview(b""), tsval, 0, opts), now, iss=iss
+        )
         self._syn_pending = False
         self.snd_max = self.snd_nxt = self.iss + 1
         self._rcv_adv = self.rcv_nxt + min(self._rcv_limit, 0xFFFF)  # as the SYN-ACK said
@@ -821,23 +880,38 @@ class Connection:
         plen = len(payload)
         seg_len = plen + (1 if flags & SYN else 0) + (1 if flags & FIN else 0)
 
-        if (state is State.SYN_RECEIVED and not self._passive and flags & SYN
-                and flags & ACK and seq == self.irs and seg_len == 1):
+        if (
+            state is State.SYN_RECEIVED
+            and not self._passive
+            and flags & SYN
+            and flags & ACK
+            and seq == self.irs
+            and seg_len == 1
+        ):
             # The peer's SYN-ACK of a simultaneous open: it carries the ACK we need
             # (Linux makes the same exception before its sequence check).
             self._process_ack(seg, self._unwrap_ack(seg.ack), seq, now)
             return
 
-        if (state is State.SYN_RECEIVED and self._passive and flags & SYN
-                and not flags & ACK and seq == self.irs):
+        if (
+            state is State.SYN_RECEIVED
+            and self._passive
+            and flags & SYN
+            and not flags & ACK
+            and seq == self.irs
+        ):
             self._syn_pending = True  # the peer resent its SYN: resend our SYN-ACK
             return
 
         # PAWS, RFC 7323 §5.3: a segment whose TSval is older than TS.Recent is a stale
         # duplicate; acknowledge and drop it (R1), unless TS.Recent is too old to trust.
         tsval = seg.tsval
-        if (self._ts_ok and tsval is not None and not flags & RST
-                and (tsval - self._ts_recent) & MASK >= 0x80000000):
+        if (
+            self._ts_ok
+            and tsval is not None
+            and not flags & RST
+            and (tsval - self._ts_recent) & MASK >= 0x80000000
+        ):
             if now - self._ts_recent_at <= PAWS_IDLE_LIMIT:
                 self.counters["dropped"] += 1
                 self._ack_now = True
@@ -975,15 +1049,21 @@ class Connection:
             # moves the cumulative acknowledgment point" -- and only such an ACK is.
             if new_sack:
                 self._duplicate_ack(now)
-        elif (ack == snd_una and self.snd_max > snd_una and not seg.payload
-              and not seg.flags & (SYN | FIN) and wnd == self.snd_wnd):
+        elif (
+            ack == snd_una
+            and self.snd_max > snd_una
+            and not seg.payload
+            and not seg.flags & (SYN | FIN)
+            and wnd == self.snd_wnd
+        ):
             # RFC 5681 §2: no data, no SYN/FIN, data outstanding, the same window.
             self._duplicate_ack(now)
         # "If SND.UNA =< SEG.ACK =< SND.NXT, the send window should be updated. If
         # (SND.WL1 < SEG.SEQ or (SND.WL1 = SEG.SEQ and SND.WL2 =< SEG.ACK)), set
         # SND.WND <- SEG.WND, set SND.WL1 <- SEG.SEQ, and set SND.WL2 <- SEG.ACK."
-        if ack >= self.snd_una and (self.snd_wl1 < seq or (self.snd_wl1 == seq
-                                                          and self.snd_wl2 <= ack)):
+        if ack >= self.snd_una and (
+            self.snd_wl1 < seq or (self.snd_wl1 == seq and self.snd_wl2 <= ack)
+        ):
             opened = wnd > self.snd_wnd
             self.snd_wnd = wnd
             self.snd_wl1 = seq
@@ -1078,8 +1158,10 @@ class Connection:
             if not self._sack_ok:
                 # Each duplicate ACK means one more segment has left the network
                 # (RFC 6582 §3.2 step 4's window inflation, counted as Linux counts it).
-                self._reno_sacked = min(self._reno_sacked + self.snd_mss,
-                                        max(self.snd_max - self.snd_una - self.snd_mss, 0))
+                self._reno_sacked = min(
+                    self._reno_sacked + self.snd_mss,
+                    max(self.snd_max - self.snd_una - self.snd_mss, 0),
+                )
             return
         lost = self._dupacks >= DUP_THRESH or (self._sack_ok and self._sacked_is_lost())
         if not lost:
@@ -1088,9 +1170,9 @@ class Connection:
         # after a timeout; RFC 6582 §3.2 step 2). Without SACK, duplicate ACKs at exactly
         # the point may still be echoes of the old window, so NewReno waits for SND.UNA to
         # pass it; with SACK the blocks say what arrived, and reaching the point is enough.
-        if self.snd_una < self._recover or (self.snd_una == self._recover
-                                            and not self._sack_ok
-                                            and not self._recover_by_rto):
+        if self.snd_una < self._recover or (
+            self.snd_una == self._recover and not self._sack_ok and not self._recover_by_rto
+        ):
             return
         self._enter_recovery(now)
 
@@ -1106,11 +1188,11 @@ class Connection:
         self.counters["fast_retransmits"] += 1
         self._rtx_now = True
         if self._sack_ok:
-            self._lost_edge = min(max(self._sack_lost_edge(), self.snd_una + self.snd_mss),
-                                  self.snd_max)
+            self._lost_edge = min(
+                max(self._sack_lost_edge(), self.snd_una + self.snd_mss), self.snd_max
+            )
         else:
-            self._reno_sacked = min(DUP_THRESH * self.snd_mss,
-                                    max(in_flight - self.snd_mss, 0))
+            self._reno_sacked = min(DUP_THRESH * self.snd_mss, max(in_flight - self.snd_mss, 0))
             self._lost_edge = min(self.snd_una + self.snd_mss, self.snd_max)
 
     # ------------------------------------------------------------------ SACK scoreboard
@@ -1209,7 +1291,7 @@ class Connection:
         rcv_nxt = self.rcv_nxt
         # Trim what lies before RCV.NXT (already received) or beyond the window.
         if seq < rcv_nxt:
-            payload = payload[rcv_nxt - seq:]
+            payload = payload[rcv_nxt - seq :]
             seq = rcv_nxt
         limit = self._rcv_adv
         if seq + len(payload) > limit:
@@ -1236,9 +1318,12 @@ class Connection:
                     self._events.append(DataAvailable())
                 # RFC 5681 §4.2: ACK at least every second full-sized segment, and at once
                 # when a segment fills in all or part of a gap.
-                if (filled_hole or self._quickack > 0
-                        or rcv_nxt - self._last_ack_sent >= 2 * self._rcv_mss
-                        or not self.config.delayed_ack):
+                if (
+                    filled_hole
+                    or self._quickack > 0
+                    or rcv_nxt - self._last_ack_sent >= 2 * self._rcv_mss
+                    or not self.config.delayed_ack
+                ):
                     if self._quickack > 0:
                         self._quickack -= 1
                     self._ack_now = True
@@ -1270,7 +1355,7 @@ class Connection:
                 self._note_sack(seq)
                 return  # wholly a duplicate
             if prev_end > seq:
-                payload = payload[prev_end - seq:]
+                payload = payload[prev_end - seq :]
                 seq = prev_end
         # Remove later segments the new one covers entirely; trim it before a partial one.
         while i < len(starts) and starts[i] < end:
@@ -1304,7 +1389,7 @@ class Connection:
             self._ooo_bytes -= len(data)
             end = start + len(data)
             if end > rcv_nxt:
-                buf += data[rcv_nxt - start:]
+                buf += data[rcv_nxt - start :]
                 rcv_nxt = end
         self._ooo_ranges.trim_below(rcv_nxt)
         if not starts:
@@ -1514,10 +1599,15 @@ class Connection:
         """Every segment the connection wants transmitted now, in order."""
         out = self._queued
         state = self.state
-        if (state is _ESTABLISHED and not out and not self._ack_now
-                and self.snd_nxt >= self._sndbuf_seq + len(self._sndbuf)
-                and self._high_rxt >= self._lost_edge and self._fin_seq < 0
-                and not self._rxt_again):
+        if (
+            state is _ESTABLISHED
+            and not out
+            and not self._ack_now
+            and self.snd_nxt >= self._sndbuf_seq + len(self._sndbuf)
+            and self._high_rxt >= self._lost_edge
+            and self._fin_seq < 0
+            and not self._rxt_again
+        ):
             return []  # the common case of nothing to say, decided cheaply
         self._queued = []
         if state is State.CLOSED or state is State.LISTEN:
@@ -1636,8 +1726,11 @@ class Connection:
                     # earlier short segment is unacknowledged, unless no_delay.
                     # The segment that carries the FIN is exempt, as in Linux: after
                     # shutdown no later write can join it.
-                    if (not self.config.no_delay and self._snd_sml > self.snd_una
-                            and fin_seq != data_end):
+                    if (
+                        not self.config.no_delay
+                        and self._snd_sml > self.snd_una
+                        and fin_seq != data_end
+                    ):
                         tail = 0
                 elif tail < self.max_snd_wnd >> 1:
                     # More queued than the windows allow: sender SWS avoidance sends a
@@ -1645,8 +1738,9 @@ class Connection:
                     # the peer ever offered (the persist timer is the override).
                     tail = 0
             if count or tail:
-                nxt = self._send_new(out, now, nxt, count, tail, data_end, fin_seq, mss,
-                                     sack_option)
+                nxt = self._send_new(
+                    out, now, nxt, count, tail, data_end, fin_seq, mss, sack_option
+                )
                 self.snd_nxt = nxt
                 if nxt > self.snd_max:
                     self.snd_max = nxt
@@ -1662,8 +1756,18 @@ class Connection:
             if self.snd_max < self.snd_nxt:
                 self.snd_max = self.snd_nxt
 
-    def _send_new(self, out: list[bytes], now: float, nxt: int, count: int, tail: int,
-                  data_end: int, fin_seq: int, mss: int, sack_option: bytes) -> int:
+    def _send_new(
+        self,
+        out: list[bytes],
+        now: float,
+        nxt: int,
+        count: int,
+        tail: int,
+        data_end: int,
+        fin_seq: int,
+        mss: int,
+        sack_option: bytes,
+    ) -> int:
         """The hot path: `count` full segments and one of `tail` bytes, from `nxt`.
 
         Headers are packed whole with one struct call, and the checksum is summed
@@ -1683,8 +1787,16 @@ class Connection:
         opts = self._ts_option(now) + sack_option
         hlen = HEADER_SIZE + len(opts)
         offset_byte = (hlen >> 2) << 4  # data offset in words, in the high nibble
-        base = (self._pseudo + lp + rp + ack + window + (offset_byte << 8) + hlen
-                + (ones_sum(opts) if opts else 0))
+        base = (
+            self._pseudo
+            + lp
+            + rp
+            + ack
+            + window
+            + (offset_byte << 8)
+            + hlen
+            + (ones_sum(opts) if opts else 0)
+        )
         pack = _HDR.pack
         join = b"".join
         mv = memoryview(self._sndbuf)
@@ -1693,7 +1805,7 @@ class Connection:
             for i in range(count + (1 if tail else 0)):
                 n = mss if i < count else tail
                 off = nxt - buf_seq
-                payload = mv[off:off + n]
+                payload = mv[off : off + n]
                 end = nxt + n
                 flags = ACK | PSH if end == data_end else ACK
                 if end == fin_seq:
@@ -1705,8 +1817,15 @@ class Connection:
                         x <<= 8
                     csum = (base + (nxt & MASK) + flags + n + x) % 0xFFFF
                     csum = 0xFFFF - csum if csum else 0
-                out.append(join((pack(lp, rp, nxt & MASK, ack, offset_byte, flags, window,
-                                      csum, 0), opts, payload)))
+                out.append(
+                    join(
+                        (
+                            pack(lp, rp, nxt & MASK, ack, offset_byte, flags, window, csum, 0),
+                            opts,
+                            payload,
+                        )
+                    )
+                )
                 nxt = end + 1 if flags & FIN else end
                 sent += n
         finally:
@@ -1740,8 +1859,16 @@ class Connection:
         if self._persist_at is None and self._rto_at is None:
             self._persist_at = now + self._persist_interval()
 
-    def _send_range(self, out: list[bytes], start: int, end: int, now: float, *,
-                    retransmit: bool, fin: bool = False) -> None:
+    def _send_range(
+        self,
+        out: list[bytes],
+        start: int,
+        end: int,
+        now: float,
+        *,
+        retransmit: bool,
+        fin: bool = False,
+    ) -> None:
         """Build the segment carrying [start, end) of the stream (and FIN if asked)."""
         buf_seq = self._sndbuf_seq
         data_end = buf_seq + len(self._sndbuf)
@@ -1791,15 +1918,30 @@ class Connection:
             tsval = (int(now * 1000) + self._ts_offset) & MASK
             tsecr = self._ts_recent
             if self._checksum:
-                csum = (self._pseudo + lp + rp + seq + ack + 0x8000 + ACK + window + 0x0101
-                        + 0x080A + tsval + tsecr + _HDR_TS_SIZE) % 0xFFFF
+                csum = (
+                    self._pseudo
+                    + lp
+                    + rp
+                    + seq
+                    + ack
+                    + 0x8000
+                    + ACK
+                    + window
+                    + 0x0101
+                    + 0x080A
+                    + tsval
+                    + tsecr
+                    + _HDR_TS_SIZE
+                ) % 0xFFFF
                 csum = 0xFFFF - csum if csum else 0
-            out.append(_HDR_TS.pack(lp, rp, seq, ack, 0x80, ACK, window, csum, 0, TS_PREFIX,
-                                    tsval, tsecr))
+            out.append(
+                _HDR_TS.pack(lp, rp, seq, ack, 0x80, ACK, window, csum, 0, TS_PREFIX, tsval, tsecr)
+            )
         else:
             if self._checksum:
-                csum = (self._pseudo + lp + rp + seq + ack + 0x5000 + ACK + window
-                        + HEADER_SIZE) % 0xFFFF
+                csum = (
+                    self._pseudo + lp + rp + seq + ack + 0x5000 + ACK + window + HEADER_SIZE
+                ) % 0xFFFF
                 csum = 0xFFFF - csum if csum else 0
             out.append(_HDR.pack(lp, rp, seq, ack, 0x50, ACK, window, csum, 0))
         self.segs_out += 1
@@ -1866,24 +2008,27 @@ class Connection:
         if not (self._sack_ok and self._ooo_starts):
             return b""
         blocks = self._sack_blocks()
-        return _SACK_HEAD + bytes((2 + 8 * len(blocks),)) + b"".join(
-            _U32X2.pack(left & MASK, right & MASK) for left, right in blocks)
+        return (
+            _SACK_HEAD
+            + bytes((2 + 8 * len(blocks),))
+            + b"".join(_U32X2.pack(left & MASK, right & MASK) for left, right in blocks)
+        )
 
     def _build_data(self, seq: int, flags: int, offset: int, n: int, now: float) -> bytes:
         """One data (or FIN) segment off the hot path: retransmissions and lone FINs."""
         opts = self._ts_option(now) + self._sack_option()
         mv = memoryview(self._sndbuf)
         try:
-            payload = bytes(mv[offset:offset + n])
+            payload = bytes(mv[offset : offset + n])
         finally:
             mv.release()
-        seg = self._build_with_options(seq, self.rcv_nxt, flags, self._window_field(), opts,
-                                       payload)
+        seg = self._build_with_options(
+            seq, self.rcv_nxt, flags, self._window_field(), opts, payload
+        )
         self._after_ack_sent()
         return seg
 
-    def _build(self, seq: int, ack: int, flags: int, now: float, *, sack: bool = False
-               ) -> bytes:
+    def _build(self, seq: int, ack: int, flags: int, now: float, *, sack: bool = False) -> bytes:
         """A segment without data: an ACK, a RST or a probe."""
         if flags & RST:
             return self._build_with_options(seq, ack, flags, 0, b"")
@@ -1898,12 +2043,24 @@ class Connection:
     def _build_rst(self, seq: int) -> bytes:
         return self._build_with_options(seq, self.rcv_nxt, RST | ACK, 0, b"")
 
-    def _build_with_options(self, seq: int, ack: int, flags: int, window: int, opts: bytes,
-                            payload: bytes = b"") -> bytes:
+    def _build_with_options(
+        self, seq: int, ack: int, flags: int, window: int, opts: bytes, payload: bytes = b""
+    ) -> bytes:
         hlen = HEADER_SIZE + len(opts)
         seg = bytearray(hlen)
-        _HDR.pack_into(seg, 0, self.local_port, self.remote_port, seq & MASK, ack & MASK,
-                       (hlen >> 2) << 4, flags, window, 0, 0)
+        _HDR.pack_into(
+            seg,
+            0,
+            self.local_port,
+            self.remote_port,
+            seq & MASK,
+            ack & MASK,
+            (hlen >> 2) << 4,
+            flags,
+            window,
+            0,
+            0,
+        )
         seg[HEADER_SIZE:] = opts
         seg += payload
         if self._checksum:
@@ -1941,8 +2098,9 @@ class Connection:
     def _fail(self, error: TCPError) -> None:
         """End the connection with an error the user will see."""
         self.error = error
-        self._events.append(TimedOut(error) if isinstance(error, ConnectionTimedOut)
-                            else Reset(error))
+        self._events.append(
+            TimedOut(error) if isinstance(error, ConnectionTimedOut) else Reset(error)
+        )
         self._terminate()
 
     def _terminate(self) -> None:

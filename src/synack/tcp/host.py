@@ -55,12 +55,19 @@ class Host:
 
     # ------------------------------------------------------------------ opening
 
-    def listen(self, port: int, backlog: int = 128, *, syn_cookies: bool = True,
-               config: Config | None = None) -> Listener:
+    def listen(
+        self,
+        port: int,
+        backlog: int = 128,
+        *,
+        syn_cookies: bool = True,
+        config: Config | None = None,
+    ) -> Listener:
         if port in self.listeners:
             raise PortInUse(f"port {port} is already listening")
-        listener = Listener((self.address, port), config or self.config, backlog,
-                            syn_cookies=syn_cookies)
+        listener = Listener(
+            (self.address, port), config or self.config, backlog, syn_cookies=syn_cookies
+        )
         self.listeners[port] = listener
         return listener
 
@@ -71,8 +78,14 @@ class Host:
             for seg, remote in listener.segments_to_send(0.0):
                 self._out.append((seg, self.address, remote[0]))
 
-    def connect(self, remote: tuple[str | bytes, int], now: float, *,
-                local_port: int | None = None, config: Config | None = None) -> Connection:
+    def connect(
+        self,
+        remote: tuple[str | bytes, int],
+        now: float,
+        *,
+        local_port: int | None = None,
+        config: Config | None = None,
+    ) -> Connection:
         rip = address_bytes(remote[0])
         port = local_port if local_port is not None else self._ephemeral_port(rip, remote[1])
         key = (port, rip, remote[1])
@@ -104,8 +117,9 @@ class Host:
 
     # ------------------------------------------------------------------ segments
 
-    def handle_segment(self, data: bytes | bytearray | memoryview, src: str | bytes,
-                       now: float) -> None:
+    def handle_segment(
+        self, data: bytes | bytearray | memoryview, src: str | bytes, now: float
+    ) -> None:
         """A segment from `src` addressed to this host."""
         if len(data) < HEADER_SIZE:
             self.stats["bad_segment"] += 1
@@ -124,9 +138,13 @@ class Host:
         listener = self.listeners.get(dport)
         isn_floor: int | None = None
         if conn is not None:
-            if (flags & SYN and not flags & (ACK | RST) and listener is not None
-                    and seq_gt(seq, conn.rcv_nxt & 0xFFFFFFFF)
-                    and (not self.config.checksum or checksum_ok(rip, self.address, data))):
+            if (
+                flags & SYN
+                and not flags & (ACK | RST)
+                and listener is not None
+                and seq_gt(seq, conn.rcv_nxt & 0xFFFFFFFF)
+                and (not self.config.checksum or checksum_ok(rip, self.address, data))
+            ):
                 # A new incarnation may take over a TIME-WAIT four-tuple when its ISN is
                 # above the old connection's last sequence number, provided ours is also
                 # "larger than the largest sequence number it used on the previous
@@ -142,8 +160,9 @@ class Host:
             return
         self._closed_reset(data, rip, sport, dport, flags)
 
-    def _closed_reset(self, data: bytes | bytearray | memoryview, rip: bytes, sport: int,
-                      dport: int, flags: int) -> None:
+    def _closed_reset(
+        self, data: bytes | bytearray | memoryview, rip: bytes, sport: int, dport: int, flags: int
+    ) -> None:
         """RFC 9293 §3.10.7.1: no connection, so answer anything but a RST with a RST."""
         self.stats["no_port"] += 1
         if flags & RST:
@@ -155,12 +174,17 @@ class Host:
         if flags & ACK:
             seg = Segment(dport, sport, seq=ack, flags=Flags.RST)
         else:
-            seg_len = len(data) - (off >> 4) * 4 + (1 if flags & SYN else 0) + (
-                1 if flags & FIN else 0)
-            seg = Segment(dport, sport, seq=0, ack=(seq + seg_len) & 0xFFFFFFFF,
-                          flags=Flags.RST | Flags.ACK)
-        out = (build_segment(seg, src=self.address, dst=rip) if self.config.checksum
-               else build_segment(seg))
+            seg_len = (
+                len(data) - (off >> 4) * 4 + (1 if flags & SYN else 0) + (1 if flags & FIN else 0)
+            )
+            seg = Segment(
+                dport, sport, seq=0, ack=(seq + seg_len) & 0xFFFFFFFF, flags=Flags.RST | Flags.ACK
+            )
+        out = (
+            build_segment(seg, src=self.address, dst=rip)
+            if self.config.checksum
+            else build_segment(seg)
+        )
         self._out.append((out, self.address, rip))
         self.stats["resets_sent"] += 1
 

@@ -54,8 +54,14 @@ Outbound = tuple[bytearray | bytes, RemoteKey]
 class Listener:
     """Passive opens on one local address and port."""
 
-    def __init__(self, local: Address, config: Config | None = None, backlog: int = 128, *,
-                 syn_cookies: bool = True) -> None:
+    def __init__(
+        self,
+        local: Address,
+        config: Config | None = None,
+        backlog: int = 128,
+        *,
+        syn_cookies: bool = True,
+    ) -> None:
         cfg = config if config is not None else Config()
         if cfg.secret is None:
             cfg = _with_secret(cfg)
@@ -72,8 +78,16 @@ class Listener:
         self._last_overflow: float | None = None
         self.closed = False
         self.stats: dict[str, int] = dict.fromkeys(
-            ("syns", "syns_dropped", "cookies_sent", "cookies_accepted", "cookies_rejected",
-             "listen_overflows", "resets_sent", "expired"),
+            (
+                "syns",
+                "syns_dropped",
+                "cookies_sent",
+                "cookies_accepted",
+                "cookies_rejected",
+                "listen_overflows",
+                "resets_sent",
+                "expired",
+            ),
             0,
         )
 
@@ -123,8 +137,14 @@ class Listener:
 
     # ------------------------------------------------------------------ segments
 
-    def handle_segment(self, data: bytes | bytearray | memoryview, remote_ip: str | bytes,
-                       now: float, *, isn_floor: int | None = None) -> None:
+    def handle_segment(
+        self,
+        data: bytes | bytearray | memoryview,
+        remote_ip: str | bytes,
+        now: float,
+        *,
+        isn_floor: int | None = None,
+    ) -> None:
         """A segment addressed to our port from `remote_ip`.
 
         `isn_floor`: a SYN that takes over a TIME-WAIT four-tuple must get an ISN above
@@ -180,8 +200,14 @@ class Listener:
             self._syn_queue[key] = conn
         self._collect(conn, now)
 
-    def _to_half_open(self, conn: Connection, key: RemoteKey, data: bytes | bytearray | memoryview,
-                      flags: int, now: float) -> None:
+    def _to_half_open(
+        self,
+        conn: Connection,
+        key: RemoteKey,
+        data: bytes | bytearray | memoryview,
+        flags: int,
+        now: float,
+    ) -> None:
         if flags & ACK and not flags & (RST | SYN) and self._accept_queue_full():
             # The handshake would complete, but there is no room to queue the result:
             # drop the ACK as Linux does; our SYN-ACK retransmission brings it back.
@@ -220,8 +246,9 @@ class Listener:
 
     # ------------------------------------------------------------------ SYN cookies
 
-    def _send_cookie(self, data: bytes | bytearray | memoryview, key: RemoteKey, seq: int,
-                     off: int, now: float) -> None:
+    def _send_cookie(
+        self, data: bytes | bytearray | memoryview, key: RemoteKey, seq: int, off: int, now: float
+    ) -> None:
         hlen = (off >> 4) * 4
         try:
             opts = parse_options(data, HEADER_SIZE, hlen) if hlen > HEADER_SIZE else Options()
@@ -229,8 +256,9 @@ class Listener:
             return
         cfg = self.config
         client_mss = opts.mss or 536
-        cookie = make_cookie(self._secret, self.local_ip, self.local_port, key[0], key[1], seq,
-                             client_mss, now)
+        cookie = make_cookie(
+            self._secret, self.local_ip, self.local_port, key[0], key[1], seq, client_mss, now
+        )
         out = Options(mss=cfg.mss)
         peer_wscale: int | None = None
         if cfg.window_scaling and opts.wscale is not None and opts.timestamps is not None:
@@ -244,14 +272,21 @@ class Listener:
             off_ts = ts_offset(self._secret, self.local_ip, self.local_port, key[0], key[1])
             tsval = (int(now * 1000) + off_ts) & 0xFFFFFFFF
             out.timestamps = (encode_ts_options(tsval, peer_wscale, sack), opts.timestamps[0])
-        seg = Segment(self.local_port, key[1], seq=cookie, ack=(seq + 1) & 0xFFFFFFFF,
-                      flags=Flags.SYN | Flags.ACK, window=min(cfg.receive_buffer, 0xFFFF),
-                      options=out)
+        seg = Segment(
+            self.local_port,
+            key[1],
+            seq=cookie,
+            ack=(seq + 1) & 0xFFFFFFFF,
+            flags=Flags.SYN | Flags.ACK,
+            window=min(cfg.receive_buffer, 0xFFFF),
+            options=out,
+        )
         self._out.append((self._build(seg, key[0]), key))
         self.stats["cookies_sent"] += 1
 
-    def _try_cookie(self, data: bytes | bytearray | memoryview, key: RemoteKey, seq: int,
-                    ack: int, now: float) -> bool:
+    def _try_cookie(
+        self, data: bytes | bytearray | memoryview, key: RemoteKey, seq: int, ack: int, now: float
+    ) -> bool:
         """Complete a handshake from a cookie; False if the ACK does not carry a valid one."""
         if not self.syn_cookies or self._last_overflow is None:
             return False
@@ -259,8 +294,9 @@ class Listener:
             return False
         client_isn = (seq - 1) & 0xFFFFFFFF
         cookie = (ack - 1) & 0xFFFFFFFF
-        mss = check_cookie(self._secret, self.local_ip, self.local_port, key[0], key[1],
-                           client_isn, cookie, now)
+        mss = check_cookie(
+            self._secret, self.local_ip, self.local_port, key[0], key[1], client_isn, cookie, now
+        )
         if mss is None:
             self.stats["cookies_rejected"] += 1
             return False
@@ -337,4 +373,3 @@ def _with_secret(cfg: Config) -> Config:
     from dataclasses import replace
 
     return replace(cfg, secret=new_secret())
-

@@ -39,9 +39,7 @@ SYNCHRONIZED = frozenset(
 RECEIVES_TEXT = frozenset({State.ESTABLISHED, State.FIN_WAIT_1, State.FIN_WAIT_2})
 
 # States in which the user may still SEND (RFC 9293 §3.10.2).
-ACCEPTS_SEND = frozenset(
-    {State.SYN_SENT, State.SYN_RECEIVED, State.ESTABLISHED, State.CLOSE_WAIT}
-)
+ACCEPTS_SEND = frozenset({State.SYN_SENT, State.SYN_RECEIVED, State.ESTABLISHED, State.CLOSE_WAIT})
 
 # States after our FIN has been queued: SEND is "error: connection closing".
 SENT_FIN = frozenset(

@@ -35,11 +35,23 @@ def _counter(now: float) -> int:
     return int(now // COUNTER_PERIOD)
 
 
-def _hash24(secret: bytes, local: bytes, local_port: int, remote: bytes, remote_port: int,
-            t: int, client_isn: int) -> int:
-    h = hashlib.blake2s(local + remote + _PACK.pack(local_port, remote_port, t & 0xFFFFFFFF,
-                                                     client_isn & 0xFFFFFFFF),
-                        key=secret[:32], digest_size=3, person=b"syncook")
+def _hash24(
+    secret: bytes,
+    local: bytes,
+    local_port: int,
+    remote: bytes,
+    remote_port: int,
+    t: int,
+    client_isn: int,
+) -> int:
+    h = hashlib.blake2s(
+        local
+        + remote
+        + _PACK.pack(local_port, remote_port, t & 0xFFFFFFFF, client_isn & 0xFFFFFFFF),
+        key=secret[:32],
+        digest_size=3,
+        person=b"syncook",
+    )
     return int.from_bytes(h.digest(), "big")
 
 
@@ -52,16 +64,32 @@ def mss_index(mss: int) -> int:
     return best
 
 
-def make_cookie(secret: bytes, local: bytes, local_port: int, remote: bytes, remote_port: int,
-                client_isn: int, mss: int, now: float) -> int:
+def make_cookie(
+    secret: bytes,
+    local: bytes,
+    local_port: int,
+    remote: bytes,
+    remote_port: int,
+    client_isn: int,
+    mss: int,
+    now: float,
+) -> int:
     """The ISN to put in a stateless SYN-ACK."""
     t = _counter(now)
     h = _hash24(secret, local, local_port, remote, remote_port, t, client_isn)
     return ((t & 0x1F) << 27) | (mss_index(mss) << 24) | h
 
 
-def check_cookie(secret: bytes, local: bytes, local_port: int, remote: bytes, remote_port: int,
-                 client_isn: int, cookie: int, now: float) -> int | None:
+def check_cookie(
+    secret: bytes,
+    local: bytes,
+    local_port: int,
+    remote: bytes,
+    remote_port: int,
+    client_isn: int,
+    cookie: int,
+    now: float,
+) -> int | None:
     """The MSS encoded in a valid, recent `cookie`, or None if it is not one of ours."""
     t_now = _counter(now)
     t_bits = cookie >> 27

@@ -13,6 +13,7 @@ import ipaddress
 
 PROTO_TCP = 6
 
+
 def ones_sum(data: bytes | bytearray | memoryview) -> int:
     """The ones'-complement sum of `data` as 16-bit big-endian words, in [0, 0xFFFF).
 

@@ -92,8 +92,10 @@ class Segment:
     @property
     def seg_len(self) -> int:
         """Sequence space consumed: payload plus one each for SYN and FIN (RFC 9293 §3.4)."""
-        return len(self.payload) + (1 if self.flags & Flags.SYN else 0) + (
-            1 if self.flags & Flags.FIN else 0
+        return (
+            len(self.payload)
+            + (1 if self.flags & Flags.SYN else 0)
+            + (1 if self.flags & Flags.FIN else 0)
         )
 
 
@@ -142,8 +144,9 @@ def encode_options(opts: Options) -> bytes:
     if opts.mss is not None:
         out += struct.pack("!BBH", OptionKind.MSS, 4, opts.mss)
     if opts.sack_permitted and opts.timestamps is not None:
-        out += struct.pack("!BBBBII", OptionKind.SACK_PERMITTED, 2, OptionKind.TIMESTAMPS, 10,
-                           *opts.timestamps)
+        out += struct.pack(
+            "!BBBBII", OptionKind.SACK_PERMITTED, 2, OptionKind.TIMESTAMPS, 10, *opts.timestamps
+        )
     else:
         if opts.timestamps is not None:
             out += TS_OPTION.pack(TS_PREFIX, *opts.timestamps)
@@ -196,8 +199,17 @@ def build_segment(seg: Segment, *, src: bytes | None = None, dst: bytes | None =
     hlen = HEADER_SIZE + len(opts)
     buf = bytearray(hlen + len(seg.payload))
     HEADER.pack_into(
-        buf, 0, seg.src_port, seg.dst_port, seg.seq & 0xFFFFFFFF, seg.ack & 0xFFFFFFFF,
-        (hlen // 4) << 4, int(seg.flags), seg.window, 0 if src else seg.checksum, seg.urgent,
+        buf,
+        0,
+        seg.src_port,
+        seg.dst_port,
+        seg.seq & 0xFFFFFFFF,
+        seg.ack & 0xFFFFFFFF,
+        (hlen // 4) << 4,
+        int(seg.flags),
+        seg.window,
+        0 if src else seg.checksum,
+        seg.urgent,
     )
     buf[HEADER_SIZE:hlen] = opts
     buf[hlen:] = seg.payload
@@ -220,7 +232,13 @@ def checksum_ok(src: bytes, dst: bytes, data: bytes | bytearray | memoryview) ->
 def flags_text(flags: int) -> str:
     """tcpdump's flag letters: S F R P . (ACK) U E W."""
     letters = [
-        ("S", Flags.SYN), ("F", Flags.FIN), ("R", Flags.RST), ("P", Flags.PSH),
-        ("U", Flags.URG), ("E", Flags.ECE), ("W", Flags.CWR), (".", Flags.ACK),
+        ("S", Flags.SYN),
+        ("F", Flags.FIN),
+        ("R", Flags.RST),
+        ("P", Flags.PSH),
+        ("U", Flags.URG),
+        ("E", Flags.ECE),
+        ("W", Flags.CWR),
+        (".", Flags.ACK),
     ]
     return "".join(ch for ch, bit in letters if flags & bit) or "none"
