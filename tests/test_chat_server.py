@@ -8,13 +8,12 @@ from __future__ import annotations
 
 import asyncio
 import errno
-import functools
 import socket
-from collections.abc import Awaitable, Callable
 from typing import Any
 
 import pytest
 
+from bounded import run
 from synack.apps.chat import ChatClient, ChatRefused, ChatServer, ConnectionLost
 from synack.wire.frame import (
     HEADER,
@@ -26,20 +25,6 @@ from synack.wire.frame import (
 )
 
 T = 3.0  # the bound on every wait
-
-
-def run(test: Callable[..., Awaitable[None]]) -> Callable[..., None]:
-    """Run an async test body on a fresh loop, bounded in time."""
-
-    @functools.wraps(test)
-    def wrapper(*args: Any, **kwargs: Any) -> None:
-        async def bounded() -> None:
-            async with asyncio.timeout(20):
-                await test(*args, **kwargs)
-
-        asyncio.run(bounded())
-
-    return wrapper
 
 
 class Raw:

@@ -4,29 +4,16 @@ does to datagrams (loss, duplication, reordering) as the client and server see i
 from __future__ import annotations
 
 import asyncio
-import functools
 import json
-from collections.abc import Awaitable, Callable
 from typing import Any, Self
 
 import pytest
 
+from bounded import run
 from synack.apps.chat import ChatError, UdpChatClient, UdpChatServer
 from synack.apps.chat.protocol import MAX_DATAGRAM
 
 T = 3.0
-
-
-def run(test: Callable[..., Awaitable[None]]) -> Callable[..., None]:
-    @functools.wraps(test)
-    def wrapper(*args: Any, **kwargs: Any) -> None:
-        async def bounded() -> None:
-            async with asyncio.timeout(20):
-                await test(*args, **kwargs)
-
-        asyncio.run(bounded())
-
-    return wrapper
 
 
 class RawPeer(asyncio.DatagramProtocol):
