@@ -127,7 +127,7 @@ class Listener:
     def close(self) -> None:
         """Stop listening: half-open connections are dropped, unaccepted ones reset."""
         self.closed = True
-        for conn in list(self._syn_queue.values()) + list(self._accept_queue):
+        for conn in self._children():
             conn.abort()
             for seg in conn.segments_to_send(0.0):
                 self._out.append((seg, conn.remote))
@@ -340,22 +340,18 @@ class Listener:
         """Segments to transmit, each with the (address, port) of the peer it is for."""
         out = self._out
         self._out = []
-        for conn in list(self._syn_queue.values()) + list(self._accept_queue):
+        for conn in self._children():
             for seg in conn.segments_to_send(now):
                 out.append((seg, conn.remote))
         return out
 
+    def _children(self) -> list[Connection]:
+        """Every connection still in our care: half-open, or established but not accepted."""
+        return [*self._syn_queue.values(), *self._accept_queue]
+
     def get_timer(self) -> float | None:
-        best: float | None = None
-        for conn in self._syn_queue.values():
-            t = conn.get_timer()
-            if t is not None and (best is None or t < best):
-                best = t
-        for conn in self._accept_queue:
-            t = conn.get_timer()
-            if t is not None and (best is None or t < best):
-                best = t
-        return best
+        times = [t for t in (conn.get_timer() for conn in self._children()) if t is not None]
+        return min(times) if times else None
 
     def handle_timer(self, now: float) -> None:
         for key, conn in list(self._syn_queue.items()):
