@@ -1,11 +1,16 @@
-"""File transfer speed over loopback against a raw socket baseline measured in the same run.
+"""File transfer speed over loopback against raw socket baselines measured in the same run.
 
-    python3 bench/files_transfer.py                # 1 GiB, 3 rounds
+    python3 bench/files_transfer.py                # 1 GiB, 7 rounds
     python3 bench/files_transfer.py --size 64M     # a quick run
 
-Raw baseline, per direction: the sender ``os.sendfile``s the file into a plain
-blocking socket; the receiver ``recv_into``s a preallocated 1 MiB buffer and
-writes it to a file. No framing, no hashing, no verification.
+Raw baseline (the one the acceptance names), per direction: the sender
+``os.sendfile``s the file into a plain blocking socket; the receiver
+``recv_into``s a preallocated 1 MiB buffer and writes it to a file. No framing,
+no hashing, no verification. Beside it, the like-for-like baselines: the same
+with SHA-256 computed where synack computes it (the receiver for a download
+from a server that has the hash cached; both ends for an upload), in worker
+threads, checked equal at the end. And the SHA-256 of the file alone, in one
+thread: no verified transfer can finish before its hash does.
 
 synack: a ``synack files serve`` process; the client in this process through
 the library API (`FileClient.get` / `.put`), which includes the stat request,
@@ -16,11 +21,12 @@ server's hash cache (the bench counts, from the server's log, how many warm
 downloads the cache answered). The source file's mtime is set an hour back, as
 for any file that was not written in the last 2 s (see hashing.RACY_NS).
 
-Sender and receiver are always separate processes. Rounds interleave raw and
-synack runs; the table gives the best and the median of the rounds and the
-ratio of synack's rate to raw's for each. On a shared VM, interference only
-ever slows a run down, so the best of several rounds is the steadier measure
-of the work itself; the median shows what a typical run gets. Files live in a
+Sender and receiver are always separate processes. Every round runs each kind
+once, starting at a different kind each round. The table gives the best and
+the median of the rounds and the ratios of synack's rate to the raw baseline's
+and to the like-for-like baseline's. On a shared VM, interference only ever
+slows a run down, so the best of several rounds is the steadier measure of the
+work itself; the median shows what a typical run gets. Files live in a
 temporary directory that is removed at the end.
 """
 
@@ -28,6 +34,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import hashlib
 import multiprocessing
 import os
 import re
@@ -40,6 +47,9 @@ import sys
 import tempfile
 import time
 from collections.abc import Awaitable, Callable
+from concurrent.futures import Future, ThreadPoolExecutor
+from functools import partial
+from multiprocessing.connection import Connection
 from pathlib import Path
 from typing import IO
 
@@ -68,68 +78,114 @@ def make_file(path: Path, size: int) -> None:
         os.fsync(f.fileno())
 
 
-# -- raw baseline -------------------------------------------------------------
+# -- raw baselines ------------------------------------------------------------
+#
+# The baseline the acceptance names: sendfile -> recv_into -> write, nothing else.
+# Beside it, the same with SHA-256 computed where synack computes it (the
+# receiver always; the sender too on upload, as a cold synack server does on
+# download), checked equal at the end: the like-for-like floor for any design
+# that verifies every byte end to end.
 
 
-def _raw_send(listener: socket.socket, path: str) -> None:
-    conn, _ = listener.accept()
+def _send(conn: socket.socket, path: str) -> None:
     with open(path, "rb") as f:
         size = os.fstat(f.fileno()).st_size
         offset = 0
         while offset < size:
             offset += os.sendfile(conn.fileno(), f.fileno(), offset, size - offset)
-    conn.close()
 
 
-def _raw_receive(conn: socket.socket, path: str) -> int:
+def _sender(address: tuple[str, int], path: str, hashed: bool, result: Connection) -> None:
+    """The child: connect, send the file, report the SHA-256 it computed beside the send."""
+    with socket.create_connection(address) as conn:
+        if not hashed:
+            _send(conn, path)
+            result.send("")
+            return
+        with ThreadPoolExecutor(1) as hasher:
+            digest = hasher.submit(sha256_of, path)
+            _send(conn, path)
+            result.send(digest.result())
+
+
+def _raw_receive(conn: socket.socket, path: str) -> None:
     buf = bytearray(CHUNK)
     view = memoryview(buf)
-    total = 0
     with open(path, "wb", buffering=0) as f:
         while n := conn.recv_into(buf):
             f.write(view[:n])
-            total += n
-    return total
 
 
-def raw_download(src: Path, dst: Path) -> float:
-    """Sender in a child process, receiver here; seconds from connect to the last byte written."""
+def _raw_receive_hashed(conn: socket.socket, path: str) -> str:
+    """The raw receiver plus SHA-256 of what it wrote, hashed in a worker thread.
+
+    The same shape as synack's receiver, the strongest simple design: three
+    4 MiB buffers cycle between the socket (filled, then written, here) and one
+    hashing thread, so hashing overlaps the network and the disk.
+    """
+    sha = hashlib.sha256()
+    buffers = [bytearray(4 * CHUNK) for _ in range(3)]
+    pending: list[Future[None] | None] = [None] * 3
+    i = 0
+    with open(path, "wb", buffering=0) as f, ThreadPoolExecutor(1) as hasher:
+        while True:
+            if (job := pending[i]) is not None:
+                job.result()
+            view = memoryview(buffers[i])
+            filled = 0
+            while filled < len(view) and (n := conn.recv_into(view[filled:])):
+                filled += n
+            if not filled:
+                break
+            pending[i] = hasher.submit(sha.update, view[:filled])
+            f.write(view[:filled])
+            i = (i + 1) % 3
+        for job in pending:
+            if job is not None:
+                job.result()
+    return sha.hexdigest()
+
+
+def sha256_of(path: str | Path) -> str:
+    """SHA-256 of a file in one thread, 1 MiB positional reads."""
+    sha = hashlib.sha256()
+    buf = bytearray(CHUNK)
+    view = memoryview(buf)
+    with open(path, "rb", buffering=0) as f:
+        while n := f.readinto(buf):
+            sha.update(view[:n])
+    return sha.hexdigest()
+
+
+def raw_transfer(src: Path, dst: Path, *, hash_sender: bool, hash_receiver: bool) -> float:
+    """Sender in a child process, receiver here; seconds from the connection to the
+    last byte written and, when hashing, both digests known and equal."""
     listener = socket.create_server(("127.0.0.1", 0))
-    child = _ctx.Process(target=_raw_send, args=(listener, str(src)))
-    child.start()
+    ours, theirs = _ctx.Pipe(duplex=False)
     start = time.perf_counter()
-    conn = socket.create_connection(listener.getsockname())
-    _raw_receive(conn, str(dst))
-    elapsed = time.perf_counter() - start
-    conn.close()
-    child.join()
-    listener.close()
-    return elapsed
-
-
-def _raw_upload_child(address: tuple[str, int], path: str) -> None:
-    conn = socket.create_connection(address)
-    with open(path, "rb") as f:
-        size = os.fstat(f.fileno()).st_size
-        offset = 0
-        while offset < size:
-            offset += os.sendfile(conn.fileno(), f.fileno(), offset, size - offset)
-    conn.close()
-
-
-def raw_upload(src: Path, dst: Path) -> float:
-    """Sender (the "client") in a child process, receiver (the "server") here."""
-    listener = socket.create_server(("127.0.0.1", 0))
-    start = time.perf_counter()
-    child = _ctx.Process(target=_raw_upload_child, args=(listener.getsockname(), str(src)))
+    child = _ctx.Process(
+        target=_sender, args=(listener.getsockname(), str(src), hash_sender, theirs)
+    )
     child.start()
     conn, _ = listener.accept()
-    _raw_receive(conn, str(dst))
+    if hash_receiver:
+        received = _raw_receive_hashed(conn, str(dst))
+    else:
+        _raw_receive(conn, str(dst))
+    sent = ours.recv()
     elapsed = time.perf_counter() - start
+    if hash_sender and hash_receiver and sent != received:
+        raise SystemExit("raw baseline: the SHA-256 of the sent and received file differ")
     conn.close()
     child.join()
     listener.close()
     return elapsed
+
+
+def time_sha256(path: Path) -> float:
+    start = time.perf_counter()
+    sha256_of(path)
+    return time.perf_counter() - start
 
 
 # -- synack -------------------------------------------------------------------
@@ -200,11 +256,26 @@ def synack_upload(port: int, src: Path, name: str) -> float:
 
 # -- the run ------------------------------------------------------------------
 
+# (key, label, baseline key for the ratios): the acceptance's ratio is against
+# the bare raw run of the same direction; "vs like" is against the raw run that
+# hashes where synack hashes.
+ROWS = [
+    ("raw_down", "download, raw sendfile -> recv_into", "raw_down"),
+    ("sha_down", "download, raw + SHA-256 at the receiver", "raw_down"),
+    ("warm", "download, synack, warm server (hash cached)", "raw_down"),
+    ("cold", "download, synack, cold server (hashes too)", "raw_down"),
+    ("raw_up", "upload, raw sendfile -> recv_into", "raw_up"),
+    ("sha_up", "upload, raw + SHA-256 at both ends", "raw_up"),
+    ("up", "upload, synack", "raw_up"),
+    ("sha256", "SHA-256 of the file alone, one thread", "raw_down"),
+]
+LIKE = {"warm": "sha_down", "cold": "sha_up", "up": "sha_up"}
+
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--size", type=parse_size, default=1 << 30, help="file size (default 1G)")
-    parser.add_argument("--rounds", type=int, default=5, help="repetitions per figure (default 5)")
+    parser.add_argument("--rounds", type=int, default=7, help="repetitions per figure (default 7)")
     parser.add_argument("--dir", default=None, help="where to put the temporary directory")
     args = parser.parse_args()
 
@@ -222,30 +293,34 @@ def main() -> None:
         hour_ago = time.time_ns() - 3600 * 10**9
         os.utime(src, ns=(hour_ago, hour_ago))
         os.link(src, upload_src)
-        results: dict[str, list[float]] = {
-            k: [] for k in ("raw_down", "cold", "warm", "raw_up", "up")
-        }
-
-        def clean(*paths: Path) -> None:
-            for p in paths:
-                p.unlink(missing_ok=True)
-
+        results: dict[str, list[float]] = {k: [] for k, _, _ in ROWS}
         out = local / "down.bin"
-        raw_out = local / "raw.bin"
         log = work / "server.log"
         server = ServerProcess(served, log)
+        uploaded = served / "up.bin"
+
+        def raw(source: Path, sender: bool, receiver: bool) -> Callable[[], float]:
+            return partial(raw_transfer, source, out, hash_sender=sender, hash_receiver=receiver)
+
+        runs: list[tuple[str, Callable[[], float], Path]] = [
+            ("raw_down", raw(src, False, False), out),
+            ("sha_down", raw(src, False, True), out),
+            ("warm", partial(synack_download, server.port, "big.bin", out), out),
+            ("raw_up", raw(upload_src, False, False), out),
+            ("sha_up", raw(upload_src, True, True), out),
+            ("up", partial(synack_upload, server.port, upload_src, "up.bin"), uploaded),
+            ("sha256", partial(time_sha256, src), out),
+        ]
         try:
             synack_download(server.port, "big.bin", out)  # fills the server's hash cache
-            clean(out)
-            for _ in range(args.rounds):
-                results["raw_down"].append(raw_download(src, raw_out))
-                clean(raw_out)
-                results["warm"].append(synack_download(server.port, "big.bin", out))
-                clean(out)
-                results["raw_up"].append(raw_upload(upload_src, raw_out))
-                clean(raw_out)
-                results["up"].append(synack_upload(server.port, upload_src, "up.bin"))
-                clean(served / "up.bin")
+            out.unlink()
+            for round_ in range(args.rounds):
+                # Each round starts at a different run, so no kind of run always
+                # follows the same one (what the previous run freed matters here).
+                shift = round_ % len(runs)
+                for key, run, made in runs[shift:] + runs[:shift]:
+                    results[key].append(run())
+                    made.unlink(missing_ok=True)
         finally:
             server.stop()
         # Cold: every download from a fresh server process, whose hash cache is empty.
@@ -255,7 +330,7 @@ def main() -> None:
                 results["cold"].append(synack_download(server.port, "big.bin", out))
             finally:
                 server.stop()
-                clean(out)
+                out.unlink(missing_ok=True)
         served_from_cache = log.read_text().count("hash cached")
     finally:
         shutil.rmtree(work, ignore_errors=True)
@@ -263,29 +338,26 @@ def main() -> None:
     def rate(key: str, pick: Callable[[list[float]], float]) -> float:
         return float(args.size / pick(results[key]) / 1e6)
 
-    rows = [
-        ("download, raw sendfile -> recv_into", "raw_down", "raw_down"),
-        ("download, synack, warm server (hash cached)", "warm", "raw_down"),
-        ("download, synack, cold server (hashes too)", "cold", "raw_down"),
-        ("upload, raw sendfile -> recv_into", "raw_up", "raw_up"),
-        ("upload, synack", "up", "raw_up"),
-    ]
     print(
         f"file {args.size / (1 << 20):.0f} MiB, {args.rounds} rounds; {os.cpu_count()} CPUs; "
         f"load average {load_before:.2f} before, {os.getloadavg()[0]:.2f} after"
     )
     print(
         f"{'transfer':44} {'best MB/s':>9} {'median':>7} {'ratio best':>10} {'median':>7}"
-        "   seconds, each round"
+        f" {'vs like best':>12} {'median':>7}   seconds, each round"
     )
-    for label, key, base in rows:
+    for key, label, base in ROWS:
         best, median = rate(key, min), rate(key, statistics.median)
-        ratio_best = best / rate(base, min)
-        ratio_median = median / rate(base, statistics.median)
+        ratios = f"{best / rate(base, min):10.2f} {median / rate(base, statistics.median):7.2f}"
+        like = LIKE.get(key)
+        if like:
+            ratios += (
+                f" {best / rate(like, min):12.2f} {median / rate(like, statistics.median):7.2f}"
+            )
+        else:
+            ratios += " " * 21
         each = " ".join(f"{t:.2f}" for t in results[key])
-        print(
-            f"{label:44} {best:9.0f} {median:7.0f} {ratio_best:10.2f} {ratio_median:7.2f}   {each}"
-        )
+        print(f"{label:44} {best:9.0f} {median:7.0f} {ratios}   {each}")
     print(
         f"warm downloads answered from the server's hash cache: {served_from_cache} of {args.rounds}"
     )

@@ -1,0 +1,67 @@
+"""Every bench in bench/ still runs, at a tiny size, and prints its whole table.
+
+The figures in docs/benchmarks.md come from these scripts; a bench that rots
+silently would leave those figures with no way to reproduce them.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+BENCH = Path(__file__).resolve().parent.parent / "bench"
+
+
+def run_bench(script: str, *args: str, timeout: float = 120) -> str:
+    env = dict(os.environ, PYTHONUNBUFFERED="1")
+    done = subprocess.run(
+        [sys.executable, str(BENCH / script), *args],
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        env=env,
+    )
+    assert done.returncode == 0, done.stderr[-2000:]
+    return done.stdout
+
+
+def test_files_transfer(tmp_path: Path) -> None:
+    out = run_bench("files_transfer.py", "--size", "2M", "--rounds", "1", "--dir", str(tmp_path))
+    for label in (
+        "download, raw sendfile -> recv_into",
+        "download, raw + SHA-256 at the receiver",
+        "download, synack, warm server",
+        "download, synack, cold server",
+        "upload, raw sendfile -> recv_into",
+        "upload, raw + SHA-256 at both ends",
+        "upload, synack",
+        "SHA-256 of the file alone",
+    ):
+        assert label in out, out
+    assert "answered from the server's hash cache: 1 of 1" in out, out
+    assert list(tmp_path.iterdir()) == [], "the bench left files behind"
+
+
+def test_chat_fanout() -> None:
+    out = run_bench("chat_fanout.py", "--clients", "4", "--messages", "200", "--time-limit", "20")
+    assert "ratio synack/threads:" in out, out
+
+
+def test_chat_conns() -> None:
+    out = run_bench("chat_conns.py", "--clients", "40", "--time-limit", "20")
+    assert "ratio threads/synack memory per connection:" in out, out
+    assert "target: <= 20 KiB per connection:" in out, out
+
+
+@pytest.mark.timeout(180)
+def test_tcp_core_bulk() -> None:
+    out = run_bench(
+        "tcp_core_bulk.py", "--size", "1", "--lossy-size", "1", "--rounds", "1", timeout=170
+    )
+    rows = [line for line in out.splitlines() if line.startswith("| ")]
+    # The header and one row per case: lossless three ways, 1% and 5% loss.
+    assert len(rows) == 6, out
