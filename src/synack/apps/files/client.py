@@ -192,9 +192,7 @@ class FileClient:
             except FileExistsError:
                 pass
             except OSError as exc:
-                raise UserError(
-                    f"cannot create {path}: {os_reason(exc)}"
-                ) from None
+                raise UserError(f"cannot create {path}: {os_reason(exc)}") from None
         progress.start(sum(e.size for e, _ in plan), len(plan))
         try:
             for entry, target in plan:
