@@ -691,20 +691,34 @@ class Connection:
             rcv_nxt += plen
             self.rcv_nxt = rcv_nxt
             self.bytes_in += plen
-            if was_empty and not self._readable_signalled:
-                self._readable_signalled = True
-                self._events.append(DataAvailable())
-            if (
-                self._quickack > 0
-                or rcv_nxt - self._last_ack_sent >= 2 * self._rcv_mss
-                or not self.config.delayed_ack
-            ):
-                if self._quickack > 0:
-                    self._quickack -= 1
-                self._ack_now = True
-            elif self._delack_at is None:
-                self._delack_at = now + self.config.delayed_ack_timeout
+            self._in_order_data(now, rcv_nxt, was_empty, False)
         return True
+
+    def _in_order_data(self, now: float, rcv_nxt: int, was_empty: bool, filled_hole: bool) -> None:
+        """In-order bytes were queued for the user (RCV.NXT is now `rcv_nxt`): tell the
+        user if the buffer was empty, and acknowledge now or arm the delayed ACK."""
+        if was_empty and not self._readable_signalled:
+            self._readable_signalled = True
+            self._events.append(DataAvailable())
+        # RFC 5681 §4.2: ACK at least every second full-sized segment, and at once
+        # when a segment fills in all or part of a gap.
+        if (
+            filled_hole
+            or self._quickack > 0
+            or rcv_nxt - self._last_ack_sent >= 2 * self._rcv_mss
+            or not self.config.delayed_ack
+        ):
+            if self._quickack > 0:
+                self._quickack -= 1
+            self._ack_now = True
+        elif self._delack_at is None:
+            # Why 40 ms: a bulk transfer never waits on this timer, since every
+            # second full segment is acknowledged at once; it only delays the ACK
+            # of a lone segment (a request, or the odd end of a flight), hoping to
+            # piggyback it on a reply. 40 ms (Linux's minimum) is far below the
+            # 500 ms RFC 9293 §3.8.6.3 allows and below the 200 ms RTO floor, so a
+            # delayed ACK can never trigger a spurious retransmission.
+            self._delack_at = now + self.config.delayed_ack_timeout
 
     def _parse(self, data: bytes | bytearray | memoryview) -> _Inbound | None:
         n = len(data)
@@ -1313,28 +1327,7 @@ class Connection:
                     rcv_nxt = self._drain_ooo(rcv_nxt)
                     filled_hole = True
                 self.rcv_nxt = rcv_nxt
-                if was_empty and not self._readable_signalled:
-                    self._readable_signalled = True
-                    self._events.append(DataAvailable())
-                # RFC 5681 §4.2: ACK at least every second full-sized segment, and at once
-                # when a segment fills in all or part of a gap.
-                if (
-                    filled_hole
-                    or self._quickack > 0
-                    or rcv_nxt - self._last_ack_sent >= 2 * self._rcv_mss
-                    or not self.config.delayed_ack
-                ):
-                    if self._quickack > 0:
-                        self._quickack -= 1
-                    self._ack_now = True
-                elif self._delack_at is None:
-                    # Why 40 ms: a bulk transfer never waits on this timer, since every
-                    # second full segment is acknowledged at once; it only delays the ACK
-                    # of a lone segment (a request, or the odd end of a flight), hoping to
-                    # piggyback it on a reply. 40 ms (Linux's minimum) is far below the
-                    # 500 ms RFC 9293 §3.8.6.3 allows and below the 200 ms RTO floor, so a
-                    # delayed ACK can never trigger a spurious retransmission.
-                    self._delack_at = now + self.config.delayed_ack_timeout
+                self._in_order_data(now, rcv_nxt, was_empty, filled_hole)
             else:
                 self._store_ooo(seq, payload)
                 self.counters["out_of_order"] += 1
