@@ -173,6 +173,16 @@ class CongestionControl(ABC):
         """
         self.cwnd = self.mss
 
+    def _slow_start(self, cwnd: int, acked: int) -> None:
+        """RFC 5681 §3.1 slow start, "cwnd += min(N, SMSS)", with RFC 3465's L = 2*SMSS:
+        cwnd += min(N, L). Stop at ssthresh; from there congestion avoidance counts."""
+        limit = self._abc_limit
+        cwnd += acked if acked < limit else limit
+        if cwnd >= self.ssthresh:
+            cwnd = self.ssthresh
+            self._abc_limit = 2 * self.mss
+        self.cwnd = cwnd
+
     @property
     def in_slow_start(self) -> bool:
         # RFC 5681 §3.1: slow start when cwnd < ssthresh.
@@ -206,16 +216,8 @@ class NewReno(CongestionControl):
         self._flight_left = in_flight - acked
         if not self._window_used or acked <= 0:
             return  # application-limited: the window was not tested (RFC 7661)
-        ssthresh = self.ssthresh
-        if cwnd < ssthresh:
-            # RFC 5681 §3.1 slow start, "cwnd += min(N, SMSS)", with RFC 3465's L = 2*SMSS:
-            # cwnd += min(N, L). Stop at ssthresh; from there congestion avoidance counts.
-            limit = self._abc_limit
-            cwnd += acked if acked < limit else limit
-            if cwnd >= ssthresh:
-                cwnd = ssthresh
-                self._abc_limit = 2 * self.mss
-            self.cwnd = cwnd
+        if cwnd < self.ssthresh:
+            self._slow_start(cwnd, acked)
             return
         # RFC 5681 §3.1 congestion avoidance by byte counting (RFC 3465 §2.1): "When
         # bytes_acked becomes greater than or equal to the value of the congestion window,
@@ -357,15 +359,8 @@ class Cubic(CongestionControl):
             self._last_ack = now
             self._stale = True
             return
-        ssthresh = self.ssthresh
-        if cwnd < ssthresh:
-            # §4.10: slow start as RFC 5681 (with RFC 3465 byte counting, L = 2*SMSS).
-            limit = self._abc_limit
-            cwnd += acked if acked < limit else limit
-            if cwnd >= ssthresh:
-                cwnd = ssthresh
-                self._abc_limit = 2 * mss
-            self.cwnd = cwnd
+        if cwnd < self.ssthresh:
+            self._slow_start(cwnd, acked)  # §4.10: slow start as RFC 5681
             return
         if self._stale:
             self._resync(now, cwnd)
