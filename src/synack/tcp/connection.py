@@ -1830,14 +1830,19 @@ class Connection:
         if not self._ts_ok and self._rtt_seq < 0:
             self._rtt_seq = nxt
             self._rtt_time = now
+        self._data_sent(now)
+        self._after_ack_sent()
+        return nxt
+
+    def _data_sent(self, now: float) -> None:
+        """Data (or a FIN) went out: RFC 6298 (5.1), start the retransmission timer if
+        it is not running; the persist timer has no more reason to run."""
         if self._rto_at is None:
             self._rto_at = now + self._rtt.rto
             if self.snd_una == self.snd_max:
                 self._una_since = now
         self._persist_at = None
         self._last_send = now
-        self._after_ack_sent()
-        return nxt
 
     def _next_unsacked(self, lo: int, hi: int) -> int:
         """The first sequence number in [lo, hi) not covered by the scoreboard, or -1."""
@@ -1888,12 +1893,7 @@ class Connection:
             if not self._ts_ok and self._rtt_seq < 0 and n:
                 self._rtt_seq = end
                 self._rtt_time = now
-        if self._rto_at is None:
-            self._rto_at = now + self._rtt.rto
-            if self.snd_una == self.snd_max:
-                self._una_since = now
-        self._persist_at = None
-        self._last_send = now
+        self._data_sent(now)
 
     def _send_pure_ack(self, out: list[bytes], now: float) -> None:
         if self._ooo_starts and self._sack_ok:
