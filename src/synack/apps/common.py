@@ -8,8 +8,8 @@ import ipaddress
 from collections.abc import Coroutine
 from typing import Any, TypeVar
 
+from synack import transport as seam
 from synack.errors import UsageError, UserError, describe_os_error
-from synack.transport import DEFAULT_TRANSPORT, TRANSPORTS
 
 T = TypeVar("T")
 
@@ -58,8 +58,8 @@ def check_host(host: str) -> str:
 def add_transport_argument(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--transport",
-        choices=TRANSPORTS,
-        default=DEFAULT_TRANSPORT,
+        choices=seam.names(),
+        default=seam.DEFAULT_TRANSPORT,
         help="TCP underneath: 'os' is the operating system's (default: %(default)s)",
     )
 

@@ -18,7 +18,7 @@ import contextlib
 from collections.abc import AsyncIterator
 from typing import Any
 
-from synack import transport as transport_mod
+from synack import transport as seam
 from synack.apps.chat.protocol import (
     APP,
     MAX_FRAME,
@@ -170,7 +170,7 @@ class ChatClient(BaseChatClient):
         nick: str,
         *,
         room: str | None = None,
-        transport: str = transport_mod.DEFAULT_TRANSPORT,
+        transport: str = seam.DEFAULT_TRANSPORT,
         timeout: float = 10.0,
     ) -> None:
         super().__init__(nick, room)
@@ -189,13 +189,13 @@ class ChatClient(BaseChatClient):
         """
         try:
             async with asyncio.timeout(self.timeout):
-                reader, writer = await transport_mod.open_connection(
+                reader, writer = await seam.open_connection(
                     self.host, self.port, transport=self.transport
                 )
         except TimeoutError:
             raise UserError(f"cannot connect to {self.host}:{self.port}: timed out") from None
         self._writer = writer
-        transport_mod.set_nodelay(writer)
+        seam.set_nodelay(writer, transport=self.transport)
         hello: Event = {"op": "hello", "app": APP, "version": PROTOCOL_VERSION, "nick": self.nick}
         if self.room is not None:
             hello["room"] = self.room

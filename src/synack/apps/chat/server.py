@@ -18,7 +18,7 @@ import time
 from collections.abc import Callable
 from typing import Any
 
-from synack import transport as transport_mod
+from synack import transport as seam
 from synack.apps.chat.commands import HELP, CommandError, parse
 from synack.apps.chat.hub import Event, Hub, Member
 from synack.apps.chat.protocol import (
@@ -280,7 +280,7 @@ class ChatServer:
         handshake_timeout: float = 10.0,
         max_queue: int = 1 << 20,
         sniff_timeout: float = 0.5,
-        transport: str = transport_mod.DEFAULT_TRANSPORT,
+        transport: str = seam.DEFAULT_TRANSPORT,
         log: Log | None = None,
     ) -> None:
         if max_clients < 1 or idle_timeout <= 0 or max_queue < 1 or backlog < 1:
@@ -298,7 +298,7 @@ class ChatServer:
         self.connections: set[Connection] = set()
         self._tasks: set[asyncio.Task[Any]] = set()
         self._dirty: list[Connection] = []
-        self._listener: transport_mod.Server | None = None
+        self._listener: seam.Server | None = None
         self._sweeper: asyncio.Task[None] | None = None
         self._closing = False
         self.loop: asyncio.AbstractEventLoop
@@ -313,7 +313,7 @@ class ChatServer:
     async def start(self) -> tuple[str, int]:
         """Listen; returns the (host, port) actually bound. Raises OSError as the OS does."""
         self.loop = asyncio.get_running_loop()
-        self._listener = await transport_mod.start_server(
+        self._listener = await seam.start_server(
             self._accept, self.host, self.port, transport=self.transport, backlog=self.backlog
         )
         self._sweeper = asyncio.create_task(self._sweep())
@@ -358,7 +358,7 @@ class ChatServer:
         if self._closing:
             writer.close()
             return
-        transport_mod.set_nodelay(writer)
+        seam.set_nodelay(writer, transport=self.transport)
         conn = Connection(self, reader, writer)
         if len(self.connections) >= self.max_clients:
             await self._refuse(conn)

@@ -2,7 +2,7 @@
 
 MESSAGE frames are read whole (they are small); a BLOB's header is read here
 and its body is left in the stream for the caller to stream through
-(`synack.transport.BulkReader` on the way in, `sendfile` on the way out).
+(`synack.transport.bulk_reader` on the way in, `sendfile` on the way out).
 """
 
 from __future__ import annotations
@@ -11,7 +11,7 @@ import asyncio
 import errno
 from typing import IO, Any
 
-from synack import transport
+from synack import transport as seam
 from synack.wire.frame import (
     DEFAULT_MAX_MESSAGE,
     HEADER,
@@ -45,11 +45,13 @@ class Channel:
         *,
         timeout: float | None,
         peer: str,
+        transport: str = seam.DEFAULT_TRANSPORT,
     ) -> None:
         self.reader = reader
         self.writer = writer
         self.timeout = timeout
         self.peer = peer
+        self.transport = transport  # the name the streams came from: its fast paths apply
 
     async def send(self, body: dict[str, Any]) -> None:
         self.writer.write(encode_message(body))
@@ -73,7 +75,9 @@ class Channel:
         allowed = None if self.timeout is None else self.timeout + count / SLOWEST_LINK_RATE
         try:
             async with asyncio.timeout(allowed):
-                return await transport.sendfile(self.writer, file, offset, count)
+                return await seam.sendfile(
+                    self.writer, file, offset, count, transport=self.transport
+                )
         except TimeoutError:
             raise ConnectionClosed(f"{self.peer} stopped reading for {allowed:g} s") from None
         except OSError as exc:

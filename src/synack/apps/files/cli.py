@@ -173,7 +173,7 @@ async def _serve(args: argparse.Namespace) -> int:
         max_rate=args.max_rate,
         fsync=args.fsync,
         idle_timeout=args.idle_timeout,
-        transport_name=args.transport,
+        transport=args.transport,
         log=_log,
     )
     stop = asyncio.Event()
@@ -209,7 +209,7 @@ def _cmd_ls(args: argparse.Namespace) -> int:
 
 async def _ls(host: str, port: int, args: argparse.Namespace) -> int:
     async with await FileClient.connect(
-        host, port, transport_name=args.transport, timeout=args.timeout
+        host, port, transport=args.transport, timeout=args.timeout
     ) as client:
         entries = await client.list(args.remote, recursive=args.recursive)
     for line in format_listing(entries):
@@ -240,7 +240,7 @@ def _cmd_get(args: argparse.Namespace) -> int:
 async def _get(host: str, port: int, args: argparse.Namespace) -> int:
     started = time.monotonic()
     async with await FileClient.connect(
-        host, port, transport_name=args.transport, timeout=args.timeout
+        host, port, transport=args.transport, timeout=args.timeout
     ) as client:
         done = await client.get(
             args.remote,
@@ -266,7 +266,7 @@ def _cmd_put(args: argparse.Namespace) -> int:
 async def _put(host: str, port: int, args: argparse.Namespace) -> int:
     started = time.monotonic()
     async with await FileClient.connect(
-        host, port, transport_name=args.transport, timeout=args.timeout
+        host, port, transport=args.transport, timeout=args.timeout
     ) as client:
         done = await client.put(
             args.local,

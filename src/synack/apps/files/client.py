@@ -21,7 +21,7 @@ import stat
 from dataclasses import dataclass, field, replace
 from typing import Any
 
-from synack import transport
+from synack import transport as seam
 from synack.apps.common import connect_error
 from synack.errors import UserError, os_reason
 from synack.wire.frame import MAGIC, PROTOCOL_VERSION, Message
@@ -82,21 +82,21 @@ class FileClient:
         host: str,
         port: int,
         *,
-        transport_name: str = transport.DEFAULT_TRANSPORT,
+        transport: str = seam.DEFAULT_TRANSPORT,
         timeout: float = DEFAULT_TIMEOUT,
     ) -> FileClient:
         """Connect and shake hands; a refused, unreachable or silent server is a `UserError`."""
         try:
             async with asyncio.timeout(timeout):
-                reader, writer = await transport.open_connection(
-                    host, port, transport=transport_name
-                )
+                reader, writer = await seam.open_connection(host, port, transport=transport)
         except TimeoutError:
             raise UserError(f"cannot connect to {host}:{port}: timed out") from None
         except OSError as exc:
             raise connect_error(exc, host, port) from None
-        transport.set_nodelay(writer)
-        channel = Channel(reader, writer, timeout=timeout, peer=f"{host}:{port}")
+        seam.set_nodelay(writer, transport=transport)
+        channel = Channel(
+            reader, writer, timeout=timeout, peer=f"{host}:{port}", transport=transport
+        )
         try:
             writer.write(MAGIC)
             await channel.send({"op": Op.HELLO, "app": APP, "version": PROTOCOL_VERSION})
@@ -240,7 +240,13 @@ class FileClient:
                 )
             await ch.expect_blob(size - offset)
             self._broken = True  # until the body and its trailer are through
-            await receiver.receive(ch.reader, timeout=ch.timeout, progress=progress, peer=ch.peer)
+            await receiver.receive(
+                ch.reader,
+                transport=ch.transport,
+                timeout=ch.timeout,
+                progress=progress,
+                peer=ch.peer,
+            )
             try:
                 trailer = await ch.expect(Op.SENT, trailer_timeout(ch.timeout, size))
             except RemoteError:  # e.g. `changed`: the body was complete, the stream is in step

@@ -31,7 +31,7 @@ from collections import deque
 from concurrent.futures import Future, ThreadPoolExecutor
 from typing import Any
 
-from synack import transport
+from synack import transport as seam
 
 from .hashing import hash_range
 from .pacing import Pacer
@@ -244,12 +244,14 @@ class Receiver:
         self,
         reader: asyncio.StreamReader,
         *,
+        transport: str = seam.DEFAULT_TRANSPORT,
         timeout: float | None,
         pacer: Pacer | None = None,
         progress: ProgressSink | None = None,
         peer: str = "the peer",
     ) -> None:
-        """Read the ``size - offset`` body bytes that follow a BLOB header in `reader`."""
+        """Read the ``size - offset`` body bytes that follow a BLOB header in `reader`
+        (which came from `transport`, whose bulk reads it uses)."""
         assert self._fd is not None, "open() first"
         pacer = pacer or Pacer()
         progress = progress or NoProgress()
@@ -257,13 +259,13 @@ class Receiver:
         threaded = count > BUFFER or self.offset > CHUNK
         self._pipeline = _Pipeline(self._fd, self.offset, self._sha, self.offset, threaded)
         remaining = self.remaining = count
-        with transport.BulkReader(reader) as bulk:
+        with seam.bulk_reader(reader, transport=transport) as bulk:
             while remaining:
                 remaining = await self._receive_one(bulk, remaining, timeout, pacer, progress, peer)
 
     async def _receive_one(
         self,
-        bulk: transport.BulkReader,
+        bulk: seam.BulkReader,
         remaining: int,
         timeout: float | None,
         pacer: Pacer,

@@ -22,7 +22,8 @@ import stat
 from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any
 
-from synack import __version__, transport
+from synack import __version__
+from synack import transport as seam
 from synack.apps.common import listen_error
 from synack.errors import UserError, os_reason
 from synack.wire.frame import MAGIC, PROTOCOL_VERSION
@@ -157,7 +158,7 @@ class FileServer:
         max_rate: int | None = None,
         fsync: bool = False,
         idle_timeout: float = DEFAULT_IDLE_TIMEOUT,
-        transport_name: str = transport.DEFAULT_TRANSPORT,
+        transport: str = seam.DEFAULT_TRANSPORT,
         log: Log | None = None,
     ) -> None:
         self.root_arg = os.fspath(root)
@@ -167,11 +168,11 @@ class FileServer:
         self.max_rate = max_rate
         self.fsync = fsync
         self.idle_timeout = idle_timeout
-        self.transport_name = transport_name
+        self.transport = transport
         self.digests = DigestCache()
         self._sink = log
         self._root: ServedRoot | None = None
-        self._server: transport.Server | None = None
+        self._server: seam.Server | None = None
         self._connections: set[asyncio.Task[None]] = set()
         self._handlers: dict[str, Callable[[Channel, dict[str, Any]], Awaitable[str]]] = {
             Op.STAT: self._on_stat,
@@ -199,8 +200,8 @@ class FileServer:
     async def start(self) -> None:
         self._root = _check_root(self.root_arg)
         try:
-            self._server = await transport.start_server(
-                self._serve, self.host, self.port, transport=self.transport_name
+            self._server = await seam.start_server(
+                self._serve, self.host, self.port, transport=self.transport
             )
         except OSError as exc:
             raise listen_error(exc, self.host, self.port) from None
@@ -234,8 +235,10 @@ class FileServer:
         self._connections.add(task)
         peername = writer.get_extra_info("peername")
         peer = f"{peername[0]}:{peername[1]}" if peername else "client"
-        channel = Channel(reader, writer, timeout=self.idle_timeout, peer=peer)
-        transport.set_nodelay(writer)
+        channel = Channel(
+            reader, writer, timeout=self.idle_timeout, peer=peer, transport=self.transport
+        )
+        seam.set_nodelay(writer, transport=self.transport)
         self._log(f"{peer} connected")
         reason = "disconnected"
         try:
@@ -466,6 +469,7 @@ class FileServer:
             try:
                 await receiver.receive(
                     channel.reader,
+                    transport=channel.transport,
                     timeout=self.idle_timeout,
                     pacer=Pacer(self.max_rate),
                     peer=channel.peer,
@@ -502,7 +506,7 @@ class FileServer:
 
 async def _skip_body(channel: Channel, count: int) -> None:
     buf = memoryview(bytearray(min(count, CHUNK) or 1))
-    with transport.BulkReader(channel.reader) as bulk:
+    with seam.bulk_reader(channel.reader, transport=channel.transport) as bulk:
         while count:
             want = min(count, len(buf))
             try:
