@@ -57,6 +57,15 @@ def test_chat_conns() -> None:
     assert "target: <= 20 KiB per connection:" in out, out
 
 
+def test_udp_carrier() -> None:
+    out = run_bench("udp_carrier.py", "--datagrams", "3000", "--rounds", "1")
+    for label in ("| plain sendto / recvfrom_into |", "| carrier, one datagram per call |"):
+        assert label in out, out
+    if "refused by this kernel" not in out:
+        assert "| carrier, GSO + GRO |" in out, out
+        assert "| carrier, GSO send, no GRO |" in out, out
+
+
 @pytest.mark.timeout(180)
 def test_tcp_core_bulk() -> None:
     out = run_bench(

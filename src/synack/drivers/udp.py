@@ -112,6 +112,7 @@ _ERR_CMSG_SPACE = 512
 _EXTENDED_ERR = struct.Struct("=IBBBBII")  # struct sock_extended_err, before the offender
 SO_EE_ORIGIN_LOCAL = 1  # ee_origin of an error the sending host raised itself
 _BYTEORDER = sys.byteorder
+_MSG_TRUNC = socket.MSG_TRUNC
 # Errors that a send fails with when the kernel will not take the datagram now but
 # may later: the caller waits for the socket to be writable and sends the rest.
 _TRY_LATER = (errno.EAGAIN, errno.EWOULDBLOCK, errno.ENOBUFS)
@@ -180,7 +181,9 @@ class CarrierStats:
     datagrams_received: int = 0
     bytes_received: int = 0
     recv_calls: int = 0  # successful recvmsg calls
-    truncated: int = 0  # datagrams cut short (MSG_TRUNC): dropped, never returned
+    # Datagrams cut short (MSG_TRUNC), dropped: a check, as every read has room for the
+    # largest datagram there is.
+    truncated: int = 0
     errors: int = 0  # errors reported by errors(): ICMP, local, refused sends
     gso_fallbacks: int = 0  # GSO sends the route refused; GSO is off afterwards
 
@@ -254,7 +257,6 @@ class UdpCarrier:
             raise
         self._area = bytearray(cfg.receive_area)
         self._view = memoryview(self._area)
-        self._ancsize = _GRO_CMSG_SPACE if self._gro else 0
 
     # ------------------------------------------------------------------ setup
 
@@ -360,7 +362,7 @@ class UdpCarrier:
         cmsg = self._gso_cmsg.get(size)
         if cmsg is None:
             cmsg = self._gso_cmsg[size] = [(SOL_UDP, UDP_SEGMENT, size.to_bytes(2, _BYTEORDER))]
-        chunk = list(segments[i:j])
+        chunk = segments[i:j]
         attempt = 0
         while True:
             try:
@@ -449,50 +451,88 @@ class UdpCarrier:
         area and are valid until the next recv_batch; copy what must outlive it.
         """
         limit = len(self._area) if max_bytes is None else min(max_bytes, len(self._area))
-        limit -= _SLOT
+        if self._gro:
+            return self._recv_gro(limit - _SLOT, max_datagrams)
+        return self._recv_each(limit - _SLOT, max_datagrams)
+
+    def _recv_each(self, limit: int, max_datagrams: int) -> list[tuple[memoryview, Address]]:
+        """One datagram per recvfrom_into (cheaper than recvmsg_into, which only GRO
+        needs); each read has room for the largest datagram, so none is cut short."""
         view = self._view
-        recv = self._sock.recvmsg_into
-        ancsize = self._ancsize
+        recv = self._sock.recvfrom_into
         v6 = self._v6
         out: list[tuple[memoryview, Address]] = []
+        append = out.append
+        off = 0
+        count = 0
+        failed = 0
+        while count < max_datagrams and off <= limit:
+            try:
+                n, addr = recv(view[off : off + _SLOT])
+            except BlockingIOError:
+                break
+            except OSError:
+                # A pending ICMP error fails one receive, which consumes it, and takes no
+                # data; the same failure again and again is a real one (a closed socket).
+                failed += 1
+                if failed > _RECV_RETRIES:
+                    raise
+                self._drain_errqueue()
+                continue
+            failed = 0
+            end = off + n
+            append((view[off:end], (addr[0], addr[1]) if v6 else addr))
+            off = end
+            count += 1
+        st = self.stats
+        st.recv_calls += count
+        st.datagrams_received += count
+        st.bytes_received += off
+        return out
+
+    def _recv_gro(self, limit: int, max_datagrams: int) -> list[tuple[memoryview, Address]]:
+        """recvmsg_into, each read perhaps several datagrams of one sender coalesced;
+        the UDP_GRO control message gives the size to cut them at (the last may be
+        shorter), and is absent when the read is one datagram."""
+        view = self._view
+        recv = self._sock.recvmsg_into
+        v6 = self._v6
+        out: list[tuple[memoryview, Address]] = []
+        append = out.append
         off = 0
         calls = 0
         count = 0
         failed = 0
         while count < max_datagrams and off <= limit:
             try:
-                n, anc, flags, addr = recv([view[off : off + _SLOT]], ancsize)
+                n, anc, flags, addr = recv([view[off : off + _SLOT]], _GRO_CMSG_SPACE)
             except BlockingIOError:
                 break
             except OSError:
-                # A pending ICMP error fails one receive, which consumes it, and takes no
-                # data; the same failure again and again is a real one (a closed socket).
-                self._drain_errqueue()
                 failed += 1
                 if failed > _RECV_RETRIES:
                     raise
+                self._drain_errqueue()
                 continue
             failed = 0
             calls += 1
-            if flags & socket.MSG_TRUNC:
+            if flags & _MSG_TRUNC:
                 self.stats.truncated += 1
                 continue
             if v6:
                 addr = (addr[0], addr[1])
             end = off + n
-            if anc:
-                size = 0
-                for level, kind, data in anc:
-                    if level == SOL_UDP and kind == UDP_GRO:
-                        size = int.from_bytes(data[:4], _BYTEORDER)
-                if 0 < size < n:
-                    for k in range(off, end, size):
-                        out.append((view[k : min(k + size, end)], addr))
-                        count += 1
-                    off = end
-                    continue
-            out.append((view[off:end], addr))
-            count += 1
+            size = 0
+            for level, kind, data in anc:
+                if level == SOL_UDP and kind == UDP_GRO:
+                    size = int.from_bytes(data[:4], _BYTEORDER)
+            if 0 < size < n:
+                for k in range(off, end, size):
+                    append((view[k : min(k + size, end)], addr))
+                    count += 1
+            else:
+                append((view[off:end], addr))
+                count += 1
             off = end
         st = self.stats
         st.recv_calls += calls
