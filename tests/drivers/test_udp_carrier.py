@@ -421,6 +421,23 @@ def test_port_unreachable_is_reported_and_harms_nothing(
     assert me.stats.send_refused == 0
 
 
+@pytest.mark.parametrize("offload", PATHS)
+def test_a_queued_error_stops_waking_the_reader(opened: list[UdpCarrier], offload: bool) -> None:
+    me = carrier(opened, offload)
+    dead = dead_port()
+    assert me.send_batch([b"x"], dead) == 1
+    wait_for_error(me)
+    # Someone reads SO_ERROR: the error no longer fails a receive, but the queue still
+    # holds it and poll keeps reporting POLLERR, which would wake an event loop forever.
+    with socket.fromfd(me.fileno(), socket.AF_INET, socket.SOCK_DGRAM) as dup:
+        assert dup.getsockopt(socket.SOL_SOCKET, socket.SO_ERROR) == errno.ECONNREFUSED
+    assert me.recv_batch() == []
+    poller = select.poll()
+    poller.register(me.fileno(), select.POLLIN)
+    assert poller.poll(0) == []
+    assert me.errors() == [(errno.ECONNREFUSED, dead)]
+
+
 def test_ipv6(opened: list[UdpCarrier]) -> None:
     try:
         me, peer = carrier(opened, None, "::1"), carrier(opened, None, "::1")

@@ -37,8 +37,8 @@ when a router says so. On loopback, Linux answers every such datagram.
 firewall that drops without answering, a NAT mapping that expired, a path that
 eats the datagrams; none of these says anything, and only TCP's retransmission
 timeout finds them. ICMP itself is unreliable: routers and hosts rate-limit it
-(Linux sends at most one per second per destination to a remote host by default),
-firewalls filter it, and it carries no proof that it is genuine, so after the
+(Linux answers a remote host with about one error per second after a short burst,
+net.ipv4.icmp_ratelimit), firewalls filter it, and it carries no proof that it is genuine, so after the
 handshake it should never end a connection on its own (RFC 5461, RFC 5927). When
 the peer's process exits on a remote host, the next datagrams may draw a
 port-unreachable, or nothing if that host rate-limits or filters ICMP; the kernel's
@@ -50,7 +50,9 @@ With `IP_RECVERR` on, Linux makes a pending ICMP error fail the next `send` or
 `recv` on the socket once (with `ECONNREFUSED`, say) without sending or receiving
 anything. The carrier treats that as a signal: it drains the error queue and tries
 the same call again, so a pending error never loses a datagram or raises to the
-caller.
+caller. A queued error also makes the socket poll readable (POLLERR), so an engine
+waiting to read wakes up; `recv_batch` drains the queue when it finds no data, and
+`errors()` hands over what was collected.
 """
 
 from __future__ import annotations
@@ -470,6 +472,8 @@ class UdpCarrier:
             try:
                 n, addr = recv(view[off : off + _SLOT])
             except BlockingIOError:
+                if not count:
+                    self._drain_errqueue()  # woken by POLLERR, perhaps
                 break
             except OSError:
                 # A pending ICMP error fails one receive, which consumes it, and takes no
@@ -507,6 +511,8 @@ class UdpCarrier:
             try:
                 n, anc, flags, addr = recv([view[off : off + _SLOT]], _GRO_CMSG_SPACE)
             except BlockingIOError:
+                if not calls:
+                    self._drain_errqueue()  # woken by POLLERR, perhaps
                 break
             except OSError:
                 failed += 1
