@@ -11,7 +11,7 @@ from __future__ import annotations
 import abc
 import asyncio
 from collections.abc import Awaitable, Callable
-from typing import IO, ClassVar
+from typing import IO, ClassVar, Protocol, Self
 
 # StreamReader buffer limit: large enough that one read drains a socket's worth.
 STREAM_LIMIT = 1 << 20
@@ -22,23 +22,27 @@ SENDFILE_CHUNK = 1 << 18
 ClientHandler = Callable[[asyncio.StreamReader, asyncio.StreamWriter], Awaitable[None]]
 
 
-class Server(abc.ABC):
-    """A listening server, described by the addresses it listens on (never by OS sockets)."""
+class Server(Protocol):
+    """A listening server, described by the addresses it listens on (never by OS sockets).
+
+    A protocol, so that a driver's server fits without importing this layer;
+    subclass it explicitly to inherit the async context manager.
+    """
 
     @property
-    @abc.abstractmethod
     def addresses(self) -> list[tuple[str, int]]:
         """The (host, port) pairs actually bound (a port 0 request shows its real port)."""
+        ...
 
-    @abc.abstractmethod
     def close(self) -> None:
         """Stop accepting; connections already made are left to their handlers."""
+        ...
 
-    @abc.abstractmethod
     async def wait_closed(self) -> None:
         """Wait until the listener is closed."""
+        ...
 
-    async def __aenter__(self) -> Server:
+    async def __aenter__(self) -> Self:
         return self
 
     async def __aexit__(self, *exc: object) -> None:
