@@ -242,6 +242,7 @@ class UdpCarrier:
         self.stats = CarrierStats()
         self._errors: deque[tuple[int, Address]] = deque(maxlen=_ERRORS_KEPT)
         self._gso_cmsg: dict[int, list[tuple[int, int, bytes]]] = {}
+        self._errors_checked = False  # recv_batch has looked for errors since errors()
         try:
             sock.setblocking(False)
             if self._v6:
@@ -453,6 +454,7 @@ class UdpCarrier:
         area and are valid until the next recv_batch; copy what must outlive it.
         """
         limit = len(self._area) if max_bytes is None else min(max_bytes, len(self._area))
+        self._errors_checked = max_datagrams > 0 and limit >= _SLOT  # a receive is made
         if self._gro:
             return self._recv_gro(limit - _SLOT, max_datagrams)
         return self._recv_each(limit - _SLOT, max_datagrams)
@@ -552,8 +554,13 @@ class UdpCarrier:
         """ICMP (and local) errors since the last call: (errno, destination) each.
 
         ECONNREFUSED means the destination host said no process has that UDP port.
+        Right after recv_batch this costs no system call: its first receive fails on
+        any error then pending, and one that arrives later wakes the reader again.
         """
-        self._drain_errqueue()
+        if self._errors_checked:
+            self._errors_checked = False
+        else:
+            self._drain_errqueue()
         out = list(self._errors)
         self._errors.clear()
         return out
