@@ -315,6 +315,20 @@ def test_route_that_refuses_gso_falls_back(opened: list[UdpCarrier]) -> None:
     receive(rx, 11)
 
 
+def test_full_socket_during_the_gso_fallback(opened: list[UdpCarrier]) -> None:
+    sock = ShortSocket()
+    sock.gso_error = errno.EIO
+    sock.fail_at = 3  # the fourth one-by-one send finds the socket full
+    tx = carrier(opened, True, sock=sock)
+    rx = carrier(opened, False)
+    segments = randoms(*[1000] * 10, 5)
+    assert tx.send_batch(segments, rx.sockname) == 3
+    assert [d for d, _ in receive(rx, 3)] == segments[:3]
+    assert tx.send_batch(segments[3:], rx.sockname) == 8
+    assert [d for d, _ in receive(rx, 8)] == segments[3:]
+    assert_quiet(rx)
+
+
 class NoOffloadSocket(socket.socket):
     """A UDP socket on a kernel without UDP_SEGMENT or UDP_GRO."""
 

@@ -143,6 +143,8 @@ def mss_for(mtu: int, *, ipv6: bool = False) -> int:
 
 @dataclass(frozen=True, slots=True)
 class CarrierConfig:
+    """How a carrier sizes its datagrams and sockets, and whether it batches."""
+
     # The largest IP packet a datagram may make; the MSS follows from it (mss_for).
     mtu: int = DEFAULT_MTU
     # UDP GSO / GRO: None uses them if the kernel offers them, False forces one
@@ -182,7 +184,7 @@ class CarrierStats:
     send_refused: int = 0  # datagrams the kernel refused outright (see errors())
     datagrams_received: int = 0
     bytes_received: int = 0
-    recv_calls: int = 0  # successful recvmsg calls
+    recv_calls: int = 0  # successful recvfrom_into/recvmsg_into calls
     # Datagrams cut short (MSG_TRUNC), dropped: a check, as every read has room for the
     # largest datagram there is.
     truncated: int = 0
@@ -354,14 +356,17 @@ class UdpCarrier:
             if j - i == 1:
                 if self._send_each(segments, i, j, addr) < j:
                     return i
-            elif not self._send_run(segments, i, j, sizes[i], addr):
-                return i
+            else:
+                reached = self._send_run(segments, i, j, sizes[i], addr)
+                if reached < j:
+                    return reached
         return n
 
     def _send_run(
         self, segments: Sequence[Buffer], i: int, j: int, size: int, addr: Address
-    ) -> bool:
-        """segments[i:j] in one GSO sendmsg; False when the socket is full."""
+    ) -> int:
+        """segments[i:j] in one GSO sendmsg; returns the index reached (i when the
+        socket is full)."""
         cmsg = self._gso_cmsg.get(size)
         if cmsg is None:
             cmsg = self._gso_cmsg[size] = [(SOL_UDP, UDP_SEGMENT, size.to_bytes(2, _BYTEORDER))]
@@ -374,19 +379,19 @@ class UdpCarrier:
             except OSError as e:
                 if e.errno in _TRY_LATER:
                     self.stats.send_blocked += 1
-                    return False
+                    return i
                 if e.errno in _GSO_REFUSED:
                     return self._gso_refused(segments, i, j, addr)
                 if self._give_up(e, attempt, addr, j - i):
-                    return True
+                    return j
                 attempt += 1
         st = self.stats
         st.send_calls += 1
         st.datagrams_sent += j - i
         st.bytes_sent += nbytes
-        return True
+        return j
 
-    def _gso_refused(self, segments: Sequence[Buffer], i: int, j: int, addr: Address) -> bool:
+    def _gso_refused(self, segments: Sequence[Buffer], i: int, j: int, addr: Address) -> int:
         """A GSO send failed with EIO/EINVAL: the route's device cannot segment for us
         (or the address is bad). Send the run one by one; if that works, GSO was the
         trouble, and it stays off from now on."""
@@ -395,7 +400,7 @@ class UdpCarrier:
         if self.stats.datagrams_sent > before:
             self._gso = False
             self.stats.gso_fallbacks += 1
-        return reached == j
+        return reached
 
     def _send_each(self, segments: Sequence[Buffer], i: int, j: int, addr: Address) -> int:
         """One sendto per segment of segments[i:j]; returns the index reached."""
