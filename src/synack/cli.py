@@ -19,6 +19,7 @@ def build_parser() -> argparse.ArgumentParser:
     from synack.apps import demo
     from synack.apps.chat import cli as chat_cli
     from synack.apps.files import cli as files_cli
+    from synack.apps.lessons import cli as lessons_cli
 
     parser = argparse.ArgumentParser(
         prog="synack",
@@ -29,6 +30,7 @@ def build_parser() -> argparse.ArgumentParser:
     demo.register(sub)
     chat_cli.register(sub)
     files_cli.register(sub)
+    lessons_cli.register(sub)
     return parser
 
 
