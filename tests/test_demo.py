@@ -31,4 +31,6 @@ def test_demo_runs_to_completion_and_explains_itself() -> None:
     assert "[S] seq 0" in out and "[S.] seq 0 ack 1" in out
     assert "[F.]" in out
     assert "client: TIME-WAIT" in out and "client: CLOSED" in out
+    # It ends by pointing to the lessons.
+    assert "synack lesson" in out.strip().splitlines()[-1]
     assert elapsed < 30, f"the demo took {elapsed:.1f} s"

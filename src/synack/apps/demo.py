@@ -26,10 +26,10 @@ from rich.console import Console
 
 from synack.apps.chat import ChatClient, ChatError, ChatServer
 from synack.apps.files import FileClient, FileServer
+from synack.apps.lessons.trace import SeqTracker, tcpdump_line
 from synack.tcp import Config, State
 from synack.testing.fakenet import FakeNetwork, Link, PacketEvent, connected_pair
 from synack.wire.frame import encode_message
-from synack.wire.tcp import flags_text, parse_segment
 
 FILE_SIZE = 8 * 1024 * 1024
 
@@ -52,6 +52,11 @@ def run_demo(args: argparse.Namespace) -> int:
         f"\n[bold green]Demo finished[/] in {time.monotonic() - started:.1f} s. "
         "Try it yourself: [bold]synack chat serve[/] and "
         "[bold]synack chat join 127.0.0.1:7007 --nick you[/]."
+    )
+    console.print(
+        "Learn TCP claim by claim: [bold]synack lesson[/] lists the lessons (handshake, "
+        "close, retransmit, sticky, syn-flood...), each drawn as a ladder and checked; "
+        "add [bold]--lang zh[/] for Chinese."
     )
     return 0
 
@@ -193,13 +198,13 @@ def _tcp_act(console: Console) -> None:
     )
     net = FakeNetwork(seed=7, link=Link(delay=0.010))
     lines: list[str] = []
-    isn: dict[bytes, int] = {}  # first sequence number seen from each address
+    tracker = SeqTracker()  # sequence numbers relative to each side's ISN, as tcpdump shows
 
     def tap(
         now: float, event: PacketEvent, segment: bytes | bytearray, src: bytes, dst: bytes
     ) -> None:
         if event is PacketEvent.SENT:
-            lines.append(_describe(now, bytes(segment), src, dst, isn))
+            lines.append(tcpdump_line(now, bytes(segment), src, dst, tracker))
 
     net.tap = tap
     client, server = connected_pair(
@@ -245,37 +250,6 @@ def _tcp_act(console: Console) -> None:
         f"    ...{net.now:.0f} virtual seconds later, client: {client.state} "
         "(virtual time: the wait took no real time at all)."
     )
-
-
-def _describe(now: float, data: bytes, src: bytes, dst: bytes, isn: dict[bytes, int]) -> str:
-    """A tcpdump-style line, sequence numbers relative to each side's ISN as tcpdump shows."""
-    seg = parse_segment(data)
-    base = isn.setdefault(src, seg.seq)
-    seq = (seg.seq - base) & 0xFFFFFFFF
-    text = (
-        f"{now * 1000:7.1f} ms  {_ip(src)}.{seg.src_port} > {_ip(dst)}.{seg.dst_port}: "
-        f"[{flags_text(seg.flags)}] seq {seq}"
-    )
-    if seg.payload:
-        text += f":{seq + len(seg.payload)}"
-    if seg.flags & 0x10:
-        text += f" ack {(seg.ack - isn.get(dst, seg.ack)) & 0xFFFFFFFF}"
-    text += f" win {seg.window}"
-    opts = seg.options
-    extra = [f"mss {opts.mss}"] if opts.mss else []
-    if opts.wscale is not None:
-        extra.append(f"wscale {opts.wscale}")
-    if opts.sack_permitted:
-        extra.append("sackOK")
-    if extra:
-        text += " <" + ",".join(extra) + ">"
-    if seg.payload:
-        text += f" length {len(seg.payload)} {bytes(seg.payload)!r}"
-    return text
-
-
-def _ip(addr: bytes) -> str:
-    return ".".join(str(b) for b in addr)
 
 
 def _flush(console: Console, lines: list[str], title: str) -> None:
