@@ -74,3 +74,11 @@ def test_tcp_core_bulk() -> None:
     rows = [line for line in out.splitlines() if line.startswith("| ")]
     # The header and one row per case: lossless three ways, 1% and 5% loss.
     assert len(rows) == 6, out
+
+
+def test_host_idle() -> None:
+    out = run_bench("host_idle.py", "--counts", "1,100", "--inputs", "300", "--rounds", "1")
+    rows = [line for line in out.splitlines() if line.startswith("| ")]
+    # The header and one row per count.
+    assert len(rows) == 3, out
+    assert "ratio 100/1:" in out, out

@@ -36,6 +36,7 @@ ALLOWED = {
     "wire": set(),
     "tcp": {"wire"},
     "testing": {"wire", "tcp"},
+    "drivers": {"wire", "tcp"},
 }
 
 

@@ -25,6 +25,7 @@ from __future__ import annotations
 import bisect
 import struct
 from collections import deque
+from collections.abc import Callable
 from typing import Any
 
 from synack.tcp.config import Config
@@ -133,6 +134,11 @@ class _Inbound:
 
 class Connection:
     """A TCP connection between `local` and `remote`, each an (address, port) pair."""
+
+    # Set by a `Host` that owns this connection: called by the user calls that can
+    # create output, timers or events (send, receive, shutdown, close, abort), so the
+    # host need not scan idle connections. None when standalone.
+    _wake: Callable[[Connection], object] | None = None
 
     def __init__(self, local: Address, remote: Address, config: Config | None = None) -> None:
         cfg = config if config is not None else Config()
@@ -418,6 +424,8 @@ class Connection:
             data = memoryview(data)[:n]
         if n:
             self._sndbuf += data
+            if self._wake is not None:
+                self._wake(self)
         return n
 
     def receive(self, max_bytes: int = -1) -> bytes:
@@ -438,6 +446,8 @@ class Connection:
             data = bytes(buf[:max_bytes])
             del buf[:max_bytes]
         self._after_read()
+        if self._wake is not None:
+            self._wake(self)
         return data
 
     def receive_into(self, target: bytearray | memoryview) -> int:
@@ -451,6 +461,8 @@ class Connection:
         target[:n] = buf[:n]
         del buf[:n]
         self._after_read()
+        if self._wake is not None:
+            self._wake(self)
         return n
 
     def shutdown(self) -> None:
@@ -458,6 +470,8 @@ class Connection:
 
         The other direction stays open: data keeps arriving until the peer's FIN.
         """
+        if self._wake is not None:
+            self._wake(self)
         state = self.state
         if state is State.CLOSED:
             raise self.error or ConnectionDoesNotExist("connection does not exist")
@@ -489,6 +503,8 @@ class Connection:
         told with RST instead of FIN (RFC 9293 §3.6.1 / RFC 2525 §2.17); data that
         arrives after close is answered with RST too.
         """
+        if self._wake is not None:
+            self._wake(self)
         if self.state in (State.CLOSED, State.LISTEN, State.SYN_SENT):
             self._terminate()
             return
@@ -511,6 +527,8 @@ class Connection:
 
     def abort(self) -> None:
         """ABORT (RFC 9293 §3.10.5): send RST if synchronized and forget the connection."""
+        if self._wake is not None:
+            self._wake(self)
         if self.state in (
             State.SYN_RECEIVED,
             State.ESTABLISHED,

@@ -1,7 +1,8 @@
-"""Events a connection hands its driver, as small frozen classes (h11's style).
+"""Events a connection or listener hands its driver, as small frozen classes (h11's style).
 
-A driver pulls them with ``Connection.next_event()`` after each input. `Closed`
-is always the last event of a connection: after it the driver may forget it.
+A driver pulls them with ``Connection.next_event()`` / ``Listener.next_event()``
+after each input (``Host.ready()`` says which endpoints have some). `Closed` is
+always the last event of a connection: after it the driver may forget it.
 """
 
 from __future__ import annotations
@@ -60,6 +61,15 @@ class StateChanged:
 @dataclass(frozen=True, slots=True)
 class Closed:
     """The connection reached CLOSED; its resources may be released."""
+
+
+@dataclass(frozen=True, slots=True)
+class ConnectionAvailable:
+    """A listener's accept queue went from empty to non-empty; call ``accept``.
+
+    Edge-triggered like `DataAvailable`: not repeated until ``accept`` has emptied
+    the queue (the readable listening socket of ``select``).
+    """
 
 
 Event = (

@@ -3,17 +3,42 @@ between them (RFC 9293 §3.10.7: a segment goes to the connection of its four-tu
 else to a listener on its port, else it is answered as CLOSED answers).
 
 Still sans-IO: the host takes segments with their source and destination addresses
-and returns segments with theirs. Drivers and the fake network in `synack.testing`
-carry them.
+and returns segments with theirs (`synack.tcp.endpoint.Datagram`). Drivers and the
+fake network in `synack.testing` carry them.
+
+The driver contract (aioquic's shape): for each datagram that arrives, or when the
+deadline of ``get_timer`` has passed,
+
+1. ``handle_segment(data, src, now)`` -- or ``handle_timer(now)``;
+2. ``ready()``: the connections and listeners with events waiting; drain each with
+   its ``next_event()`` and let the application act (``send``, ``receive``,
+   ``accept``, ``close``... are all allowed here);
+3. ``segments_to_send(now)`` once, and transmit what it returns;
+4. ``get_timer()`` once, and re-arm the one timer only if the deadline moved.
+
+Readiness is the endpoints' own events. A connection is *readable* on
+`DataAvailable`, *writable* again on `SendSpace`, and *closed* on `EndOfStream`
+(the peer will send no more), `Reset`, `TimedOut` and finally `Closed`; a listener
+has a connection to ``accept`` on `ConnectionAvailable`. Like ``epoll``'s edge
+triggering, an endpoint is reported once per batch of new events.
+
+The cost of a call does not grow with idle connections: the host keeps the set of
+endpoints that an input, a timer or an application call touched (a connection or
+listener calls its ``_wake`` hook on every user call that can create work), a
+ready set, and a heap of deadlines whose stale entries are skipped when they come
+to the top (an entry is stale when its endpoint's deadline has since changed).
 """
 
 from __future__ import annotations
 
 import hashlib
+import heapq
+import itertools
 from dataclasses import replace
 
 from synack.tcp.config import Config
 from synack.tcp.connection import ACK, FIN, RST, SYN, Connection
+from synack.tcp.endpoint import Datagram
 from synack.tcp.isn import new_secret
 from synack.tcp.listener import Listener
 from synack.tcp.state import State
@@ -28,7 +53,7 @@ _CLOSED = State.CLOSED
 EPHEMERAL_PORTS = range(32768, 61000)
 
 ConnKey = tuple[int, bytes, int]  # local port, remote address, remote port
-Datagram = tuple[bytearray | bytes, bytes, bytes]  # segment, source address, destination address
+Owned = Connection | Listener  # what the host tracks for readiness and timers
 
 
 class PortInUse(OSError):
@@ -52,6 +77,16 @@ class Host:
             EPHEMERAL_PORTS
         )
         self.stats: dict[str, int] = {"resets_sent": 0, "no_port": 0, "bad_segment": 0}
+        # Endpoints touched since the last segments_to_send (dicts: insertion-ordered,
+        # so output order is deterministic).
+        self._dirty: dict[Connection, None] = {}
+        self._dirty_listeners: dict[Listener, None] = {}
+        self._ready: dict[Owned, None] = {}  # events waiting since the last ready()
+        # Each endpoint's deadline as last seen; the heap holds (deadline, tiebreak,
+        # endpoint), and an entry whose deadline no longer matches is stale.
+        self._timers: dict[Owned, float] = {}
+        self._heap: list[tuple[float, int, Owned]] = []
+        self._tiebreak = itertools.count()
 
     # ------------------------------------------------------------------ opening
 
@@ -68,6 +103,7 @@ class Host:
         listener = Listener(
             (self.address, port), config or self.config, backlog, syn_cookies=syn_cookies
         )
+        listener._wake = self._wake_listener
         self.listeners[port] = listener
         return listener
 
@@ -77,6 +113,10 @@ class Host:
             listener.close()
             for seg, remote in listener.segments_to_send(0.0):
                 self._out.append((seg, self.address, remote[0]))
+            listener._wake = None
+            self._dirty_listeners.pop(listener, None)
+            self._ready.pop(listener, None)
+            self._timers.pop(listener, None)
 
     def connect(
         self,
@@ -93,7 +133,7 @@ class Host:
             raise PortInUse(f"connection {port} -> {remote[1]} already exists")
         conn = Connection((self.address, port), (rip, remote[1]), config or self.config)
         conn.connect(now)
-        self.connections[key] = conn
+        self._adopt(key, conn)
         return conn
 
     def accept(self, port: int) -> Connection | None:
@@ -103,8 +143,19 @@ class Host:
             return None
         conn = listener.accept()
         if conn is not None:
-            self.connections[(port, conn.remote_ip, conn.remote_port)] = conn
+            self._adopt((port, conn.remote_ip, conn.remote_port), conn)
         return conn
+
+    def _adopt(self, key: ConnKey, conn: Connection) -> None:
+        self.connections[key] = conn
+        conn._wake = self._wake_connection
+        self._dirty[conn] = None  # its output, timer and events are not yet accounted for
+
+    def _wake_connection(self, conn: Connection) -> None:
+        self._dirty[conn] = None
+
+    def _wake_listener(self, listener: Listener) -> None:
+        self._dirty_listeners[listener] = None
 
     def _ephemeral_port(self, rip: bytes, rport: int) -> int:
         span = len(EPHEMERAL_PORTS)
@@ -129,6 +180,7 @@ class Host:
         conn = self.connections.get((dport, rip, sport))
         if conn is not None and conn.state is not _TIME_WAIT:
             conn.handle_segment(data, now)
+            self._dirty[conn] = None
             return
         if not HEADER_SIZE <= (off >> 4) * 4 <= len(data):
             # RFC 9293 §3.1: a header that runs past its segment is not a segment; Linux
@@ -154,9 +206,11 @@ class Host:
                 del self.connections[(dport, rip, sport)]
             else:
                 conn.handle_segment(data, now)
+                self._dirty[conn] = None
                 return
         if listener is not None:
             listener.handle_segment(data, rip, now, isn_floor=isn_floor)
+            self._dirty_listeners[listener] = None
             return
         self._closed_reset(data, rip, sport, dport, flags)
 
@@ -189,52 +243,134 @@ class Host:
         self.stats["resets_sent"] += 1
 
     def segments_to_send(self, now: float) -> list[Datagram]:
+        """Every segment due now from the endpoints touched since the last call."""
         out = self._out
         if out:
             self._out = []
         else:
             out = []
+        if self._dirty_listeners:
+            self._settle_listeners(out, now)
+        dirty = self._dirty
+        if not dirty:
+            return out
+        self._dirty = {}
         me = self.address
-        for listener in self.listeners.values():
-            if listener.has_output:
-                for seg, remote in listener.segments_to_send(now):
-                    out.append((seg, me, remote[0]))
-        closed: list[ConnKey] | None = None
-        for key, conn in self.connections.items():
+        timers = self._timers
+        ready = self._ready
+        for conn in dirty:
             segs = conn.segments_to_send(now)
             if segs:
                 rip = conn.remote_ip
                 for seg in segs:
                     out.append((seg, me, rip))
+            t = conn.get_timer()
+            if t != timers.get(conn):
+                self._schedule(conn, t)
+            if conn._events:
+                ready[conn] = None
             if conn.state is _CLOSED:
-                if closed is None:
-                    closed = []
-                closed.append(key)
-        if closed:
-            for key in closed:
-                del self.connections[key]
+                self._forget(conn)
         return out
+
+    def _settle_listeners(self, out: list[Datagram], now: float) -> None:
+        dirty = self._dirty_listeners
+        self._dirty_listeners = {}
+        me = self.address
+        for listener in dirty:
+            for seg, remote in listener.segments_to_send(now):
+                out.append((seg, me, remote[0]))
+            t = listener.get_timer()
+            if t != self._timers.get(listener):
+                self._schedule(listener, t)
+            if listener._events:
+                self._ready[listener] = None
+
+    def _forget(self, conn: Connection) -> None:
+        """A connection reached CLOSED: stop routing to it (its events stay readable)."""
+        key = (conn.local_port, conn.remote_ip, conn.remote_port)
+        if self.connections.get(key) is conn:
+            del self.connections[key]
+        self._timers.pop(conn, None)
+        conn._wake = None
+
+    # ------------------------------------------------------------------ readiness
+
+    def ready(self) -> list[Connection | Listener]:
+        """The connections and listeners with events waiting, new since the last call.
+
+        Drain each with its ``next_event()``. Edge-triggered: an endpoint whose events
+        are left waiting is reported again only after something new touches it.
+        """
+        ready = self._ready
+        for listener in self._dirty_listeners:
+            if listener._events:
+                ready[listener] = None
+        for conn in self._dirty:
+            if conn._events:
+                ready[conn] = None
+        if not ready:
+            return []
+        self._ready = {}
+        return [endpoint for endpoint in ready if endpoint._events]
 
     # ------------------------------------------------------------------ timers
 
     def get_timer(self) -> float | None:
-        best: float | None = None
-        for listener in self.listeners.values():
-            t = listener.get_timer()
-            if t is not None and (best is None or t < best):
-                best = t
-        for conn in self.connections.values():
-            t = conn.get_timer()
-            if t is not None and (best is None or t < best):
-                best = t
-        return best
+        """The earliest deadline of any connection or listener, or None."""
+        if self._dirty or self._dirty_listeners:
+            self._retime_dirty()
+        heap = self._heap
+        timers = self._timers
+        while heap:
+            t, _, endpoint = heap[0]
+            if timers.get(endpoint) == t:
+                return t
+            heapq.heappop(heap)  # stale: that endpoint's deadline has moved
+        return None
 
     def handle_timer(self, now: float) -> None:
-        for listener in self.listeners.values():
+        """Run the timers of exactly the endpoints whose deadline is at or before `now`."""
+        if self._dirty or self._dirty_listeners:
+            self._retime_dirty()
+        heap = self._heap
+        timers = self._timers
+        due: dict[Owned, None] = {}
+        while heap and heap[0][0] <= now:
+            t, _, endpoint = heapq.heappop(heap)
+            if timers.get(endpoint) == t:
+                del timers[endpoint]  # re-armed from its new deadline once settled
+                due[endpoint] = None
+        for endpoint in due:
+            endpoint.handle_timer(now)
+            if isinstance(endpoint, Listener):
+                self._dirty_listeners[endpoint] = None
+            else:
+                self._dirty[endpoint] = None
+
+    def _retime_dirty(self) -> None:
+        """Bring the heap up to date with endpoints touched since the last output."""
+        timers = self._timers
+        for listener in self._dirty_listeners:
             t = listener.get_timer()
-            if t is not None and t <= now:
-                listener.handle_timer(now)
-        for conn in list(self.connections.values()):
+            if t != timers.get(listener):
+                self._schedule(listener, t)
+        for conn in self._dirty:
             t = conn.get_timer()
-            if t is not None and t <= now:
-                conn.handle_timer(now)
+            if t != timers.get(conn):
+                self._schedule(conn, t)
+
+    def _schedule(self, endpoint: Owned, t: float | None) -> None:
+        """Record `endpoint`'s new deadline; its older heap entries become stale."""
+        timers = self._timers
+        if t is None:
+            timers.pop(endpoint, None)
+            return
+        timers[endpoint] = t
+        heap = self._heap
+        heapq.heappush(heap, (t, next(self._tiebreak), endpoint))
+        if len(heap) > 2 * len(timers) + 64:
+            # Mostly stale entries: rebuild from the live deadlines (amortised O(1)).
+            tiebreak = self._tiebreak
+            self._heap = [(d, next(tiebreak), e) for e, d in timers.items()]
+            heapq.heapify(self._heap)

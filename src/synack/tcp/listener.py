@@ -13,14 +13,19 @@ As in Linux, the two queues are bounded by the backlog:
 
 Half-open entries are full `Connection` objects in SYN-RECEIVED: they retransmit
 their SYN-ACK on their own timer and expire after `synack_retries`.
+
+A connection reaching the accept queue is announced by the `ConnectionAvailable`
+event (``next_event``), as a listening socket becomes readable.
 """
 
 from __future__ import annotations
 
 from collections import deque
+from collections.abc import Callable
 
 from synack.tcp.config import Config
 from synack.tcp.connection import ACK, RST, SYN, Address, Connection, window_scale_for
+from synack.tcp.events import ConnectionAvailable
 from synack.tcp.isn import new_secret, ts_offset
 from synack.tcp.state import State
 from synack.tcp.syncookies import (
@@ -54,6 +59,10 @@ Outbound = tuple[bytearray | bytes, RemoteKey]
 class Listener:
     """Passive opens on one local address and port."""
 
+    # Set by a `Host` that owns this listener: called on ``accept``/``close`` so the
+    # host learns of work it did not cause itself. None when standalone.
+    _wake: Callable[[Listener], object] | None = None
+
     def __init__(
         self,
         local: Address,
@@ -75,6 +84,7 @@ class Listener:
         self._accept_queue: deque[Connection] = deque()
         self._established: dict[RemoteKey, Connection] = {}  # accept-queue members by peer
         self._out: list[Outbound] = []
+        self._events: deque[ConnectionAvailable] = deque()
         self._last_overflow: float | None = None
         self.closed = False
         self.stats: dict[str, int] = dict.fromkeys(
@@ -114,6 +124,8 @@ class Listener:
 
         From now on its segments must be routed to it directly, not to the listener.
         """
+        if self._wake is not None:
+            self._wake(self)
         while self._accept_queue:
             conn = self._accept_queue.popleft()
             self._established.pop(conn.remote, None)
@@ -126,6 +138,8 @@ class Listener:
 
     def close(self) -> None:
         """Stop listening: half-open connections are dropped, unaccepted ones reset."""
+        if self._wake is not None:
+            self._wake(self)
         self.closed = True
         for conn in self._children():
             conn.abort()
@@ -231,6 +245,8 @@ class Listener:
         self._enqueue(conn, key)
 
     def _enqueue(self, conn: Connection, key: RemoteKey) -> None:
+        if not self._accept_queue:
+            self._events.append(ConnectionAvailable())
         self._accept_queue.append(conn)
         self._established[key] = conn
 
@@ -325,7 +341,11 @@ class Listener:
         self._enqueue(conn, key)
         return True
 
-    # ------------------------------------------------------------------ output and timers
+    # ------------------------------------------------------------------ events, output, timers
+
+    def next_event(self) -> ConnectionAvailable | None:
+        """The oldest event not yet taken, or None."""
+        return self._events.popleft() if self._events else None
 
     def _collect(self, conn: Connection, now: float) -> None:
         for seg in conn.segments_to_send(now):

@@ -1,7 +1,9 @@
 """A network on virtual time, for testing a sans-IO TCP (ours, or a user's protocol).
 
 `FakeNetwork` carries segments between *endpoints* attached at IP addresses: a
-`synack.tcp.host.Host`, or anything with the four methods of `Endpoint`. It owns
+`synack.tcp.Host`, or anything with the four methods of `synack.tcp.Endpoint` (the
+contract every driver relies on; `Datagram` and `Endpoint` live in the core and are
+re-exported here). It owns
 the clock (``now``, virtual seconds) and one event queue of deliveries; endpoint
 timers fire at exactly their deadlines. Nothing sleeps and nothing touches a
 socket, so an hour of TCP runs in milliseconds and a run repeats exactly: every
@@ -31,8 +33,9 @@ from collections import deque
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from enum import StrEnum
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import TYPE_CHECKING, Any
 
+from synack.tcp.endpoint import Datagram, Endpoint
 from synack.wire.checksum import address_bytes
 from synack.wire.tcp import HEADER, HEADER_SIZE, flags_text
 
@@ -41,24 +44,10 @@ if TYPE_CHECKING:
     from synack.tcp.connection import Connection
     from synack.tcp.host import Host
 
-Datagram = tuple[bytes | bytearray, bytes, bytes]  # segment, source address, destination address
-
 _INF = math.inf
 # So many events without virtual time moving means two endpoints are answering each
 # other forever (an ACK war); a real network would melt, here the run stops with an error.
 LIVELOCK_EVENTS = 1_000_000
-
-
-class Endpoint(Protocol):
-    """What the network needs of a thing it carries segments for (a `Host` fits)."""
-
-    def handle_segment(self, data: bytes | bytearray, src: bytes, now: float) -> None: ...
-
-    def segments_to_send(self, now: float) -> Iterable[Datagram]: ...
-
-    def get_timer(self) -> float | None: ...
-
-    def handle_timer(self, now: float) -> None: ...
 
 
 @dataclass(frozen=True, slots=True)
