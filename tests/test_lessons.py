@@ -125,6 +125,7 @@ def test_retransmit_keeps_a_copy_doubles_the_rto_and_gives_up() -> None:
     assert ev["timed_out"] and ev["final_state"] == "CLOSED"
     timers = [r for r in run.records if isinstance(r, TimerRecord) and r.end == "client"]
     assert timers[-1].gave_up and not any(t.gave_up for t in timers[:-1])
+    assert [t.rto for t in timers[-len(intervals) :]] == pytest.approx(intervals)
     # The lost segment and its copy: the same sequence number, marked as a retransmission.
     data = [r for r in run.segments("sent") if r.src == "client" and r.length]
     assert data[0].seq == data[1].seq and data[1].retransmission

@@ -295,7 +295,7 @@ class Renderer:
             self.event_row(r.t, [(gap, ""), (label, STYLE["call"])])
 
     def timer(self, r: TimerRecord) -> None:
-        label = f"RTO #{r.count} -> " + ("ETIMEDOUT" if r.gave_up else f"{r.next_rto:g}s")
+        label = f"RTO {r.rto:g}s! -> " + ("ETIMEDOUT" if r.gave_up else f"{r.next_rto:g}s")
         if r.tag:
             label = f"{r.tag} {label}"
         if self.side[r.end] == 0:

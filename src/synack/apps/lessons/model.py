@@ -87,11 +87,13 @@ class StateRecord:
 
 @dataclass(frozen=True, slots=True)
 class TimerRecord:
-    """A retransmission timeout fired at an end; `next_rto` is the (backed-off) next one."""
+    """A retransmission timer expired at an end after `rto` seconds; `next_rto` is the
+    (backed-off) next one, unless the connection gave up."""
 
     t: float
     end: str
     count: int  # timeouts so far on this connection
+    rto: float  # the timeout that expired
     next_rto: float
     gave_up: bool  # this timeout ended the connection (ETIMEDOUT)
     tag: str = ""

@@ -87,15 +87,23 @@ class _Stage:
     def handle_timer(self, now: float) -> None:
         scene = self.scene
         mine = [c for c, w in scene._watched.items() if w.stage is self]
-        before = {c: c.counters["timeouts"] for c in mine}
+        before = {c: (c.counters["timeouts"], c.rto) for c in mine}
         self.host.handle_timer(now)
         for conn in mine:
             count = conn.counters["timeouts"]
-            if count != before[conn]:
+            if count != before[conn][0]:
                 w = scene._watched[conn]
                 gave_up = conn.state is State.CLOSED
                 scene.run.records.append(
-                    TimerRecord(scene.t(now), w.end, count, round(conn.rto, 6), gave_up, w.tag)
+                    TimerRecord(
+                        scene.t(now),
+                        w.end,
+                        count,
+                        round(before[conn][1], 6),
+                        round(conn.rto, 6),
+                        gave_up,
+                        w.tag,
+                    )
                 )
         scene._drain(now)
 
