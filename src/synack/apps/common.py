@@ -60,7 +60,10 @@ def add_transport_argument(parser: argparse.ArgumentParser) -> None:
         "--transport",
         choices=seam.names(),
         default=seam.DEFAULT_TRANSPORT,
-        help="TCP underneath: 'os' is the operating system's (default: %(default)s)",
+        help=(
+            "TCP underneath: 'os' is the operating system's, 'synack' is synack's own TCP "
+            "carried in UDP (the port is then a UDP port; default: %(default)s)"
+        ),
     )
 
 

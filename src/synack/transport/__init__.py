@@ -27,6 +27,7 @@ from .base import (
 )
 from .os import OsTransport
 from .registry import Registry
+from .synack import SynackTcpTransport
 
 _registry = Registry()
 register = _registry.register
@@ -34,6 +35,7 @@ get = _registry.get
 names = _registry.names
 
 register(OsTransport())
+register(SynackTcpTransport())
 
 DEFAULT_TRANSPORT = "os"
 # The built-in transports' names (the CLI offers `names()`, which also sees later ones).

@@ -1,0 +1,670 @@
+"""Our TCP on an asyncio event loop, carried in UDP: no helper threads.
+
+The shape is aioquic's driver around its sans-IO core. One `Engine` owns one UDP
+socket (a `UdpCarrier`) and the `Host` of the connections on its port. The loop
+watches the socket (``add_reader``) and keeps one timer (``call_at``) per engine.
+Every input is fed to the host, then one `LoopEngine.service` pass hands events to
+the transports, sends everything due and re-arms the timer only if the deadline
+moved. Application writes between inputs schedule one pass per loop iteration
+(``call_soon``), so a burst of small writes leaves as one burst of segments.
+
+Each connection is a real `asyncio.Transport` (`SynackTransport`), so the
+standard `StreamReader`/`StreamWriter`, any `asyncio.Protocol` or
+`BufferedProtocol`, and ``loop.start_tls`` work on it unchanged.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import errno
+import socket
+from collections.abc import Callable
+from dataclasses import replace
+from typing import Any
+
+from synack.drivers.engine import Engine
+from synack.drivers.udp import CarrierConfig, UdpCarrier, mss_for
+from synack.tcp import (
+    Closed,
+    Config,
+    Connected,
+    ConnectionRefused,
+    ConnectionReset,
+    ConnectionTimedOut,
+    DataAvailable,
+    EndOfStream,
+    Host,
+    Listener,
+    Reset,
+    SendSpace,
+    State,
+    TCPError,
+    TimedOut,
+)
+from synack.tcp.connection import Connection
+
+# Write-buffer limits, as asyncio's socket transports default them.
+HIGH_WATER = 64 * 1024
+LOW_WATER = HIGH_WATER // 4
+
+
+def os_error(error: TCPError) -> OSError:
+    """The standard library's exception, with its errno, for an error of the core."""
+    for cls, exc_type, code in _OS_ERRORS:
+        if isinstance(error, cls):
+            return exc_type(code, f"{_STRERROR[code]}")
+    return OSError(errno.EIO, str(error))
+
+
+_STRERROR = {
+    errno.ECONNREFUSED: "Connection refused",
+    errno.ECONNRESET: "Connection reset by peer",
+    errno.ETIMEDOUT: "Connection timed out",
+}
+_OS_ERRORS: tuple[tuple[type[TCPError], type[OSError], int], ...] = (
+    (ConnectionRefused, ConnectionRefusedError, errno.ECONNREFUSED),
+    (ConnectionReset, ConnectionResetError, errno.ECONNRESET),
+    (ConnectionTimedOut, TimeoutError, errno.ETIMEDOUT),
+)
+
+
+def config_for(carrier: CarrierConfig, config: Config | None) -> Config:
+    """The core's settings on this carrier: the MSS its MTU allows."""
+    cfg = config if config is not None else Config()
+    mss = mss_for(carrier.mtu)
+    return cfg if cfg.mss == mss else replace(cfg, mss=mss)
+
+
+class LoopEngine:
+    """An `Engine` on an event loop: the loop watches its socket and keeps its one timer."""
+
+    def __init__(self, loop: asyncio.AbstractEventLoop, carrier: UdpCarrier, host: Host) -> None:
+        self.loop = loop
+        self.engine = Engine(carrier, host)
+        self.host = host
+        self.port = self.engine.port
+        self.transports: dict[Connection, SynackTransport] = {}
+        self.watchers: dict[Connection, Callable[[Connection], None]] = {}
+        self.acceptors: dict[Listener, Callable[[Connection], None]] = {}
+        self.unreachable: dict[tuple[str, int], int] = {}  # destination -> errno
+        self._timer: asyncio.TimerHandle | None = None
+        self._timer_at: float | None = None
+        self._scheduled = False
+        self._writing = False
+        self.engine.exit_hook = self._exiting
+        loop.add_reader(carrier.fileno(), self._readable)
+
+    @property
+    def closed(self) -> bool:
+        return self.engine.closed
+
+    # -- input ------------------------------------------------------------------------
+
+    def _readable(self) -> None:
+        now = self.loop.time()
+        for code, addr in self.engine.receive(now):
+            self._icmp_error(code, addr)
+        self.service(now)
+
+    def _icmp_error(self, code: int, addr: tuple[str, int]) -> None:
+        """RFC 5461 §4.1 lets a connection being opened act on a port unreachable at
+        once (no process is there to answer with RST); later ones are only noted."""
+        self.unreachable[addr] = code
+        rip = socket.inet_aton(addr[0])
+        for conn in list(self.host.connections.values()):
+            if conn.remote == (rip, addr[1]) and conn.state is State.SYN_SENT:
+                watcher = self.watchers.pop(conn, None)
+                conn.abort()
+                if watcher is not None:
+                    conn.error = ConnectionRefused("connection refused")
+                    watcher(conn)
+
+    def _fire(self, when: float) -> None:
+        self._timer = None
+        self._timer_at = None
+        # asyncio may run a timer up to its clock resolution early; the deadline is due.
+        now = max(self.loop.time(), when)
+        self.host.handle_timer(now)
+        self.service(now)
+
+    # -- output -----------------------------------------------------------------------
+
+    def kick(self) -> None:
+        """Something changed outside an input: run one service pass this loop iteration."""
+        if not self._scheduled and not self.engine.closed:
+            self._scheduled = True
+            self.loop.call_soon(self._kicked)
+
+    def _kicked(self) -> None:
+        if self._scheduled:
+            self.service(self.loop.time())
+
+    def service(self, now: float) -> None:
+        """Hand out events, send what is due, and re-arm the timer if it moved."""
+        self._scheduled = False
+        engine = self.engine
+        if engine.closed:
+            return
+        host = self.host
+        for endpoint in host.ready():
+            if isinstance(endpoint, Listener):
+                self._accept_all(endpoint)
+                continue
+            transport = self.transports.get(endpoint)
+            if transport is not None:
+                transport._events()
+                continue
+            watcher = self.watchers.get(endpoint)
+            if watcher is not None:
+                watcher(endpoint)
+            else:
+                while endpoint.next_event() is not None:
+                    pass  # an orphan (closed by its user) finishing its handshakes
+        if not engine.transmit(now) and not self._writing:
+            self._writing = True
+            self.loop.add_writer(engine.fileno(), self._writable)
+        t = host.get_timer()
+        if t != self._timer_at:
+            if self._timer is not None:
+                self._timer.cancel()
+            self._timer_at = t
+            self._timer = None if t is None else self.loop.call_at(t, self._fire, t)
+        if engine.idle and not self.watchers:
+            self.close()
+
+    def _writable(self) -> None:
+        if self.engine.flush_backlog():
+            self._writing = False
+            self.loop.remove_writer(self.engine.fileno())
+
+    def _exiting(self) -> None:
+        """The process is exiting (its loop is gone): each transport hands on what it
+        still holds, then closes as ``close()`` would; a connect in progress is dropped."""
+        for conn in list(self.watchers):
+            conn.abort()
+        self.watchers.clear()
+        for transport in list(self.transports.values()):
+            transport._exit()
+        for conn in list(self.host.connections.values()):
+            if conn not in self.transports and conn.state is State.ESTABLISHED:
+                conn.close()  # accepted but never handed to a protocol
+
+    # -- listeners --------------------------------------------------------------------
+
+    def _accept_all(self, listener: Listener) -> None:
+        acceptor = self.acceptors.get(listener)
+        while listener.next_event() is not None:
+            pass
+        if acceptor is None:
+            return
+        while (conn := self.host.accept(listener.local_port)) is not None:
+            acceptor(conn)
+
+    def close(self) -> None:
+        """Stop watching the socket and close it (nothing is left to carry)."""
+        engine = self.engine
+        if engine.closed:
+            return
+        if self._timer is not None:
+            self._timer.cancel()
+        fd = engine.fileno()
+        self.loop.remove_reader(fd)
+        if self._writing:
+            self.loop.remove_writer(fd)
+        engine.close()
+
+
+class SynackTransport(asyncio.Transport):
+    """One connection of our TCP as an asyncio transport (stream semantics, flow control).
+
+    Bytes the connection's send buffer cannot take yet wait here; that is the
+    write buffer that ``drain`` and ``get_write_buffer_size`` see, as the kernel's
+    socket buffer sits below asyncio's own.
+    """
+
+    _start_tls_compatible = True  # loop.start_tls needs nothing more than a Transport
+
+    def __init__(
+        self,
+        engine: LoopEngine,
+        conn: Connection,
+        protocol: asyncio.BaseProtocol,
+        extra: dict[str, Any] | None = None,
+    ) -> None:
+        super().__init__(extra)
+        self._engine = engine
+        self._conn = conn
+        self._protocol = protocol
+        self._pending = bytearray()
+        self._eof_pending = False  # write_eof() waits for the pending bytes
+        self._eof_written = False
+        self._closing = False
+        self._lost = False
+        self._reading = True
+        self._eof_delivered = False
+        self._high = HIGH_WATER
+        self._low = LOW_WATER
+        self._writing_paused = False
+        engine.transports[conn] = self
+
+    def _start(self) -> None:
+        self._protocol.connection_made(self)
+        self._events()
+
+    # -- events from the engine ---------------------------------------------------------
+
+    def _events(self) -> None:
+        conn = self._conn
+        while (event := conn.next_event()) is not None:
+            handler = _HANDLERS.get(type(event))
+            if handler is not None:
+                handler(self, event)
+
+    def _on_data(self, _event: object) -> None:
+        self._deliver()
+
+    def _on_eof(self, _event: object) -> None:
+        self._deliver()
+
+    def _on_space(self, _event: object) -> None:
+        self._flush()
+
+    def _on_error(self, event: Reset | TimedOut) -> None:
+        self._connection_lost(os_error(event.error))
+
+    def _on_closed(self, _event: object) -> None:
+        self._connection_lost(None)
+
+    def _deliver(self) -> None:
+        """Give the protocol what has arrived, then the end of the stream once."""
+        conn = self._conn
+        protocol = self._protocol
+        while self._reading and not self._lost and conn.receive_available:
+            if isinstance(protocol, asyncio.BufferedProtocol):
+                buf = protocol.get_buffer(conn.receive_available)
+                n = conn.receive_into(memoryview(buf).cast("B"))
+                protocol.buffer_updated(n)
+            else:
+                protocol.data_received(conn.receive())  # type: ignore[attr-defined]
+        if self._reading and not self._lost and conn.at_eof and not self._eof_delivered:
+            self._eof_delivered = True
+            keep_open = protocol.eof_received()  # type: ignore[attr-defined]
+            if not keep_open:
+                self.close()
+        self._engine.kick()  # reading may have opened the window
+
+    def _flush(self) -> None:
+        """Move pending bytes into the connection's send buffer as room appears."""
+        pending = self._pending
+        conn = self._conn
+        if pending:
+            try:
+                n = conn.send(pending)
+            except TCPError:
+                pending.clear()  # the connection failed; its error event says how
+                return
+            del pending[:n]
+        if not pending:
+            if self._eof_pending and not self._eof_written:
+                self._shutdown()
+            if self._closing and not self._lost:
+                self._close_connection()
+        self._maybe_resume()
+        self._engine.kick()
+
+    def _exit(self) -> None:
+        """At exit, with no loop left: move pending bytes on, then close the connection."""
+        self._closing = True
+        self._reading = False
+        pending = self._pending
+        if pending:
+            with contextlib.suppress(TCPError):
+                del pending[: self._conn.send(pending)]
+        if not pending:
+            self._lost = True
+            self._engine.transports.pop(self._conn, None)
+            with contextlib.suppress(TCPError):
+                self._conn.close()
+
+    def _shutdown(self) -> None:
+        self._eof_written = True
+        with contextlib.suppress(TCPError):  # failed or closed: its error event says so
+            self._conn.shutdown()
+
+    def _close_connection(self) -> None:
+        with contextlib.suppress(TCPError):
+            self._conn.close()
+        self._engine.kick()
+        self._engine.loop.call_soon(self._connection_lost, None)
+
+    def _connection_lost(self, exc: BaseException | None) -> None:
+        if self._lost:
+            return
+        self._lost = True
+        self._closing = True
+        self._pending.clear()
+        self._engine.transports.pop(self._conn, None)
+        try:
+            self._protocol.connection_lost(exc)  # type: ignore[arg-type]
+        finally:
+            self._engine.kick()
+
+    # -- asyncio.WriteTransport ---------------------------------------------------------
+
+    def write(self, data: bytes | bytearray | memoryview) -> None:
+        if not isinstance(data, bytes | bytearray | memoryview):
+            raise TypeError(f"data: expecting a bytes-like instance, got {type(data).__name__}")
+        if self._eof_pending or self._eof_written:
+            raise RuntimeError("Cannot call write() after write_eof()")
+        if not data or self._lost or self._closing:
+            return
+        if not self._pending:
+            try:
+                n = self._conn.send(data)
+            except TCPError:
+                return  # the connection failed; its error event says how
+            if n == len(data):
+                self._engine.kick()
+                return
+            data = memoryview(data)[n:]
+        self._pending += data
+        self._engine.kick()
+        if not self._writing_paused and len(self._pending) > self._high:
+            self._writing_paused = True
+            self._protocol.pause_writing()
+
+    def _maybe_resume(self) -> None:
+        if self._writing_paused and len(self._pending) <= self._low:
+            self._writing_paused = False
+            self._protocol.resume_writing()
+
+    def writelines(self, list_of_data: Any) -> None:
+        self.write(b"".join(list_of_data))
+
+    def write_eof(self) -> None:
+        if self._eof_pending or self._eof_written or self._closing:
+            return
+        self._eof_pending = True
+        if not self._pending:
+            self._shutdown()
+            self._engine.kick()
+
+    def can_write_eof(self) -> bool:
+        return True
+
+    def get_write_buffer_size(self) -> int:
+        return len(self._pending)
+
+    def get_write_buffer_limits(self) -> tuple[int, int]:
+        return self._low, self._high
+
+    def set_write_buffer_limits(self, high: int | None = None, low: int | None = None) -> None:
+        if high is None:
+            high = HIGH_WATER if low is None else 4 * low
+        if low is None:
+            low = high // 4
+        if not high >= low >= 0:
+            raise ValueError(f"high ({high!r}) must be >= low ({low!r}) must be >= 0")
+        self._high, self._low = high, low
+        if len(self._pending) > high and not self._writing_paused:
+            self._writing_paused = True
+            self._protocol.pause_writing()
+        self._maybe_resume()
+
+    def abort(self) -> None:
+        if self._lost:
+            return
+        self._closing = True
+        self._conn.abort()
+        self._engine.kick()
+        self._engine.loop.call_soon(self._connection_lost, None)
+
+    # -- asyncio.ReadTransport ----------------------------------------------------------
+
+    def is_reading(self) -> bool:
+        return self._reading and not self._closing
+
+    def pause_reading(self) -> None:
+        # What stays unread fills the receive buffer and closes the window: TCP's own
+        # flow control carries the pause back to the sender.
+        self._reading = False
+
+    def resume_reading(self) -> None:
+        if self._reading or self._closing:
+            return
+        self._reading = True
+        self._engine.loop.call_soon(self._resumed)
+
+    def _resumed(self) -> None:
+        if self._reading and not self._lost:
+            self._deliver()
+
+    # -- asyncio.BaseTransport ----------------------------------------------------------
+
+    def is_closing(self) -> bool:
+        return self._closing
+
+    def close(self) -> None:
+        if self._closing:
+            return
+        self._closing = True
+        self._reading = False
+        if not self._pending:
+            self._close_connection()
+
+    def set_protocol(self, protocol: asyncio.BaseProtocol) -> None:
+        self._protocol = protocol
+
+    def get_protocol(self) -> asyncio.BaseProtocol:
+        return self._protocol
+
+    @property
+    def connection(self) -> Connection:
+        """The core's connection underneath, for ``info()`` and tracing."""
+        return self._conn
+
+    def set_no_delay(self, on: bool) -> None:
+        """TCP_NODELAY: send small segments at once instead of waiting (Nagle)."""
+        conn = self._conn
+        if conn.config.no_delay != on:
+            conn.config = replace(conn.config, no_delay=on)
+
+    def __repr__(self) -> str:
+        return f"<SynackTransport {self._conn.state.value} {self.get_extra_info('peername')}>"
+
+
+_HANDLERS: dict[type, Callable[[SynackTransport, Any], None]] = {
+    DataAvailable: SynackTransport._on_data,
+    EndOfStream: SynackTransport._on_eof,
+    SendSpace: SynackTransport._on_space,
+    Reset: SynackTransport._on_error,
+    TimedOut: SynackTransport._on_error,
+    Closed: SynackTransport._on_closed,
+}
+
+
+# -- opening connections and servers ----------------------------------------------------
+
+
+def _source_address(ip: str) -> str:
+    """The local address the kernel would send from to `ip` (a connect sends nothing)."""
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as probe:
+        probe.connect((ip, 9))
+        return str(probe.getsockname()[0])
+
+
+def _names(conn: Connection) -> dict[str, Any]:
+    return {
+        "peername": (socket.inet_ntoa(conn.remote_ip), conn.remote_port),
+        "sockname": (socket.inet_ntoa(conn.local_ip), conn.local_port),
+        "socket": None,  # no OS socket: the connection lives in this process
+    }
+
+
+async def _resolve(host: str, port: int) -> tuple[str, int]:
+    loop = asyncio.get_running_loop()
+    infos = await loop.getaddrinfo(host, port, family=socket.AF_INET, type=socket.SOCK_DGRAM)
+    if not infos:
+        raise OSError(errno.EADDRNOTAVAIL, f"no IPv4 address for {host!r}")
+    ip, resolved = infos[0][4][:2]
+    return str(ip), int(resolved)
+
+
+async def create_connection(
+    protocol_factory: Callable[[], asyncio.BaseProtocol],
+    host: str,
+    port: int,
+    *,
+    config: Config | None = None,
+    carrier: CarrierConfig | None = None,
+) -> tuple[SynackTransport, asyncio.BaseProtocol]:
+    """``loop.create_connection`` on our TCP: handshake, then a transport and protocol."""
+    loop = asyncio.get_running_loop()
+    ip, port = await _resolve(host, port)
+    carrier_cfg = carrier if carrier is not None else CarrierConfig()
+    udp = UdpCarrier(carrier_cfg)
+    try:
+        udp.bind(_source_address(ip), 0)
+    except BaseException:
+        udp.close()
+        raise
+    engine = LoopEngine(loop, udp, Host(udp.sockname[0], config_for(carrier_cfg, config)))
+    conn = engine.host.connect((ip, port), loop.time(), local_port=engine.port)
+    done: asyncio.Future[None] = loop.create_future()
+
+    def watch(c: Connection) -> None:
+        while (event := c.next_event()) is not None:
+            if isinstance(event, Connected) and not done.done():
+                done.set_result(None)
+            elif isinstance(event, Reset | TimedOut) and not done.done():
+                done.set_exception(os_error(event.error))
+        if c.error is not None and not done.done():
+            done.set_exception(os_error(c.error))
+
+    engine.watchers[conn] = watch
+    engine.kick()
+    try:
+        await done
+    except BaseException:
+        engine.watchers.pop(conn, None)
+        conn.abort()
+        engine.kick()
+        raise
+    engine.watchers.pop(conn, None)
+    protocol = protocol_factory()
+    transport = SynackTransport(engine, conn, protocol, _names(conn))
+    transport._start()
+    return transport, protocol
+
+
+class SynackServer:
+    """A listening port of our TCP; the same calls as `asyncio.Server` that apps use."""
+
+    def __init__(self, engine: LoopEngine, listener: Listener) -> None:
+        self._engine = engine
+        self._listener = listener
+        self._closed: asyncio.Event = asyncio.Event()
+
+    @property
+    def addresses(self) -> list[tuple[str, int]]:
+        return [] if self._closed.is_set() else [self._engine.engine.carrier.sockname]
+
+    @property
+    def engine(self) -> LoopEngine:
+        return self._engine
+
+    def is_serving(self) -> bool:
+        return not self._closed.is_set()
+
+    def close(self) -> None:
+        """Stop accepting; connections already accepted carry on (as `asyncio.Server`)."""
+        if self._closed.is_set():
+            return
+        self._closed.set()
+        self._engine.host.unlisten(self._listener.local_port)
+        self._engine.acceptors.pop(self._listener, None)
+        self._engine.kick()
+
+    async def wait_closed(self) -> None:
+        await self._closed.wait()
+
+    async def __aenter__(self) -> SynackServer:
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        self.close()
+        await self.wait_closed()
+
+
+async def create_server(
+    protocol_factory: Callable[[], asyncio.BaseProtocol],
+    host: str,
+    port: int,
+    *,
+    backlog: int = 128,
+    config: Config | None = None,
+    carrier: CarrierConfig | None = None,
+) -> SynackServer:
+    """``loop.create_server`` on our TCP: one UDP socket on `port` carries every connection."""
+    loop = asyncio.get_running_loop()
+    ip, port = await _resolve(host, port)
+    if ip == "0.0.0.0":
+        raise OSError(
+            errno.EADDRNOTAVAIL,
+            "our TCP listens on one address; give it one (e.g. 127.0.0.1), not 0.0.0.0",
+        )
+    carrier_cfg = carrier if carrier is not None else CarrierConfig()
+    udp = UdpCarrier(carrier_cfg)
+    try:
+        udp.bind(ip, port)
+    except BaseException:
+        udp.close()
+        raise
+    engine = LoopEngine(loop, udp, Host(ip, config_for(carrier_cfg, config)))
+    listener = engine.host.listen(engine.port, backlog)
+
+    def accepted(conn: Connection) -> None:
+        transport = SynackTransport(engine, conn, protocol_factory(), _names(conn))
+        transport._start()
+
+    engine.acceptors[listener] = accepted
+    return SynackServer(engine, listener)
+
+
+async def open_connection(
+    host: str,
+    port: int,
+    *,
+    limit: int = 2**16,
+    config: Config | None = None,
+    carrier: CarrierConfig | None = None,
+) -> tuple[asyncio.StreamReader, asyncio.StreamWriter]:
+    """`asyncio.open_connection` on our TCP."""
+    loop = asyncio.get_running_loop()
+    reader = asyncio.StreamReader(limit=limit, loop=loop)
+    protocol = asyncio.StreamReaderProtocol(reader, loop=loop)
+    transport, _ = await create_connection(
+        lambda: protocol, host, port, config=config, carrier=carrier
+    )
+    return reader, asyncio.StreamWriter(transport, protocol, reader, loop)
+
+
+async def start_server(
+    client_connected_cb: Callable[[asyncio.StreamReader, asyncio.StreamWriter], Any],
+    host: str,
+    port: int,
+    *,
+    limit: int = 2**16,
+    backlog: int = 128,
+    config: Config | None = None,
+    carrier: CarrierConfig | None = None,
+) -> SynackServer:
+    """`asyncio.start_server` on our TCP."""
+    loop = asyncio.get_running_loop()
+
+    def factory() -> asyncio.StreamReaderProtocol:
+        reader = asyncio.StreamReader(limit=limit, loop=loop)
+        return asyncio.StreamReaderProtocol(reader, client_connected_cb, loop=loop)
+
+    return await create_server(factory, host, port, backlog=backlog, config=config, carrier=carrier)

@@ -1,0 +1,230 @@
+"""The loop-free half of a driver: one UDP socket, the `Host` on its port, and
+what happens to the connections when the process exits.
+
+An `Engine` moves datagrams between its `UdpCarrier` and its `Host` and sends
+what the host returns; it owns no thread, loop or clock (callers pass ``now``).
+The asyncio driver (`synack.drivers.aio`) runs it on the event loop's thread;
+a blocking driver runs it from whichever thread is waiting.
+
+**At exit.** A user-space TCP lives in its process: when the process ends, so do
+its connections, and no kernel is left to finish their closing handshakes. So a
+process that exits normally closes every connection still open as ``close()``
+would (FIN after the queued data; RST where received data was never read), then
+runs its engines for at most `exit_linger` seconds (``SYNACK_EXIT_LINGER``, 2 s by
+default) so the FINs are sent, retransmitted and acknowledged, and resets what is
+still open after that. TIME-WAIT cannot outlive the process: a connection that
+reached it is simply gone, which is safe here because its UDP port is released
+with it. A process killed by a signal it does not handle closes nothing; its
+peers find out by their retransmission timeout or keepalive.
+"""
+
+from __future__ import annotations
+
+import atexit
+import os
+import select
+import socket
+import time
+import weakref
+from collections import deque
+from collections.abc import Callable
+from typing import Any
+
+from synack.drivers.udp import Address, UdpCarrier
+from synack.tcp import Host, State
+
+_HEADER_MIN = 20
+
+# Connections in these states have nothing left to say to their peer.
+_FINISHED = (State.CLOSED, State.TIME_WAIT)
+
+
+class Engine:
+    """One UDP socket (one local TCP port) and the connections it carries."""
+
+    def __init__(self, carrier: UdpCarrier, host: Host) -> None:
+        self.carrier = carrier
+        self.host = host
+        self.port: int = carrier.sockname[1]
+        self.garbage = 0  # datagrams that were not TCP segments for this port
+        self.closed = False
+        # Set by a driver that holds bytes above the core (an asyncio transport's write
+        # buffer): called at exit, and again on each turn of the linger, to hand them
+        # on and close its connections. Without it, connections are closed directly.
+        self.exit_hook: Callable[[], None] | None = None
+        self._backlog: deque[tuple[list[Any], Address]] = deque()
+        self._ips: dict[str, bytes] = {}
+        _live.add(self)
+
+    def receive(self, now: float) -> list[tuple[int, Address]]:
+        """Feed every datagram waiting on the socket to the host; return ICMP errors.
+
+        TCP ports are the UDP ports (docs/PROTOCOL.md): a datagram whose TCP header
+        disagrees with its UDP ports, or too short to hold one, is counted and dropped.
+        """
+        host = self.host
+        port = self.port
+        ips = self._ips
+        garbage = 0
+        for segment, (ip, sport) in self.carrier.recv_batch():
+            if (
+                len(segment) < _HEADER_MIN
+                or (segment[0] << 8 | segment[1]) != sport
+                or (segment[2] << 8 | segment[3]) != port
+            ):
+                garbage += 1
+                continue
+            rip = ips.get(ip)
+            if rip is None:
+                rip = ips[ip] = socket.inet_aton(ip)
+            host.handle_segment(segment, rip, now)
+        self.garbage += garbage
+        return self.carrier.errors()
+
+    def transmit(self, now: float) -> bool:
+        """Send everything the host has due; False if some waits for the socket to drain."""
+        out = self.host.segments_to_send(now)
+        if out:
+            run: list[Any] = []
+            dest: tuple[bytes, int] | None = None
+            for segment, _src, dst in out:
+                key = (dst, segment[2] << 8 | segment[3])
+                if key != dest:
+                    if run and dest is not None:
+                        self._send(run, dest)
+                    run = []
+                    dest = key
+                run.append(segment)
+            if run and dest is not None:
+                self._send(run, dest)
+        return not self._backlog
+
+    def _send(self, segments: list[Any], dest: tuple[bytes, int]) -> None:
+        """Send a run to one peer (one call where GSO allows); keep what the socket refused."""
+        addr = (socket.inet_ntoa(dest[0]), dest[1])
+        if self._backlog:
+            self._backlog.append((segments, addr))
+            return
+        sent = self.carrier.send_batch(segments, addr)
+        if sent < len(segments):
+            self._backlog.append((segments[sent:], addr))
+
+    def flush_backlog(self) -> bool:
+        """Send what waited for the socket, in order; True once nothing is left."""
+        backlog = self._backlog
+        while backlog:
+            segments, addr = backlog[0]
+            sent = self.carrier.send_batch(segments, addr)
+            if sent < len(segments):
+                backlog[0] = (segments[sent:], addr)
+                return False
+            backlog.popleft()
+        return True
+
+    def fileno(self) -> int:
+        return self.carrier.fileno()
+
+    @property
+    def idle(self) -> bool:
+        """No listener and no connection left: the socket can go."""
+        return not self.host.connections and not self.host.listeners
+
+    def close(self) -> None:
+        if not self.closed:
+            self.closed = True
+            self._backlog.clear()
+            self.carrier.close()
+            _live.discard(self)
+
+    # -- exit ---------------------------------------------------------------------------
+
+    def close_connections(self) -> None:
+        """``close()`` every open connection and stop listening (the process is ending)."""
+        host = self.host
+        for port in list(host.listeners):
+            host.unlisten(port)
+        if self.exit_hook is not None:
+            self.exit_hook()
+            return
+        for conn in list(host.connections.values()):
+            if conn.state not in _FINISHED:
+                conn.close()
+
+    @property
+    def lingering(self) -> bool:
+        """Some connection is still closing (TIME-WAIT does not count: see the module doc)."""
+        return any(c.state not in _FINISHED for c in self.host.connections.values())
+
+    def abort_connections(self, now: float) -> None:
+        """Reset whatever did not finish closing in time, and send the resets."""
+        for conn in list(self.host.connections.values()):
+            if conn.state not in _FINISHED:
+                conn.abort()
+        self.transmit(now)
+        self.flush_backlog()
+
+
+_live: weakref.WeakSet[Engine] = weakref.WeakSet()
+
+DEFAULT_EXIT_LINGER = 2.0
+
+
+def exit_linger() -> float:
+    """Seconds a normally exiting process gives its connections to close (``SYNACK_EXIT_LINGER``)."""
+    text = os.environ.get("SYNACK_EXIT_LINGER")
+    if text is None:
+        return DEFAULT_EXIT_LINGER
+    try:
+        value = float(text)
+    except ValueError:
+        return DEFAULT_EXIT_LINGER
+    return value if value >= 0 else DEFAULT_EXIT_LINGER
+
+
+def close_all(linger: float | None = None) -> None:
+    """Close every engine's connections, give them `linger` seconds, reset the rest.
+
+    Runs at interpreter exit (``atexit``); callable earlier by a program that wants
+    its connections closed before it goes on (tests do).
+    """
+    engines = [e for e in list(_live) if not e.closed]
+    if not engines:
+        return
+    deadline = time.monotonic() + (exit_linger() if linger is None else linger)
+    for engine in engines:
+        engine.close_connections()
+    while True:
+        now = time.monotonic()
+        busy = [e for e in engines if e.lingering]
+        for engine in engines:
+            engine.transmit(now)
+            engine.flush_backlog()
+        if not busy or now >= deadline:
+            break
+        wake = deadline
+        for engine in busy:
+            if engine.exit_hook is not None:
+                engine.exit_hook()  # more of a write buffer may fit now
+            t = engine.host.get_timer()
+            if t is not None and t < wake:
+                wake = t
+        readable, _, _ = select.select(busy, [], [], max(0.0, wake - now))
+        now = time.monotonic()
+        for engine in readable:
+            engine.receive(now)
+        for engine in busy:
+            if engine.exit_hook is not None:
+                engine.exit_hook()  # more of a write buffer may fit now
+            t = engine.host.get_timer()
+            if t is not None and t <= now:
+                engine.host.handle_timer(now)
+            for endpoint in engine.host.ready():
+                while endpoint.next_event() is not None:
+                    pass  # nobody is left to tell
+    now = time.monotonic()
+    for engine in engines:
+        engine.abort_connections(now)
+        engine.close()
+
+
+atexit.register(close_all)

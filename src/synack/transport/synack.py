@@ -1,0 +1,45 @@
+"""The ``synack`` transport: our own TCP, carried in UDP (`synack.drivers.aio`).
+
+The driver is imported on first use, so naming the transport costs nothing at
+start-up for commands that run on the OS's TCP.
+"""
+
+from __future__ import annotations
+
+import asyncio
+
+from .base import STREAM_LIMIT, ClientHandler, Server, Transport
+
+
+class SynackTcpTransport(Transport):
+    """synack's TCP on the event loop's own thread; its port is a UDP port."""
+
+    name = "synack"
+
+    async def open_connection(
+        self, host: str, port: int, *, limit: int = STREAM_LIMIT
+    ) -> tuple[asyncio.StreamReader, asyncio.StreamWriter]:
+        from synack.drivers import aio
+
+        return await aio.open_connection(host, port, limit=limit)
+
+    async def start_server(
+        self,
+        handler: ClientHandler,
+        host: str,
+        port: int,
+        *,
+        backlog: int = 128,
+        limit: int = STREAM_LIMIT,
+    ) -> Server:
+        from synack.drivers import aio
+
+        # A UDP port has no TIME-WAIT to trip over: a restart binds again at once.
+        return await aio.start_server(handler, host, port, limit=limit, backlog=backlog)
+
+    def set_nodelay(self, writer: asyncio.StreamWriter) -> None:
+        from synack.drivers.aio import SynackTransport
+
+        transport = writer.transport
+        if isinstance(transport, SynackTransport):
+            transport.set_no_delay(True)

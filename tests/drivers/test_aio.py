@@ -1,0 +1,256 @@
+"""Our TCP on asyncio over real loopback UDP: what the contract suite does not cover.
+
+(`tests/transport/test_contract.py` already runs echo, half-close, EOF, reset,
+refusal, backpressure, bulk reads, sendfile, close-while-writing and TLS against
+the ``synack`` transport.) Here: both carrier paths and MTUs, garbage at a
+listening port, a peer that vanishes, many connections at once, and what a
+process that exits does to its connections.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import errno
+import hashlib
+import os
+import socket
+import subprocess
+import sys
+import textwrap
+from collections.abc import Awaitable, Callable
+
+import pytest
+
+from bounded import run
+from synack.drivers import aio
+from synack.drivers.udp import LOOPBACK_MTU, CarrierConfig
+from synack.tcp import Config
+
+Handler = Callable[[asyncio.StreamReader, asyncio.StreamWriter], Awaitable[None]]
+
+
+async def echo(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+    while data := await reader.read(1 << 20):
+        writer.write(data)
+        await writer.drain()
+    writer.close()
+
+
+async def round_trip(
+    carrier: CarrierConfig, size: int, handler: Handler = echo
+) -> tuple[bytes, bytes, aio.SynackServer]:
+    server = await aio.start_server(handler, "127.0.0.1", 0, carrier=carrier)
+    host, port = server.addresses[0]
+    reader, writer = await aio.open_connection(host, port, carrier=carrier)
+    payload = os.urandom(size)
+
+    async def send() -> None:
+        writer.write(payload)
+        await writer.drain()
+        writer.write_eof()
+
+    sender = asyncio.create_task(send())
+    got = await reader.read(-1)
+    await sender
+    writer.close()
+    await writer.wait_closed()
+    return payload, got, server
+
+
+@pytest.mark.parametrize(
+    "carrier",
+    [
+        pytest.param(CarrierConfig(), id="mtu1500-offload"),
+        pytest.param(CarrierConfig(gso=False, gro=False), id="mtu1500-fallback"),
+        pytest.param(CarrierConfig(mtu=LOOPBACK_MTU), id="loopback-offload"),
+        pytest.param(CarrierConfig(mtu=LOOPBACK_MTU, gso=False, gro=False), id="loopback-fallback"),
+    ],
+)
+@run
+async def test_a_stream_crosses_both_ways_exactly_on_every_carrier_path(
+    carrier: CarrierConfig,
+) -> None:
+    payload, got, server = await round_trip(carrier, 3_000_000)
+    assert hashlib.sha256(got).digest() == hashlib.sha256(payload).digest()
+    engine = server.engine.engine
+    stats = engine.carrier.stats
+    if carrier.gso is False or carrier.mtu == LOOPBACK_MTU:
+        # One datagram per call: forced, or each segment is already as large as a call.
+        assert stats.send_calls == stats.datagrams_sent
+    elif engine.carrier.gso:
+        assert stats.send_calls < stats.datagrams_sent  # bursts went out batched
+    server.close()
+
+
+@run
+async def test_the_mss_follows_the_carriers_mtu() -> None:
+    for carrier, mss in ((CarrierConfig(), 1452), (CarrierConfig(mtu=LOOPBACK_MTU), 65487)):
+        server = await aio.start_server(echo, "127.0.0.1", 0, carrier=carrier)
+        _reader, writer = await aio.open_connection(*server.addresses[0], carrier=carrier)
+        conn = writer.transport.connection  # type: ignore[attr-defined]
+        timestamps = 12  # every segment carries them (RFC 7323)
+        assert conn.info()["snd_mss"] == mss - timestamps
+        writer.close()
+        await writer.wait_closed()
+        server.close()
+
+
+@run
+async def test_garbage_at_a_listening_port_is_counted_and_changes_nothing() -> None:
+    server = await aio.start_server(echo, "127.0.0.1", 0)
+    host, port = server.addresses[0]
+    reader, writer = await aio.open_connection(host, port)
+    writer.write(b"before")
+    assert await reader.readexactly(6) == b"before"
+    engine = server.engine.engine
+    bad_before = engine.host.stats["bad_segment"]
+    junk = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    junk.bind(("127.0.0.1", 0))
+    jport = junk.getsockname()[1]
+    wrong_ports = (port + 1).to_bytes(2, "big") + port.to_bytes(2, "big") + os.urandom(30)
+    bad_offset = jport.to_bytes(2, "big") + port.to_bytes(2, "big") + bytes(8) + b"\xf0" + bytes(7)
+    datagrams = [b"", b"x", os.urandom(19), wrong_ports, bad_offset]
+    for datagram in datagrams:
+        junk.sendto(datagram, (host, port))
+    junk.close()
+    # Loopback queues each datagram on the server's socket as it is sent, so the junk is
+    # read before the segment that carries "after": once that is echoed, all was seen.
+    writer.write(b"after")
+    assert await reader.readexactly(5) == b"after"
+    assert engine.garbage == 4  # too short for a header (3) or ports not the UDP ports (1)
+    assert engine.host.stats["bad_segment"] - bad_before == 1  # a header longer than itself
+    client_port = writer.get_extra_info("sockname")[1]
+    assert list(engine.host.connections) == [(port, socket.inet_aton(host), client_port)]
+    writer.write(b"still")
+    assert await reader.readexactly(5) == b"still"
+    writer.close()
+    await writer.wait_closed()
+    server.close()
+
+
+@run
+async def test_a_peer_that_vanishes_is_detected_by_the_retransmission_limit() -> None:
+    quick = Config(rto_initial=0.05, rto_min=0.05, max_retransmits=3)
+    server = await aio.start_server(echo, "127.0.0.1", 0, config=quick)
+    reader, writer = await aio.open_connection(*server.addresses[0], config=quick)
+    writer.write(b"ping")
+    assert await reader.readexactly(4) == b"ping"
+    server.engine.close()  # the peer is gone without a word: no FIN, no RST, no ICMP yet
+    writer.write(b"anyone there?")
+    with pytest.raises(TimeoutError) as caught:
+        await reader.read(100)
+    assert caught.value.errno == errno.ETIMEDOUT
+    writer.close()
+
+
+@run
+async def test_an_idle_peer_that_vanishes_is_detected_by_keepalive() -> None:
+    keepalive = Config(
+        keepalive=True, keepalive_idle=0.1, keepalive_interval=0.05, keepalive_count=2
+    )
+    server = await aio.start_server(echo, "127.0.0.1", 0, config=keepalive)
+    reader, writer = await aio.open_connection(*server.addresses[0], config=keepalive)
+    writer.write(b"ping")
+    assert await reader.readexactly(4) == b"ping"
+    server.engine.close()
+    with pytest.raises(TimeoutError) as caught:
+        await reader.read(100)  # nothing was sent: only keepalive can notice
+    assert caught.value.errno == errno.ETIMEDOUT
+
+
+@run
+async def test_many_connections_at_once_each_get_their_own_bytes() -> None:
+    server = await aio.start_server(echo, "127.0.0.1", 0)
+    host, port = server.addresses[0]
+
+    async def client(i: int) -> bool:
+        reader, writer = await aio.open_connection(host, port)
+        payload = os.urandom(20_000 + i)
+        writer.write(payload)
+        writer.write_eof()
+        got = await reader.read(-1)
+        writer.close()
+        await writer.wait_closed()
+        return got == payload
+
+    results = await asyncio.gather(*(client(i) for i in range(100)))
+    assert all(results)
+    server.close()
+
+
+CHILD = textwrap.dedent(
+    """
+    import asyncio, sys
+    from synack.drivers import aio
+
+    async def main(port, size, mode):
+        reader, writer = await aio.open_connection("127.0.0.1", port)
+        if mode == "unread":
+            writer.transport.pause_reading()  # what arrives now stays in TCP's buffer
+            writer.write(b"go")
+            conn = writer.transport.connection
+            async with asyncio.timeout(5):
+                while conn.receive_available < size:
+                    await asyncio.sleep(0.005)
+        else:
+            writer.write(bytes(range(256)) * (size // 256))
+        # and return without closing anything: the process just ends
+
+    asyncio.run(main(int(sys.argv[1]), int(sys.argv[2]), sys.argv[3]))
+    """
+)
+
+
+def exiting_child(port: int, size: int, mode: str) -> subprocess.Popen[bytes]:
+    return subprocess.Popen([sys.executable, "-c", CHILD, str(port), str(size), mode])
+
+
+@run
+async def test_a_process_that_exits_closes_its_connections_with_fin_after_its_data() -> None:
+    got: asyncio.Future[bytes] = asyncio.get_running_loop().create_future()
+
+    async def collect(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        got.set_result(await reader.read(-1))  # to the child's FIN
+        writer.close()
+
+    server = await aio.start_server(collect, "127.0.0.1", 0)
+    size = 4_000_000  # more than the connection sends before the child's main returns
+    child = await asyncio.to_thread(exiting_child, server.addresses[0][1], size, "write")
+    data = await got
+    assert data == bytes(range(256)) * (size // 256)
+    assert await asyncio.to_thread(child.wait, 10) == 0
+    server.close()
+
+
+@run
+async def test_a_process_that_exits_with_unread_data_resets_its_connections() -> None:
+    outcome: asyncio.Future[BaseException | bytes] = asyncio.get_running_loop().create_future()
+
+    async def talk(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        assert await reader.readexactly(2) == b"go"
+        writer.write(b"unread")  # the child has paused reading: these stay unread
+        try:
+            outcome.set_result(await reader.read(-1))
+        except ConnectionResetError as exc:
+            outcome.set_result(exc)
+
+    server = await aio.start_server(talk, "127.0.0.1", 0)
+    child = await asyncio.to_thread(exiting_child, server.addresses[0][1], 6, "unread")
+    result = await outcome
+    assert isinstance(result, ConnectionResetError), result
+    assert await asyncio.to_thread(child.wait, 10) == 0
+    server.close()
+
+
+@run
+async def test_a_finished_client_releases_its_udp_socket_after_closing() -> None:
+    server = await aio.start_server(echo, "127.0.0.1", 0)
+    reader, writer = await aio.open_connection(*server.addresses[0])
+    engine = writer.transport._engine  # type: ignore[attr-defined]
+    writer.write(b"x")
+    await reader.readexactly(1)
+    writer.transport.abort()  # RST: nothing lingers (a FIN would leave TIME-WAIT)
+    await writer.wait_closed()
+    assert engine.closed
+    assert engine.host.connections == {}
+    server.close()
