@@ -644,3 +644,20 @@ def test_windows_stay_sane_under_any_event_sequence(
         assert cc.ssthresh >= 2 * cc.mss
         if kind in ("loss", "rto"):
             assert cc.cwnd <= max(cc.ssthresh, 2 * cc.mss)
+
+
+@pytest.mark.parametrize("name", sorted(ALGORITHMS))
+def test_a_reduced_window_that_equals_the_old_initial_window_is_scaled_not_reset(
+    name: str,
+) -> None:
+    """Found by hypothesis: after a loss, a cwnd that happened to equal the initial window
+    of the old MSS was taken for an untouched one and reset to the new MSS's initial window,
+    leaving cwnd far above ssthresh. Only a window no loss has touched is recomputed."""
+    cc = ALGORITHMS[name](1448)
+    cc.on_congestion(0.0, 0)  # loss with nothing in flight: ssthresh and cwnd at the floor
+    cc.set_mss(7300)  # the floor of 2 segments, scaled: 14600 bytes, which is also IW(7300)
+    assert cc.cwnd == 14600
+    cc.set_mss(500)
+    assert cc.cwnd == 14600 * 500 // 7300  # scaled in segments, not reset to IW(500)
+    cc.on_congestion(0.0, 0)
+    assert cc.cwnd <= max(cc.ssthresh, 2 * 500)

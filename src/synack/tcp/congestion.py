@@ -146,7 +146,9 @@ class CongestionControl(ABC):
         if mss == old:
             return
         iw = self.initial_window
-        if self.cwnd == initial_window_bytes(old, iw):
+        # Still at the initial window only if no loss ever set ssthresh: after one, a cwnd
+        # that merely equals the old IW is a reduced window and is scaled like any other.
+        if self.ssthresh == SSTHRESH_INFINITE and self.cwnd == initial_window_bytes(old, iw):
             self.cwnd = initial_window_bytes(mss, iw)
         else:
             self.cwnd = max(mss, self.cwnd * mss // old)
