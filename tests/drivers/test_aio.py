@@ -17,6 +17,7 @@ import socket
 import subprocess
 import sys
 import textwrap
+import zlib
 from collections.abc import Awaitable, Callable
 
 import pytest
@@ -64,6 +65,7 @@ async def round_trip(
         pytest.param(CarrierConfig(gso=False, gro=False), id="mtu1500-fallback"),
         pytest.param(CarrierConfig(mtu=LOOPBACK_MTU), id="loopback-offload"),
         pytest.param(CarrierConfig(mtu=LOOPBACK_MTU, gso=False, gro=False), id="loopback-fallback"),
+        pytest.param(CarrierConfig(integrity="tcp"), id="mtu1500-tcp-checksum"),
     ],
 )
 @run
@@ -84,7 +86,12 @@ async def test_a_stream_crosses_both_ways_exactly_on_every_carrier_path(
 
 @run
 async def test_the_mss_follows_the_carriers_mtu() -> None:
-    for carrier, mss in ((CarrierConfig(), 1452), (CarrierConfig(mtu=LOOPBACK_MTU), 65487)):
+    cases = (
+        (CarrierConfig(), 1452 - 4),  # the CRC-32 trailer takes 4 bytes of each datagram
+        (CarrierConfig(integrity="tcp"), 1452),
+        (CarrierConfig(mtu=LOOPBACK_MTU), 65487 - 4),
+    )
+    for carrier, mss in cases:
         server = await aio.start_server(echo, "127.0.0.1", 0, carrier=carrier)
         _reader, writer = await aio.open_connection(*server.addresses[0], carrier=carrier)
         conn = writer.transport.connection  # type: ignore[attr-defined]
@@ -108,8 +115,11 @@ async def test_garbage_at_a_listening_port_is_counted_and_changes_nothing() -> N
     junk.bind(("127.0.0.1", 0))
     jport = junk.getsockname()[1]
     wrong_ports = (port + 1).to_bytes(2, "big") + port.to_bytes(2, "big") + os.urandom(30)
-    bad_offset = jport.to_bytes(2, "big") + port.to_bytes(2, "big") + bytes(8) + b"\xf0" + bytes(7)
-    datagrams = [b"", b"x", os.urandom(19), wrong_ports, bad_offset]
+    header = jport.to_bytes(2, "big") + port.to_bytes(2, "big")
+    bad_offset = header + bytes(8) + b"\xf0" + bytes(7)
+    bad_offset += zlib.crc32(bad_offset).to_bytes(4, "big")  # carried intact: the core judges it
+    bad_crc = header + os.urandom(36)  # a segment altered on the way: its CRC-32 fails
+    datagrams = [b"", b"x", os.urandom(19), wrong_ports, bad_offset, bad_crc]
     for datagram in datagrams:
         junk.sendto(datagram, (host, port))
     junk.close()
@@ -119,6 +129,7 @@ async def test_garbage_at_a_listening_port_is_counted_and_changes_nothing() -> N
     assert await reader.readexactly(5) == b"after"
     assert engine.garbage == 4  # too short for a header (3) or ports not the UDP ports (1)
     assert engine.host.stats["bad_segment"] - bad_before == 1  # a header longer than itself
+    assert engine.corrupt == 1
     client_port = writer.get_extra_info("sockname")[1]
     assert list(engine.host.connections) == [(port, socket.inet_aton(host), client_port)]
     writer.write(b"still")
@@ -176,6 +187,33 @@ async def test_many_connections_at_once_each_get_their_own_bytes() -> None:
     results = await asyncio.gather(*(client(i) for i in range(100)))
     assert all(results)
     server.close()
+
+
+@run
+async def test_a_server_restarts_on_its_port_while_the_old_ones_connections_close() -> None:
+    """As SO_REUSEADDR lets a kernel listener restart beside its TIME-WAIT connections, a
+    new server listens on the UDP socket that still carries the old server's connections."""
+    first = await aio.start_server(echo, "127.0.0.1", 0)
+    host, port = first.addresses[0]
+    old_reader, old_writer = await aio.open_connection(host, port)
+    old_writer.write(b"old")
+    assert await old_reader.readexactly(3) == b"old"
+    first.close()
+    await first.wait_closed()
+    second = await aio.start_server(echo, host, port)  # was: EADDRINUSE
+    assert second.addresses == [(host, port)]
+    with pytest.raises(OSError) as caught:
+        await aio.start_server(echo, host, port)  # but one listener per port, as before
+    assert caught.value.errno == errno.EADDRINUSE
+    reader, writer = await aio.open_connection(host, port)
+    writer.write(b"new")
+    assert await reader.readexactly(3) == b"new"
+    old_writer.write(b"still")  # the old server's connection is carried on
+    assert await old_reader.readexactly(5) == b"still"
+    for w in (writer, old_writer):
+        w.close()
+        await w.wait_closed()
+    second.close()
 
 
 CHILD = textwrap.dedent(

@@ -19,12 +19,13 @@ import asyncio
 import contextlib
 import errno
 import socket
+import weakref
 from collections.abc import Callable
 from dataclasses import replace
 from typing import Any
 
 from synack.drivers.engine import Engine
-from synack.drivers.udp import CarrierConfig, UdpCarrier, mss_for
+from synack.drivers.udp import CarrierConfig, UdpCarrier
 from synack.tcp import (
     Closed,
     Config,
@@ -70,10 +71,14 @@ _OS_ERRORS: tuple[tuple[type[TCPError], type[OSError], int], ...] = (
 
 
 def config_for(carrier: CarrierConfig, config: Config | None) -> Config:
-    """The core's settings on this carrier: the MSS its MTU allows."""
+    """The core's settings on this carrier: the MSS its MTU leaves, and the TCP
+    checksum only where the carriage's own check is not used (PROTOCOL.md §5.3)."""
     cfg = config if config is not None else Config()
-    mss = mss_for(carrier.mtu)
-    return cfg if cfg.mss == mss else replace(cfg, mss=mss)
+    mss = carrier.segment_mss
+    checksum = carrier.integrity == "tcp"
+    if cfg.mss == mss and cfg.checksum == checksum:
+        return cfg
+    return replace(cfg, mss=mss, checksum=checksum)
 
 
 class LoopEngine:
@@ -94,6 +99,7 @@ class LoopEngine:
         self._writing = False
         self.engine.exit_hook = self._exiting
         loop.add_reader(carrier.fileno(), self._readable)
+        _bound[(socket.inet_ntoa(host.address), self.port)] = self
 
     @property
     def closed(self) -> bool:
@@ -213,6 +219,14 @@ class LoopEngine:
         if self._writing:
             self.loop.remove_writer(fd)
         engine.close()
+        key = (socket.inet_ntoa(self.host.address), self.port)
+        if _bound.get(key) is self:
+            del _bound[key]
+
+
+# The engine bound to each local (ip, port) in this process, so that a new server can
+# listen beside the connections an earlier one on that port left behind.
+_bound: weakref.WeakValueDictionary[tuple[str, int], LoopEngine] = weakref.WeakValueDictionary()
 
 
 class SynackTransport(asyncio.Transport):
@@ -614,14 +628,21 @@ async def create_server(
             errno.EADDRNOTAVAIL,
             "our TCP listens on one address; give it one (e.g. 127.0.0.1), not 0.0.0.0",
         )
-    carrier_cfg = carrier if carrier is not None else CarrierConfig()
-    udp = UdpCarrier(carrier_cfg)
-    try:
-        udp.bind(ip, port)
-    except BaseException:
-        udp.close()
-        raise
-    engine = LoopEngine(loop, udp, Host(ip, config_for(carrier_cfg, config)))
+    engine = _bound.get((ip, port)) if port else None
+    if engine is not None and engine.loop is loop and not engine.closed:
+        # The port's socket still carries an earlier server's connections (closing, or in
+        # TIME-WAIT): listen beside them, as SO_REUSEADDR lets a kernel TCP restart.
+        if engine.host.listeners:
+            raise OSError(errno.EADDRINUSE, "Address already in use")
+    else:
+        carrier_cfg = carrier if carrier is not None else CarrierConfig()
+        udp = UdpCarrier(carrier_cfg)
+        try:
+            udp.bind(ip, port)
+        except BaseException:
+            udp.close()
+            raise
+        engine = LoopEngine(loop, udp, Host(ip, config_for(carrier_cfg, config)))
     listener = engine.host.listen(engine.port, backlog)
 
     def accepted(conn: Connection) -> None:

@@ -16,7 +16,8 @@ one segment with its own TCP header. With UDP GRO (`UDP_GRO` set on the socket) 
 data gives the size to cut them at. A setting forces one datagram per call instead.
 
 **Sizes.** The MSS is the MTU less 20 bytes of IPv4, 8 of UDP and 20 of TCP header:
-1452 for the default 1500, which is safe on any path that carries 1500-byte IP
+1452 for the default 1500 (1448 once the engine's CRC-32 trailer is counted:
+`CarrierConfig.segment_mss`), which is safe on any path that carries 1500-byte IP
 packets (tunnels such as PPPoE (1492) or WireGuard (1420) need a smaller `mtu`).
 TCP options come off the MSS segment by segment (RFC 6691): timestamps take 12
 bytes of every segment (1440 bytes of payload at MTU 1500), SACK blocks 8 bytes
@@ -66,7 +67,9 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 __all__ = [
+    "CRC_TRAILER",
     "DEFAULT_MTU",
+    "INTEGRITY_CHECKS",
     "LOOPBACK_MTU",
     "MAX_UDP_PAYLOAD",
     "Address",
@@ -130,6 +133,11 @@ _RECV_RETRIES = 8
 _ERRORS_KEPT = 1024
 
 
+# The integrity checks a carriage can use, and the bytes the CRC-32 trailer takes.
+INTEGRITY_CHECKS = ("crc32", "tcp")
+CRC_TRAILER = 4
+
+
 def mss_for(mtu: int, *, ipv6: bool = False) -> int:
     """The MSS for TCP in UDP on a path with this MTU: MTU - IP - UDP - TCP headers.
 
@@ -159,9 +167,17 @@ class CarrierConfig:
     receive_buffer: int = 4 * 1024 * 1024
     # Bytes preallocated for received datagrams; recv_batch returns views into it.
     receive_area: int = 1024 * 1024
+    # What catches a datagram altered on the way (docs/PROTOCOL.md §5.3): "crc32", a
+    # CRC-32 of the segment after it in every datagram, with the TCP checksum left
+    # unused; or "tcp", the TCP checksum alone, as on an IP path. Both ends must agree.
+    integrity: str = "crc32"
 
     def __post_init__(self) -> None:
         mss_for(self.mtu)  # validates the range
+        if self.integrity not in INTEGRITY_CHECKS:
+            raise ValueError(
+                f"integrity must be one of {', '.join(INTEGRITY_CHECKS)}, not {self.integrity!r}"
+            )
         if self.send_buffer < 1 or self.receive_buffer < 1:
             raise ValueError("socket buffer sizes must be positive")
         if self.receive_area < _SLOT:
@@ -171,6 +187,11 @@ class CarrierConfig:
     def mss(self) -> int:
         """The MSS for this MTU over IPv4."""
         return mss_for(self.mtu)
+
+    @property
+    def segment_mss(self) -> int:
+        """The MSS a connection announces: the datagram's room less the integrity trailer."""
+        return self.mss - (CRC_TRAILER if self.integrity == "crc32" else 0)
 
 
 @dataclass(slots=True)
