@@ -20,6 +20,7 @@ def build_parser() -> argparse.ArgumentParser:
     from synack.apps.chat import cli as chat_cli
     from synack.apps.files import cli as files_cli
     from synack.apps.lessons import cli as lessons_cli
+    from synack.apps.netem import cli as netem_cli
 
     parser = argparse.ArgumentParser(
         prog="synack",
@@ -31,6 +32,7 @@ def build_parser() -> argparse.ArgumentParser:
     chat_cli.register(sub)
     files_cli.register(sub)
     lessons_cli.register(sub)
+    netem_cli.register(sub)
     return parser
 
 

@@ -1,0 +1,801 @@
+"""`synack netem`: the pure decisions, the UDP relay on loopback, the command line,
+and TUN mode with the kernel's TCP between two namespaces (root only).
+
+Statistical checks use binomial bounds of four standard deviations around what was
+asked for; with a fixed seed each run is the same anyway, so the bounds guard the
+meaning (5% means 5%) rather than luck. End-to-end determinism is checked against
+the pure module: the relay must do to each datagram exactly what `Lane.decide`
+says for that seed and that position in the sequence.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import math
+import os
+import random
+import re
+import shutil
+import signal
+import statistics
+import subprocess
+import sys
+import time
+from collections.abc import AsyncIterator, Callable
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from synack.apps.netem import tun as tun_mode
+from synack.apps.netem.impair import Fate, Impairment, Lane, ip_payload_offset
+from synack.apps.netem.relay import UdpRelay
+from synack.apps.netem.units import (
+    parse_percent,
+    parse_rate,
+    parse_time,
+    split_directions,
+)
+from synack.cli import main
+from synack.errors import UsageError, UserError
+
+LIMIT = 30.0  # seconds any one async test body may take
+LOOPBACK = "127.0.0.1"
+
+
+def run_async(body: Callable[..., Any]) -> Callable[..., None]:
+    def wrapper(*args: Any, **kwargs: Any) -> None:
+        async def bounded() -> None:
+            async with asyncio.timeout(LIMIT):
+                await body(*args, **kwargs)
+
+        asyncio.run(bounded())
+
+    wrapper.__name__ = body.__name__
+    wrapper.__doc__ = body.__doc__
+    return wrapper
+
+
+def within_sigma(count: int, n: int, p: float, sigmas: float = 4.0) -> bool:
+    """`count` successes of `n` trials is within `sigmas` binomial deviations of n*p."""
+    return abs(count - n * p) <= sigmas * math.sqrt(n * p * (1 - p))
+
+
+def predict(seed: int, name: str, impairment: Impairment, sizes: list[int]) -> list[Fate]:
+    """The fates the relay must give datagrams of these sizes, in this order."""
+    lane = Lane(impairment, seed, name)
+    return [lane.decide(size * 8) for size in sizes]
+
+
+# ---------------------------------------------------------------------- units
+
+
+def test_units_parse_strictly() -> None:
+    assert parse_percent("--loss", "5%") == 0.05
+    assert parse_percent("--loss", "0.1%") == pytest.approx(0.001)
+    assert parse_time("--delay", "20ms") == pytest.approx(0.02)
+    assert parse_time("--delay", "500us") == pytest.approx(0.0005)
+    assert parse_time("--duration", "3", bare_seconds=True) == 3.0
+    assert parse_rate("--rate", "10M") == 1_250_000
+    assert parse_rate("--rate", "10mbit") == 1_250_000
+    assert parse_rate("--rate", "10Mbps") == 1_250_000
+    assert parse_rate("--rate", "2MB/s") == 2_000_000
+    assert parse_rate("--rate", "500kbit") == 62_500
+    assert split_directions("--loss", "5%") == ("5%", "5%")
+    assert split_directions("--loss", "5%/1%") == ("5%", "1%")
+    assert split_directions("--rate", "1MB/s/2MB/s") == ("1MB/s", "2MB/s")
+    for parse, text in [
+        (parse_percent, "5"),
+        (parse_percent, "101%"),
+        (parse_percent, "-1%"),
+        (parse_time, "20"),
+        (parse_time, "20 parsecs"),
+        (parse_time, "2d"),
+        (parse_rate, "1000"),
+        (parse_rate, "10MBps"),
+        (parse_rate, "fast"),
+    ]:
+        with pytest.raises(UsageError):
+            parse("--x", text)
+    for text in ["5%/1%/2%", "5%/", "/"]:
+        with pytest.raises(UsageError):
+            split_directions("--loss", text)
+
+
+# ---------------------------------------------------------------------- the pure decisions
+
+EVERYTHING = Impairment(
+    delay=0.02,
+    jitter=0.005,
+    loss=0.2,
+    duplicate=0.1,
+    reorder=0.1,
+    corrupt=0.1,
+    rate=1e6,
+    queue_limit=10,
+)
+
+
+def test_same_seed_same_datagrams_same_decisions() -> None:
+    sizes = [random.Random(3).randrange(1, 1500) for _ in range(2000)]
+    assert predict(1, "up", EVERYTHING, sizes) == predict(1, "up", EVERYTHING, sizes)
+    assert predict(1, "up", EVERYTHING, sizes) != predict(2, "up", EVERYTHING, sizes)
+    # Each direction has its own generator: "down" is not a copy of "up".
+    assert predict(1, "up", EVERYTHING, sizes) != predict(1, "down", EVERYTHING, sizes)
+
+
+def test_decisions_do_not_depend_on_what_came_before() -> None:
+    """Every datagram draws the same number of values, so earlier sizes, losses and
+    queue drops cannot shift later decisions; only the flipped bit depends on the
+    datagram's own size."""
+    rng = random.Random(5)
+    a = predict(9, "up", EVERYTHING, [100] * 500)
+    b = predict(9, "up", EVERYTHING, [rng.randrange(1, 1500) for _ in range(500)])
+
+    def shape(fates: list[Fate]) -> list[Any]:
+        return [(f.lost, [(c.bit is None, c.jitter, c.reorder) for c in f.copies]) for f in fates]
+
+    assert shape(a) == shape(b)
+    # The admitted path (with its clock and queue) draws exactly as `decide` does.
+    lane = Lane(EVERYTHING, 9, "up")
+    now = 0.0
+    for _ in range(500):
+        lane.admit(bytes(100), now)
+        now += 0.00001  # fast enough to fill the bottleneck queue: drops cannot shift draws
+    assert lane.stats.queue_dropped > 0
+    assert predict(9, "up", EVERYTHING, [100] * 1000)[500:] == [
+        lane.decide(800) for _ in range(500)
+    ]
+
+
+def test_lane_rates_match_the_settings() -> None:
+    n = 20_000
+    lane = Lane(Impairment(loss=0.05, duplicate=0.02, reorder=0.03, corrupt=0.01), 4, "up")
+    for i in range(n):
+        lane.admit(bytes(64), i * 0.001)
+    s = lane.stats
+    kept = n - s.lost
+    assert within_sigma(s.lost, n, 0.05)
+    assert within_sigma(s.duplicated, kept, 0.02)
+    copies = kept + s.duplicated
+    assert within_sigma(s.reordered, copies, 0.03)
+    assert within_sigma(s.corrupted, copies, 0.01)
+
+
+def test_jitter_never_reorders_and_reorder_holds_back() -> None:
+    lane = Lane(Impairment(delay=0.01, jitter=0.009, reorder=0.1, reorder_delay=0.05), 2, "up")
+    in_order: list[float] = []
+    for i in range(2000):
+        now = i * 0.0005
+        for when, _data, reordered in lane.admit(bytes(10), now):
+            assert when >= now
+            if reordered:
+                assert when >= now + 0.05
+            else:
+                in_order.append(when)
+    assert in_order == sorted(in_order)
+    assert lane.stats.reordered > 0
+
+
+def test_rate_serializes_and_the_queue_drops_at_the_tail() -> None:
+    lane = Lane(Impairment(rate=1000.0, queue_limit=3, delay=0.5), 1, "up", overhead=28)
+    out = [lane.admit(bytes(72), 0.0) for _ in range(5)]  # 100 bytes each on the wire
+    assert [d[0][0] for d in out[:3]] == pytest.approx([0.6, 0.7, 0.8])
+    assert out[3] == out[4] == []
+    assert lane.stats.queue_dropped == 2
+    # Once the first has left the queue there is room for one more, behind the others.
+    assert lane.admit(bytes(72), 0.15)[0][0] == pytest.approx(0.9)
+
+
+def test_corruption_flips_one_bit_outside_the_ip_header() -> None:
+    lane = Lane(Impairment(corrupt=1.0), 3, "up", region=ip_payload_offset)
+    header = bytes([0x45]) + bytes(19)
+    for _ in range(200):
+        packet = header + random.randbytes(40)
+        [(_, damaged, _)] = lane.admit(packet, 0.0)
+        assert damaged[:20] == header
+        diff = int.from_bytes(packet, "big") ^ int.from_bytes(damaged, "big")
+        assert diff.bit_count() == 1
+    assert ip_payload_offset(bytes([0x46]) + bytes(30)) == 24
+    assert ip_payload_offset(bytes([0x60]) + bytes(50)) == 40
+
+
+# ---------------------------------------------------------------------- the UDP relay
+
+
+class Recorder(asyncio.DatagramProtocol):
+    """Keeps (arrival time, data, source) of every datagram; echoes if asked."""
+
+    def __init__(self, echo: bool = False) -> None:
+        self.echo = echo
+        self.got: list[tuple[float, bytes, Any]] = []
+        self.transport: asyncio.DatagramTransport | None = None
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        self.transport = transport  # type: ignore[assignment]
+
+    def datagram_received(self, data: bytes, addr: Any) -> None:
+        self.got.append((time.monotonic(), data, addr))
+        if self.echo and self.transport is not None:
+            self.transport.sendto(data, addr)
+
+
+@contextlib.asynccontextmanager
+async def relayed(
+    up: Impairment,
+    down: Impairment | None = None,
+    *,
+    seed: int = 1,
+    echo: bool = False,
+    idle_timeout: float = 60.0,
+) -> AsyncIterator[tuple[UdpRelay, Recorder, Callable[[], Any]]]:
+    """A server (recording, maybe echoing) behind a relay; yields a client factory."""
+    loop = asyncio.get_running_loop()
+    server_t, server = await loop.create_datagram_endpoint(
+        lambda: Recorder(echo), local_addr=(LOOPBACK, 0)
+    )
+    relay = UdpRelay(
+        (LOOPBACK, 0),
+        server_t.get_extra_info("sockname")[:2],
+        up,
+        down if down is not None else Impairment(),
+        seed=seed,
+        idle_timeout=idle_timeout,
+    )
+    address = await relay.start()
+    clients: list[asyncio.DatagramTransport] = []
+
+    async def client() -> tuple[asyncio.DatagramTransport, Recorder]:
+        t, p = await loop.create_datagram_endpoint(Recorder, remote_addr=address)
+        clients.append(t)
+        return t, p
+
+    try:
+        yield relay, server, client
+    finally:
+        await relay.stop()
+        server_t.close()
+        for t in clients:
+            t.close()
+
+
+def seq_payload(i: int, size: int = 16) -> bytes:
+    return i.to_bytes(4, "big") + bytes(size - 4)
+
+
+async def send_paced(
+    transport: asyncio.DatagramTransport,
+    payloads: list[bytes],
+    per_tick: int,
+    tick: float,
+    sent_at: list[float] | None = None,
+) -> None:
+    for i, data in enumerate(payloads):
+        if sent_at is not None:
+            sent_at.append(time.monotonic())
+        transport.sendto(data)
+        if i % per_tick == per_tick - 1:
+            await asyncio.sleep(tick)
+
+
+async def settle(recorders: list[Recorder], quiet: float = 0.25) -> None:
+    """Wait until nothing has arrived for `quiet` seconds (bounded by the test's limit)."""
+    last = -1
+    while True:
+        await asyncio.sleep(quiet)
+        total = sum(len(r.got) for r in recorders)
+        if total == last:
+            return
+        last = total
+
+
+@run_async
+async def test_echo_through_the_relay_sees_the_loss_and_delay_asked_for() -> None:
+    n = 2000
+    link = Impairment(loss=0.2, delay=0.03)
+    async with relayed(link, link, seed=11, echo=True) as (relay, server, client):
+        transport, me = await client()
+        sent_at: list[float] = []
+        await send_paced(transport, [seq_payload(i) for i in range(n)], 8, 0.004, sent_at)
+        await settle([me, server])
+        up, down = relay.up.stats, relay.down.stats
+        # What each end saw is what the relay says it did.
+        assert len(server.got) == up.passed == n - up.lost
+        assert len(me.got) == down.passed == len(server.got) - down.lost
+    assert within_sigma(up.lost, n, 0.2)
+    assert within_sigma(down.lost, len(server.got), 0.2)
+    assert within_sigma(len(me.got), n, 0.8 * 0.8)
+    rtts = sorted(t - sent_at[int.from_bytes(d[:4], "big")] for t, d, _ in me.got)
+    print(
+        f"echo: {len(me.got)}/{n} back, rtt min {rtts[0] * 1e3:.1f}ms "
+        f"median {statistics.median(rtts) * 1e3:.1f}ms"
+    )
+    assert rtts[0] >= 0.060
+    assert statistics.median(rtts) < 0.075
+
+
+@run_async
+async def test_same_seed_same_fates_end_to_end() -> None:
+    """A sequenced stream sent slowly (no queue, no kernel drops) meets, datagram by
+    datagram, the fates the pure module predicts; so two runs agree, and another
+    seed does not."""
+    n = 300
+    link = Impairment(loss=0.3, duplicate=0.1)
+    payloads = [seq_payload(i) for i in range(n)]
+
+    async def one_run(seed: int) -> list[int]:
+        async with relayed(link, seed=seed) as (relay, server, client):
+            transport, _ = await client()
+            await send_paced(transport, payloads, 4, 0.002)
+            await settle([server])
+            assert relay.up.stats.duplicated == sum(
+                1 for f in predict(seed, "up", link, [16] * n) if not f.lost and len(f.copies) > 1
+            )
+        return sorted(int.from_bytes(d[:4], "big") for _t, d, _a in server.got)
+
+    def expected(seed: int) -> list[int]:
+        fates = predict(seed, "up", link, [16] * n)
+        return sorted(i for i, f in enumerate(fates) if not f.lost for _c in f.copies)
+
+    first, second, other = await one_run(5), await one_run(5), await one_run(6)
+    assert first == second == expected(5)
+    assert other == expected(6) != first
+
+
+@run_async
+async def test_duplicates_and_reordering_are_what_the_receiver_sees() -> None:
+    n = 400
+    link = Impairment(duplicate=0.1, reorder=0.1, reorder_delay=0.03)
+    fates = predict(8, "up", link, [16] * n)
+    async with relayed(link, seed=8) as (relay, server, client):
+        transport, _ = await client()
+        await send_paced(transport, [seq_payload(i) for i in range(n)], 2, 0.002)
+        await settle([server])
+        stats = relay.up.stats
+    seqs = [int.from_bytes(d[:4], "big") for _t, d, _a in server.got]
+    seen: set[int] = set()
+    twice: set[int] = set()
+    late: set[int] = set()
+    highest = -1
+    for s in seqs:
+        if s in seen:
+            twice.add(s)
+        seen.add(s)
+        if s < highest:
+            late.add(s)
+        highest = max(highest, s)
+    dup = {i for i, f in enumerate(fates) if len(f.copies) > 1}
+    held = {i for i, f in enumerate(fates) if any(c.reorder for c in f.copies)}
+    assert twice == dup and len(dup) == stats.duplicated > 0
+    assert stats.reordered == sum(c.reorder for f in fates for c in f.copies)
+    # A held datagram arrives after later ones (all but the last few, which nothing
+    # follows); and nothing arrives late that was not held.
+    assert held - set(range(n - 40, n)) <= late <= held
+    print(f"reorder: {len(twice)} duplicated, {len(late)} seen late of {len(held)} held")
+
+
+@run_async
+async def test_corruption_changes_exactly_one_bit() -> None:
+    n = 300
+    link = Impairment(corrupt=0.3)
+    rng = random.Random(1)
+    payloads = [rng.randbytes(200) for _ in range(n)]
+    async with relayed(link, seed=3) as (relay, server, client):
+        transport, _ = await client()
+        await send_paced(transport, payloads, 1, 0.002)  # slow: arrival order = send order
+        await settle([server])
+        corrupted = relay.up.stats.corrupted
+    got = [d for _t, d, _a in server.got]
+    assert len(got) == n
+    flips = [
+        (int.from_bytes(a, "big") ^ int.from_bytes(b, "big")).bit_count()
+        for a, b in zip(payloads, got, strict=True)
+    ]
+    assert set(flips) <= {0, 1}
+    assert (
+        flips.count(1)
+        == corrupted
+        == sum(1 for f in predict(3, "up", link, [200] * n) if f.copies[0].bit is not None)
+    )
+    assert within_sigma(corrupted, n, 0.3)
+
+
+@run_async
+async def test_rate_limit_and_queue_drops() -> None:
+    """Twice the bottleneck's rate offered for 1.5 s: the receiver measures the rate
+    (each datagram counted with its 28 bytes of IP and UDP header, as the relay
+    counts it), and what did not arrive is exactly the relay's queue drops."""
+    rate = 1_000_000.0  # bytes/s: 1000 wire-sized datagrams of 1000 bytes a second
+    size = 1000 - 28
+    n = 3000
+    link = Impairment(rate=rate, queue_limit=30)
+    async with relayed(link, seed=1) as (relay, server, client):
+        transport, _ = await client()
+        await send_paced(transport, [seq_payload(i, size) for i in range(n)], 20, 0.01)
+        await settle([server])
+        stats = relay.up.stats
+    times = [t for t, _d, _a in server.got]
+    measured = (len(times) - 1) * 1000 / (times[-1] - times[0])
+    print(f"rate: {measured:,.0f} bytes/s of {rate:,.0f}, {stats.queue_dropped} queue drops")
+    assert measured == pytest.approx(rate, rel=0.15)
+    assert stats.queue_dropped == n - len(times) > 0
+    assert stats.lost == 0
+
+
+@run_async
+async def test_each_client_has_its_own_mapping_and_idle_ones_expire() -> None:
+    async with relayed(Impairment(), echo=True, idle_timeout=0.3) as (relay, server, client):
+        (t1, c1), (t2, c2) = await client(), await client()
+        for i in range(5):
+            t1.sendto(b"one %d" % i)
+            t2.sendto(b"two %d" % i)
+        await settle([c1, c2], quiet=0.1)
+        assert sorted(d for _t, d, _a in c1.got) == [b"one %d" % i for i in range(5)]
+        assert sorted(d for _t, d, _a in c2.got) == [b"two %d" % i for i in range(5)]
+        assert len({a for _t, _d, a in server.got}) == 2  # two upstream sockets
+        assert relay.clients == 2
+        await asyncio.sleep(0.8)
+        assert relay.clients == 0
+        t1.sendto(b"again")
+        await settle([c1], quiet=0.1)
+        assert c1.got[-1][1] == b"again"
+        assert relay.clients_seen == 3
+
+
+# ---------------------------------------------------------------------- the command line
+
+
+def synack_cmd(*args: str) -> list[str]:
+    return [sys.executable, "-m", "synack", *args]
+
+
+@run_async
+async def test_cli_summary_at_stop_matches_what_the_receiver_saw() -> None:
+    loop = asyncio.get_running_loop()
+    server_t, server = await loop.create_datagram_endpoint(
+        lambda: Recorder(echo=True), local_addr=(LOOPBACK, 0)
+    )
+    port = server_t.get_extra_info("sockname")[1]
+    proc = await asyncio.create_subprocess_exec(
+        *synack_cmd(
+            "netem",
+            "--listen",
+            f"{LOOPBACK}:0",
+            "--target",
+            f"{LOOPBACK}:{port}",
+            "--loss",
+            "10%/20%",
+            "--delay",
+            "5ms",
+            "--duplicate",
+            "5%",
+            "--seed",
+            "4",
+            "--json",
+        ),
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
+    )
+    try:
+        assert proc.stderr is not None
+        banner = (await proc.stderr.readline()).decode()
+        m = re.search(r"listening on 127\.0\.0\.1:(\d+), relaying to", banner)
+        assert m, banner
+        t, me = await loop.create_datagram_endpoint(
+            Recorder, remote_addr=(LOOPBACK, int(m.group(1)))
+        )
+        n = 500
+        await send_paced(t, [seq_payload(i) for i in range(n)], 5, 0.002)
+        await settle([me, server], quiet=0.2)
+        proc.send_signal(signal.SIGINT)
+        out, err = await proc.communicate()
+    finally:
+        if proc.returncode is None:
+            proc.kill()
+            await proc.wait()
+        server_t.close()
+    assert proc.returncode == 0
+    summary = json.loads(out)
+    up, down = summary["directions"]["up"], summary["directions"]["down"]
+    assert summary["seed"] == 4 and summary["clients"] == 1
+    assert up["received"] == n and up["passed"] == len(server.got)
+    assert down["received"] == len(server.got) and down["passed"] == len(me.got)
+    for d in (up, down):
+        assert d["received"] + d["duplicated"] == d["passed"] + d["dropped"] + d["unsent"]
+    assert within_sigma(up["lost"], n, 0.1) and within_sigma(down["lost"], down["received"], 0.2)
+    text = err.decode()
+    assert f"{n} received, {up['passed']} passed, {up['dropped']} dropped" in text
+    assert f"{down['received']} received, {down['passed']} passed" in text
+    assert "delay 5ms loss 10% duplicate 5%" in text and "loss 20%" in text
+
+
+def test_cli_duration_stops_by_itself_and_sigterm_stops_too() -> None:
+    start = time.monotonic()
+    done = subprocess.run(
+        synack_cmd(
+            "netem",
+            "--listen",
+            f"{LOOPBACK}:0",
+            "--target",
+            f"{LOOPBACK}:9",
+            "--duration",
+            "0.5s",
+        ),
+        capture_output=True,
+        text=True,
+        timeout=20,
+    )
+    assert done.returncode == 0, done.stderr
+    assert time.monotonic() - start < 10
+    assert "stopped after 0.5s" in done.stderr
+    assert "0 received, 0 passed, 0 dropped" in done.stderr
+    proc = subprocess.Popen(
+        synack_cmd("netem", "--listen", f"{LOOPBACK}:0", "--target", f"{LOOPBACK}:9"),
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert proc.stderr is not None
+        assert "listening on" in proc.stderr.readline()
+        proc.send_signal(signal.SIGTERM)
+        _out, err = proc.communicate(timeout=10)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+    assert proc.returncode == 0
+    assert "synack netem: stopped after" in err
+
+
+@pytest.mark.parametrize(
+    ("args", "words"),
+    [
+        (["--listen", "127.0.0.1:0"], "needs --listen HOST:PORT and --target"),
+        (["--listen", "127.0.0.1:0", "--target", "127.0.0.1:9", "--loss", "5"], "a percentage"),
+        (["--listen", "127.0.0.1:0", "--target", "127.0.0.1:9", "--delay", "20"], "give a unit"),
+        (["--listen", "127.0.0.1:0", "--target", "127.0.0.1:9", "--rate", "10"], "with a unit"),
+        (["--listen", "127.0.0.1:0", "--target", "127.0.0.1:9", "--queue", "0"], "at least 1"),
+        (["--listen", "127.0.0.1:0", "--target", "127.0.0.1:9", "--loss", "1%/2%/3%"], "UP/DOWN"),
+        (["--listen", "127.0.0.1", "--target", "127.0.0.1:9"], "HOST:PORT"),
+        (["--listen", "127.0.0.1:0", "--target", "127.0.0.1:0"], "port 0"),
+        (["--listen", "127.0.0.1:0", "--target", "127.0.0.1:9", "--seed", "x"], "whole number"),
+        (["--listen", "127.0.0.1:0", "--target", "127.0.0.1:9", "--bogus"], "unrecognized"),
+        (["tun", "--loss", "200%"], "at most 100%"),
+    ],
+)
+def test_bad_arguments_exit_2_with_one_line(
+    args: list[str], words: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    try:
+        status = main(["netem", *args])
+    except SystemExit as exc:
+        status = int(exc.code or 0)
+    err = capsys.readouterr().err
+    assert status == 2
+    assert len(err.strip().splitlines()) == 1, err
+    assert words in err
+
+
+def test_a_port_in_use_is_one_line(capsys: pytest.CaptureFixture[str]) -> None:
+    async def body() -> int:
+        loop = asyncio.get_running_loop()
+        held, _ = await loop.create_datagram_endpoint(
+            asyncio.DatagramProtocol, local_addr=(LOOPBACK, 0)
+        )
+        port = held.get_extra_info("sockname")[1]
+        try:
+            return await asyncio.to_thread(
+                main, ["netem", "--listen", f"{LOOPBACK}:{port}", "--target", f"{LOOPBACK}:9"]
+            )
+        finally:
+            held.close()
+
+    assert asyncio.run(body()) == 1
+    err = capsys.readouterr().err
+    assert err.startswith("synack: cannot listen on") and len(err.splitlines()) == 1
+
+
+def test_tun_mode_says_in_one_line_what_it_lacks(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(tun_mode.os, "geteuid", lambda: 1000)
+    with pytest.raises(UserError, match="needs root"):
+        tun_mode.check_can_run()
+    monkeypatch.setattr(tun_mode.os, "geteuid", lambda: 0)
+    monkeypatch.setattr(tun_mode.shutil, "which", lambda _name: None)
+    with pytest.raises(UserError, match="iproute2"):
+        tun_mode.check_can_run()
+
+
+def test_only_namespaces_of_dead_runs_are_stale() -> None:
+    names = ["synack-100-a", "synack-100-b", "synack-200-a", "synack-7-a", "other-100-a", "x"]
+    alive = {200, 7}.__contains__
+    assert tun_mode.stale_namespaces(names, alive, me=1) == ["synack-100-a", "synack-100-b"]
+    # Our own PID's namespaces are never stale, whatever `alive` says.
+    assert tun_mode.stale_namespaces(["synack-5-a"], lambda _pid: False, me=5) == []
+
+
+# ---------------------------------------------------------------------- TUN mode (root)
+
+
+def _tun_unavailable() -> str | None:
+    if os.geteuid() != 0:
+        return "TUN mode needs root"
+    if not os.path.exists("/dev/net/tun"):
+        return "TUN mode needs /dev/net/tun"
+    if shutil.which("ip") is None:
+        return "TUN mode needs the ip command (scripts/system-deps installs iproute2)"
+    return None
+
+
+needs_tun = pytest.mark.skipif(_tun_unavailable() is not None, reason=_tun_unavailable() or "")
+
+
+def leftovers(pid: int) -> list[str]:
+    """Namespaces and devices of run `pid` still present."""
+    names = subprocess.run(["ip", "netns", "list"], capture_output=True, text=True).stdout
+    found = [line.split()[0] for line in names.splitlines() if f"synack-{pid}-" in line]
+    found += [d for d in os.listdir("/sys/class/net") if d.startswith(f"synack{pid}")]
+    return found
+
+
+SERVER = """
+import hashlib, socket, struct
+srv = socket.socket()
+srv.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+srv.bind(("198.18.1.1", 5001))
+srv.listen(1)
+conn, _ = srv.accept()
+conn.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+f = conn.makefile("rb")
+for _ in range(20):
+    conn.sendall(f.read(1))
+(size,) = struct.unpack("!Q", f.read(8))
+h = hashlib.sha256()
+while size:
+    chunk = f.read(min(size, 65536))
+    h.update(chunk)
+    size -= len(chunk)
+conn.sendall(h.digest())
+conn.close()
+"""
+
+CLIENT = """
+import hashlib, json, os, socket, struct, sys, time
+deadline = time.monotonic() + 30
+while True:
+    try:
+        s = socket.create_connection(("198.18.1.1", 5001), timeout=10)
+        break
+    except OSError:
+        if time.monotonic() > deadline:
+            raise
+        time.sleep(0.2)
+s.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+s.settimeout(30)
+rtts = []
+for _ in range(20):
+    t = time.monotonic()
+    s.sendall(b"p")
+    assert s.recv(1) == b"p"
+    rtts.append(time.monotonic() - t)
+data = os.urandom(1024 * 1024)
+t = time.monotonic()
+s.sendall(struct.pack("!Q", len(data)) + data)
+digest = b""
+while len(digest) < 32:
+    more = s.recv(32 - len(digest))
+    if not more:
+        break
+    digest += more
+elapsed = time.monotonic() - t
+info = s.getsockopt(socket.IPPROTO_TCP, socket.TCP_INFO, 104)
+tcpi_rtt = struct.unpack_from("I", info, 68)[0] / 1e6
+json.dump({"ok": digest == hashlib.sha256(data).digest(), "rtts": rtts,
+           "tcpi_rtt": tcpi_rtt, "elapsed": elapsed}, open(sys.argv[1], "w"))
+"""
+
+
+@pytest.mark.root
+@needs_tun
+def test_kernel_tcp_between_namespaces_through_tun_mode(tmp_path: Path) -> None:
+    (tmp_path / "server.py").write_text(SERVER)
+    (tmp_path / "client.py").write_text(CLIENT)
+    result = tmp_path / "result.json"
+    py = sys.executable
+    proc = subprocess.Popen(
+        synack_cmd(
+            "netem",
+            "tun",
+            "--loss",
+            "5%",
+            "--delay",
+            "20ms",
+            "--seed",
+            "2",
+            "--json",
+            "--duration",
+            "60s",
+            "--run-b",
+            f"{py} {tmp_path / 'server.py'}",
+            "--run-a",
+            f"{py} {tmp_path / 'client.py'} {result}",
+        ),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        out, err = proc.communicate(timeout=90)
+    finally:
+        if proc.poll() is None:
+            proc.send_signal(signal.SIGTERM)
+            proc.communicate(timeout=20)
+    assert proc.returncode == 0, err
+    assert leftovers(proc.pid) == []
+    got = json.loads(result.read_text())
+    summary = json.loads(out)
+    up, down = summary["directions"]["up"], summary["directions"]["down"]
+    n = up["received"] + down["received"]
+    lost = up["lost"] + down["lost"]
+    print(
+        f"kernel TCP: 1 MiB in {got['elapsed']:.2f}s, ping-pong rtt min "
+        f"{min(got['rtts']) * 1e3:.1f}ms, tcpi_rtt {got['tcpi_rtt'] * 1e3:.1f}ms, "
+        f"relay dropped {lost} of {n} packets ({lost / n:.1%})"
+    )
+    assert got["ok"], "the transfer arrived damaged"
+    assert min(got["rtts"]) >= 0.040
+    assert got["tcpi_rtt"] >= 0.040
+    assert n > 300
+    assert within_sigma(lost, n, 0.05)
+    assert summary["run_a"] == 0
+    assert f"synack-{proc.pid}-a" in err and "stopped after" in err
+
+
+@pytest.mark.root
+@needs_tun
+def test_tun_mode_cleans_up_on_sigterm_and_after_a_killed_run() -> None:
+    # A run stopped by SIGTERM removes its namespaces and devices.
+    proc = subprocess.Popen(
+        synack_cmd("netem", "tun", "--delay", "1ms"), stderr=subprocess.PIPE, text=True
+    )
+    try:
+        assert proc.stderr is not None
+        banner = proc.stderr.readline()
+        assert f"synack-{proc.pid}-a (198.18.0.1)" in banner, banner
+        assert sorted(leftovers(proc.pid)) == sorted(
+            [f"synack-{proc.pid}-a", f"synack-{proc.pid}-b"]
+        )
+        proc.send_signal(signal.SIGTERM)
+        _out, err = proc.communicate(timeout=20)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+    assert proc.returncode == 0, err
+    assert leftovers(proc.pid) == []
+    # A run killed outright leaves its namespaces; the next run removes them once the
+    # PID in their names is provably gone, and leaves a live PID's alone.
+    proc = subprocess.Popen(synack_cmd("netem", "tun"), stderr=subprocess.PIPE, text=True)
+    try:
+        assert proc.stderr is not None
+        assert "synack netem tun:" in proc.stderr.readline()
+    finally:
+        proc.kill()
+        proc.wait()
+    dead = proc.pid
+    assert sorted(leftovers(dead)) == [f"synack-{dead}-a", f"synack-{dead}-b"]
+    live = f"synack-{os.getpid()}-a"
+    subprocess.run(["ip", "netns", "add", live], check=True)
+    try:
+        done = subprocess.run(
+            synack_cmd("netem", "tun", "--clean"), capture_output=True, text=True, timeout=30
+        )
+        assert done.returncode == 0, done.stderr
+        assert leftovers(dead) == []
+        assert f"removed namespace synack-{dead}-a left by a run that died" in done.stderr
+        assert (
+            live in subprocess.run(["ip", "netns", "list"], capture_output=True, text=True).stdout
+        )
+    finally:
+        subprocess.run(["ip", "netns", "delete", live], check=False)
