@@ -82,3 +82,16 @@ def test_host_idle() -> None:
     # The header and one row per count.
     assert len(rows) == 3, out
     assert "ratio 100/1:" in out, out
+
+
+def test_startup() -> None:
+    out = run_bench("startup.py", "--rounds", "1")
+    for label in (
+        "| python -c pass |",
+        '| python -c "import asyncio" |',
+        "| synack --help |",
+        "| synack files get, to first byte |",
+        "ratio synack --help / python -c pass:",
+        'ratio synack files get, to first byte / python -c "import asyncio":',
+    ):
+        assert label in out, out

@@ -24,6 +24,30 @@ def parse_port(text: str) -> int:
     return port
 
 
+def port_option(text: str) -> int:
+    """`parse_port` as an argparse ``type=``: a bad ``--port`` is a usage error, not a traceback.
+
+    argparse turns only ArgumentTypeError (and ValueError) into its one-line error.
+    """
+    try:
+        return parse_port(text)
+    except UsageError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+
+
+def add_listen_arguments(parser: argparse.ArgumentParser, default_port: int) -> None:
+    """``--host`` and ``--port`` for a server, worded alike in every app."""
+    parser.add_argument(
+        "--host", default="127.0.0.1", help="address to listen on (default: %(default)s)"
+    )
+    parser.add_argument(
+        "--port",
+        type=port_option,
+        default=default_port,
+        help="port; 0 picks a free one (default: %(default)s)",
+    )
+
+
 def parse_endpoint(text: str) -> tuple[str, int]:
     """``HOST:PORT`` or ``[V6]:PORT`` to a (host, port) pair, with a clear error otherwise."""
     if text.startswith("["):
@@ -62,7 +86,7 @@ def add_transport_argument(parser: argparse.ArgumentParser) -> None:
         default=seam.DEFAULT_TRANSPORT,
         help=(
             "TCP underneath: 'os' is the operating system's, 'synack' is synack's own TCP "
-            "carried in UDP (the port is then a UDP port; default: %(default)s)"
+            "carried in UDP, whose port is a UDP port (default: %(default)s)"
         ),
     )
 

@@ -34,7 +34,9 @@ class SynackTcpTransport(Transport):
     ) -> Server:
         from synack.drivers import aio
 
-        # A UDP port has no TIME-WAIT to trip over: a restart binds again at once.
+        # A restart binds again at once: a new process finds the UDP port free (the old
+        # one took its connections with it); in the same process the new listener shares
+        # the socket that still carries the old server's connections (drivers.aio).
         return await aio.start_server(handler, host, port, limit=limit, backlog=backlog)
 
     def set_nodelay(self, writer: asyncio.StreamWriter) -> None:

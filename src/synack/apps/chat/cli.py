@@ -7,23 +7,26 @@ import asyncio
 import signal
 import sys
 from collections.abc import Callable
+from typing import TYPE_CHECKING
 
-from synack.apps.chat.client import BaseChatClient, ChatClient
 from synack.apps.chat.protocol import ChatError, check_nick, check_room
-from synack.apps.chat.render import render
-from synack.apps.chat.server import ChatServer
-from synack.apps.chat.udp_client import UdpChatClient
-from synack.apps.chat.udp_server import UdpChatServer
 from synack.apps.common import (
+    add_listen_arguments,
     add_transport_argument,
     check_host,
     connect_error,
     listen_error,
     parse_endpoint,
-    parse_port,
     run,
 )
 from synack.errors import UsageError
+
+# Servers and clients are imported by the command that runs them, so that `join`
+# does not load the servers (nor `serve` the clients) before doing anything.
+if TYPE_CHECKING:
+    from synack.apps.chat.client import BaseChatClient
+    from synack.apps.chat.server import ChatServer
+    from synack.apps.chat.udp_server import UdpChatServer
 
 DEFAULT_PORT = 7007
 
@@ -43,45 +46,54 @@ def _positive(kind: type[int] | type[float]) -> Callable[[str], int | float]:
 
 
 def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
-    chat = sub.add_parser("chat", help="chat rooms over TCP or UDP (server and client)")
-    verbs = chat.add_subparsers(dest="verb", metavar="VERB", required=True)
+    chat = sub.add_parser(
+        "chat",
+        help="chat rooms over TCP or UDP (server and client)",
+        description="Chat rooms over TCP or UDP: synack clients and nc/telnet users meet there.",
+    )
+    verbs = chat.add_subparsers(dest="verb", metavar="COMMAND", required=True)
 
     serve = verbs.add_parser(
         "serve",
         help="run a chat server",
         description="Run a chat server. synack clients and plain nc/telnet users share its rooms.",
     )
-    serve.add_argument("--host", default="127.0.0.1", help="address to listen on (%(default)s)")
+    add_listen_arguments(serve, DEFAULT_PORT)
     serve.add_argument(
-        "--port", type=parse_port, default=DEFAULT_PORT, help="(%(default)s; 0: any)"
-    )
-    serve.add_argument(
-        "--backlog", type=_positive(int), default=128, help="listen backlog (%(default)s)"
+        "--backlog",
+        type=_positive(int),
+        default=128,
+        metavar="N",
+        help="listen backlog (default: %(default)s)",
     )
     serve.add_argument(
         "--max-clients",
         type=_positive(int),
         default=1000,
-        help="connections held at most (%(default)s)",
+        metavar="N",
+        help="connections held at most (default: %(default)s)",
     )
     serve.add_argument(
         "--idle-timeout",
         type=_positive(float),
         default=600.0,
-        help="seconds of silence before a TCP client is dropped (%(default)s)",
+        metavar="SECONDS",
+        help="drop a TCP client silent this long (default: %(default)g)",
     )
     serve.add_argument(
         "--max-queue",
         type=_positive(int),
         default=1 << 20,
-        help="bytes a slow reader may have pending before it is dropped (%(default)s)",
+        metavar="BYTES",
+        help="bytes a slow reader may have pending before it is dropped (default: %(default)s)",
     )
     serve.add_argument("--udp", action="store_true", help="serve UDP datagrams instead of TCP")
     serve.add_argument(
         "--peer-timeout",
         type=_positive(float),
         default=30.0,
-        help="UDP: seconds of silence before a peer is forgotten (%(default)s)",
+        metavar="SECONDS",
+        help="UDP: forget a peer silent this long (default: %(default)g)",
     )
     serve.add_argument("--quiet", action="store_true", help="no line per connection")
     add_transport_argument(serve)
@@ -93,9 +105,11 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
         description="Join a chat. On a terminal: a prompt (/help lists commands). Otherwise "
         "each stdin line is sent and each event printed; at end of input it quits cleanly.",
     )
-    join.add_argument("address", metavar="HOST:PORT")
-    join.add_argument("--nick", required=True, help="your nickname")
-    join.add_argument("--room", default=None, help="room to join first (default: lobby)")
+    join.add_argument("address", metavar="HOST:PORT", help="the chat server")
+    join.add_argument("--nick", required=True, metavar="NICK", help="your nickname")
+    join.add_argument(
+        "--room", default=None, metavar="ROOM", help="room to join first (default: lobby)"
+    )
     join.add_argument("--udp", action="store_true", help="talk to a `serve --udp` server")
     add_transport_argument(join)
     join.set_defaults(func=cmd_join)
@@ -111,6 +125,9 @@ def cmd_serve(args: argparse.Namespace) -> int:
 
 
 async def _serve(args: argparse.Namespace) -> int:
+    from synack.apps.chat.server import ChatServer
+    from synack.apps.chat.udp_server import UdpChatServer
+
     log = None if args.quiet else _log
     server: ChatServer | UdpChatServer
     if args.udp:
@@ -163,6 +180,9 @@ def cmd_join(args: argparse.Namespace) -> int:
 
 async def _join(args: argparse.Namespace, host: str, port: int) -> int:
     from synack.apps.chat import console
+    from synack.apps.chat.client import ChatClient
+    from synack.apps.chat.render import render
+    from synack.apps.chat.udp_client import UdpChatClient
 
     client: BaseChatClient
     if args.udp:

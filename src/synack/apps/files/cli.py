@@ -16,13 +16,18 @@ import signal
 import sys
 import time
 
-from synack.apps.common import add_transport_argument, check_host, parse_endpoint, parse_port, run
-from synack.errors import UsageError, UserError, os_reason
+from synack.apps.common import (
+    add_listen_arguments,
+    add_transport_argument,
+    check_host,
+    parse_endpoint,
+    run,
+)
+from synack.errors import UserError, os_reason
 
 from .client import DEFAULT_TIMEOUT, FileClient, Transferred
 from .progress import for_stream
-from .protocol import Entry, Kind, printable
-from .server import DEFAULT_IDLE_TIMEOUT, DEFAULT_PORT, FileServer
+from .protocol import DEFAULT_IDLE_TIMEOUT, DEFAULT_PORT, Entry, Kind, printable
 
 _RATE = re.compile(r"^(\d+)\s*([kmg]i?)?b?$", re.IGNORECASE)
 _RATE_UNITS = {"": 1, "k": 10**3, "m": 10**6, "g": 10**9, "ki": 2**10, "mi": 2**20, "gi": 2**30}
@@ -41,13 +46,6 @@ def parse_rate(text: str) -> int:
     return value
 
 
-def _port(text: str) -> int:
-    try:
-        return parse_port(text)
-    except UsageError as exc:
-        raise argparse.ArgumentTypeError(str(exc)) from None
-
-
 def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     files = sub.add_parser(
         "files",
@@ -56,17 +54,13 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     )
     cmds = files.add_subparsers(dest="files_command", metavar="COMMAND", required=True)
 
-    serve = cmds.add_parser("serve", help="serve DIR to many clients at once")
+    serve = cmds.add_parser(
+        "serve",
+        help="serve DIR to many clients at once",
+        description="Serve DIR, read-only unless --allow-upload, to many clients at once.",
+    )
     serve.add_argument("dir", metavar="DIR", help="directory to serve")
-    serve.add_argument(
-        "--host", default="127.0.0.1", help="address to listen on (default: %(default)s)"
-    )
-    serve.add_argument(
-        "--port",
-        type=_port,
-        default=DEFAULT_PORT,
-        help="port; 0 picks a free one (default: %(default)s)",
-    )
+    add_listen_arguments(serve, DEFAULT_PORT)
     serve.add_argument(
         "--allow-upload", action="store_true", help="accept put and mkdir (off by default)"
     )
@@ -86,8 +80,12 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     add_transport_argument(serve)
     serve.set_defaults(func=_cmd_serve)
 
-    ls = cmds.add_parser("ls", help="list a remote directory")
-    ls.add_argument("address", metavar="HOST:PORT")
+    ls = cmds.add_parser(
+        "ls",
+        help="list a remote directory",
+        description="List a directory (or a file) on the server, like ls -l.",
+    )
+    ls.add_argument("address", metavar="HOST:PORT", help="the file server")
     ls.add_argument(
         "remote",
         metavar="REMOTE",
@@ -99,8 +97,12 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     _client_flags(ls)
     ls.set_defaults(func=_cmd_ls)
 
-    get = cmds.add_parser("get", help="download a file or a directory tree")
-    get.add_argument("address", metavar="HOST:PORT")
+    get = cmds.add_parser(
+        "get",
+        help="download a file or a directory tree",
+        description="Download REMOTE to LOCAL, as scp does; every file is verified with SHA-256.",
+    )
+    get.add_argument("address", metavar="HOST:PORT", help="the file server")
     get.add_argument("remote", metavar="REMOTE", help="file or directory on the server")
     get.add_argument(
         "local", metavar="LOCAL", nargs="?", help="destination (default: its name, here)"
@@ -111,8 +113,12 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     )
     get.set_defaults(func=_cmd_get)
 
-    put = cmds.add_parser("put", help="upload a file or a directory tree")
-    put.add_argument("address", metavar="HOST:PORT")
+    put = cmds.add_parser(
+        "put",
+        help="upload a file or a directory tree",
+        description="Upload LOCAL to REMOTE, as scp does; every file is verified with SHA-256.",
+    )
+    put.add_argument("address", metavar="HOST:PORT", help="the file server")
     put.add_argument("local", metavar="LOCAL", help="file or directory to upload")
     put.add_argument(
         "remote",
@@ -165,6 +171,8 @@ def _cmd_serve(args: argparse.Namespace) -> int:
 
 
 async def _serve(args: argparse.Namespace) -> int:
+    from .server import FileServer  # only `serve` needs it: the client commands start faster
+
     server = FileServer(
         args.dir,
         host=args.host,

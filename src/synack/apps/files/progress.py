@@ -2,21 +2,16 @@
 
 from __future__ import annotations
 
-from typing import IO, Protocol
-
-from rich.console import Console
-from rich.markup import escape
-from rich.progress import (
-    BarColumn,
-    DownloadColumn,
-    Progress,
-    TaskID,
-    TextColumn,
-    TimeRemainingColumn,
-    TransferSpeedColumn,
-)
+import os
+from typing import IO, TYPE_CHECKING, Protocol
 
 from .protocol import printable
+
+# rich is imported only when a bar is shown: a transfer in a script or a pipe
+# should not pay for loading it (tens of milliseconds) before its first byte.
+if TYPE_CHECKING:
+    from rich.console import Console
+    from rich.progress import TaskID
 
 
 class ProgressSink(Protocol):
@@ -49,6 +44,15 @@ class BarProgress:
     """One bar for the whole transfer (a directory counts as its total size)."""
 
     def __init__(self, console: Console) -> None:
+        from rich.progress import (
+            BarColumn,
+            DownloadColumn,
+            Progress,
+            TextColumn,
+            TimeRemainingColumn,
+            TransferSpeedColumn,
+        )
+
         self._progress = Progress(
             TextColumn("{task.description}", table_column=None),
             BarColumn(),
@@ -69,6 +73,8 @@ class BarProgress:
         self._progress.start()
 
     def file(self, name: str) -> None:
+        from rich.markup import escape
+
         self._index += 1
         if self._task is not None:
             name = printable(name)
@@ -87,7 +93,21 @@ class BarProgress:
 
 def for_stream(stream: IO[str]) -> ProgressSink:
     """A bar if `stream` is a terminal, else silence (so logs and pipes stay clean)."""
+    if not _maybe_terminal(stream):
+        return NoProgress()
+    from rich.console import Console
+
     console = Console(file=stream)
     if not console.is_terminal:
         return NoProgress()
     return BarProgress(console)
+
+
+def _maybe_terminal(stream: IO[str]) -> bool:
+    """False when rich would certainly not see a terminal: no tty and nothing forcing one."""
+    if os.environ.get("FORCE_COLOR") or os.environ.get("TTY_COMPATIBLE"):
+        return True
+    try:
+        return stream.isatty()
+    except (AttributeError, ValueError):  # a closed or file-less stream
+        return False

@@ -29,6 +29,11 @@ PART_SUFFIX = ".synack-part"
 LISTING_BATCH_BYTES = 32 * 1024
 MAX_PATH_BYTES = 4096
 
+# The server's defaults, here so that the command line can show them without
+# importing the server.
+DEFAULT_PORT = 8041
+DEFAULT_IDLE_TIMEOUT = 300.0
+
 
 class Op(StrEnum):
     HELLO = "hello"

@@ -34,6 +34,8 @@ from .pacing import Pacer
 from .protocol import (
     APP,
     CHUNK,
+    DEFAULT_IDLE_TIMEOUT,
+    DEFAULT_PORT,
     LISTING_BATCH_BYTES,
     PART_SUFFIX,
     ConnectionClosed,
@@ -55,9 +57,6 @@ from .receiver import Receiver
 from .source import FileShrank, Source
 
 Log = Callable[[str], None]
-
-DEFAULT_PORT = 8041
-DEFAULT_IDLE_TIMEOUT = 300.0
 
 
 class _Abort(Exception):

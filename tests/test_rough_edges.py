@@ -1,0 +1,104 @@
+"""Issue 15 point 6: rough edges a new user met, each pinned by a test.
+
+Command-line errors, the help texts' one style, UDP replies to unproven sources,
+lookalike nicknames, /msg confirmation and /help ordering, interrupted downloads,
+and uploads into a directory that does not exist yet.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import re
+import subprocess
+import sys
+
+import pytest
+
+from synack.cli import build_parser
+
+T = 15.0
+
+
+def synack(
+    *args: str, stdin: str | None = None, timeout: float = T
+) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "synack", *args],
+        input=stdin,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        env={**os.environ, "PYTHONUNBUFFERED": "1"},
+    )
+
+
+# --- a bad port is one line and exit 2 ---------------------------------------------------
+
+
+@pytest.mark.parametrize("port", ["-1", "99999", "abc"])
+@pytest.mark.parametrize(
+    "command",
+    [["chat", "serve"], ["chat", "serve", "--udp"], ["files", "serve", "."]],
+    ids=["chat", "chat-udp", "files"],
+)
+def test_a_bad_port_is_one_line_and_exit_2(command: list[str], port: str) -> None:
+    done = synack(*command, f"--port={port}")
+    assert done.returncode == 2, done.stderr
+    lines = done.stderr.strip().splitlines()
+    assert len(lines) == 1, done.stderr
+    assert "Traceback" not in done.stderr
+    assert "invalid port" in lines[0] and "--port" in lines[0], lines
+
+
+def test_a_port_that_looks_like_an_option_is_still_one_line() -> None:
+    done = synack("chat", "serve", "--port", "-1")
+    assert done.returncode == 2 and len(done.stderr.strip().splitlines()) == 1, done.stderr
+
+
+# --- chat --help and files --help speak one style --------------------------------------------
+
+
+def _subcommands(parser: argparse.ArgumentParser, name: str) -> argparse.ArgumentParser:
+    for action in parser._actions:
+        if isinstance(action, argparse._SubParsersAction):
+            return action.choices[name]
+    raise KeyError(name)
+
+
+def _groups() -> dict[str, argparse.ArgumentParser]:
+    return {app: _subcommands(build_parser([app]), app) for app in ("chat", "files")}
+
+
+def test_chat_and_files_name_their_subcommands_alike() -> None:
+    for app, parser in _groups().items():
+        help_text = parser.format_help()
+        assert re.search(rf"^usage: synack {app} \[-h\] COMMAND \.\.\.$", help_text, re.M), (
+            help_text
+        )
+        assert parser.description, f"synack {app} --help has no description"
+
+
+def test_every_default_is_shown_as_default_colon() -> None:
+    """Defaults read "(default: X)" in both apps; no bare "(X)" and no dest-style metavars."""
+    for app, group in _groups().items():
+        for verb, parser in _subcommands_of(group).items():
+            for action in parser._actions:
+                if not action.option_strings or action.help in (None, argparse.SUPPRESS):
+                    continue
+                where = f"synack {app} {verb} {action.option_strings[-1]}"
+                shows_value = action.default not in (None, False, argparse.SUPPRESS)
+                if shows_value:
+                    assert "(default: %(default)" in action.help, where
+                assert not re.search(r"\(%\(default\)", action.help), where
+                if action.metavar is None and action.nargs != 0 and "_" in action.dest:
+                    pytest.fail(f"{where}: name its value (metavar), e.g. SECONDS or N")
+            text = parser.format_help()
+            assert not re.search(r"\((?!default: )[\d.]+[^)]*\)", text), (app, verb, text)
+
+
+def _subcommands_of(group: argparse.ArgumentParser) -> dict[str, argparse.ArgumentParser]:
+    for action in group._actions:
+        if isinstance(action, argparse._SubParsersAction):
+            return dict(action.choices)
+    return {}
