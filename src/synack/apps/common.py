@@ -79,6 +79,17 @@ def check_host(host: str) -> str:
     return host
 
 
+def check_listen_host(host: str, transport: str) -> str:
+    """Refuse, as one line, an address the transport cannot listen on: synack's TCP
+    listens on one address, not on all of them (0.0.0.0 needs IP_PKTINFO, not done yet)."""
+    if transport == "synack" and host in ("0.0.0.0", ""):
+        raise UsageError(
+            f"--transport synack listens on one address, not {host or 'every one'}: "
+            "give --host one (e.g. 127.0.0.1, or this machine's LAN address)"
+        )
+    return host
+
+
 def add_transport_argument(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--transport",

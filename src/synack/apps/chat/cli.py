@@ -14,6 +14,7 @@ from synack.apps.common import (
     add_listen_arguments,
     add_transport_argument,
     check_host,
+    check_listen_host,
     connect_error,
     listen_error,
     parse_endpoint,
@@ -121,6 +122,8 @@ def _log(line: str) -> None:
 
 def cmd_serve(args: argparse.Namespace) -> int:
     check_host(args.host)
+    if not args.udp:
+        check_listen_host(args.host, args.transport)
     return run(_serve(args))
 
 

@@ -20,6 +20,7 @@ from synack.apps.common import (
     add_listen_arguments,
     add_transport_argument,
     check_host,
+    check_listen_host,
     parse_endpoint,
     run,
 )
@@ -166,7 +167,7 @@ def _endpoint(text: str) -> tuple[str, int]:
 
 
 def _cmd_serve(args: argparse.Namespace) -> int:
-    check_host(args.host)
+    check_listen_host(check_host(args.host), args.transport)
     return run(_serve(args))
 
 

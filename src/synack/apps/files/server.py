@@ -303,8 +303,9 @@ class FileServer:
             try:
                 request = await channel.request()
             except FilesError as exc:  # a BLOB where a request belongs: framing is lost
-                await channel.send_error(exc)
-                raise _Abort(exc.message) from None
+                # Said, then hung up with a FIN: an abort could reset the connection before
+                # the reply is read (it does on synack's TCP; the kernel's happens to send it).
+                raise ProtocolError(exc.message) from None
             if request is None:
                 return
             op = request.get("op")
