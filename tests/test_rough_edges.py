@@ -8,6 +8,8 @@ and uploads into a directory that does not exist yet.
 from __future__ import annotations
 
 import argparse
+import asyncio
+import json
 import os
 import re
 import subprocess
@@ -15,6 +17,7 @@ import sys
 
 import pytest
 
+from bounded import run
 from synack.cli import build_parser
 
 T = 15.0
@@ -102,3 +105,58 @@ def _subcommands_of(group: argparse.ArgumentParser) -> dict[str, argparse.Argume
         if isinstance(action, argparse._SubParsersAction):
             return dict(action.choices)
     return {}
+
+
+# --- a UDP chat server never answers an unproven source with more than it sent ---------------
+
+
+class _Datagrams(asyncio.DatagramProtocol):
+    def __init__(self) -> None:
+        self.inbox: asyncio.Queue[bytes] = asyncio.Queue()
+        self.transport: asyncio.DatagramTransport
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        self.transport = transport  # type: ignore[assignment]
+
+    def datagram_received(self, data: bytes, addr: tuple[str, int]) -> None:
+        self.inbox.put_nowait(data)
+
+    async def replies(self, wait: float) -> list[bytes]:
+        await asyncio.sleep(wait)
+        out = []
+        while not self.inbox.empty():
+            out.append(self.inbox.get_nowait())
+        return out
+
+
+@run
+async def test_udp_replies_to_unproven_sources_are_no_larger_than_what_they_sent() -> None:
+    from synack.apps.chat import UdpChatServer
+
+    server = UdpChatServer("127.0.0.1", 0)
+    addr = await server.start()
+    loop = asyncio.get_running_loop()
+    _, probe = await loop.create_datagram_endpoint(_Datagrams, local_addr=("127.0.0.1", 0))
+    token_less_ping = b'{"op":"ping","seq":1,"token":"0123456789abcdef"}'
+    cases = [
+        b"",
+        b"x",
+        b"{}",
+        b"z" * 50,
+        token_less_ping,
+        b'{"op":"say","text":"hello, anyone here?"}',
+    ]
+    try:
+        for sent in cases:
+            probe.transport.sendto(sent, addr)
+            replies = await probe.replies(0.2)
+            assert all(len(r) <= len(sent) for r in replies), (sent, replies)
+            if len(sent) < 20:
+                assert replies == [], (sent, replies)  # nothing useful fits: silence
+            else:
+                assert len(replies) == 1, (sent, replies)  # a short error with its code
+                reply = json.loads(replies[0])
+                assert reply["op"] == "error" and reply["code"] in ("bad-request", "unknown-peer")
+    finally:
+        probe.transport.close()
+        await server.close()

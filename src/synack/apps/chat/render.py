@@ -48,7 +48,7 @@ _RENDER: dict[str, Callable[[dict[str, Any]], str | None]] = {
     "renamed": lambda e: f"* {_s(e, 'old')} is now known as {_s(e, 'new')}",
     "users": _users,
     "rooms": _rooms,
-    "error": lambda e: f"! {_s(e, 'message')}",
+    "error": lambda e: f"! {_s(e, 'message') or _s(e, 'code')}",
     "shutdown": lambda e: f"* server shutting down: {_s(e, 'message')}",
     "bye": lambda e: "* bye",
     "pong": lambda e: None,

@@ -228,7 +228,8 @@ class UdpChatClient(BaseChatClient):
             reason = _ENDINGS[str(op)]
             self._end(reason if op == "bye" else f"{reason} ({event.get('message')})")
         elif op == "error" and event.get("code") in (ErrorCode.IDLE, ErrorCode.UNKNOWN_PEER):
-            self._end(f"the server dropped this session ({event.get('message')})")
+            why = event.get("message") or event.get("code")  # a short error has no message
+            self._end(f"the server dropped this session ({why})")
 
     def _failed(self, exc: Exception) -> None:
         if self._reply is not None:

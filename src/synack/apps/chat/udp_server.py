@@ -147,6 +147,7 @@ class UdpChatServer(asyncio.DatagramProtocol):
     def datagram_received(self, data: bytes, addr: tuple[str, int]) -> None:
         now = time.monotonic()
         peer = self.peers.get(addr)
+        proven: UdpPeer | None = None  # the peer, once this datagram carries its token
         try:
             request = udp.decode(data)
             if request.get("op") == "hello":
@@ -154,6 +155,7 @@ class UdpChatServer(asyncio.DatagramProtocol):
                 return
             if peer is None or request.get("token") != peer.token:
                 raise ChatError(ErrorCode.UNKNOWN_PEER, "no session for you here: join again")
+            proven = peer
             peer.last_heard = now
             seq = request.get("seq")
             if isinstance(seq, int):
@@ -169,11 +171,24 @@ class UdpChatServer(asyncio.DatagramProtocol):
                 self._check_relay(peer, request)
             self.hub.handle(peer, request)
         except ChatError as exc:
-            error = udp.encode(exc.event())
-            if peer is not None:
-                peer.send(error)
+            if proven is not None:
+                proven.send(udp.encode(exc.event()))
             else:
-                self.sendto(error, addr)
+                self._refuse_unproven(exc, addr, len(data))
+
+    def _refuse_unproven(self, exc: ChatError, addr: tuple[str, int], received: int) -> None:
+        """Answer a datagram without a valid token with no more bytes than it had.
+
+        Its source address may be forged: a reply larger than the datagram would make
+        this server an amplifier aimed at whoever owns that address. The full error if
+        it fits, else just its code, else nothing (docs/PROTOCOL.md §3.3).
+        """
+        for event in (exc.event(), {"op": "error", "code": str(exc.code)}):
+            reply = udp.encode(event)
+            if len(reply) <= received:
+                self.sendto(reply, addr)
+                return
+        self.dropped_datagrams += 1
 
     def _hello(self, request: Event, addr: tuple[str, int], now: float, size: int) -> None:
         if size < MAX_DATAGRAM:
