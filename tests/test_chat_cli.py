@@ -1,6 +1,7 @@
 """`synack chat serve` and `synack chat join` as a user runs them: real processes, real signals.
 
-Every wait is for a line, an exit or a socket event, bounded by a timeout.
+Every wait is for a line, an exit or a socket event, bounded by a timeout. Tests that
+take `transport` run on every transport (tests/conftest.py), with ``--transport``.
 """
 
 from __future__ import annotations
@@ -19,11 +20,14 @@ from typing import Any
 
 import pytest
 
+from loopthread import BlockingStream, free_port, port_type
+from synack import transport as seam
 from synack.apps.chat import ChatClient, ChatServer
 from synack.cli import main
 from synack.wire.frame import MAGIC, FrameDecoder, Message, encode_message
 
 T = 5.0
+TRANSPORTS = seam.names()
 
 
 class Proc:
@@ -76,8 +80,9 @@ class Proc:
 
 
 @contextlib.contextmanager
-def serve(*args: str) -> Iterator[tuple[Proc, int]]:
-    proc = Proc("chat", "serve", "--port", "0", *args)
+def serve(*args: str, transport: str | None = None) -> Iterator[tuple[Proc, int]]:
+    flags = ["--transport", transport] if transport is not None else []
+    proc = Proc("chat", "serve", "--port", "0", *flags, *args)
     try:
         line = proc.expect("listening on")
         port = int(line.split("listening on ")[1].split()[0].rsplit(":", 1)[1])
@@ -86,11 +91,19 @@ def serve(*args: str) -> Iterator[tuple[Proc, int]]:
         proc.kill()
 
 
+def join(port: int, nick: str, transport: str) -> Proc:
+    """`synack chat join` with its stdin a pipe the test writes to."""
+    address = f"127.0.0.1:{port}"
+    return Proc(
+        "chat", "join", address, "--nick", nick, "--transport", transport, stdin=subprocess.PIPE
+    )
+
+
 class Framed:
     """A blocking framed client for synchronous tests."""
 
-    def __init__(self, port: int, nick: str) -> None:
-        self.sock = socket.create_connection(("127.0.0.1", port), timeout=T)
+    def __init__(self, port: int, nick: str, transport: str) -> None:
+        self.sock = BlockingStream("127.0.0.1", port, transport=transport, timeout=T)
         self.decoder = FrameDecoder()
         hello = {"op": "hello", "app": "chat", "version": 1, "nick": nick}
         self.sock.sendall(MAGIC + encode_message(hello))
@@ -117,9 +130,9 @@ class Framed:
 class ServerThread:
     """A ChatServer on its own loop in a thread, so `main()` can run in the test's thread."""
 
-    def __init__(self) -> None:
+    def __init__(self, transport: str) -> None:
         self.loop = asyncio.new_event_loop()
-        self.server = ChatServer("127.0.0.1", 0)
+        self.server = ChatServer("127.0.0.1", 0, transport=transport)
         self.port = 0
         ready = threading.Event()
 
@@ -143,11 +156,13 @@ class ServerThread:
 
 
 @pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM], ids=["SIGINT", "SIGTERM"])
-def test_signals_shut_the_server_down_cleanly_and_tell_the_clients(sig: signal.Signals) -> None:
-    with serve() as (proc, port):
-        framed = Framed(port, "alice")
+def test_signals_shut_the_server_down_cleanly_and_tell_the_clients(
+    sig: signal.Signals, transport: str
+) -> None:
+    with serve(transport=transport) as (proc, port):
+        framed = Framed(port, "alice", transport)
         proc.expect("alice joined")
-        text = socket.create_connection(("127.0.0.1", port), timeout=T)
+        text = BlockingStream("127.0.0.1", port, transport=transport, timeout=T)
         text.sendall(b"bob\n")
         proc.expect("bob joined")
         proc.p.send_signal(sig)
@@ -157,6 +172,10 @@ def test_signals_shut_the_server_down_cleanly_and_tell_the_clients(sig: signal.S
             received += chunk
         assert received.endswith(b"* server shutting down: stopped by its operator\r\n")
         assert framed.sock.recv(1) == b""  # and then the server hung up
+        # The clients hang up too, so no closing handshake is left for the server's exit
+        # (a process running our TCP gives its connections a moment to finish closing).
+        framed.sock.close()
+        text.close()
         code, err = proc.finish()
         assert code == 0, err
         assert proc.expect("stopped")
@@ -165,31 +184,31 @@ def test_signals_shut_the_server_down_cleanly_and_tell_the_clients(sig: signal.S
 
 def test_udp_server_shuts_down_on_sigterm_and_tells_its_peers() -> None:
     with serve("--udp") as (proc, port):
-        join = Proc(
+        peer = Proc(
             "chat", "join", f"127.0.0.1:{port}", "--nick", "u1", "--udp", stdin=subprocess.PIPE
         )
-        join.expect("you are u1")
+        peer.expect("you are u1")
         proc.p.send_signal(signal.SIGTERM)
         assert proc.finish()[0] == 0
-        join.expect("server shutting down")
-        code, err = join.finish()
+        peer.expect("server shutting down")
+        code, err = peer.finish()
         assert code == 1 and err.strip() == "synack: the server shut down (stopped by its operator)"
 
 
 # --- scripted clients -----------------------------------------------------------------------
 
 
-def test_scripted_join_delivers_every_line_before_quitting_at_eof() -> None:
-    with serve("--quiet") as (_, port):
-        observer = Framed(port, "observer")
+def test_scripted_join_delivers_every_line_before_quitting_at_eof(transport: str) -> None:
+    with serve("--quiet", transport=transport) as (_, port):
+        observer = Framed(port, "observer", transport)
         lines = [f"line {i}" for i in range(300)]
-        join = Proc("chat", "join", f"127.0.0.1:{port}", "--nick", "bot", stdin=subprocess.PIPE)
-        assert join.p.stdin is not None
-        join.p.stdin.write(("\n".join(lines) + "\n").encode())
-        join.p.stdin.close()  # EOF straight after the last line
-        code, err = join.finish()
+        bot = join(port, "bot", transport)
+        assert bot.p.stdin is not None
+        bot.p.stdin.write(("\n".join(lines) + "\n").encode())
+        bot.p.stdin.close()  # EOF straight after the last line
+        code, err = bot.finish()
         assert code == 0, err
-        assert join.expect("* bye")
+        assert bot.expect("* bye")
         got: list[str] = []
         while len(got) < len(lines):
             ev = observer.event()
@@ -198,21 +217,21 @@ def test_scripted_join_delivers_every_line_before_quitting_at_eof() -> None:
         assert got == lines
 
 
-def test_scripted_join_prints_what_arrives_and_reports_local_errors() -> None:
-    with serve("--quiet") as (_, port):
-        join = Proc("chat", "join", f"127.0.0.1:{port}", "--nick", "bot", stdin=subprocess.PIPE)
-        join.expect("you are bot in #lobby")
-        other = Framed(port, "other")
-        join.expect("* other joined #lobby")
+def test_scripted_join_prints_what_arrives_and_reports_local_errors(transport: str) -> None:
+    with serve("--quiet", transport=transport) as (_, port):
+        bot = join(port, "bot", transport)
+        bot.expect("you are bot in #lobby")
+        other = Framed(port, "other", transport)
+        bot.expect("* other joined #lobby")
         other.say("hello bot")
-        assert join.expect("<other>") == "<other> hello bot"
-        assert join.p.stdin is not None
-        join.p.stdin.write(b"/bogus\n\n/who\n")
-        join.p.stdin.flush()
-        assert join.expect("* in #lobby") == "* in #lobby: bot, other"
-        join.p.stdin.write(b"/quit\n")
-        join.p.stdin.flush()
-        code, err = join.finish()
+        assert bot.expect("<other>") == "<other> hello bot"
+        assert bot.p.stdin is not None
+        bot.p.stdin.write(b"/bogus\n\n/who\n")
+        bot.p.stdin.flush()
+        assert bot.expect("* in #lobby") == "* in #lobby: bot, other"
+        bot.p.stdin.write(b"/quit\n")
+        bot.p.stdin.flush()
+        code, err = bot.finish()
         assert code == 0
         assert err.splitlines() == [
             "! unknown command /bogus (try /help)",
@@ -220,16 +239,21 @@ def test_scripted_join_prints_what_arrives_and_reports_local_errors() -> None:
         ]
 
 
-@pytest.mark.parametrize("how", ["killed", "shutdown"])
-def test_losing_the_server_is_one_clear_line_and_a_failure(how: str) -> None:
-    with serve("--quiet") as (server, port):
-        join = Proc("chat", "join", f"127.0.0.1:{port}", "--nick", "bot", stdin=subprocess.PIPE)
-        join.expect("you are bot")
+@pytest.mark.parametrize(
+    ("how", "transport"),
+    # "killed" is os-only: a kernel's TCP outlives a SIGKILLed process to close for it; ours
+    # dies with the process, and the client learns by timeout (drivers/engine.py, "At exit").
+    [("killed", "os")] + [("shutdown", name) for name in TRANSPORTS],
+)
+def test_losing_the_server_is_one_clear_line_and_a_failure(how: str, transport: str) -> None:
+    with serve("--quiet", transport=transport) as (server, port):
+        bot = join(port, "bot", transport)
+        bot.expect("you are bot")
         if how == "killed":
             server.p.kill()  # no notice at all: the kernel closes its sockets
         else:
             server.p.send_signal(signal.SIGTERM)
-        code, err = join.finish()
+        code, err = bot.finish()
         assert code == 1
         expected = {
             "killed": "synack: the server closed the connection",
@@ -261,13 +285,44 @@ def test_udp_chat_between_two_processes() -> None:
         proc.expect("snd joined #lobby (udp;")
 
 
+# --- --transport ------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "command",
+    [
+        ["chat", "serve"],
+        ["chat", "join"],
+        ["files", "serve"],
+        ["files", "get"],
+        ["files", "put"],
+        ["files", "ls"],
+    ],
+    ids=" ".join,
+)
+def test_every_tcp_command_offers_every_transport(
+    command: list[str], capsys: pytest.CaptureFixture[str]
+) -> None:
+    with pytest.raises(SystemExit) as done:
+        main([*command, "--help"])
+    assert done.value.code == 0
+    text = " ".join(capsys.readouterr().out.split())  # argparse wraps lines anywhere
+    assert f"--transport {{{','.join(TRANSPORTS)}}}" in text, text
+    assert "synack's own TCP" in text and "UDP port" in text, text
+
+
+def test_synack_transport_refuses_to_listen_on_every_address(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    for command in (["chat", "serve"], ["files", "serve", "."]):
+        assert main([*command, "--host", "0.0.0.0", "--transport", "synack"]) == 2
+        err = capsys.readouterr().err
+        assert len(err.splitlines()) == 1 and err.startswith(
+            "synack: --transport synack listens on one address, not 0.0.0.0"
+        ), err
+
+
 # --- one-line errors through main() ----------------------------------------------------------
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 @pytest.mark.parametrize(
@@ -297,23 +352,26 @@ def test_bad_arguments(
     assert err.startswith("synack: ") and message in err and len(err.splitlines()) == 1
 
 
-@pytest.mark.parametrize("udp", [False, True], ids=["tcp", "udp"])
-def test_refused_connection(udp: bool, capsys: pytest.CaptureFixture[str]) -> None:
-    port = free_port()
-    argv = ["chat", "join", f"127.0.0.1:{port}", "--nick", "a"] + (["--udp"] if udp else [])
+@pytest.mark.parametrize(
+    "flags", [["--transport", name] for name in TRANSPORTS] + [["--udp"]], ids=[*TRANSPORTS, "udp"]
+)
+def test_refused_connection(flags: list[str], capsys: pytest.CaptureFixture[str]) -> None:
+    port = free_port(socket.SOCK_STREAM if flags == ["--transport", "os"] else socket.SOCK_DGRAM)
+    argv = ["chat", "join", f"127.0.0.1:{port}", "--nick", "a", *flags]
     assert main(argv) == 1
     err = capsys.readouterr().err
     assert err == f"synack: cannot connect to 127.0.0.1:{port}: connection refused\n"
 
 
-def test_nickname_taken_and_server_full(capsys: pytest.CaptureFixture[str]) -> None:
-    st = ServerThread()
+def test_nickname_taken_and_server_full(transport: str, capsys: pytest.CaptureFixture[str]) -> None:
+    st = ServerThread(transport)
+    argv = ["chat", "join", f"127.0.0.1:{st.port}", "--transport", transport, "--nick"]
     try:
-        alice = Framed(st.port, "alice")
-        assert main(["chat", "join", f"127.0.0.1:{st.port}", "--nick", "Alice"]) == 1
+        alice = Framed(st.port, "alice", transport)
+        assert main([*argv, "Alice"]) == 1
         assert capsys.readouterr().err == "synack: nickname 'Alice' is taken\n"
         st.server.max_clients = 1
-        assert main(["chat", "join", f"127.0.0.1:{st.port}", "--nick", "bob"]) == 1
+        assert main([*argv, "bob"]) == 1
         err = capsys.readouterr().err
         assert err == "synack: server full (1 connections); try again later\n"
         alice.sock.close()
@@ -321,23 +379,24 @@ def test_nickname_taken_and_server_full(capsys: pytest.CaptureFixture[str]) -> N
         st.stop()
 
 
-def test_serve_on_a_port_in_use(capsys: pytest.CaptureFixture[str]) -> None:
-    with socket.socket() as taken:
+def test_serve_on_a_port_in_use(transport: str, capsys: pytest.CaptureFixture[str]) -> None:
+    with socket.socket(socket.AF_INET, port_type(transport)) as taken:
         taken.bind(("127.0.0.1", 0))
-        taken.listen()
+        if taken.type == socket.SOCK_STREAM:
+            taken.listen()
         port = taken.getsockname()[1]
-        assert main(["chat", "serve", "--port", str(port)]) == 1
+        assert main(["chat", "serve", "--port", str(port), "--transport", transport]) == 1
     err = capsys.readouterr().err
     assert err == f"synack: cannot listen on 127.0.0.1:{port}: address already in use\n"
 
 
-def test_library_client_against_a_threaded_server() -> None:
+def test_library_client_against_a_threaded_server(transport: str) -> None:
     """The API the demo uses works from plain asyncio.run, against a server elsewhere."""
-    st = ServerThread()
+    st = ServerThread(transport)
 
     async def chat() -> None:
-        a = ChatClient("127.0.0.1", st.port, "a")
-        b = ChatClient("127.0.0.1", st.port, "b")
+        a = ChatClient("127.0.0.1", st.port, "a", transport=transport)
+        b = ChatClient("127.0.0.1", st.port, "b", transport=transport)
         await a.connect()
         await b.connect()
         await a.say("hi b")

@@ -16,20 +16,20 @@ from synack.apps.chat.console import run_interactive
 T = 3.0
 
 
-async def session(port: int, nick: str) -> ChatClient:
-    client = ChatClient("127.0.0.1", port, nick, timeout=T)
+async def session(port: int, nick: str, transport: str) -> ChatClient:
+    client = ChatClient("127.0.0.1", port, nick, timeout=T, transport=transport)
     await client.connect()
     return client
 
 
-def test_typed_lines_are_sent_and_quit_ends_cleanly() -> None:
+def test_typed_lines_are_sent_and_quit_ends_cleanly(transport: str) -> None:
     screen = io.StringIO()
 
     async def main() -> None:
-        server = ChatServer("127.0.0.1", 0)
+        server = ChatServer("127.0.0.1", 0, transport=transport)
         _, port = await server.start()
-        bob = await session(port, "bob")
-        alice = await session(port, "alice")
+        bob = await session(port, "bob", transport)
+        alice = await session(port, "alice", transport)
         with (
             create_pipe_input() as keys,
             create_app_session(input=keys, output=PlainTextOutput(screen)),
@@ -51,13 +51,13 @@ def test_typed_lines_are_sent_and_quit_ends_cleanly() -> None:
     assert "<bob> hi alice" in screen.getvalue()  # printed above the prompt
 
 
-def test_losing_the_server_ends_the_prompt() -> None:
+def test_losing_the_server_ends_the_prompt(transport: str) -> None:
     screen = io.StringIO()
 
     async def main() -> None:
-        server = ChatServer("127.0.0.1", 0)
+        server = ChatServer("127.0.0.1", 0, transport=transport)
         _, port = await server.start()
-        alice = await session(port, "alice")
+        alice = await session(port, "alice", transport)
         with (
             create_pipe_input() as keys,
             create_app_session(input=keys, output=PlainTextOutput(screen)),

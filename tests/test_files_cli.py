@@ -2,7 +2,8 @@
 the progress bar on a terminal, and files the server may not read.
 
 Servers run as subprocesses (`python -m synack files serve ... --port 0`); every wait is for a
-line, an exit, a byte count or a socket event, bounded by a timeout.
+line, an exit, a byte count or a socket event, bounded by a timeout. Tests that take
+`transport` run on every transport (tests/conftest.py), with ``--transport``.
 """
 
 from __future__ import annotations
@@ -25,6 +26,8 @@ from typing import Any
 
 import pytest
 
+from loopthread import LoopThread, free_port, port_type
+from synack import transport as seam
 from synack.apps.files import ErrorCode, FileClient, RemoteError
 from synack.apps.files.receiver import partial_path
 from synack.cli import main
@@ -90,13 +93,16 @@ class ServerProc:
         root: Path,
         *args: str,
         log: Path,
+        transport: str = "os",
         privileged: bool = True,
         preexec: Callable[[], None] | None = None,
     ) -> None:
         self.log = log
+        self.transport = transport
+        serve = ["files", "serve", str(root), "--port", "0", "--transport", transport]
         with open(log, "ab") as err:
             self.proc = subprocess.Popen(
-                [sys.executable, "-m", "synack", "files", "serve", str(root), "--port", "0", *args],
+                [sys.executable, "-m", "synack", *serve, *args],
                 stdin=subprocess.DEVNULL,
                 stdout=subprocess.PIPE,
                 stderr=err,
@@ -114,6 +120,10 @@ class ServerProc:
             raise AssertionError(f"server did not start: {line!r} {log.read_text()!r}")
         self.port = int(match.group(1))
         self.address = f"127.0.0.1:{self.port}"
+
+    def argv(self, command: str, *args: str) -> list[str]:
+        """`synack files COMMAND` against this server, on its transport."""
+        return ["files", command, self.address, *args, "--transport", self.transport]
 
     def kill(self) -> None:
         if self.proc.poll() is None:
@@ -144,8 +154,8 @@ def here(tmp_path: Path) -> Path:
 
 
 @pytest.fixture
-def server(served: Path, tmp_path: Path) -> Iterator[ServerProc]:
-    proc = ServerProc(served, "--allow-upload", log=tmp_path / "server.log")
+def server(served: Path, tmp_path: Path, transport: str) -> Iterator[ServerProc]:
+    proc = ServerProc(served, "--allow-upload", log=tmp_path / "server.log", transport=transport)
     yield proc
     proc.stop()
 
@@ -164,17 +174,17 @@ def one_line_error(err: str) -> str:
 def test_cli_ls_get_put(
     server: ServerProc, served: Path, here: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    assert main(["files", "ls", server.address]) == 0
+    assert main(server.argv("ls")) == 0
     out = capsys.readouterr().out
     assert re.search(r"^- 4000000  \S+ \S+  big\.bin$", out, re.M), out
     assert re.search(r"^d +-  \S+ \S+  dir/$", out, re.M), out
-    assert main(["files", "ls", server.address, "dir", "-R"]) == 0
+    assert main(server.argv("ls", "dir", "-R")) == 0
     assert capsys.readouterr().out.splitlines()[-1].endswith("  dir/sub/f")
 
-    assert main(["files", "get", server.address, "big.bin", str(here)]) == 0
-    assert main(["files", "get", server.address, "dir", str(here / "copy")]) == 0
+    assert main(server.argv("get", "big.bin", str(here))) == 0
+    assert main(server.argv("get", "dir", str(here / "copy"))) == 0
     (here / "note.txt").write_bytes(b"note")
-    assert main(["files", "put", server.address, str(here / "note.txt"), "dir/sub"]) == 0
+    assert main(server.argv("put", str(here / "note.txt"), "dir/sub")) == 0
     captured = capsys.readouterr()
     assert captured.err == ""  # not a terminal: no progress, no chatter
     assert (here / "big.bin").read_bytes() == (served / "big.bin").read_bytes()
@@ -186,14 +196,14 @@ def test_cli_refuses_overwrite_both_ways(
     server: ServerProc, served: Path, here: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     (here / "small.txt").write_bytes(b"mine")
-    assert main(["files", "get", server.address, "small.txt", str(here)]) == 1
+    assert main(server.argv("get", "small.txt", str(here))) == 1
     line = one_line_error(capsys.readouterr().err)
     assert "already exists" in line and "--force" in line
     assert (here / "small.txt").read_bytes() == b"mine"
-    assert main(["files", "put", server.address, str(here / "small.txt")]) == 1
+    assert main(server.argv("put", str(here / "small.txt"))) == 1
     assert "already exists" in one_line_error(capsys.readouterr().err)
     assert (served / "small.txt").read_bytes() == b"small\n"
-    assert main(["files", "put", server.address, str(here / "small.txt"), "--force"]) == 0
+    assert main(server.argv("put", str(here / "small.txt"), "--force")) == 0
     assert (served / "small.txt").read_bytes() == b"mine"
 
 
@@ -222,14 +232,21 @@ class KillAt:
 
 
 def test_resume_after_the_server_is_killed_mid_transfer(
-    served: Path, here: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+    transport: str, served: Path, here: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     # Slowed to 4 MB/s, so the 4 MB file is still on its way when the client has 1 MB.
-    first = ServerProc(served, "--max-rate", "4M", log=tmp_path / "first.log")
+    first = ServerProc(served, "--max-rate", "4M", log=tmp_path / "first.log", transport=transport)
+    # The kernel's TCP closes a killed process's connections; ours dies with the process
+    # (drivers/engine.py), so there the client learns by its own timeout, kept short.
+    timeout = T if transport == "os" else 1.0
+    lost = r"closed the connection|connection to .* lost|sent nothing for 1 s"
 
     async def interrupted() -> None:
-        async with await FileClient.connect("127.0.0.1", first.port, timeout=T) as client:
-            with pytest.raises(UserError, match=r"closed the connection|connection to .* lost"):
+        connecting = FileClient.connect(
+            "127.0.0.1", first.port, timeout=timeout, transport=transport
+        )
+        async with await connecting as client:
+            with pytest.raises(UserError, match=lost):
                 await client.get("big.bin", here, progress=KillAt(first, 1_000_000))
 
     try:
@@ -242,9 +259,9 @@ def test_resume_after_the_server_is_killed_mid_transfer(
     assert 1_000_000 <= kept < 4_000_000
     assert not (here / "big.bin").exists()  # nothing that looks complete
 
-    second = ServerProc(served, log=tmp_path / "second.log")
+    second = ServerProc(served, log=tmp_path / "second.log", transport=transport)
     try:
-        assert main(["files", "get", second.address, "big.bin", str(here), "--resume"]) == 0
+        assert main(second.argv("get", "big.bin", str(here), "--resume")) == 0
     finally:
         second.stop()
     assert (here / "big.bin").read_bytes() == (served / "big.bin").read_bytes()
@@ -263,7 +280,7 @@ def test_resume_with_tampered_local_prefix_fails(
     prefix[123_456] ^= 0x01
     part = Path(partial_path(str(here / "big.bin")))
     part.write_bytes(prefix)
-    assert main(["files", "get", server.address, "big.bin", str(here), "--resume"]) == 1
+    assert main(server.argv("get", "big.bin", str(here), "--resume")) == 1
     line = one_line_error(capsys.readouterr().err)
     assert "SHA-256 mismatch" in line and "partial file was removed" in line
     assert not (here / "big.bin").exists()
@@ -278,7 +295,7 @@ def test_progress_bar_on_a_terminal_and_silence_otherwise(server: ServerProc, he
     env = {**os.environ, "COLUMNS": "120", "TERM": "xterm"}
     env.pop("NO_COLOR", None)
     proc = subprocess.Popen(
-        [sys.executable, "-m", "synack", "files", "get", server.address, "big.bin", str(here)],
+        [sys.executable, "-m", "synack", *server.argv("get", "big.bin", str(here))],
         stdin=subprocess.DEVNULL,
         stdout=subprocess.DEVNULL,
         stderr=slave,
@@ -302,14 +319,16 @@ def test_progress_bar_on_a_terminal_and_silence_otherwise(server: ServerProc, he
     assert "ETA" in text and "MB/s" in text and "4.0/4.0 MB" in text, text
     assert "SHA-256 verified" in text
 
-    piped = synack("files", "get", server.address, "big.bin", str(here), "--force")
+    piped = synack(*server.argv("get", "big.bin", str(here), "--force"))
     assert piped.returncode == 0 and piped.stderr == ""
 
 
 # -- files the server may not read ----------------------------------------------------------
 
 
-def test_unreadable_file_and_directory_are_refused(tmp_path: Path, here: Path) -> None:
+def test_unreadable_file_and_directory_are_refused(
+    transport: str, tmp_path: Path, here: Path
+) -> None:
     root = tmp_path / "served"
     (root / "closed").mkdir(parents=True)
     (root / "closed" / "inside").write_bytes(b"x")
@@ -317,10 +336,11 @@ def test_unreadable_file_and_directory_are_refused(tmp_path: Path, here: Path) -
     (root / "open.txt").write_bytes(b"fine")
     os.chmod(root / "locked.txt", 0)
     os.chmod(root / "closed", 0)
-    srv = ServerProc(root, log=tmp_path / "server.log", privileged=False)
+    srv = ServerProc(root, log=tmp_path / "server.log", transport=transport, privileged=False)
 
     async def go() -> None:
-        async with await FileClient.connect("127.0.0.1", srv.port, timeout=T) as client:
+        connecting = FileClient.connect("127.0.0.1", srv.port, timeout=T, transport=transport)
+        async with await connecting as client:
             for remote in ("locked.txt", "closed"):
                 with pytest.raises(RemoteError) as caught:
                     await client.get(remote, here)
@@ -333,7 +353,7 @@ def test_unreadable_file_and_directory_are_refused(tmp_path: Path, here: Path) -
 
     try:
         run(go())
-        cli = synack("files", "get", srv.address, "locked.txt", str(here))
+        cli = synack(*srv.argv("get", "locked.txt", str(here)))
         assert cli.returncode == 1
         assert one_line_error(cli.stderr) == "synack: server refused: locked.txt: permission denied"
     finally:
@@ -384,37 +404,52 @@ def test_bad_address(
     assert message in one_line_error(capsys.readouterr().err)
 
 
-def test_refused_port(here: Path, capsys: pytest.CaptureFixture[str]) -> None:
+def test_refused_port(transport: str, here: Path, capsys: pytest.CaptureFixture[str]) -> None:
     with socket.socket() as holder:  # bound, not listening: connections are refused
         holder.bind(("127.0.0.1", 0))
         port = holder.getsockname()[1]
-        assert main(["files", "get", f"127.0.0.1:{port}", "x", str(here)]) == 1
+        if transport != "os":
+            # Ours is refused by a UDP port with no socket on it (ICMP port unreachable); a
+            # bound UDP socket would silently queue the SYN instead.
+            port = free_port(socket.SOCK_DGRAM)
+        argv = ["files", "get", f"127.0.0.1:{port}", "x", str(here), "--transport", transport]
+        assert main(argv) == 1
     assert one_line_error(capsys.readouterr().err) == (
         f"synack: cannot connect to 127.0.0.1:{port}: connection refused"
     )
 
 
-def test_silent_server_times_out(capsys: pytest.CaptureFixture[str]) -> None:
-    with socket.create_server(("127.0.0.1", 0)) as silent:  # accepts (backlog) but never answers
-        port = silent.getsockname()[1]
-        assert main(["files", "ls", f"127.0.0.1:{port}", "--timeout", "0.3"]) == 1
+async def _never_answer(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+    await reader.read()
+
+
+def test_silent_server_times_out(transport: str, capsys: pytest.CaptureFixture[str]) -> None:
+    loop = LoopThread()  # the server must run while main() blocks this thread
+    try:
+        silent = loop.call(seam.start_server(_never_answer, "127.0.0.1", 0, transport=transport))
+        port = silent.addresses[0][1]
+        argv = ["files", "ls", f"127.0.0.1:{port}", "--timeout", "0.3", "--transport", transport]
+        assert main(argv) == 1
+        silent.close()
+    finally:
+        loop.stop()
     assert (
         one_line_error(capsys.readouterr().err)
         == f"synack: 127.0.0.1:{port} sent nothing for 0.3 s"
     )
 
 
-def test_not_a_synack_server(capsys: pytest.CaptureFixture[str]) -> None:
+def test_not_a_synack_server(transport: str, capsys: pytest.CaptureFixture[str]) -> None:
     async def go() -> None:
         async def hang_up(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
             writer.write(b"SSH-2.0-OpenSSH\r\n")
             writer.close()
 
-        srv = await asyncio.start_server(hang_up, "127.0.0.1", 0)
-        port = srv.sockets[0].getsockname()[1]
+        srv = await seam.start_server(hang_up, "127.0.0.1", 0, transport=transport)
+        port = srv.addresses[0][1]
         async with srv:
             with pytest.raises(UserError) as caught:
-                await FileClient.connect("127.0.0.1", port, timeout=T)
+                await FileClient.connect("127.0.0.1", port, timeout=T, transport=transport)
         assert "broke the framing" in str(caught.value) or "closed the connection" in str(
             caught.value
         )
@@ -438,10 +473,16 @@ def test_serve_missing_or_not_a_directory(
     )
 
 
-def test_serve_port_in_use(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    with socket.create_server(("127.0.0.1", 0)) as taken:
+def test_serve_port_in_use(
+    transport: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    with socket.socket(socket.AF_INET, port_type(transport)) as taken:
+        taken.bind(("127.0.0.1", 0))
+        if taken.type == socket.SOCK_STREAM:
+            taken.listen()
         port = taken.getsockname()[1]
-        assert main(["files", "serve", str(tmp_path), "--port", str(port)]) == 1
+        argv = ["files", "serve", str(tmp_path), "--port", str(port), "--transport", transport]
+        assert main(argv) == 1
     assert one_line_error(capsys.readouterr().err) == (
         f"synack: cannot listen on 127.0.0.1:{port}: address already in use"
     )
@@ -459,10 +500,7 @@ def test_put_missing_local_file(tmp_path: Path, capsys: pytest.CaptureFixture[st
 def test_get_into_missing_local_directory(
     server: ServerProc, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    assert (
-        main(["files", "get", server.address, "small.txt", str(tmp_path / "no" / "such" / "x")])
-        == 1
-    )
+    assert main(server.argv("get", "small.txt", str(tmp_path / "no" / "such" / "x"))) == 1
     assert (
         one_line_error(capsys.readouterr().err)
         == f"synack: {tmp_path / 'no' / 'such'}: no such directory"
@@ -472,7 +510,7 @@ def test_get_into_missing_local_directory(
 def test_get_missing_remote_file(
     server: ServerProc, here: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    assert main(["files", "get", server.address, "nope.txt", str(here)]) == 1
+    assert main(server.argv("get", "nope.txt", str(here))) == 1
     assert (
         one_line_error(capsys.readouterr().err)
         == "synack: server refused: nope.txt: no such file or directory"
@@ -494,25 +532,26 @@ def test_bad_flags(args: list[str], message: str) -> None:
     assert message in r.stderr.strip().splitlines()[-1]
 
 
-def test_serve_stops_cleanly_on_sigterm(served: Path, tmp_path: Path) -> None:
-    srv = ServerProc(served, log=tmp_path / "server.log")
+def test_serve_stops_cleanly_on_sigterm(transport: str, served: Path, tmp_path: Path) -> None:
+    srv = ServerProc(served, log=tmp_path / "server.log", transport=transport)
     assert srv.stop() == 0
     assert "stopped" in (tmp_path / "server.log").read_text()
 
 
 def test_disk_full_during_upload_is_reported(
-    tmp_path: Path, here: Path, capsys: pytest.CaptureFixture[str]
+    transport: str, tmp_path: Path, here: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     root = tmp_path / "served"
     root.mkdir()
-    srv = ServerProc(root, "--allow-upload", log=tmp_path / "server.log", preexec=_small_disk)
+    log = tmp_path / "server.log"
+    srv = ServerProc(root, "--allow-upload", log=log, transport=transport, preexec=_small_disk)
     (here / "big.bin").write_bytes(blob(3_000_000))
     (here / "ok.txt").write_bytes(b"fits")
     try:
-        assert main(["files", "put", srv.address, str(here / "big.bin")]) == 1
+        assert main(srv.argv("put", str(here / "big.bin"))) == 1
         line = one_line_error(capsys.readouterr().err)
         assert line == "synack: server refused: big.bin: no space left on the device", line
-        assert main(["files", "put", srv.address, str(here / "ok.txt")]) == 0  # still serving
+        assert main(srv.argv("put", str(here / "ok.txt"))) == 0  # still serving
     finally:
         srv.stop()
     assert not (root / "big.bin").exists()
