@@ -160,3 +160,74 @@ async def test_udp_replies_to_unproven_sources_are_no_larger_than_what_they_sent
     finally:
         probe.transport.close()
         await server.close()
+
+
+# --- nicknames that only look different are one nickname ------------------------------------
+
+LOOKALIKES = [
+    ("alice", "ALICE"),  # case alone, as before
+    ("alice", "\u0430lice"),  # Cyrillic а
+    ("alice", "\u0410LICE"),  # Cyrillic А, upper case
+    ("poe", "\u0440\u043e\u0435"),  # Cyrillic р о е: one script, no mixing to catch
+    ("paypal", "p\u0430yp\u0430l"),
+    ("Alice", "AIice"),  # capital i for small L
+    ("bob", "B0B"),  # digit zero, any case
+    ("alice", "alice\u3164"),  # an invisible Hangul filler (a letter!) on the end
+]
+DISTINCT = [("alice", "alicia"), ("ann", "anne"), ("li", "ll"), ("bob", "rob"), ("émile", "emile")]
+
+
+def _one_name(a: str, b: str) -> bool:
+    from synack.apps.chat.protocol import check_nick, nick_keys
+
+    return bool(set(nick_keys(check_nick(a))) & set(nick_keys(check_nick(b))))
+
+
+@pytest.mark.parametrize(("a", "b"), LOOKALIKES)
+def test_lookalike_nicknames_are_one_name(a: str, b: str) -> None:
+    assert _one_name(a, b) and _one_name(b, a)
+
+
+@pytest.mark.parametrize(("a", "b"), DISTINCT)
+def test_different_nicknames_stay_different(a: str, b: str) -> None:
+    assert not _one_name(a, b)
+
+
+def test_the_skeleton_table_is_unicodes_whole_table() -> None:
+    """Generated from confusables.txt and DerivedCoreProperties.txt, not typed in part."""
+    from pathlib import Path
+
+    import synack.apps.chat.protocol as protocol
+
+    text = Path(protocol.__file__).with_name("confusables.tsv").read_text(encoding="utf-8")
+    assert "confusables.txt" in text and "Version: " in text
+    assert "DerivedCoreProperties" in text
+    table = protocol._prototypes()
+    assert len(table) > 6000
+    assert table[0x0430] == "a" and table[0x0049] == "l" and table[0x200B] == ""
+
+
+@run
+async def test_the_server_refuses_a_lookalike_of_a_connected_nickname() -> None:
+    from synack.apps.chat import ChatClient, ChatRefused, ChatServer
+
+    server = ChatServer("127.0.0.1", 0)
+    host, port = await server.start()
+    alice = ChatClient(host, port, "alice")
+    await alice.connect()
+    try:
+        with pytest.raises(ChatRefused) as refused:
+            await ChatClient(host, port, "\u0430lice").connect()
+        assert refused.value.code == "nick-taken"
+        assert "too similar to 'alice'" in str(refused.value)
+        bob = ChatClient(host, port, "bob")
+        await bob.connect()
+        await bob.set_nick("\u0430lic\u0435")
+        error = await bob.until("error")
+        assert error["code"] == "nick-taken" and "too similar" in error["message"]
+        await bob.set_nick("B0B")  # one's own lookalike is still one's own name
+        assert (await bob.until("renamed"))["new"] == "B0B"
+        await bob.close()
+    finally:
+        await alice.close()
+        await server.close()

@@ -23,6 +23,7 @@ from synack.apps.chat.protocol import (
     check_text,
     field,
     nick_key,
+    nick_keys,
 )
 from synack.wire.frame import PROTOCOL_VERSION
 
@@ -50,10 +51,12 @@ class Member:
 
 
 class Hub:
-    """Nicknames (unique, case-insensitive), rooms, and the requests members make."""
+    """Nicknames (unique regardless of case and of lookalike letters), rooms, and the
+    requests members make."""
 
     def __init__(self) -> None:
         self.members: dict[str, Member] = {}  # nick_key -> member
+        self._names: dict[str, Member] = {}  # each of nick_keys(nick) -> member
         self.rooms: dict[str, dict[str, Member]] = {}  # room -> nick_key -> member
         self._handlers: dict[str, Callable[[Member, Event], None]] = {
             "say": self._say,
@@ -74,11 +77,13 @@ class Hub:
         """
         name = check_nick(nick)
         place = check_room(DEFAULT_ROOM if room is None else room)
+        holder = self.holder(name)
+        if holder is not None:
+            raise _taken(name, holder.nick)
         key = nick_key(name)
-        if key in self.members:
-            raise ChatError(ErrorCode.NICK_TAKEN, f"nickname {name!r} is taken")
         member.nick, member.key, member.room = name, key, place
         self.members[key] = member
+        self._claim(member)
         others = sorted(m.nick for m in self.rooms.get(place, {}).values())
         self._enter(member, place)
         return {
@@ -95,8 +100,26 @@ class Hub:
         if not member.key or self.members.get(member.key) is not member:
             return
         del self.members[member.key]
+        self._release(member)
         self._leave(member, reason)
         member.key = ""
+
+    def holder(self, nick: str) -> Member | None:
+        """The member whose nickname is `nick` or looks like it, if any."""
+        for key in nick_keys(nick):
+            member = self._names.get(key)
+            if member is not None:
+                return member
+        return None
+
+    def _claim(self, member: Member) -> None:
+        for key in nick_keys(member.nick):
+            self._names[key] = member
+
+    def _release(self, member: Member) -> None:
+        for key in nick_keys(member.nick):
+            if self._names.get(key) is member:
+                del self._names[key]
 
     def _enter(self, member: Member, room: str) -> None:
         self.rooms.setdefault(room, {})[member.key] = member
@@ -156,7 +179,7 @@ class Hub:
     def _private(self, member: Member, request: Event) -> None:
         to = field(request, "to")
         text = check_text(field(request, "text"))
-        target = self.members.get(nick_key(to)) if isinstance(to, str) else None
+        target = self.holder(to) if isinstance(to, str) else None
         if target is None:
             raise ChatError(ErrorCode.NO_SUCH_USER, f"no user named {to!r}")
         target.send_event({"op": "private", "from": member.nick, "to": target.nick, "text": text})
@@ -180,17 +203,30 @@ class Hub:
 
     def _nick(self, member: Member, request: Event) -> None:
         new = check_nick(field(request, "nick"))
-        key = nick_key(new)
-        holder = self.members.get(key)
+        holder = self.holder(new)
         if holder is not None and holder is not member:
-            raise ChatError(ErrorCode.NICK_TAKEN, f"nickname {new!r} is taken")
+            raise _taken(new, holder.nick)
         old = member.nick
+        key = nick_key(new)
         del self.members[member.key]
         del self.rooms[member.room][member.key]
+        self._release(member)
         member.nick, member.key = new, key
         self.members[key] = member
         self.rooms[member.room][key] = member
+        self._claim(member)
         self.broadcast(member.room, {"op": "renamed", "room": member.room, "old": old, "new": new})
 
     def _ping(self, member: Member, request: Event) -> None:
         member.send_event({"op": "pong"})
+
+
+def _taken(wanted: str, holder: str) -> ChatError:
+    """NICK_TAKEN, saying whether the name is in use or only looks like one that is."""
+    if wanted.casefold() == holder.casefold():
+        return ChatError(ErrorCode.NICK_TAKEN, f"nickname {wanted!r} is taken")
+    return ChatError(
+        ErrorCode.NICK_TAKEN,
+        f"nickname {wanted!r} is too similar to {holder!r}, who is here already "
+        "(letters that look alike count as the same)",
+    )

@@ -6,9 +6,11 @@ the same inputs with the same codes (docs/PROTOCOL.md §2 and §3).
 
 from __future__ import annotations
 
+import functools
 import re
 import unicodedata
 from enum import StrEnum
+from pathlib import Path
 from typing import Any
 
 APP = "chat"
@@ -76,8 +78,52 @@ def check_nick(nick: object) -> str:
 
 
 def nick_key(nick: str) -> str:
-    """Nicknames are unique without regard to case: "Bob" and "bob" are one name."""
-    return nick.casefold()
+    """The name a nickname is filed under: the same for "Bob", "bob" and "Воb" (Cyrillic В)."""
+    return skeleton(nick.casefold())
+
+
+def nick_keys(nick: str) -> tuple[str, ...]:
+    """Every key of `nick`; two nicknames are one name when any of their keys are equal.
+
+    Lookalikes are caught by comparing skeletons (Latin "alice" and Cyrillic
+    "аlice"; Latin "poe" and the all-Cyrillic "рое", which restricting each name
+    to one script would not catch). Two keys keep case out of it: the skeleton of
+    the case-folded name, so "ALICE" is "alice" (the skeleton maps capital I to
+    small L, so folding afterwards alone would miss that), and the case-folded
+    skeleton, so "AIice" with a capital i is "Alice".
+    """
+    first, second = nick_key(nick), skeleton(nick).casefold()
+    return (first,) if first == second else (first, second)
+
+
+def skeleton(text: str) -> str:
+    """The Unicode TS #39 §4 skeleton: strings that look alike have the same one.
+
+    NFD; drop default-ignorable code points (invisible ones, such as the Hangul
+    filler, which is a letter and could otherwise pad a name); map each character
+    to its prototype from Unicode's confusables.txt; NFD again.
+    """
+    nfd = unicodedata.normalize("NFD", text)
+    return unicodedata.normalize("NFD", nfd.translate(_prototypes()))
+
+
+@functools.cache
+def _prototypes() -> dict[int, str]:
+    """confusables.tsv (made by scripts/make_confusables.py) as a `str.translate` table.
+
+    Read on first use, so that only a chat server or client pays for it (a few ms).
+    """
+    table: dict[int, str] = {}
+    text = Path(__file__).with_name("confusables.tsv").read_text(encoding="utf-8")
+    for line in text.splitlines():
+        if not line or line.startswith("#"):
+            continue
+        source, _, target = line.partition("\t")
+        first, _, last = source.partition("..")
+        prototype = "".join(chr(int(cp, 16)) for cp in target.split())
+        for cp in range(int(first, 16), int(last or first, 16) + 1):
+            table[cp] = prototype
+    return table
 
 
 def check_room(room: object) -> str:
