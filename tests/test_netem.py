@@ -347,11 +347,12 @@ async def test_same_seed_same_fates_end_to_end() -> None:
 @run_async
 async def test_duplicates_and_reordering_are_what_the_receiver_sees() -> None:
     n = 400
-    link = Impairment(duplicate=0.1, reorder=0.1, reorder_delay=0.03)
+    link = Impairment(duplicate=0.1, reorder=0.1, reorder_delay=0.1)
     fates = predict(8, "up", link, [16] * n)
+    sent_at: list[float] = []
     async with relayed(link, seed=8) as (relay, server, client):
         transport, _ = await client()
-        await send_paced(transport, [seq_payload(i) for i in range(n)], 2, 0.002)
+        await send_paced(transport, [seq_payload(i) for i in range(n)], 2, 0.002, sent_at)
         await settle([server])
         stats = relay.up.stats
     seqs = [int.from_bytes(d[:4], "big") for _t, d, _a in server.got]
@@ -370,9 +371,18 @@ async def test_duplicates_and_reordering_are_what_the_receiver_sees() -> None:
     held = {i for i, f in enumerate(fates) if any(c.reorder for c in f.copies)}
     assert twice == dup and len(dup) == stats.duplicated > 0
     assert stats.reordered == sum(c.reorder for f in fates for c in f.copies)
-    # A held datagram arrives after later ones (all but the last few, which nothing
-    # follows); and nothing arrives late that was not held.
-    assert held - set(range(n - 40, n)) <= late <= held
+    # Nothing arrives late that was not held; and a held datagram arrives after later
+    # ones, if any was sent well within its hold (not so for the last few, or after a
+    # stall of the sender on a loaded machine).
+    passed_by = {
+        i
+        for i in held
+        if any(
+            sent_at[j] < sent_at[i] + 0.05 and not all(c.reorder for c in fates[j].copies)
+            for j in range(i + 1, n)
+        )
+    }
+    assert passed_by <= late <= held
     print(f"reorder: {len(twice)} duplicated, {len(late)} seen late of {len(held)} held")
 
 
@@ -640,7 +650,7 @@ def leftovers(pid: int) -> list[str]:
 
 
 SERVER = """
-import hashlib, socket, struct
+import hashlib, json, socket, struct, sys
 srv = socket.socket()
 srv.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
 srv.bind(("198.18.1.1", 5001))
@@ -658,6 +668,8 @@ while size:
     size -= len(chunk)
 conn.sendall(h.digest())
 conn.close()
+names, values = [line.split() for line in open("/proc/net/snmp") if line.startswith("Tcp:")]
+json.dump(dict(zip(names[1:], map(int, values[1:]))), open(sys.argv[1], "w"))
 """
 
 CLIENT = """
@@ -696,35 +708,25 @@ json.dump({"ok": digest == hashlib.sha256(data).digest(), "rtts": rtts,
 """
 
 
-@pytest.mark.root
-@needs_tun
-def test_kernel_tcp_between_namespaces_through_tun_mode(tmp_path: Path) -> None:
+def kernel_tcp_through_tun(
+    tmp_path: Path, *impairments: str
+) -> tuple[dict[str, Any], dict[str, Any], dict[str, Any], str]:
+    """A 1 MiB kernel TCP transfer from namespace a to b through `synack netem tun`:
+    (client's result, server's TCP counters, netem's JSON summary, netem's stderr)."""
     (tmp_path / "server.py").write_text(SERVER)
     (tmp_path / "client.py").write_text(CLIENT)
-    result = tmp_path / "result.json"
+    result, counters = tmp_path / "result.json", tmp_path / "counters.json"
     py = sys.executable
     proc = subprocess.Popen(
         synack_cmd(
-            "netem",
-            "tun",
-            "--loss",
-            "5%",
-            "--delay",
-            "20ms",
-            "--seed",
-            "2",
-            "--json",
-            "--duration",
-            "60s",
-            "--run-b",
-            f"{py} {tmp_path / 'server.py'}",
-            "--run-a",
-            f"{py} {tmp_path / 'client.py'} {result}",
+            "netem", "tun", *impairments, "--json", "--duration", "60s",
+            "--run-b", f"{py} {tmp_path / 'server.py'} {counters}",
+            "--run-a", f"{py} {tmp_path / 'client.py'} {result}",
         ),
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
-    )
+    )  # fmt: skip
     try:
         out, err = proc.communicate(timeout=90)
     finally:
@@ -733,8 +735,18 @@ def test_kernel_tcp_between_namespaces_through_tun_mode(tmp_path: Path) -> None:
             proc.communicate(timeout=20)
     assert proc.returncode == 0, err
     assert leftovers(proc.pid) == []
-    got = json.loads(result.read_text())
+    assert f"synack-{proc.pid}-a" in err and "stopped after" in err
     summary = json.loads(out)
+    assert summary["run_a"] == 0
+    return json.loads(result.read_text()), json.loads(counters.read_text()), summary, err
+
+
+@pytest.mark.root
+@needs_tun
+def test_kernel_tcp_between_namespaces_through_tun_mode(tmp_path: Path) -> None:
+    got, _counters, summary, _err = kernel_tcp_through_tun(
+        tmp_path, "--loss", "5%", "--delay", "20ms", "--seed", "2"
+    )
     up, down = summary["directions"]["up"], summary["directions"]["down"]
     n = up["received"] + down["received"]
     lost = up["lost"] + down["lost"]
@@ -746,10 +758,44 @@ def test_kernel_tcp_between_namespaces_through_tun_mode(tmp_path: Path) -> None:
     assert got["ok"], "the transfer arrived damaged"
     assert min(got["rtts"]) >= 0.040
     assert got["tcpi_rtt"] >= 0.040
-    assert n > 300
+    assert n > 500
     assert within_sigma(lost, n, 0.05)
-    assert summary["run_a"] == 0
-    assert f"synack-{proc.pid}-a" in err and "stopped after" in err
+
+
+@pytest.mark.root
+@needs_tun
+def test_tun_corruption_is_caught_by_the_kernels_tcp_checksum(tmp_path: Path) -> None:
+    """Bits flipped in the IP payload (the IP header left valid) reach b's TCP, whose
+    checksum rejects them (InCsumErrors); TCP resends and the data arrives intact."""
+    got, counters, summary, _err = kernel_tcp_through_tun(
+        tmp_path, "--corrupt", "2%/0%", "--delay", "2ms", "--seed", "3"
+    )
+    corrupted = summary["directions"]["up"]["corrupted"]
+    print(
+        f"corruption: {corrupted} packets damaged, b's TCP counted "
+        f"{counters['InCsumErrors']} checksum errors"
+    )
+    assert got["ok"]
+    assert corrupted > 5
+    assert counters["InCsumErrors"] == corrupted
+
+
+@pytest.mark.root
+@needs_tun
+def test_a_failed_setup_removes_what_it_made(monkeypatch: pytest.MonkeyPatch) -> None:
+    real_ip = tun_mode.ip
+
+    def failing_ip(*args: str) -> str:
+        if "addr" in args and tun_mode.B_ADDRESS + "/15" in args:
+            raise UserError("ip addr add: pretend failure")
+        return real_ip(*args)
+
+    monkeypatch.setattr(tun_mode, "ip", failing_ip)
+    pid = os.getpid()
+    topology = tun_mode.Topology(pid)
+    with pytest.raises(UserError, match="pretend failure"):
+        topology.setup()
+    assert leftovers(pid) == []
 
 
 @pytest.mark.root
