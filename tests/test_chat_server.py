@@ -486,6 +486,7 @@ async def test_line_mode_interoperates_with_framed_clients(transport: str) -> No
         "to": "alice",
         "text": "just you",
     }
+    assert await line(reader) == "\u2192 alice: just you"  # the sender's confirmation
     assert await line(reader) == "* in #lobby: alice, nc-user"
     assert await line(reader) == "! unknown command /bogus (try /help)"
     await alice.private("nc-user", "back at you")

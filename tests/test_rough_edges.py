@@ -231,3 +231,72 @@ async def test_the_server_refuses_a_lookalike_of_a_connected_nickname() -> None:
     finally:
         await alice.close()
         await server.close()
+
+
+# --- /msg is confirmed to its sender; /help in a script comes after earlier answers --------
+
+
+@run
+async def test_a_private_message_is_confirmed_to_its_sender() -> None:
+    from synack.apps.chat import ChatClient, ChatServer
+
+    server = ChatServer("127.0.0.1", 0, sniff_timeout=0.1)
+    host, port = await server.start()
+    alice = ChatClient(host, port, "alice")
+    await alice.connect()
+    reader, writer = await asyncio.open_connection(host, port)
+    try:
+        writer.write(b"bob\n")
+        while b"you are bob" not in await reader.readline():
+            pass
+        await alice.private("BOB", "psst")
+        assert await alice.until("sent") == {"op": "sent", "to": "bob", "text": "psst"}
+        writer.write("/msg \u0430lice got it\n".encode())  # a lookalike reaches alice...
+        assert (await alice.until("private"))["text"] == "got it"
+        while (line := await reader.readline()).startswith(b"*"):
+            pass
+        assert line.decode() == "\u2192 alice: got it\r\n"  # ...and says so, named right
+    finally:
+        writer.close()
+        await alice.close()
+        await server.close()
+
+
+@pytest.mark.parametrize("udp", [False, True], ids=["tcp", "udp"])
+def test_scripted_help_comes_after_the_answers_to_earlier_lines(udp: bool) -> None:
+    flags = ["--udp"] if udp else []
+    server = subprocess.Popen(
+        [sys.executable, "-m", "synack", "chat", "serve", "--port", "0", "--quiet", *flags],
+        stdout=subprocess.PIPE,
+        text=True,
+        env={**os.environ, "PYTHONUNBUFFERED": "1"},
+    )
+    bob = None
+    try:
+        assert server.stdout is not None
+        address = server.stdout.readline().split("listening on ")[1].split()[0]
+        bob = subprocess.Popen(
+            [sys.executable, "-m", "synack", "chat", "join", address, "--nick", "bob", *flags],
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            text=True,
+        )
+        assert bob.stdout is not None and "you are bob" in bob.stdout.readline()
+        script = "/msg bob hi\n/who\n/rooms\n/help\n"
+        done = synack("chat", "join", address, "--nick", "alice", *flags, stdin=script)
+        assert done.returncode == 0, done.stderr
+        lines = done.stdout.splitlines()
+        order = [
+            "\u2192 bob: hi",
+            "* in #lobby: alice, bob",
+            "* rooms: #lobby (2)",
+            "Type a line to say it to your room. Commands:",
+            "* bye",
+        ]
+        assert [line for line in lines if line in order] == order, lines
+    finally:
+        if bob is not None:
+            bob.kill()
+            bob.wait(T)
+        server.kill()
+        server.wait(T)

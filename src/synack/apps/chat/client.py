@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+from collections import deque
 from collections.abc import AsyncIterator
 from typing import Any
 
@@ -115,6 +116,25 @@ class BaseChatClient:
     async def close(self, timeout: float = 5.0) -> None:
         raise NotImplementedError
 
+    async def sync(self, timeout: float = 5.0) -> None:
+        """Return once the server has answered every request sent before this call.
+
+        Its answers are then in the event queue (`take_ready`), so a caller can show
+        something of its own after them, in order. Raises TimeoutError.
+        """
+        raise NotImplementedError
+
+    def take_ready(self) -> list[Event]:
+        """The events that have arrived and were not read yet, taken out of the queue."""
+        ready: list[Event] = []
+        while not self._queue.empty():
+            event = self._queue.get_nowait()
+            if event is None:  # the end: it stays, for `recv` to see
+                self._queue.put_nowait(None)
+                break
+            ready.append(event)
+        return ready
+
     def _deliver(self, event: Event) -> None:
         op = event.get("op")
         if op == "joined" and event.get("nick") == self.nick:
@@ -180,6 +200,8 @@ class ChatClient(BaseChatClient):
         self._writer: asyncio.StreamWriter | None = None
         self._tasks: list[asyncio.Task[None]] = []
         self._quitting = False
+        # One future per ping in flight, oldest first; each pong settles the oldest.
+        self._pongs: deque[asyncio.Future[None]] = deque()
 
     async def connect(self) -> Event:
         """Connect and say hello; returns the welcome event.
@@ -263,6 +285,10 @@ class ChatClient(BaseChatClient):
             reason = f"lost the connection to the server ({exc.strerror or exc})"
         finally:
             self._end(reason)
+            while self._pongs:  # no pong will come now: release whoever waits
+                pong = self._pongs.popleft()
+                if not pong.done():
+                    pong.set_result(None)
             for task in self._tasks:
                 if task is not asyncio.current_task():
                     task.cancel()
@@ -281,6 +307,9 @@ class ChatClient(BaseChatClient):
         writer = self._writer
         if writer is None or self.closed_reason is not None or writer.is_closing():
             raise ConnectionLost(self.closed_reason or "not connected")
+        if request.get("op") == "ping":
+            # Before the write: the pong may be read while drain() waits.
+            self._pongs.append(asyncio.get_running_loop().create_future())
         writer.write(encode_message(request))
         try:
             await writer.drain()
@@ -288,6 +317,21 @@ class ChatClient(BaseChatClient):
             raise ConnectionLost(
                 f"lost the connection to the server ({exc.strerror or exc})"
             ) from None
+
+    async def sync(self, timeout: float = 5.0) -> None:
+        """Send a ping and wait for its pong: the server answers requests in order (§2.3)."""
+        await self.send({"op": "ping"})
+        pong = self._pongs[-1] if self._pongs else None
+        if pong is not None:
+            async with asyncio.timeout(timeout):
+                await asyncio.shield(pong)
+
+    def _deliver(self, event: Event) -> None:
+        if event.get("op") == "pong" and self._pongs:
+            pong = self._pongs.popleft()
+            if not pong.done():
+                pong.set_result(None)
+        super()._deliver(event)
 
     async def close(self, timeout: float = 5.0) -> None:
         """Quit: the server answers "bye" after everything sent before, then hangs up.

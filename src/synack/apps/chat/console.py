@@ -29,11 +29,17 @@ async def _print_events(client: BaseChatClient) -> None:
             print(line, flush=True)
 
 
-async def _perform(client: BaseChatClient, line: str) -> bool:
-    """Carry out one typed line; True when it asks to quit."""
+async def _perform(client: BaseChatClient, line: str, *, in_order: bool = False) -> bool:
+    """Carry out one typed line; True when it asks to quit.
+
+    `in_order` (scripted mode): local output such as /help's comes after the
+    server's answers to the lines before it, as a script's reader expects.
+    """
     try:
         request = parse(line)
         if request["op"] == "help":
+            if in_order:
+                await _catch_up(client)
             print(HELP, flush=True)
             return False
         if request["op"] == "quit":
@@ -44,6 +50,16 @@ async def _perform(client: BaseChatClient, line: str) -> bool:
     except ChatError as exc:
         print(f"! {exc.message}", file=sys.stderr, flush=True)
     return False
+
+
+async def _catch_up(client: BaseChatClient) -> None:
+    """Wait for the answers to everything sent so far and print them (bounded wait)."""
+    with contextlib.suppress(ConnectionLost, TimeoutError):
+        await client.sync()
+    for event in client.take_ready():
+        line = render(event)
+        if line is not None:
+            print(line, flush=True)
 
 
 async def _finish(client: BaseChatClient, printer: asyncio.Task[None]) -> int:
@@ -94,7 +110,7 @@ async def run_scripted(client: BaseChatClient) -> int:
             get.cancel()
             break
         line = get.result()
-        if line is None or await _perform(client, line):
+        if line is None or await _perform(client, line, in_order=True):
             break
     return await _finish(client, printer)
 

@@ -183,6 +183,8 @@ class Hub:
         if target is None:
             raise ChatError(ErrorCode.NO_SUCH_USER, f"no user named {to!r}")
         target.send_event({"op": "private", "from": member.nick, "to": target.nick, "text": text})
+        # The sender hears that it went, and to whom: `to` may have matched a lookalike.
+        member.send_event({"op": "sent", "to": target.nick, "text": text})
 
     def _join(self, member: Member, request: Event) -> None:
         room = check_room(field(request, "room"))

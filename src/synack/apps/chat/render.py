@@ -43,6 +43,7 @@ _RENDER: dict[str, Callable[[dict[str, Any]], str | None]] = {
     "msg": lambda e: ("(late) " if e.get("late") else "") + f"<{_s(e, 'from')}> {_s(e, 'text')}",
     "gap": lambda e: f"* ({_s(e, 'missed')} messages lost on the way)",
     "private": lambda e: f"*{_s(e, 'from')}* {_s(e, 'text')}",
+    "sent": lambda e: f"\N{RIGHTWARDS ARROW} {_s(e, 'to')}: {_s(e, 'text')}",
     "joined": lambda e: f"* {_s(e, 'nick')} joined #{_s(e, 'room')}",
     "left": _left,
     "renamed": lambda e: f"* {_s(e, 'old')} is now known as {_s(e, 'new')}",

@@ -160,6 +160,16 @@ class UdpChatClient(BaseChatClient):
         self._unacked[self._seq] = [datagram, 1, now + self.rto]
         self._transmit(datagram, now)
 
+    async def sync(self, timeout: float = 5.0) -> None:
+        """Send a ping and wait until it is acknowledged (or given up on). The server
+        handles requests in the order they arrive and answers each before it reads
+        the next, so the answers to what was sent before are on their way first."""
+        await self.send({"op": "ping"})
+        seq = self._seq
+        async with asyncio.timeout(timeout):
+            while seq in self._unacked and self.closed_reason is None:
+                await asyncio.sleep(self.rto / 8)
+
     def _transmit(self, datagram: bytes, now: float) -> None:
         assert self._transport is not None
         self._transport.sendto(datagram)
