@@ -742,14 +742,12 @@ def test_put_destination_follows_scp(transport: str, root: Path, here: Path) -> 
         ):
             await client.put(here / "n.txt", "tree/")  # an existing directory: inside it
             await client.put(here / "n.txt", "tree/renamed.txt")  # a new name: that name
-            with pytest.raises(FilesError) as caught:
-                await client.put(here / "n.txt", "nodir/")  # a directory that is not there
-            assert caught.value.code is ErrorCode.NOT_FOUND
+            await client.put(here / "n.txt", "nodir/")  # a directory that is not there: made
 
     run(go())
     assert (root / "tree" / "n.txt").read_bytes() == b"n"
     assert (root / "tree" / "renamed.txt").read_bytes() == b"n"
-    assert not (root / "nodir").exists()
+    assert (root / "nodir" / "n.txt").read_bytes() == b"n"
 
 
 def test_two_uploads_to_one_destination(transport: str, root: Path) -> None:

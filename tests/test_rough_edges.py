@@ -14,6 +14,7 @@ import os
 import re
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 
@@ -300,3 +301,66 @@ def test_scripted_help_comes_after_the_answers_to_earlier_lines(udp: bool) -> No
             bob.wait(T)
         server.kill()
         server.wait(T)
+
+
+# --- put ... inbox/ makes inbox inside the served root ---------------------------------------
+
+
+def _files_server(root: Path, *extra: str) -> tuple[subprocess.Popen[str], str]:
+    server = subprocess.Popen(
+        [sys.executable, "-m", "synack", "files", "serve", str(root), "--port", "0", *extra],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.DEVNULL,
+        text=True,
+        env={**os.environ, "PYTHONUNBUFFERED": "1"},
+    )
+    assert server.stdout is not None
+    line = server.stdout.readline()
+    return server, line.split(" on ", 1)[1].split()[0]
+
+
+def test_put_into_a_missing_directory_ending_in_slash_makes_it(tmp_path: Path) -> None:
+    root, here = tmp_path / "served", tmp_path / "here"
+    root.mkdir()
+    here.mkdir()
+    (here / "notes.txt").write_text("remember the milk\n")
+    (here / "tree").mkdir()
+    (here / "tree" / "leaf.txt").write_text("leaf\n")
+    server, address = _files_server(root, "--allow-upload")
+    try:
+        notes = str(here / "notes.txt")
+        done = synack("files", "put", address, notes, "inbox/")  # as the README shows it
+        assert done.returncode == 0, done.stderr
+        assert (root / "inbox" / "notes.txt").read_text() == "remember the milk\n"
+        done = synack("files", "put", address, str(here / "tree"), "a/b/c/")  # mkdir -p
+        assert done.returncode == 0, done.stderr
+        assert (root / "a" / "b" / "c" / "tree" / "leaf.txt").read_text() == "leaf\n"
+        done = synack("files", "put", address, notes, "inbox/notes.txt/")  # a file, not a dir
+        assert done.returncode == 1 and "not a directory" in done.stderr, done.stderr
+    finally:
+        server.kill()
+        server.wait(T)
+
+
+def test_put_never_makes_a_directory_outside_the_served_root(tmp_path: Path) -> None:
+    root, outside = tmp_path / "served", tmp_path / "outside"
+    root.mkdir()
+    outside.mkdir()
+    (root / "escape").symlink_to(outside)
+    local = tmp_path / "x.txt"
+    local.write_text("x")
+    server, address = _files_server(root, "--allow-upload")
+    read_only, ro_address = _files_server(root)
+    try:
+        done = synack("files", "put", address, str(local), "escape/new/")
+        assert done.returncode == 1 and "outside" in done.stderr, done.stderr
+        done = synack("files", "put", address, str(local), "../up/")
+        assert done.returncode != 0 and "Traceback" not in done.stderr, done.stderr
+        done = synack("files", "put", ro_address, str(local), "inbox/")
+        assert done.returncode == 1 and "upload" in done.stderr, done.stderr
+        assert list(outside.iterdir()) == [] and not (tmp_path / "up").exists()
+        assert sorted(p.name for p in root.iterdir()) == ["escape"]
+    finally:
+        for proc in (server, read_only):
+            proc.kill()
+            proc.wait(T)

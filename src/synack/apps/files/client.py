@@ -54,6 +54,8 @@ DEFAULT_TIMEOUT = 60.0
 
 # (local path, remote path, size) for each file to upload.
 UploadPlan = list[tuple[str, str, int]]
+# Remote directories to make, parents first (named here: `list` is a method below).
+RemoteDirs = list[str]
 
 
 @dataclass
@@ -284,12 +286,12 @@ class FileClient:
         name = os.path.basename(os.path.abspath(local_path))
         done = Transferred()
         if stat.S_ISREG(st.st_mode):
-            target = await self._remote_target(wire, name, is_dir=False)
+            target, dirs = await self._remote_target(wire, name, is_dir=False)
             plan = [(local_path, target, st.st_size)]
-            dirs: list[str] = []
         elif stat.S_ISDIR(st.st_mode):
-            base = await self._remote_target(wire, name, is_dir=True)
-            plan, dirs = [], [base]
+            base, dirs = await self._remote_target(wire, name, is_dir=True)
+            plan = []
+            dirs.append(base)
             for rel, kind, size in _walk_local(local_path, done.skipped):
                 target = join(base, "/".join(rel))
                 if kind is Kind.DIR:
@@ -315,28 +317,35 @@ class FileClient:
             progress.stop()
         return done
 
-    async def _remote_target(self, remote: str, name: str, *, is_dir: bool) -> str:
-        """Where a local file or directory called `name` goes when the user said `remote`."""
+    async def _remote_target(
+        self, remote: str, name: str, *, is_dir: bool
+    ) -> tuple[str, RemoteDirs]:
+        """Where a local file or directory called `name` goes when the user said `remote`,
+        and the directories to make first (parents first).
+
+        A `remote` ending in ``/`` names a directory: if it is missing, it is made,
+        with any missing parents, as ``mkdir -p`` would (the server keeps each one
+        inside the served root, as it does any upload).
+        """
         wire = normalize(remote)
         if not wire:
-            return name
+            return name, []
         try:
             entry = await self.stat(wire)
         except RemoteError as exc:
             if exc.code is ErrorCode.NOT_FOUND:
-                if remote.endswith("/"):  # the user meant an existing directory
-                    raise FilesError(
-                        ErrorCode.NOT_FOUND, f"{wire}: no such directory on the server"
-                    ) from None
-                return wire
+                if remote.endswith("/"):
+                    parts = wire.split("/")
+                    return join(wire, name), ["/".join(parts[:i]) for i in range(1, len(parts) + 1)]
+                return wire, []
             raise
         if entry.kind is Kind.DIR:
-            return join(wire, name)
-        if is_dir:
+            return join(wire, name), []
+        if is_dir or remote.endswith("/"):
             raise FilesError(
                 ErrorCode.NOT_DIR, f"{wire}: exists on the server and is not a directory"
             )
-        return wire
+        return wire, []
 
     async def _check_remote_conflicts(
         self, base: str, plan: UploadPlan, *, force: bool, resume: bool
