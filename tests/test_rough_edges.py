@@ -12,8 +12,10 @@ import asyncio
 import json
 import os
 import re
+import signal
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -364,3 +366,87 @@ def test_put_never_makes_a_directory_outside_the_served_root(tmp_path: Path) -> 
         for proc in (server, read_only):
             proc.kill()
             proc.wait(T)
+
+
+# --- an interrupted download says how to resume; a plain re-run keeps the partial file --------
+
+
+def _partial(target: Path) -> Path:
+    from synack.apps.files.receiver import partial_path
+
+    return Path(partial_path(str(target)))
+
+
+def test_a_plain_rerun_keeps_the_partial_file_and_names_resume_and_force(tmp_path: Path) -> None:
+    served, here = tmp_path / "served", tmp_path / "here"
+    served.mkdir()
+    here.mkdir()
+    data = os.urandom(300_000)
+    (served / "big.bin").write_bytes(data)
+    part = _partial(here / "big.bin")
+    server, address = _files_server(served)
+    try:
+        part.write_bytes(data[:100_000])
+        done = synack("files", "get", address, "big.bin", str(here))
+        assert done.returncode == 1, done.stderr
+        lines = done.stderr.strip().splitlines()
+        assert len(lines) == 1 and "--resume" in lines[0] and "--force" in lines[0], lines
+        assert "100000 bytes" in lines[0], lines
+        assert part.read_bytes() == data[:100_000] and not (here / "big.bin").exists()
+        done = synack("files", "get", address, "big.bin", str(here), "--resume")
+        assert done.returncode == 0, done.stderr
+        assert (here / "big.bin").read_bytes() == data and not part.exists()
+        (here / "big.bin").unlink()
+        part.write_bytes(b"not the right bytes at all")
+        done = synack("files", "get", address, "big.bin", str(here), "--force")  # start over
+        assert done.returncode == 0, done.stderr
+        assert (here / "big.bin").read_bytes() == data and not part.exists()
+    finally:
+        server.kill()
+        server.wait(T)
+
+
+@pytest.mark.parametrize("how", ["ctrl-c", "server-dies"])
+def test_an_interrupted_download_says_how_to_resume(tmp_path: Path, how: str) -> None:
+    served, here = tmp_path / "served", tmp_path / "here"
+    served.mkdir()
+    here.mkdir()
+    data = os.urandom(3_000_000)
+    (served / "big.bin").write_bytes(data)
+    part = _partial(here / "big.bin")
+    server, address = _files_server(served, "--max-rate", "1M")  # about 3 s for the file
+    try:
+        client = subprocess.Popen(
+            [sys.executable, "-m", "synack", "files", "get", address, "big.bin", str(here)],
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        deadline = time.monotonic() + T
+        while not part.exists():  # made just before the request goes out
+            assert time.monotonic() < deadline and client.poll() is None
+            time.sleep(0.02)
+        time.sleep(0.5)  # some bytes arrive, far from all of them
+        if how == "ctrl-c":
+            client.send_signal(signal.SIGINT)
+        else:
+            server.kill()
+        _, err = client.communicate(timeout=T)
+        assert client.returncode == (130 if how == "ctrl-c" else 1), err
+        lines = err.strip().splitlines()
+        assert len(lines) == 1, err
+        command = f"synack files get {address} big.bin {here} --resume"
+        assert lines[0].endswith(f"to continue: {command}"), lines[0]
+        kept = part.stat().st_size
+        assert 0 < kept < len(data) and f"{kept} bytes kept in {part}" in lines[0], lines
+        if how == "server-dies":
+            server.wait(T)
+            server, address = _files_server(served)
+            command = command.replace(command.split()[3], address)
+        done = synack(*command.split()[1:])
+        assert done.returncode == 0, done.stderr
+        assert (here / "big.bin").read_bytes() == data and not part.exists()
+    finally:
+        server.kill()
+        server.wait(T)

@@ -12,6 +12,7 @@ import asyncio
 import datetime
 import os
 import re
+import shlex
 import signal
 import sys
 import time
@@ -25,6 +26,7 @@ from synack.apps.common import (
     run,
 )
 from synack.errors import UserError, os_reason
+from synack.transport import DEFAULT_TRANSPORT
 
 from .client import DEFAULT_TIMEOUT, FileClient, Transferred
 from .progress import for_stream
@@ -243,22 +245,50 @@ def format_listing(entries: list[Entry]) -> list[str]:
 
 def _cmd_get(args: argparse.Namespace) -> int:
     host, port = _endpoint(args.address)
-    return run(_get(host, port, args))
+    kept: list[tuple[str, int]] = []
+    try:
+        return run(_get(host, port, args, kept))
+    except KeyboardInterrupt:
+        if not kept:
+            raise
+        print(f"synack: interrupted; {_resume_hint(args, kept)}", file=sys.stderr)
+        return 130
+    except UserError as exc:
+        if not kept:
+            raise
+        error = UserError(f"{exc}; {_resume_hint(args, kept)}")
+        error.exit_code = exc.exit_code
+        raise error from None
 
 
-async def _get(host: str, port: int, args: argparse.Namespace) -> int:
+def _resume_hint(args: argparse.Namespace, kept: list[tuple[str, int]]) -> str:
+    """Where the bytes already received are, and the command line that continues."""
+    command = ["synack", "files", "get", args.address, args.remote]
+    if args.local is not None:
+        command.append(args.local)
+    if args.transport != DEFAULT_TRANSPORT:
+        command += ["--transport", args.transport]
+    path, size = kept[-1]
+    more = f" (and {len(kept) - 1} more)" if len(kept) > 1 else ""
+    return f"{size} bytes kept in {path}{more}; to continue: {shlex.join([*command, '--resume'])}"
+
+
+async def _get(host: str, port: int, args: argparse.Namespace, kept: list[tuple[str, int]]) -> int:
     started = time.monotonic()
     async with await FileClient.connect(
         host, port, transport=args.transport, timeout=args.timeout
     ) as client:
-        done = await client.get(
-            args.remote,
-            args.local,
-            resume=args.resume,
-            force=args.force,
-            fsync=args.fsync,
-            progress=for_stream(sys.stderr),
-        )
+        try:
+            done = await client.get(
+                args.remote,
+                args.local,
+                resume=args.resume,
+                force=args.force,
+                fsync=args.fsync,
+                progress=for_stream(sys.stderr),
+            )
+        finally:
+            kept += client.kept_partials
     _report(done, time.monotonic() - started)
     return 0
 

@@ -47,7 +47,7 @@ from .protocol import (
     split_path,
     trailer_timeout,
 )
-from .receiver import Receiver
+from .receiver import Receiver, partial_message, partial_path
 from .source import FileShrank, Source
 
 DEFAULT_TIMEOUT = 60.0
@@ -77,6 +77,9 @@ class FileClient:
         self.server: str = str(welcome.get("server", "?"))
         self.upload_allowed: bool = bool(welcome.get("upload", False))
         self._broken = False
+        # (partial file, bytes) left by downloads that failed or were interrupted on the
+        # way; ``resume=True`` continues them. The CLI names them in its error.
+        self.kept_partials: list[tuple[str, int]] = []
 
     @classmethod
     async def connect(
@@ -258,6 +261,8 @@ class FileClient:
             published = await receiver.finish(_reply_digest(trailer, ch.peer))
         finally:
             await receiver.aclose()
+            if kept := receiver.kept:
+                self.kept_partials.append((receiver.partial, kept))
         done.bytes += size - offset
         if published:
             done.files += 1
@@ -493,6 +498,13 @@ def _check_local_conflicts(
         return
     clashes = []
     for entry, target in plan:
+        if not resume:
+            try:
+                left = os.stat(partial_path(target)).st_size
+            except OSError:
+                left = 0
+            if left:
+                raise FilesError(ErrorCode.EXISTS, partial_message(target, left))
         try:
             st = os.lstat(target)
         except FileNotFoundError:

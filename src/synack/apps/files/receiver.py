@@ -60,6 +60,15 @@ def partial_path(final: str) -> str:
     return os.path.join(head, partial_name(name))
 
 
+def partial_message(shown: str, size: int) -> str:
+    """Why a transfer will not start over a partial file, and the two ways on."""
+    part = partial_name(os.path.basename(shown))
+    return (
+        f"{shown}: an interrupted transfer left {size} bytes in {part}; "
+        "add --resume to continue it, or --force to start over"
+    )
+
+
 class _Pipeline:
     """Write filled buffers at once and hash them in order in a worker thread.
 
@@ -180,6 +189,18 @@ class Receiver:
         self._fd: int | None = None
         self._sha = hashlib.sha256()
         self._pipeline: _Pipeline | None = None
+        self.published = False
+        self._receiving = False
+
+    @property
+    def kept(self) -> int:
+        """Bytes in the partial file this transfer wrote to and left for ``--resume`` (0: none)."""
+        if not self._receiving or self.published:
+            return 0
+        try:
+            return os.stat(self.partial).st_size
+        except OSError:
+            return 0
 
     def open(self) -> int:
         """Claim the destination; returns the offset the sender should start from."""
@@ -218,6 +239,9 @@ class Receiver:
                 raise FilesError(
                     ErrorCode.NOT_REGULAR, f"{self.shown}: partial file is not a regular file"
                 )
+            if st.st_size and not (self.resume or self.force):
+                # What an interrupted transfer left is kept until the user says what to do.
+                raise FilesError(ErrorCode.EXISTS, partial_message(self.shown, st.st_size))
             if self.resume and 0 < st.st_size <= self.size:
                 self.offset = st.st_size
             elif st.st_size:
@@ -258,6 +282,7 @@ class Receiver:
         count = self.size - self.offset
         threaded = count > BUFFER or self.offset > CHUNK
         self._pipeline = _Pipeline(self._fd, self.offset, self._sha, self.offset, threaded)
+        self._receiving = not self.verifying_existing
         remaining = self.remaining = count
         with seam.bulk_reader(reader, transport=transport) as bulk:
             while remaining:
@@ -342,6 +367,7 @@ class Receiver:
             if self.fsync:
                 os.fsync(self._fd)
             self._publish()
+            self.published = True
             if self.fsync:
                 _fsync_dir(os.path.dirname(self.final) or ".")
         except OSError as exc:
