@@ -549,6 +549,9 @@ def test_cli_duration_stops_by_itself_and_sigterm_stops_too() -> None:
     try:
         assert proc.stderr is not None
         assert "listening on" in proc.stderr.readline()
+        proc.stderr.readline(), proc.stderr.readline()  # the two direction lines
+        proc.send_signal(signal.SIGUSR1)  # counts so far; it carries on
+        assert proc.stderr.readline().startswith("synack netem: running for")
         proc.send_signal(signal.SIGTERM)
         _out, err = proc.communicate(timeout=10)
     finally:
@@ -777,7 +780,9 @@ def test_tun_corruption_is_caught_by_the_kernels_tcp_checksum(tmp_path: Path) ->
     )
     assert got["ok"]
     assert corrupted > 5
-    assert counters["InCsumErrors"] == corrupted
+    # b reads its counters when the transfer is done; a corrupted FIN or ACK may still
+    # be on its way then (or held when netem stops).
+    assert corrupted - 3 <= counters["InCsumErrors"] <= corrupted
 
 
 @pytest.mark.root

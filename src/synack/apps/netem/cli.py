@@ -12,6 +12,7 @@ from typing import Any
 
 from synack.apps.common import check_host, parse_endpoint, run
 from synack.apps.netem.impair import Impairment
+from synack.apps.netem.summary import Summary
 from synack.apps.netem.units import (
     parse_count,
     parse_percent,
@@ -58,7 +59,8 @@ and jitter, reorder. Decisions come from --seed, one generator per direction, so
 the same datagrams in the same order meet the same fate in every run.
 
 On stop (Ctrl-C, SIGTERM, --duration) a summary per direction goes to stderr;
---json also writes it as one JSON object to stdout.
+--json also writes it as one JSON object to stdout. SIGUSR1 (kill -USR1 PID)
+prints the counts so far and carries on.
 """
 
 UDP_EXAMPLE = """
@@ -256,6 +258,13 @@ def _stop_on_signals(stop: asyncio.Event) -> None:
         loop.add_signal_handler(sig, stop.set)
 
 
+def _report_on_sigusr1(summary: Callable[[], Summary]) -> None:
+    """SIGUSR1 prints the counts so far and carries on, as it does for tcpdump and dd."""
+    asyncio.get_running_loop().add_signal_handler(
+        signal.SIGUSR1, lambda: _err(summary().text().replace("stopped after", "running for", 1))
+    )
+
+
 async def _relay(
     options: Options,
     listen: tuple[str, int],
@@ -279,6 +288,7 @@ async def _relay(
     await relay.start()
     stop = asyncio.Event()
     _stop_on_signals(stop)
+    _report_on_sigusr1(relay.summary)  # before the banner: a reader may signal at once
     here = format_address(relay.address)
     _err(
         f"synack netem: listening on {here}, relaying to {format_address(target)} "
@@ -350,6 +360,7 @@ async def _tun(options: Options, run_a: str | None, run_b: str | None) -> int:
             verbose=options.verbose,
         )
         relay.start()
+        _report_on_sigusr1(relay.summary)
         _err(
             f"synack netem tun: a = {topology.ns_a} ({tun.A_ADDRESS}), "
             f"b = {topology.ns_b} ({tun.B_ADDRESS}) (seed {options.seed}); Ctrl-C stops"
@@ -358,6 +369,7 @@ async def _tun(options: Options, run_a: str | None, run_b: str | None) -> int:
         _err(f"  down (b -> a): {options.down.describe()}")
         _err(f"  ip netns exec {topology.ns_a} COMMAND    # reaches b at {tun.B_ADDRESS}")
         _err(f"  ip netns exec {topology.ns_b} COMMAND    # reaches a at {tun.A_ADDRESS}")
+        _err(f"  ip netns exec {topology.ns_a} tcpdump -ni {topology.name_a}    # watch a's side")
         env = tun.command_env(topology)
         if run_b is not None:
             procs.append(("b", await tun.start_command(topology.ns_b, run_b, env)))

@@ -288,25 +288,9 @@ class UdpRelay:
             )
         trace.clear()
 
-    async def stop(self) -> Summary:
-        """Stop relaying; copies still held are dropped and counted. Returns the summary."""
-        loop = asyncio.get_running_loop()
-        elapsed = loop.time() - self._started
-        if self._sweeper is not None:
-            self._sweeper.cancel()
-        for box in (self._up_box, self._down_box):
-            if box is not None:
-                box.close()
-        for task in list(self._tasks):
-            task.cancel()
-        if self._tasks:
-            await asyncio.gather(*self._tasks, return_exceptions=True)
-        for mapping in self._mappings.values():
-            self._close_mapping(mapping)
-        self._mappings.clear()
-        if self._listener is not None:
-            self._listener.close()
-        await asyncio.sleep(0)  # let the transports finish closing
+    def summary(self) -> Summary:
+        """What the relay has done so far (it keeps running)."""
+        elapsed = asyncio.get_running_loop().time() - self._started
         here, there = format_address(self.address), format_address(self._target_addr)
         notes: dict[str, Any] = {"clients": self.clients_seen}
         if self.target_errors:
@@ -325,3 +309,23 @@ class UdpRelay:
             ],
             notes,
         )
+
+    async def stop(self) -> Summary:
+        """Stop relaying; copies still held are dropped and counted. Returns the summary."""
+        summary = self.summary()
+        if self._sweeper is not None:
+            self._sweeper.cancel()
+        for box in (self._up_box, self._down_box):
+            if box is not None:
+                box.close()
+        for task in list(self._tasks):
+            task.cancel()
+        if self._tasks:
+            await asyncio.gather(*self._tasks, return_exceptions=True)
+        for mapping in self._mappings.values():
+            self._close_mapping(mapping)
+        self._mappings.clear()
+        if self._listener is not None:
+            self._listener.close()
+        await asyncio.sleep(0)  # let the transports finish closing
+        return summary

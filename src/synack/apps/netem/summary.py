@@ -8,7 +8,7 @@ gets through counts twice under "passed".
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from typing import Any
 
 from synack.apps.netem.impair import Impairment, LaneStats
@@ -42,7 +42,12 @@ class Summary:
             "seed": self.seed,
             "elapsed": round(self.elapsed, 6),
             "directions": {
-                r.name: {"path": r.path, "impairment": r.impairment.describe(), **r.stats.as_dict()}
+                r.name: {
+                    "path": r.path,
+                    "impairment": r.impairment.describe(),
+                    "settings": asdict(r.impairment),
+                    **r.stats.as_dict(),
+                }
                 for r in self.lanes
             },
             **self.notes,

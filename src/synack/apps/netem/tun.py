@@ -129,6 +129,7 @@ class Topology:
     def __init__(self, pid: int | None = None) -> None:
         self.pid = os.getpid() if pid is None else pid
         self.ns_a, self.ns_b = namespace_names(self.pid)
+        self.name_a, self.name_b = device_names(self.pid)
         self.dev_a: TunDevice | None = None
         self.dev_b: TunDevice | None = None
         self._made: list[str] = []  # namespaces to delete
@@ -136,10 +137,9 @@ class Topology:
     def setup(self) -> None:
         """Make everything; on any failure, undo what was made and raise."""
         try:
-            name_a, name_b = device_names(self.pid)
             for ns, name, address, attr in (
-                (self.ns_a, name_a, A_ADDRESS, "dev_a"),
-                (self.ns_b, name_b, B_ADDRESS, "dev_b"),
+                (self.ns_a, self.name_a, A_ADDRESS, "dev_a"),
+                (self.ns_b, self.name_b, B_ADDRESS, "dev_b"),
             ):
                 ip("netns", "add", ns)
                 self._made.append(ns)
@@ -233,16 +233,9 @@ class TunRelay:
                     )
                 lane.trace.clear()
 
-    def stop(self) -> Summary:
-        loop = self._loop
-        elapsed = 0.0
-        if loop is not None:
-            elapsed = loop.time() - self._started
-            for device in (self.dev_a, self.dev_b):
-                if device.fd >= 0:
-                    loop.remove_reader(device.fd)
-        for box in self._boxes:
-            box.close()
+    def summary(self) -> Summary:
+        """What the relay has done so far."""
+        elapsed = self._loop.time() - self._started if self._loop is not None else 0.0
         return Summary(
             "tun",
             self.seed,
@@ -256,6 +249,17 @@ class TunRelay:
                 ),
             ],
         )
+
+    def stop(self) -> Summary:
+        """Stop reading; copies still held are dropped and counted. Returns the summary."""
+        summary = self.summary()
+        if self._loop is not None:
+            for device in (self.dev_a, self.dev_b):
+                if device.fd >= 0:
+                    self._loop.remove_reader(device.fd)
+        for box in self._boxes:
+            box.close()
+        return summary
 
 
 def _write(data: bytes, device: TunDevice) -> bool:
