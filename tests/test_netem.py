@@ -624,8 +624,8 @@ def test_only_namespaces_of_dead_runs_are_stale() -> None:
     names = ["synack-100-a", "synack-100-b", "synack-200-a", "synack-7-a", "other-100-a", "x"]
     alive = {200, 7}.__contains__
     assert tun_mode.stale_namespaces(names, alive, me=1) == ["synack-100-a", "synack-100-b"]
-    # Our own PID's namespaces are never stale, whatever `alive` says.
-    assert tun_mode.stale_namespaces(["synack-5-a"], lambda _pid: False, me=5) == []
+    # Before a run makes its own, names with its PID are a dead run's (a reused PID).
+    assert tun_mode.stale_namespaces(["synack-5-a"], lambda _pid: True, me=5) == ["synack-5-a"]
 
 
 # ---------------------------------------------------------------------- TUN mode (root)

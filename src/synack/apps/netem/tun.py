@@ -99,13 +99,14 @@ def stale_namespaces(
 ) -> list[str]:
     """Our namespaces whose creator is provably gone: no process has its PID.
 
-    A PID taken since by another process keeps its namespaces (we cannot prove
-    them stale), which errs on the side of never deleting anyone else's."""
+    Called before this run makes its own, so names with our own PID are stale too
+    (a dead run that had the same PID). A PID taken since by another process keeps
+    its namespaces, as we cannot prove them stale: never delete anyone else's."""
     me = os.getpid() if me is None else me
     out = []
     for name in names:
         m = STALE.fullmatch(name)
-        if m is not None and int(m.group(1)) != me and not alive(int(m.group(1))):
+        if m is not None and (int(m.group(1)) == me or not alive(int(m.group(1)))):
             out.append(name)
     return out
 
