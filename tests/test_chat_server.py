@@ -17,6 +17,7 @@ import pytest
 from bounded import run
 from synack import transport as seam
 from synack.apps.chat import ChatClient, ChatRefused, ChatServer, ConnectionLost
+from synack.apps.chat.server import LINE_PROMPT
 from synack.wire.frame import (
     HEADER,
     MAGIC,
@@ -519,6 +520,47 @@ async def test_line_mode_user_who_types_before_the_prompt(transport: str) -> Non
     assert (await bob.until("msg"))["text"] == "again"
     await bob.close()
     await server.close()
+
+
+@run
+async def test_a_framed_client_whose_preamble_comes_late_is_still_framed(transport: str) -> None:
+    """A lost first segment can hold a synack client's preamble past the grace time: the
+    server has prompted for a nickname by then, but the preamble still makes it framed."""
+    server, port, log = await started(transport, sniff_timeout=0.05)
+    alice = await joined(port, "alice", transport=transport)
+    reader, writer = await connection(port, transport)
+    async with asyncio.timeout(T):
+        assert b"nickname?" in await reader.readline()  # the grace time passed in silence
+    writer.write(
+        MAGIC + encode_message({"op": "hello", "app": "chat", "version": 1, "nick": "bob"})
+    )
+    late = Raw(reader, writer)
+    assert (await late.event() or {}).get("op") == "welcome"
+    assert (await alice.until("joined"))["nick"] == "bob"
+    late.send({"op": "say", "text": "framed after all"})
+    assert (await alice.until("msg"))["text"] == "framed after all"
+    assert any("bob joined #lobby (framed;" in line for line in log)
+    await alice.close()
+    await server.close()
+
+
+@run
+async def test_the_client_skips_a_prompt_sent_before_its_preamble_arrived(transport: str) -> None:
+    async def prompted_first(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        await reader.readexactly(len(MAGIC))
+        hello = FrameDecoder()
+        while not isinstance(hello.next_event(), Message):
+            hello.feed(await reader.read(100))
+        welcome = {"op": "welcome", "version": 1, "nick": "bob", "room": "lobby", "members": []}
+        writer.write(LINE_PROMPT + encode_message(welcome))
+        await reader.read(100)  # the client's quit
+        writer.close()
+
+    srv = await seam.start_server(prompted_first, "127.0.0.1", 0, transport=transport)
+    client = ChatClient("127.0.0.1", srv.addresses[0][1], "bob", timeout=T, transport=transport)
+    assert (await client.connect())["op"] == "welcome"
+    await client.close()
+    srv.close()
 
 
 @run

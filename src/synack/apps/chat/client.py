@@ -36,6 +36,7 @@ from synack.wire.frame import (
     PROTOCOL_VERSION,
     FrameDecoder,
     FrameError,
+    FrameType,
     Message,
     TruncatedFrame,
     encode_message,
@@ -225,6 +226,7 @@ class ChatClient(BaseChatClient):
         try:
             writer.write(MAGIC + encode_message(hello))
             async with asyncio.timeout(self.timeout):
+                await self._skip_prompt(reader, decoder)
                 reply = await self._read_event(reader, decoder)
         except TimeoutError:
             writer.close()
@@ -249,6 +251,21 @@ class ChatClient(BaseChatClient):
         if isinstance(idle, int | float) and idle > 0:
             self._tasks.append(asyncio.create_task(self._keepalive(idle / 3)))
         return reply
+
+    async def _skip_prompt(self, reader: asyncio.StreamReader, decoder: FrameDecoder) -> None:
+        """Skip the line-mode prompt a server sends first when our preamble reached it after
+        its grace time (a lost segment, resent; PROTOCOL.md §2.1). A frame begins with its
+        type byte, a text line never does; one line at most is skipped."""
+        first = await reader.read(1)
+        if first and first[0] not in (FrameType.MESSAGE, FrameType.BLOB):
+            try:
+                await reader.readuntil(b"\n")
+            except asyncio.IncompleteReadError:
+                pass  # the end of the stream: reading on reports it
+            except asyncio.LimitOverrunError:
+                raise ConnectionLost("the server broke the protocol: text, not frames") from None
+            return
+        decoder.feed(first)
 
     async def _read_event(
         self, reader: asyncio.StreamReader, decoder: FrameDecoder

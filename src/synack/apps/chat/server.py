@@ -156,13 +156,27 @@ class Connection(Member):
                     first += data
         except TimeoutError:
             pass  # a human at nc waits for a prompt before typing anything
+        prompted = not first
+        if prompted:
+            # Silent past the grace time: a person at nc, presumably. Prompt, but let the
+            # first bytes still decide: a synack client's preamble is late when its first
+            # segment was lost and resent, and it skips the prompt (PROTOCOL.md §2.1).
+            self.mode = "line"
+            self.encoder = encode_line
+            self.send(LINE_PROMPT)
+            while sniff(first) is None:
+                data = await self.read()
+                if not data:
+                    raise Closed("connection closed")
+                first += data
         if first.startswith(MAGIC):
             self.mode = "framed"
+            self.encoder = encode_message
             await self.run_framed(first[len(MAGIC) :])
         else:
             self.mode = "line"
             self.encoder = encode_line
-            await self.run_lines(first)
+            await self.run_lines(first, prompted=prompted)
 
     async def run_framed(self, data: bytes) -> None:
         server = self.server
@@ -213,8 +227,9 @@ class Connection(Member):
         self.send_event(welcome)
         server.admitted(self)
 
-    async def run_lines(self, data: bytes) -> None:
-        self.send(LINE_PROMPT)
+    async def run_lines(self, data: bytes, *, prompted: bool = False) -> None:
+        if not prompted:
+            self.send(LINE_PROMPT)
         buf = bytearray(data)
         while True:
             while (end := buf.find(b"\n")) >= 0:
