@@ -434,6 +434,16 @@ class SynackTransport(asyncio.Transport):
         self._engine.kick()
         self._engine.loop.call_soon(self._connection_lost, None)
 
+    def _force_close(self, exc: BaseException | None) -> None:
+        """Abort, reporting `exc` to the protocol. asyncio's TLS layer calls this (as the
+        selector transports name it) on a failed handshake and on an abort over TLS."""
+        if self._lost:
+            return
+        self._closing = True
+        self._conn.abort()
+        self._engine.kick()
+        self._engine.loop.call_soon(self._connection_lost, exc)
+
     # -- asyncio.ReadTransport ----------------------------------------------------------
 
     def is_reading(self) -> bool:
