@@ -12,42 +12,37 @@ import struct
 import zlib
 
 from synack.wire.checksum import internet_checksum
+from synack.wire.ipv4 import (  # the IPv4 header is shared with the pcap writer
+    DEFAULT_TTL,
+    DONT_FRAGMENT,
+    IPV4,
+    PROTO_TCP,
+    PROTO_UDP,
+    ipv4_checksum_ok,
+    ipv4_header,
+)
 
-IPV4 = struct.Struct(
-    "!BBHHHBBH4s4s"
-)  # version/IHL, DSCP/ECN, total length, id, flags/frag, TTL, proto, checksum, src, dst
+__all__ = [
+    "DEFAULT_TTL",
+    "DONT_FRAGMENT",
+    "ETHERNET",
+    "ETHERNET_MIN",
+    "ETHERTYPE_IPV4",
+    "IPV4",
+    "PROTO_TCP",
+    "PROTO_UDP",
+    "UDP",
+    "ethernet_frame",
+    "ipv4_checksum_ok",
+    "ipv4_header",
+    "mac_text",
+    "udp_datagram",
+]
+
 UDP = struct.Struct("!HHHH")
 ETHERNET = struct.Struct("!6s6sH")
 ETHERTYPE_IPV4 = 0x0800
-PROTO_TCP = 6
-PROTO_UDP = 17
-DONT_FRAGMENT = 0x4000
-DEFAULT_TTL = 64
 ETHERNET_MIN = 60  # frame size without the FCS; shorter frames are padded
-
-
-def ipv4_header(src: bytes, dst: bytes, proto: int, payload_length: int, ident: int) -> bytes:
-    """A 20-byte IPv4 header (no options, Don't Fragment set) with its checksum."""
-    fields = [
-        0x45,  # version 4, header length 5 words
-        0,
-        20 + payload_length,
-        ident & 0xFFFF,
-        DONT_FRAGMENT,
-        DEFAULT_TTL,
-        proto,
-        0,
-        src,
-        dst,
-    ]
-    header = IPV4.pack(*fields)
-    fields[7] = internet_checksum(header)
-    return IPV4.pack(*fields)
-
-
-def ipv4_checksum_ok(header: bytes) -> bool:
-    """True when an IPv4 header, checksum included, sums to zero (RFC 1071)."""
-    return internet_checksum(header) == 0
 
 
 def udp_datagram(src: bytes, dst: bytes, sport: int, dport: int, payload: bytes) -> bytes:
