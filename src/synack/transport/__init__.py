@@ -10,6 +10,12 @@ The functions below are what apps call; each looks the transport up by name
 and hands the call on. The fast paths (`bulk_reader`, `sendfile`,
 `set_nodelay`) are safe on any stream: a transport uses its shortcut only on
 streams it recognises.
+
+Two things are added here for every transport at once. A host ``unix:PATH`` is
+a Unix socket (`address`), for the transports that have one. ``tls=`` wraps the
+whole stream in TLS (`tls`): the connection is made in clear and upgraded with
+``loop.start_tls`` before the app sees it, so the fast paths then take their
+generic routes (no kernel TLS in Python 3.11: no sendfile under TLS).
 """
 
 from __future__ import annotations
@@ -17,6 +23,8 @@ from __future__ import annotations
 import asyncio
 from typing import IO
 
+from . import tls as _tls
+from .address import UNIX_PREFIX, format_address, is_unix, peer_name, unix_path
 from .base import (
     STREAM_LIMIT,
     BulkReader,
@@ -24,10 +32,14 @@ from .base import (
     Server,
     StreamBulkReader,
     Transport,
+    UnsupportedAddress,
 )
 from .os import OsTransport
 from .registry import Registry
 from .synack import SynackTcpTransport
+from .tls import ClientTLS, ServerTLS, TLSError, TLSFailure, TLSVerificationError
+from .unix import DEFAULT_MODE as UNIX_MODE
+from .unix import AddressInUse
 
 _registry = Registry()
 register = _registry.register
@@ -43,10 +55,35 @@ TRANSPORTS = names()
 
 
 async def open_connection(
-    host: str, port: int, *, transport: str = DEFAULT_TRANSPORT, limit: int = STREAM_LIMIT
+    host: str,
+    port: int,
+    *,
+    transport: str = DEFAULT_TRANSPORT,
+    limit: int = STREAM_LIMIT,
+    tls: ClientTLS | None = None,
 ) -> tuple[asyncio.StreamReader, asyncio.StreamWriter]:
-    """Connect to `host`:`port`; raises `OSError` (refused, unreachable...) as the OS does."""
-    return await get(transport).open_connection(host, port, limit=limit)
+    """Connect to `host`:`port`, or to the Unix socket of a ``unix:PATH`` host.
+
+    Raises `OSError` (refused, unreachable...) as the OS does. With `tls`, the
+    streams returned are TLS streams whose server passed `tls`'s check; a failed
+    handshake or check is a `TLSError` (`TLSVerificationError`), one line.
+    """
+    chosen = get(transport)
+    path = unix_path(host)
+    if path is None:
+        reader, writer = await chosen.open_connection(host, port, limit=limit)
+    else:
+        reader, writer = await chosen.open_unix_connection(path, limit=limit)
+    if tls is None:
+        return reader, writer
+    return await _tls.connect(
+        reader,
+        writer,
+        tls,
+        peer=format_address(host, port),
+        hostname=None if path is not None else host,
+        limit=limit,
+    )
 
 
 async def start_server(
@@ -57,9 +94,34 @@ async def start_server(
     transport: str = DEFAULT_TRANSPORT,
     backlog: int = 128,
     limit: int = STREAM_LIMIT,
+    tls: ServerTLS | None = None,
+    on_tls_failure: TLSFailure | None = None,
+    unix_mode: int = UNIX_MODE,
 ) -> Server:
-    """Listen on `host`:`port`; a restart never meets "Address already in use"."""
-    return await get(transport).start_server(handler, host, port, backlog=backlog, limit=limit)
+    """Listen on `host`:`port`, or on a Unix socket for a ``unix:PATH`` host.
+
+    A restart never meets "Address already in use": a TCP listener reuses the
+    address, and a Unix socket file that nobody answers on any more is replaced
+    (one a live server answers on is an `AddressInUse`). A Unix socket file is
+    made with `unix_mode` and removed by ``close``.
+
+    With `tls`, `handler` sees only connections whose TLS handshake succeeded;
+    the others are closed and reported to `on_tls_failure` as (peer, reason).
+    """
+    chosen = get(transport)
+    if tls is not None:
+        handler = _tls.serving(handler, tls, limit=limit, on_failure=on_tls_failure)
+    path = unix_path(host)
+    if path is None:
+        return await chosen.start_server(handler, host, port, backlog=backlog, limit=limit)
+    return await chosen.start_unix_server(
+        handler, path, backlog=backlog, limit=limit, mode=unix_mode
+    )
+
+
+def supports_unix(transport: str) -> bool:
+    """Whether `transport` can carry ``unix:PATH`` addresses."""
+    return type(get(transport)).start_unix_server is not Transport.start_unix_server
 
 
 def bulk_reader(reader: asyncio.StreamReader, *, transport: str = DEFAULT_TRANSPORT) -> BulkReader:
@@ -89,19 +151,33 @@ __all__ = [
     "DEFAULT_TRANSPORT",
     "STREAM_LIMIT",
     "TRANSPORTS",
+    "UNIX_MODE",
+    "UNIX_PREFIX",
+    "AddressInUse",
     "BulkReader",
     "ClientHandler",
+    "ClientTLS",
     "OsTransport",
     "Registry",
     "Server",
+    "ServerTLS",
     "StreamBulkReader",
+    "TLSError",
+    "TLSFailure",
+    "TLSVerificationError",
     "Transport",
+    "UnsupportedAddress",
     "bulk_reader",
+    "format_address",
     "get",
+    "is_unix",
     "names",
     "open_connection",
+    "peer_name",
     "register",
     "sendfile",
     "set_nodelay",
     "start_server",
+    "supports_unix",
+    "unix_path",
 ]

@@ -13,6 +13,8 @@ import asyncio
 from collections.abc import Awaitable, Callable
 from typing import IO, ClassVar, Protocol, Self
 
+from synack.errors import UserError
+
 # StreamReader buffer limit: large enough that one read drains a socket's worth.
 STREAM_LIMIT = 1 << 20
 
@@ -88,6 +90,10 @@ class StreamBulkReader(BulkReader):
         return len(chunk)
 
 
+class UnsupportedAddress(UserError):
+    """The transport has no form for this kind of address (a Unix socket on a TCP over UDP)."""
+
+
 class Transport(abc.ABC):
     """One way of carrying TCP streams for apps, chosen by `name` (``--transport NAME``).
 
@@ -96,6 +102,8 @@ class Transport(abc.ABC):
     """
 
     name: ClassVar[str]
+    # Why a transport that does not override the Unix-socket calls has none.
+    no_unix_sockets: ClassVar[str] = "has no Unix-socket form"
 
     @abc.abstractmethod
     async def open_connection(
@@ -117,6 +125,26 @@ class Transport(abc.ABC):
 
         A restart on the same port must not meet "Address already in use".
         """
+
+    async def open_unix_connection(
+        self, path: str, *, limit: int = STREAM_LIMIT
+    ) -> tuple[asyncio.StreamReader, asyncio.StreamWriter]:
+        """Connect to the Unix socket at `path`; the default: `UnsupportedAddress`."""
+        raise UnsupportedAddress(f"the {self.name} transport {self.no_unix_sockets}")
+
+    async def start_unix_server(
+        self,
+        handler: ClientHandler,
+        path: str,
+        *,
+        backlog: int = 128,
+        limit: int = STREAM_LIMIT,
+        mode: int = 0o600,
+    ) -> Server:
+        """Listen on a Unix socket at `path`, made with `mode`, removed again by ``close``;
+        a stale socket file is replaced, a live server's never. The default:
+        `UnsupportedAddress`."""
+        raise UnsupportedAddress(f"the {self.name} transport {self.no_unix_sockets}")
 
     def bulk_reader(self, reader: asyncio.StreamReader) -> BulkReader:
         """A `BulkReader` for `reader`; the default reads through the StreamReader."""

@@ -13,6 +13,7 @@ import socket
 from asyncio import selector_events
 from typing import IO
 
+from . import unix
 from .base import STREAM_LIMIT, BulkReader, ClientHandler, Server, StreamBulkReader, Transport
 
 # The stdlib's socket transport; it can swap in a BufferedProtocol mid-stream (see `_Filler`).
@@ -64,6 +65,31 @@ class OsTransport(Transport):
             handler, host, port, backlog=backlog, limit=limit, reuse_address=True
         )
         return OsServer(inner)
+
+    async def open_unix_connection(
+        self, path: str, *, limit: int = STREAM_LIMIT
+    ) -> tuple[asyncio.StreamReader, asyncio.StreamWriter]:
+        return await asyncio.open_unix_connection(path, limit=limit)
+
+    async def start_unix_server(
+        self,
+        handler: ClientHandler,
+        path: str,
+        *,
+        backlog: int = 128,
+        limit: int = STREAM_LIMIT,
+        mode: int = unix.DEFAULT_MODE,
+    ) -> Server:
+        sock, identity = unix.bind(path, mode)
+        try:
+            inner = await asyncio.start_unix_server(
+                handler, sock=sock, backlog=backlog, limit=limit
+            )
+        except BaseException:
+            sock.close()
+            unix.remove(path, identity)
+            raise
+        return unix.UnixServer(inner, path, identity)
 
     def bulk_reader(self, reader: asyncio.StreamReader) -> BulkReader:
         return SocketBulkReader(reader)

@@ -15,6 +15,10 @@ class SynackTcpTransport(Transport):
     """synack's TCP on the event loop's own thread; its port is a UDP port."""
 
     name = "synack"
+    no_unix_sockets = (
+        "carries TCP in UDP datagrams and has no Unix-socket form (unix: addresses need the "
+        "os transport)"
+    )
 
     async def open_connection(
         self, host: str, port: int, *, limit: int = STREAM_LIMIT
