@@ -40,6 +40,7 @@ from synack.tcp import (
     Reset,
     SendSpace,
     State,
+    StateChanged,
     TCPError,
     TimedOut,
 )
@@ -97,6 +98,7 @@ class LoopEngine:
         self._timer_at: float | None = None
         self._scheduled = False
         self._writing = False
+        self.now = loop.time()  # the current service pass's time, for the trace's state lines
         self.engine.exit_hook = self._exiting
         loop.add_reader(carrier.fileno(), self._readable)
         _bound[(socket.inet_ntoa(host.address), self.port)] = self
@@ -152,6 +154,7 @@ class LoopEngine:
         engine = self.engine
         if engine.closed:
             return
+        self.now = now
         host = self.host
         for endpoint in host.ready():
             if isinstance(endpoint, Listener):
@@ -165,8 +168,10 @@ class LoopEngine:
             if watcher is not None:
                 watcher(endpoint)
             else:
-                while endpoint.next_event() is not None:
-                    pass  # an orphan (closed by its user) finishing its handshakes
+                # An orphan (closed by its user) finishing its handshakes: only a trace listens.
+                while (event := endpoint.next_event()) is not None:
+                    if isinstance(event, StateChanged):
+                        engine.state_changed(endpoint, event, now)
         if not engine.transmit(now) and not self._writing:
             self._writing = True
             self.loop.add_writer(engine.fileno(), self._writable)
@@ -289,6 +294,10 @@ class SynackTransport(asyncio.Transport):
 
     def _on_closed(self, _event: object) -> None:
         self._connection_lost(None)
+
+    def _on_state(self, event: StateChanged) -> None:
+        engine = self._engine
+        engine.engine.state_changed(self._conn, event, engine.now)
 
     def _deliver(self) -> None:
         """Give the protocol what has arrived, then the end of the stream once."""
@@ -505,6 +514,7 @@ _HANDLERS: dict[type, Callable[[SynackTransport, Any], None]] = {
     Reset: SynackTransport._on_error,
     TimedOut: SynackTransport._on_error,
     Closed: SynackTransport._on_closed,
+    StateChanged: SynackTransport._on_state,  # for the trace (Engine.state_changed)
 }
 
 
@@ -563,6 +573,8 @@ async def create_connection(
                 done.set_result(None)
             elif isinstance(event, Reset | TimedOut) and not done.done():
                 done.set_exception(os_error(event.error))
+            elif isinstance(event, StateChanged):
+                engine.engine.state_changed(c, event, engine.now)
         if c.error is not None and not done.done():
             done.set_exception(os_error(c.error))
 

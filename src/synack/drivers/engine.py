@@ -31,8 +31,9 @@ from collections import deque
 from collections.abc import Callable
 from typing import Any
 
+from synack.drivers import trace
 from synack.drivers.udp import CRC_TRAILER, Address, UdpCarrier
-from synack.tcp import Host, State
+from synack.tcp import Connection, Host, State, StateChanged
 
 _HEADER_MIN = 20
 
@@ -44,6 +45,13 @@ class Engine:
     """One UDP socket (one local TCP port) and the connections it carries."""
 
     def __init__(self, carrier: UdpCarrier, host: Host) -> None:
+        try:
+            # Tracing (synack.drivers.trace): None unless asked for, and then looked at
+            # once per batch of datagrams, so the loops below cost the same when it is off.
+            self.observer: trace.Observer | None = trace.current()
+        except OSError:
+            carrier.close()  # a trace file that cannot be written: say so, leak nothing
+            raise
         self.carrier = carrier
         self.host = host
         self.port: int = carrier.sockname[1]
@@ -59,6 +67,8 @@ class Engine:
         self.exit_hook: Callable[[], None] | None = None
         self._backlog: deque[tuple[list[Any], Address]] = deque()
         self._ips: dict[str, bytes] = {}
+        if self.observer is not None:
+            self.observer.attach(host.address, self.port)
         _live.add(self)
 
     def receive(self, now: float) -> list[tuple[int, Address]]:
@@ -74,6 +84,7 @@ class Engine:
         crc = self.crc
         least = _HEADER_MIN + CRC_TRAILER if crc else _HEADER_MIN
         garbage = corrupt = 0
+        handle = host.handle_segment if self.observer is None else self._handle_traced
         for datagram, (ip, sport) in self.carrier.recv_batch():
             n = len(datagram)
             if (
@@ -94,7 +105,7 @@ class Engine:
             rip = ips.get(ip)
             if rip is None:
                 rip = ips[ip] = socket.inet_aton(ip)
-            host.handle_segment(segment, rip, now)
+            handle(segment, rip, now)
         if garbage:
             self.garbage += garbage
         if corrupt:
@@ -105,6 +116,8 @@ class Engine:
         """Send everything the host has due; False if some waits for the socket to drain."""
         out = self.host.segments_to_send(now)
         if out:
+            if self.observer is not None:
+                self._trace_sent(out, now)
             run: list[Any] = []
             dest: tuple[bytes, int] | None = None
             crc = self.crc
@@ -122,6 +135,31 @@ class Engine:
             if run and dest is not None:
                 self._send(run, dest)
         return not self._backlog
+
+    # -- tracing (only when an observer is set) ----------------------------------------
+
+    def _handle_traced(self, segment: Any, rip: bytes, now: float) -> None:
+        """`Host.handle_segment`, then tell the observer (our side's state after it)."""
+        host = self.host
+        host.handle_segment(segment, rip, now)
+        assert self.observer is not None
+        conn = host.connections.get((self.port, rip, segment[0] << 8 | segment[1]))
+        self.observer.segment(False, segment, host.address, rip, now, conn)
+
+    def _trace_sent(self, out: list[Any], now: float) -> None:
+        observer = self.observer
+        assert observer is not None
+        connections = self.host.connections
+        for segment, src, dst in out:
+            key = (segment[0] << 8 | segment[1], dst, segment[2] << 8 | segment[3])
+            observer.segment(True, segment, src, dst, now, connections.get(key))
+
+    def state_changed(self, conn: Connection, event: StateChanged, now: float) -> None:
+        """A driver passes on each `StateChanged` it drains from a connection's events."""
+        if self.observer is not None:
+            self.observer.state(conn, event.old, event.new, now)
+
+    # -- sending -------------------------------------------------------------------------
 
     def _send(self, segments: list[Any], dest: tuple[bytes, int]) -> None:
         """Send a run to one peer (one call where GSO allows); keep what the socket refused."""
@@ -156,6 +194,8 @@ class Engine:
     def close(self) -> None:
         if not self.closed:
             self.closed = True
+            if self.observer is not None:
+                self.observer.detach(self.host.address, self.port)
             self._backlog.clear()
             self.carrier.close()
             _live.discard(self)
@@ -243,8 +283,10 @@ def close_all(linger: float | None = None) -> None:
             if t is not None and t <= now:
                 engine.host.handle_timer(now)
             for endpoint in engine.host.ready():
-                while endpoint.next_event() is not None:
-                    pass  # nobody is left to tell
+                while (event := endpoint.next_event()) is not None:
+                    # Nobody is left to tell, but a trace is.
+                    if isinstance(event, StateChanged) and isinstance(endpoint, Connection):
+                        engine.state_changed(endpoint, event, now)
     now = time.monotonic()
     for engine in engines:
         engine.abort_connections(now)
