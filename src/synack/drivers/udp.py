@@ -59,6 +59,7 @@ waiting to read wakes up; `recv_batch` drains the queue when it finds no data, a
 from __future__ import annotations
 
 import errno
+import mmap
 import socket
 import struct
 import sys
@@ -281,7 +282,10 @@ class UdpCarrier:
         except BaseException:
             sock.close()
             raise
-        self._area = bytearray(cfg.receive_area)
+        # Anonymous memory, not a bytearray (which zeroes, and so makes resident, all of it):
+        # a page costs RAM only once a datagram lands in it, so a connection that receives
+        # little (one UDP socket per client connection) stays small.
+        self._area = mmap.mmap(-1, cfg.receive_area)
         self._view = memoryview(self._area)
 
     # ------------------------------------------------------------------ setup
