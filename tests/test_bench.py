@@ -53,8 +53,10 @@ def test_chat_fanout() -> None:
 
 def test_chat_conns() -> None:
     out = run_bench("chat_conns.py", "--clients", "40", "--time-limit", "20")
-    assert "ratio threads/synack memory per connection:" in out, out
-    assert "target: <= 20 KiB per connection:" in out, out
+    for name in ("os", "synack"):  # every client logged in and held, on each transport
+        assert f"chat, --transport {name}: 40 clients in" in out, out
+        assert f"ratio threads/chat on {name} memory per connection:" in out, out
+    assert "target (os): <= 20 KiB per connection:" in out, out
 
 
 def test_udp_carrier() -> None:
