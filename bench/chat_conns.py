@@ -1,8 +1,9 @@
 """Connections held: server memory per connected chat client, on each transport vs threads.
 
 The chat server (`synack chat serve`) runs in its own process, once per transport:
-``--transport os`` (the kernel's TCP) and ``--transport synack`` (our TCP carried in
-UDP, which lives in the server's process, so its buffers and state count in its RSS).
+``--transport os`` (the kernel's TCP, whose socket buffers and state are kernel
+memory, outside the server's RSS) and ``--transport synack`` (our TCP carried in UDP,
+which lives in the server's process, so its buffers and state count in its RSS).
 A client process opens N connections on the same transport, completes the hello
 handshake on each (MAGIC, hello, welcome), reads everything the server sends until
 it is quiet, and then the server's resident memory is read from /proc. Memory per
