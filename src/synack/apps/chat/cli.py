@@ -12,15 +12,23 @@ from typing import TYPE_CHECKING
 from synack.apps.chat.protocol import ChatError, check_nick, check_room
 from synack.apps.common import (
     add_listen_arguments,
+    add_tls_client_arguments,
+    add_tls_server_arguments,
     add_transport_argument,
     check_host,
     check_listen_host,
+    check_unix,
+    client_tls,
     connect_error,
     listen_error,
     parse_endpoint,
     run,
+    server_tls,
+    tls_banner,
+    wants_tls,
 )
 from synack.errors import UsageError
+from synack.transport import format_address, is_unix
 
 # Servers and clients are imported by the command that runs them, so that `join`
 # does not load the servers (nor `serve` the clients) before doing anything.
@@ -97,6 +105,7 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
         help="UDP: forget a peer silent this long (default: %(default)g)",
     )
     serve.add_argument("--quiet", action="store_true", help="no line per connection")
+    add_tls_server_arguments(serve)
     add_transport_argument(serve)
     serve.set_defaults(func=cmd_serve)
 
@@ -106,12 +115,15 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
         description="Join a chat. On a terminal: a prompt (/help lists commands). Otherwise "
         "each stdin line is sent and each event printed; at end of input it quits cleanly.",
     )
-    join.add_argument("address", metavar="HOST:PORT", help="the chat server")
+    join.add_argument(
+        "address", metavar="HOST:PORT", help="the chat server (or unix:PATH, its Unix socket)"
+    )
     join.add_argument("--nick", required=True, metavar="NICK", help="your nickname")
     join.add_argument(
         "--room", default=None, metavar="ROOM", help="room to join first (default: lobby)"
     )
     join.add_argument("--udp", action="store_true", help="talk to a `serve --udp` server")
+    add_tls_client_arguments(join)
     add_transport_argument(join)
     join.set_defaults(func=cmd_join)
 
@@ -120,10 +132,20 @@ def _log(line: str) -> None:
     print(line, flush=True)
 
 
+_UDP_NO_TLS = "the UDP chat has no TLS: its datagrams are clear text (leave out --udp or TLS)"
+_UDP_NO_UNIX = "the UDP chat needs HOST:PORT, not a unix: address"
+
+
 def cmd_serve(args: argparse.Namespace) -> int:
     check_host(args.host)
-    if not args.udp:
+    if args.udp:
+        if args.tls_cert or args.tls_key:
+            raise UsageError(_UDP_NO_TLS)
+        if is_unix(args.host):
+            raise UsageError(_UDP_NO_UNIX)
+    else:
         check_listen_host(args.host, args.transport)
+    args.server_tls = server_tls(args)
     return run(_serve(args))
 
 
@@ -150,6 +172,8 @@ async def _serve(args: argparse.Namespace) -> int:
             idle_timeout=args.idle_timeout,
             max_queue=args.max_queue,
             transport=args.transport,
+            tls=args.server_tls,
+            unix_mode=args.socket_mode,
             log=log,
         )
     try:
@@ -160,8 +184,13 @@ async def _serve(args: argparse.Namespace) -> int:
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, stop.set)
-    kind = "udp" if args.udp else "tcp"
-    print(f"synack chat: listening on {host}:{port} ({kind}); Ctrl-C stops", flush=True)
+    kind = "udp" if args.udp else "unix" if is_unix(host) else "tcp"
+    if args.server_tls is not None:
+        kind += ", TLS only"
+    where = format_address(host, port)
+    print(f"synack chat: listening on {where} ({kind}); Ctrl-C stops", flush=True)
+    if args.server_tls is not None:
+        print(f"synack chat: {tls_banner(args.server_tls)}", flush=True)
     await stop.wait()
     print("synack chat: shutting down, telling every client", flush=True)
     await server.close()
@@ -172,6 +201,13 @@ async def _serve(args: argparse.Namespace) -> int:
 def cmd_join(args: argparse.Namespace) -> int:
     host, port = parse_endpoint(args.address)
     check_host(host)
+    if args.udp:
+        if wants_tls(args):
+            raise UsageError(_UDP_NO_TLS)
+        if is_unix(host):
+            raise UsageError(_UDP_NO_UNIX)
+    check_unix(host, args.transport)
+    args.client_tls = client_tls(args, host)
     try:
         check_nick(args.nick)
         if args.room is not None:
@@ -192,7 +228,9 @@ async def _join(args: argparse.Namespace, host: str, port: int) -> int:
         client = udp = UdpChatClient(host, port, args.nick, room=args.room)
         connect = udp.connect
     else:
-        client = tcp = ChatClient(host, port, args.nick, room=args.room, transport=args.transport)
+        client = tcp = ChatClient(
+            host, port, args.nick, room=args.room, transport=args.transport, tls=args.client_tls
+        )
         connect = tcp.connect
     try:
         welcome = await connect()

@@ -192,11 +192,13 @@ class ChatClient(BaseChatClient):
         *,
         room: str | None = None,
         transport: str = seam.DEFAULT_TRANSPORT,
+        tls: seam.ClientTLS | None = None,
         timeout: float = 10.0,
     ) -> None:
         super().__init__(nick, room)
         self.host, self.port = host, port
         self.transport = transport
+        self.tls = tls
         self.timeout = timeout
         self._writer: asyncio.StreamWriter | None = None
         self._tasks: list[asyncio.Task[None]] = []
@@ -204,19 +206,25 @@ class ChatClient(BaseChatClient):
         # One future per ping in flight, oldest first; each pong settles the oldest.
         self._pongs: deque[asyncio.Future[None]] = deque()
 
+    @property
+    def where(self) -> str:
+        """The server's address as the user wrote it (``HOST:PORT``, ``unix:PATH``)."""
+        return seam.format_address(self.host, self.port)
+
     async def connect(self) -> Event:
         """Connect and say hello; returns the welcome event.
 
         Raises OSError (refused, unreachable), ChatRefused (nickname taken...),
-        ConnectionLost (not a chat server, or it hung up), UserError on timeout.
+        ConnectionLost (not a chat server, or it hung up), UserError on timeout,
+        `synack.transport.TLSError` when TLS (`tls=`) fails or the server fails its check.
         """
         try:
             async with asyncio.timeout(self.timeout):
                 reader, writer = await seam.open_connection(
-                    self.host, self.port, transport=self.transport
+                    self.host, self.port, transport=self.transport, tls=self.tls
                 )
         except TimeoutError:
-            raise UserError(f"cannot connect to {self.host}:{self.port}: timed out") from None
+            raise UserError(f"cannot connect to {self.where}: timed out") from None
         self._writer = writer
         seam.set_nodelay(writer, transport=self.transport)
         hello: Event = {"op": "hello", "app": APP, "version": PROTOCOL_VERSION, "nick": self.nick}
@@ -231,14 +239,19 @@ class ChatClient(BaseChatClient):
         except TimeoutError:
             writer.close()
             raise ConnectionLost(
-                f"{self.host}:{self.port} did not answer the hello (is it a synack chat server?)"
+                f"{self.where} did not answer the hello (is it a synack chat server?)"
             ) from None
         except (OSError, ConnectionLost):
             writer.close()
             raise
         if reply is None:
             writer.close()
-            raise ConnectionLost(f"{self.host}:{self.port} closed the connection during the hello")
+            hint = (
+                ""
+                if self.tls is not None
+                else " (a TLS-only server does this to clear text: try --tls)"
+            )
+            raise ConnectionLost(f"{self.where} closed the connection during the hello{hint}")
         if reply.get("op") == "error":
             writer.close()
             raise ChatRefused(str(reply.get("code")), str(reply.get("message")))

@@ -82,8 +82,7 @@ class Connection(Member):
         self.server = server
         self.reader = reader
         self.writer = writer
-        peer = writer.get_extra_info("peername")
-        self.addr = f"{peer[0]}:{peer[1]}" if isinstance(peer, tuple) else str(peer)
+        self.addr = seam.peer_name(writer)
         self.pending: list[bytes] = []
         self.dirty = False
         self.done = False  # no more output will be queued or written
@@ -278,6 +277,8 @@ class ChatServer:
         ...
         await server.close()          # tells every client "shutdown", then closes
 
+    `host` may be ``unix:PATH`` (a Unix socket, made with `unix_mode`, removed by
+    `close`); with `tls` the listener speaks only TLS (`synack.transport.ServerTLS`).
     `max_clients` bounds open connections (extra ones get a "full" error);
     `idle_timeout` (seconds) disconnects peers that send nothing, synack clients
     ping to stay alive; `max_queue` (bytes) is the most a slow reader may have
@@ -296,6 +297,8 @@ class ChatServer:
         max_queue: int = 1 << 20,
         sniff_timeout: float = 0.5,
         transport: str = seam.DEFAULT_TRANSPORT,
+        tls: seam.ServerTLS | None = None,
+        unix_mode: int = seam.UNIX_MODE,
         log: Log | None = None,
     ) -> None:
         if max_clients < 1 or idle_timeout <= 0 or max_queue < 1 or backlog < 1:
@@ -308,6 +311,8 @@ class ChatServer:
         self.max_queue = max_queue
         self.sniff_timeout = sniff_timeout
         self.transport = transport
+        self.tls = tls
+        self.unix_mode = unix_mode
         self.log = log
         self.hub = Hub()
         self.connections: set[Connection] = set()
@@ -329,7 +334,14 @@ class ChatServer:
         """Listen; returns the (host, port) actually bound. Raises OSError as the OS does."""
         self.loop = asyncio.get_running_loop()
         self._listener = await seam.start_server(
-            self._accept, self.host, self.port, transport=self.transport, backlog=self.backlog
+            self._accept,
+            self.host,
+            self.port,
+            transport=self.transport,
+            backlog=self.backlog,
+            tls=self.tls,
+            on_tls_failure=self._tls_failed,
+            unix_mode=self.unix_mode,
         )
         self._sweeper = asyncio.create_task(self._sweep())
         return self.address
@@ -418,6 +430,10 @@ class ChatServer:
             conn.encoder = encode_line
         conn.kick(f"server full ({self.max_clients} connections); try again later", ErrorCode.FULL)
         self._say(f"! {conn.addr} refused: server full ({self.max_clients} connections)")
+
+    def _tls_failed(self, peer: str, reason: str) -> None:
+        if not self._closing:
+            self._say(f"! {peer} TLS handshake failed: {reason}")
 
     def admitted(self, conn: Connection) -> None:
         self._say(

@@ -19,14 +19,21 @@ import time
 
 from synack.apps.common import (
     add_listen_arguments,
+    add_tls_client_arguments,
+    add_tls_server_arguments,
     add_transport_argument,
     check_host,
     check_listen_host,
+    check_unix,
+    client_tls,
     parse_endpoint,
     run,
+    server_tls,
+    tls_arguments,
+    tls_banner,
 )
 from synack.errors import UserError, os_reason
-from synack.transport import DEFAULT_TRANSPORT
+from synack.transport import DEFAULT_TRANSPORT, ClientTLS, format_address
 
 from .client import DEFAULT_TIMEOUT, FileClient, Transferred
 from .progress import for_stream
@@ -80,6 +87,7 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
         metavar="SECONDS",
         help="drop a client silent this long (default: %(default)g)",
     )
+    add_tls_server_arguments(serve)
     add_transport_argument(serve)
     serve.set_defaults(func=_cmd_serve)
 
@@ -88,7 +96,7 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
         help="list a remote directory",
         description="List a directory (or a file) on the server, like ls -l.",
     )
-    ls.add_argument("address", metavar="HOST:PORT", help="the file server")
+    ls.add_argument("address", metavar="HOST:PORT", help=_ADDRESS_HELP)
     ls.add_argument(
         "remote",
         metavar="REMOTE",
@@ -105,7 +113,7 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
         help="download a file or a directory tree",
         description="Download REMOTE to LOCAL, as scp does; every file is verified with SHA-256.",
     )
-    get.add_argument("address", metavar="HOST:PORT", help="the file server")
+    get.add_argument("address", metavar="HOST:PORT", help=_ADDRESS_HELP)
     get.add_argument("remote", metavar="REMOTE", help="file or directory on the server")
     get.add_argument(
         "local", metavar="LOCAL", nargs="?", help="destination (default: its name, here)"
@@ -121,7 +129,7 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
         help="upload a file or a directory tree",
         description="Upload LOCAL to REMOTE, as scp does; every file is verified with SHA-256.",
     )
-    put.add_argument("address", metavar="HOST:PORT", help="the file server")
+    put.add_argument("address", metavar="HOST:PORT", help=_ADDRESS_HELP)
     put.add_argument("local", metavar="LOCAL", help="file or directory to upload")
     put.add_argument(
         "remote",
@@ -147,6 +155,7 @@ def _client_flags(parser: argparse.ArgumentParser) -> None:
         metavar="SECONDS",
         help="give up on a server silent this long (default: %(default)g)",
     )
+    add_tls_client_arguments(parser)
     add_transport_argument(parser)
 
 
@@ -160,9 +169,14 @@ def _seconds(text: str) -> float:
     return value
 
 
-def _endpoint(text: str) -> tuple[str, int]:
-    host, port = parse_endpoint(text)
-    return check_host(host), port
+_ADDRESS_HELP = "the file server (or unix:PATH, its Unix socket)"
+
+
+def _endpoint(args: argparse.Namespace) -> tuple[str, int, ClientTLS | None]:
+    """The server's address and how to speak TLS to it, checked before any connection."""
+    host, port = parse_endpoint(args.address)
+    check_unix(check_host(host), args.transport)
+    return host, port, client_tls(args, host)
 
 
 # -- serve --------------------------------------------------------------------
@@ -170,6 +184,7 @@ def _endpoint(text: str) -> tuple[str, int]:
 
 def _cmd_serve(args: argparse.Namespace) -> int:
     check_listen_host(check_host(args.host), args.transport)
+    args.server_tls = server_tls(args)
     return run(_serve(args))
 
 
@@ -185,6 +200,8 @@ async def _serve(args: argparse.Namespace) -> int:
         fsync=args.fsync,
         idle_timeout=args.idle_timeout,
         transport=args.transport,
+        tls=args.server_tls,
+        unix_mode=args.socket_mode,
         log=_log,
     )
     stop = asyncio.Event()
@@ -197,7 +214,12 @@ async def _serve(args: argparse.Namespace) -> int:
     await server.start()
     host, port = server.address
     mode = "uploads allowed" if args.allow_upload else "read-only"
-    print(f"serving {server.root} on {host}:{port} ({mode}); Ctrl-C stops", flush=True)
+    if args.server_tls is not None:
+        mode += ", TLS only"
+    where = format_address(host, port)
+    print(f"serving {server.root} on {where} ({mode}); Ctrl-C stops", flush=True)
+    if args.server_tls is not None:
+        print(tls_banner(args.server_tls), flush=True)
     try:
         await stop.wait()
     finally:
@@ -214,13 +236,13 @@ def _log(line: str) -> None:
 
 
 def _cmd_ls(args: argparse.Namespace) -> int:
-    host, port = _endpoint(args.address)
-    return run(_ls(host, port, args))
+    host, port, tls = _endpoint(args)
+    return run(_ls(host, port, tls, args))
 
 
-async def _ls(host: str, port: int, args: argparse.Namespace) -> int:
+async def _ls(host: str, port: int, tls: ClientTLS | None, args: argparse.Namespace) -> int:
     async with await FileClient.connect(
-        host, port, transport=args.transport, timeout=args.timeout
+        host, port, transport=args.transport, tls=tls, timeout=args.timeout
     ) as client:
         entries = await client.list(args.remote, recursive=args.recursive)
     for line in format_listing(entries):
@@ -244,10 +266,10 @@ def format_listing(entries: list[Entry]) -> list[str]:
 
 
 def _cmd_get(args: argparse.Namespace) -> int:
-    host, port = _endpoint(args.address)
+    host, port, tls = _endpoint(args)
     kept: list[tuple[str, int]] = []
     try:
-        return run(_get(host, port, args, kept))
+        return run(_get(host, port, tls, args, kept))
     except KeyboardInterrupt:
         if not kept:
             raise
@@ -266,6 +288,7 @@ def _resume_hint(args: argparse.Namespace, kept: list[tuple[str, int]]) -> str:
     command = ["synack", "files", "get", args.address, args.remote]
     if args.local is not None:
         command.append(args.local)
+    command += tls_arguments(args)
     if args.transport != DEFAULT_TRANSPORT:
         command += ["--transport", args.transport]
     path, size = kept[-1]
@@ -273,10 +296,16 @@ def _resume_hint(args: argparse.Namespace, kept: list[tuple[str, int]]) -> str:
     return f"{size} bytes kept in {path}{more}; to continue: {shlex.join([*command, '--resume'])}"
 
 
-async def _get(host: str, port: int, args: argparse.Namespace, kept: list[tuple[str, int]]) -> int:
+async def _get(
+    host: str,
+    port: int,
+    tls: ClientTLS | None,
+    args: argparse.Namespace,
+    kept: list[tuple[str, int]],
+) -> int:
     started = time.monotonic()
     async with await FileClient.connect(
-        host, port, transport=args.transport, timeout=args.timeout
+        host, port, transport=args.transport, tls=tls, timeout=args.timeout
     ) as client:
         try:
             done = await client.get(
@@ -294,18 +323,18 @@ async def _get(host: str, port: int, args: argparse.Namespace, kept: list[tuple[
 
 
 def _cmd_put(args: argparse.Namespace) -> int:
-    host, port = _endpoint(args.address)
+    host, port, tls = _endpoint(args)
     try:
         os.stat(args.local)  # a typo is reported before any connection is made
     except OSError as exc:
         raise UserError(f"{args.local}: {os_reason(exc)}") from None
-    return run(_put(host, port, args))
+    return run(_put(host, port, tls, args))
 
 
-async def _put(host: str, port: int, args: argparse.Namespace) -> int:
+async def _put(host: str, port: int, tls: ClientTLS | None, args: argparse.Namespace) -> int:
     started = time.monotonic()
     async with await FileClient.connect(
-        host, port, transport=args.transport, timeout=args.timeout
+        host, port, transport=args.transport, tls=tls, timeout=args.timeout
     ) as client:
         done = await client.put(
             args.local,

@@ -88,24 +88,35 @@ class FileClient:
         port: int,
         *,
         transport: str = seam.DEFAULT_TRANSPORT,
+        tls: seam.ClientTLS | None = None,
         timeout: float = DEFAULT_TIMEOUT,
     ) -> FileClient:
-        """Connect and shake hands; a refused, unreachable or silent server is a `UserError`."""
+        """Connect and shake hands; a refused, unreachable or silent server is a `UserError`,
+        and so is a failed TLS handshake or check (`synack.transport.TLSError`)."""
+        where = seam.format_address(host, port)
         try:
             async with asyncio.timeout(timeout):
-                reader, writer = await seam.open_connection(host, port, transport=transport)
+                reader, writer = await seam.open_connection(
+                    host, port, transport=transport, tls=tls
+                )
         except TimeoutError:
-            raise UserError(f"cannot connect to {host}:{port}: timed out") from None
+            raise UserError(f"cannot connect to {where}: timed out") from None
         except OSError as exc:
             raise connect_error(exc, host, port) from None
         seam.set_nodelay(writer, transport=transport)
-        channel = Channel(
-            reader, writer, timeout=timeout, peer=f"{host}:{port}", transport=transport
-        )
+        channel = Channel(reader, writer, timeout=timeout, peer=where, transport=transport)
         try:
             writer.write(MAGIC)
             await channel.send({"op": Op.HELLO, "app": APP, "version": PROTOCOL_VERSION})
             welcome = await channel.expect(Op.WELCOME)
+        except ConnectionClosed as exc:
+            await channel.close()
+            if tls is not None or "sent nothing" in str(exc):
+                raise
+            # A TLS-only server cuts off a clear-text hello at once: say what may be wrong.
+            raise ConnectionClosed(
+                f"{exc} (a TLS-only server does this to clear text: try --tls)"
+            ) from None
         except BaseException:
             await channel.close()
             raise

@@ -144,7 +144,9 @@ class FileServer:
     >>> await server.close()
 
     `allow_upload` enables ``put`` and ``mkdir``; `max_rate` caps each
-    transfer's bytes per second; `log` receives one line per event.
+    transfer's bytes per second; `log` receives one line per event. `host` may be
+    ``unix:PATH`` (a Unix socket made with `unix_mode`, removed by `close`); with
+    `tls` the listener speaks only TLS (`synack.transport.ServerTLS`).
     """
 
     def __init__(
@@ -158,6 +160,8 @@ class FileServer:
         fsync: bool = False,
         idle_timeout: float = DEFAULT_IDLE_TIMEOUT,
         transport: str = seam.DEFAULT_TRANSPORT,
+        tls: seam.ServerTLS | None = None,
+        unix_mode: int = seam.UNIX_MODE,
         log: Log | None = None,
     ) -> None:
         self.root_arg = os.fspath(root)
@@ -168,6 +172,8 @@ class FileServer:
         self.fsync = fsync
         self.idle_timeout = idle_timeout
         self.transport = transport
+        self.tls = tls
+        self.unix_mode = unix_mode
         self.digests = DigestCache()
         self._sink = log
         self._root: ServedRoot | None = None
@@ -200,10 +206,19 @@ class FileServer:
         self._root = _check_root(self.root_arg)
         try:
             self._server = await seam.start_server(
-                self._serve, self.host, self.port, transport=self.transport
+                self._serve,
+                self.host,
+                self.port,
+                transport=self.transport,
+                tls=self.tls,
+                on_tls_failure=self._tls_failed,
+                unix_mode=self.unix_mode,
             )
         except OSError as exc:
             raise listen_error(exc, self.host, self.port) from None
+
+    def _tls_failed(self, peer: str, reason: str) -> None:
+        self._log(f"{peer} TLS handshake failed: {reason}")
 
     async def serve_forever(self) -> None:
         """Run until cancelled."""
@@ -232,8 +247,7 @@ class FileServer:
         task = asyncio.current_task()
         assert task is not None
         self._connections.add(task)
-        peername = writer.get_extra_info("peername")
-        peer = f"{peername[0]}:{peername[1]}" if peername else "client"
+        peer = seam.peer_name(writer)
         channel = Channel(
             reader, writer, timeout=self.idle_timeout, peer=peer, transport=self.transport
         )
