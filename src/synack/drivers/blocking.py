@@ -1184,7 +1184,16 @@ class _Background:
         engine.bg_timer = t
         if t is None:
             return
-        heapq.heappush(self.heap, (t, next(self.tiebreak), engine))
+        heap = self.heap
+        heapq.heappush(heap, (t, next(self.tiebreak), engine))
+        if len(heap) > 2 * len(self.fds) + 64:
+            # Mostly stale entries (engines that moved their deadline, left or closed):
+            # rebuild from the live ones, so closed engines are not kept alive.
+            tiebreak = self.tiebreak
+            self.heap = [
+                (e.bg_timer, next(tiebreak), e) for e in self.fds.values() if e.bg_timer is not None
+            ]
+            heapq.heapify(self.heap)
         if self.sleeping and t + RECHECK < self.wake_at:
             self._kick()
 
