@@ -22,11 +22,12 @@ schedule of its own:
 * While no caller is inside an engine, one background thread per process (started
   with the first engine, sleeping without a timeout when there is nothing to do)
   services it: it watches the UDP sockets of all such engines with epoll, runs their
-  timers and keeps the readiness descriptors current. Entering and leaving an engine
-  only removes its socket from that epoll set and puts it back, which wakes nobody;
-  a deadline left behind is picked up at the background thread's next wake-up, at
-  most `RECHECK` seconds late while callers come and go, so a blocking loop of
-  ``recv`` calls does not wake it once per call.
+  timers and keeps the readiness descriptors current. Entering an engine only takes
+  its socket out of that epoll set, which wakes nobody. Leaving it queues the engine
+  for the background thread's next turn, at most `RECHECK` seconds away while callers
+  come and go, so a blocking loop of ``recv`` calls does not wake that thread once
+  per call (its thread returns long before then, and the visit finds it inside
+  again); an engine whose sockets someone may ``select`` on is handed over at once.
 
 **Readiness.** ``fileno()`` of our socket is one end of an AF_UNIX socket pair
 (`Readiness`), so ``select``, ``poll`` and ``selectors`` see it as they see a kernel
@@ -322,11 +323,6 @@ class Stream(_Owner):
     @property
     def connecting(self) -> bool:
         return self.conn.state in _CONNECTING and self.error is None
-
-    @property
-    def ended(self) -> bool:
-        """The connection is gone (closed, reset, timed out, refused)."""
-        return self.conn.state is _CLOSED
 
     def readable(self) -> bool:
         conn = self.conn
