@@ -107,6 +107,36 @@ async def test_chat_over_tls(transport: str, certs: Certs) -> None:
 
 
 @run
+async def test_a_clear_port_and_a_tls_port_lead_to_the_same_rooms(
+    transport: str, certs: Certs
+) -> None:
+    """IRC's custom: nc users on the clear port, TLS clients on the other, one chat."""
+    server = ChatServer(HOST, 0, transport=transport, tls=server_tls(certs), tls_port=0)
+    await server.start()
+    (host, clear_port), (_, tls_port) = server.addresses
+    alice = ChatClient(
+        host, tls_port, "alice", transport=transport, tls=ClientTLS.create(cafile=str(certs.ca))
+    )
+    try:
+        async with asyncio.timeout(T):
+            await alice.connect()
+            reader, writer = await seam.open_connection(host, clear_port, transport=transport)
+            writer.write(b"bob\r\n")  # a person at nc: the nickname first
+            while b"you are bob" not in await reader.readline():
+                pass
+            writer.write(b"hello from nc\r\n")
+            event = await alice.until("msg", text="hello from nc")
+            assert event["from"] == "bob"
+            await alice.say("hello from TLS")
+            while b"hello from TLS" not in await reader.readline():
+                pass
+            writer.close()
+            await alice.close()
+    finally:
+        await server.close()
+
+
+@run
 async def test_files_get_and_put_over_tls_are_sha256_verified(
     transport: str, certs: Certs, tmp_path: Path
 ) -> None:
@@ -439,6 +469,24 @@ def test_chat_over_tls_on_the_command_line(certs: Certs, tmp_path: Path) -> None
         done = synack("chat", "join", address, "--nick", "eve", input="hi\n", stdin=None)
         assert done.returncode == 1 and "try --tls" in one_line(done.stderr)
         assert served.stop() == 0
+
+
+def test_chat_serve_with_a_clear_port_and_a_tls_port(certs: Certs, tmp_path: Path) -> None:
+    args = ["chat", "serve", "--port", "0", "--tls-port", "0", "--tls-cert", str(certs.combined)]
+    with Served(*args, log=tmp_path / "log") as served:
+        assert "TLS" not in served.banner  # --port stays clear text
+        tls_line = served.line()
+        assert tls_line.startswith("synack chat: listening on ") and "(tcp, TLS only)" in tls_line
+        tls_address = tls_line.split("listening on ")[1].split()[0]
+        assert certs.fingerprint in served.line()
+        for address, extra in ((served.address, []), (tls_address, ["--tls-ca", str(certs.ca)])):
+            done = synack(
+                "chat", "join", address, "--nick", "bob", *extra, input="hi\n", stdin=None
+            )
+            assert done.returncode == 0, done.stderr
+        assert served.stop() == 0
+    done = synack("chat", "serve", "--port", "0", "--tls-port", "0")
+    assert done.returncode == 2 and "--tls-port needs --tls-cert" in one_line(done.stderr)
 
 
 def test_tls_and_udp_are_refused_together() -> None:

@@ -22,6 +22,7 @@ from synack.apps.common import (
     connect_error,
     listen_error,
     parse_endpoint,
+    port_option,
     run,
     server_tls,
     tls_banner,
@@ -106,6 +107,13 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     )
     serve.add_argument("--quiet", action="store_true", help="no line per connection")
     add_tls_server_arguments(serve)
+    serve.add_argument(
+        "--tls-port",
+        type=port_option,
+        metavar="PORT",
+        help="with --tls-cert: TLS on this port, clear text (for nc) on --port, "
+        "one set of rooms (default: --port speaks TLS only)",
+    )
     add_transport_argument(serve)
     serve.set_defaults(func=cmd_serve)
 
@@ -139,12 +147,17 @@ _UDP_NO_UNIX = "the UDP chat needs HOST:PORT, not a unix: address"
 def cmd_serve(args: argparse.Namespace) -> int:
     check_host(args.host)
     if args.udp:
-        if args.tls_cert or args.tls_key:
+        if args.tls_cert or args.tls_key or args.tls_port is not None:
             raise UsageError(_UDP_NO_TLS)
         if is_unix(args.host):
             raise UsageError(_UDP_NO_UNIX)
     else:
         check_listen_host(args.host, args.transport)
+    if args.tls_port is not None:
+        if args.tls_cert is None:
+            raise UsageError("--tls-port needs --tls-cert")
+        if is_unix(args.host):
+            raise UsageError("--tls-port needs a TCP --host, not a unix: address")
     args.server_tls = server_tls(args)
     return run(_serve(args))
 
@@ -173,6 +186,7 @@ async def _serve(args: argparse.Namespace) -> int:
             max_queue=args.max_queue,
             transport=args.transport,
             tls=args.server_tls,
+            tls_port=args.tls_port,
             unix_mode=args.socket_mode,
             log=log,
         )
@@ -185,10 +199,13 @@ async def _serve(args: argparse.Namespace) -> int:
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, stop.set)
     kind = "udp" if args.udp else "unix" if is_unix(host) else "tcp"
-    if args.server_tls is not None:
+    if args.server_tls is not None and args.tls_port is None:
         kind += ", TLS only"
     where = format_address(host, port)
     print(f"synack chat: listening on {where} ({kind}); Ctrl-C stops", flush=True)
+    if isinstance(server, ChatServer) and args.tls_port is not None:
+        tls_where = format_address(*server.addresses[1])
+        print(f"synack chat: listening on {tls_where} (tcp, TLS only)", flush=True)
     if args.server_tls is not None:
         print(f"synack chat: {tls_banner(args.server_tls)}", flush=True)
     await stop.wait()

@@ -278,7 +278,9 @@ class ChatServer:
         await server.close()          # tells every client "shutdown", then closes
 
     `host` may be ``unix:PATH`` (a Unix socket, made with `unix_mode`, removed by
-    `close`); with `tls` the listener speaks only TLS (`synack.transport.ServerTLS`).
+    `close`). With `tls` (`synack.transport.ServerTLS`) the listener speaks only TLS;
+    with `tls` and `tls_port` too, `port` stays clear text (for nc) and `tls_port`
+    speaks TLS, and both lead to the same rooms.
     `max_clients` bounds open connections (extra ones get a "full" error);
     `idle_timeout` (seconds) disconnects peers that send nothing, synack clients
     ping to stay alive; `max_queue` (bytes) is the most a slow reader may have
@@ -298,9 +300,12 @@ class ChatServer:
         sniff_timeout: float = 0.5,
         transport: str = seam.DEFAULT_TRANSPORT,
         tls: seam.ServerTLS | None = None,
+        tls_port: int | None = None,
         unix_mode: int = seam.UNIX_MODE,
         log: Log | None = None,
     ) -> None:
+        if tls_port is not None and (tls is None or seam.is_unix(host)):
+            raise ValueError("tls_port needs tls and a TCP host")
         if max_clients < 1 or idle_timeout <= 0 or max_queue < 1 or backlog < 1:
             raise ValueError("max_clients, idle_timeout, max_queue and backlog must be positive")
         self.host, self.port = host, port
@@ -312,37 +317,54 @@ class ChatServer:
         self.sniff_timeout = sniff_timeout
         self.transport = transport
         self.tls = tls
+        self.tls_port = tls_port
         self.unix_mode = unix_mode
         self.log = log
         self.hub = Hub()
         self.connections: set[Connection] = set()
         self._tasks: set[asyncio.Task[Any]] = set()
         self._dirty: list[Connection] = []
-        self._listener: seam.Server | None = None
+        self._listeners: list[seam.Server] = []
         self._sweeper: asyncio.Task[None] | None = None
         self._closing = False
         self.loop: asyncio.AbstractEventLoop
 
     @property
     def address(self) -> tuple[str, int]:
-        """Where the server listens (after `start`)."""
-        if self._listener is None:
+        """Where the server listens (after `start`); the clear-text port if there are two."""
+        return self.addresses[0]
+
+    @property
+    def addresses(self) -> list[tuple[str, int]]:
+        """Each listener's (host, port): `port`'s, then `tls_port`'s if there is one."""
+        if not self._listeners:
             raise RuntimeError("server not started")
-        return self._listener.addresses[0]
+        return [listener.addresses[0] for listener in self._listeners]
 
     async def start(self) -> tuple[str, int]:
         """Listen; returns the (host, port) actually bound. Raises OSError as the OS does."""
         self.loop = asyncio.get_running_loop()
-        self._listener = await seam.start_server(
-            self._accept,
-            self.host,
-            self.port,
-            transport=self.transport,
-            backlog=self.backlog,
-            tls=self.tls,
-            on_tls_failure=self._tls_failed,
-            unix_mode=self.unix_mode,
-        )
+        ports = [(self.port, self.tls if self.tls_port is None else None)]
+        if self.tls_port is not None:
+            ports.append((self.tls_port, self.tls))
+        try:
+            for port, tls in ports:
+                listener = await seam.start_server(
+                    self._accept,
+                    self.host,
+                    port,
+                    transport=self.transport,
+                    backlog=self.backlog,
+                    tls=tls,
+                    on_tls_failure=self._tls_failed,
+                    unix_mode=self.unix_mode,
+                )
+                self._listeners.append(listener)
+        except BaseException:
+            for listener in self._listeners:
+                listener.close()
+            self._listeners.clear()
+            raise
         self._sweeper = asyncio.create_task(self._sweep())
         return self.address
 
@@ -351,8 +373,8 @@ class ChatServer:
         if self._closing:
             return
         self._closing = True
-        if self._listener is not None:
-            self._listener.close()
+        for listener in self._listeners:
+            listener.close()
         if self._sweeper is not None:
             self._sweeper.cancel()
         notice = {"op": "shutdown", "message": message}
@@ -370,8 +392,8 @@ class ChatServer:
                 task.cancel()
             if late:
                 await asyncio.wait(late, timeout=timeout)
-        if self._listener is not None:
-            await self._listener.wait_closed()
+        for listener in self._listeners:
+            await listener.wait_closed()
 
     async def serve_forever(self) -> None:
         """Run until cancelled (the CLI cancels it on SIGINT/SIGTERM, then calls close)."""
@@ -436,9 +458,10 @@ class ChatServer:
             self._say(f"! {peer} TLS handshake failed: {reason}")
 
     def admitted(self, conn: Connection) -> None:
+        tls = ", TLS" if conn.writer.get_extra_info("ssl_object") is not None else ""
         self._say(
             f"+ {conn.addr} {conn.nick} joined #{conn.room} "
-            f"({conn.mode}; {len(self.hub.members)} online)"
+            f"({conn.mode}{tls}; {len(self.hub.members)} online)"
         )
 
     def dropped(self, conn: Connection, reason: str) -> None:
