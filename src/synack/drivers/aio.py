@@ -24,15 +24,13 @@ from collections.abc import Callable
 from dataclasses import replace
 from typing import Any
 
-from synack.drivers.engine import Engine
+from synack.drivers.engine import Engine, config_for, os_error
 from synack.drivers.udp import CarrierConfig, UdpCarrier
 from synack.tcp import (
     Closed,
     Config,
     Connected,
     ConnectionRefused,
-    ConnectionReset,
-    ConnectionTimedOut,
     DataAvailable,
     EndOfStream,
     Host,
@@ -49,37 +47,6 @@ from synack.tcp.connection import Connection
 # Write-buffer limits, as asyncio's socket transports default them.
 HIGH_WATER = 64 * 1024
 LOW_WATER = HIGH_WATER // 4
-
-
-def os_error(error: TCPError) -> OSError:
-    """The standard library's exception, with its errno, for an error of the core."""
-    for cls, exc_type, code in _OS_ERRORS:
-        if isinstance(error, cls):
-            return exc_type(code, f"{_STRERROR[code]}")
-    return OSError(errno.EIO, str(error))
-
-
-_STRERROR = {
-    errno.ECONNREFUSED: "Connection refused",
-    errno.ECONNRESET: "Connection reset by peer",
-    errno.ETIMEDOUT: "Connection timed out",
-}
-_OS_ERRORS: tuple[tuple[type[TCPError], type[OSError], int], ...] = (
-    (ConnectionRefused, ConnectionRefusedError, errno.ECONNREFUSED),
-    (ConnectionReset, ConnectionResetError, errno.ECONNRESET),
-    (ConnectionTimedOut, TimeoutError, errno.ETIMEDOUT),
-)
-
-
-def config_for(carrier: CarrierConfig, config: Config | None) -> Config:
-    """The core's settings on this carrier: the MSS its MTU leaves, and the TCP
-    checksum only where the carriage's own check is not used (PROTOCOL.md §5.3)."""
-    cfg = config if config is not None else Config()
-    mss = carrier.segment_mss
-    checksum = carrier.integrity == "tcp"
-    if cfg.mss == mss and cfg.checksum == checksum:
-        return cfg
-    return replace(cfg, mss=mss, checksum=checksum)
 
 
 class LoopEngine:

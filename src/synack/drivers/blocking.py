@@ -63,8 +63,7 @@ from dataclasses import replace
 from time import monotonic
 from typing import Any
 
-from synack.drivers.aio import config_for, os_error
-from synack.drivers.engine import Engine
+from synack.drivers.engine import Engine, config_for, os_error
 from synack.drivers.udp import CarrierConfig, UdpCarrier
 from synack.tcp import (
     Config,

@@ -21,6 +21,7 @@ peers find out by their retransmission timeout or keepalive.
 from __future__ import annotations
 
 import atexit
+import errno
 import os
 import select
 import socket
@@ -29,11 +30,22 @@ import weakref
 import zlib
 from collections import deque
 from collections.abc import Callable
+from dataclasses import replace
 from typing import Any
 
 from synack.drivers import trace
-from synack.drivers.udp import CRC_TRAILER, Address, UdpCarrier
-from synack.tcp import Connection, Host, State, StateChanged
+from synack.drivers.udp import CRC_TRAILER, Address, CarrierConfig, UdpCarrier
+from synack.tcp import (
+    Config,
+    Connection,
+    ConnectionRefused,
+    ConnectionReset,
+    ConnectionTimedOut,
+    Host,
+    State,
+    StateChanged,
+    TCPError,
+)
 
 _HEADER_MIN = 20
 
@@ -226,6 +238,37 @@ class Engine:
                 conn.abort()
         self.transmit(now)
         self.flush_backlog()
+
+
+def os_error(error: TCPError) -> OSError:
+    """The standard library's exception, with its errno, for an error of the core."""
+    for cls, exc_type, code in _OS_ERRORS:
+        if isinstance(error, cls):
+            return exc_type(code, f"{_STRERROR[code]}")
+    return OSError(errno.EIO, str(error))
+
+
+_STRERROR = {
+    errno.ECONNREFUSED: "Connection refused",
+    errno.ECONNRESET: "Connection reset by peer",
+    errno.ETIMEDOUT: "Connection timed out",
+}
+_OS_ERRORS: tuple[tuple[type[TCPError], type[OSError], int], ...] = (
+    (ConnectionRefused, ConnectionRefusedError, errno.ECONNREFUSED),
+    (ConnectionReset, ConnectionResetError, errno.ECONNRESET),
+    (ConnectionTimedOut, TimeoutError, errno.ETIMEDOUT),
+)
+
+
+def config_for(carrier: CarrierConfig, config: Config | None) -> Config:
+    """The core's settings on this carrier: the MSS its MTU leaves, and the TCP
+    checksum only where the carriage's own check is not used (PROTOCOL.md §5.3)."""
+    cfg = config if config is not None else Config()
+    mss = carrier.segment_mss
+    checksum = carrier.integrity == "tcp"
+    if cfg.mss == mss and cfg.checksum == checksum:
+        return cfg
+    return replace(cfg, mss=mss, checksum=checksum)
 
 
 _live: weakref.WeakSet[Engine] = weakref.WeakSet()

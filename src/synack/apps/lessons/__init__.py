@@ -44,15 +44,13 @@ NAMES = (
 @cache
 def lessons() -> dict[str, Lesson]:
     """The lessons by name, in teaching order (imported on first use, so the CLI starts fast)."""
-    from synack.apps.lessons import (
-        closing,
-        handshake,
-        layers,
-        queues,
-        retransmit,
-        streams,
-        udp,
-    )
+    from synack.apps.lessons import closing as closing
+    from synack.apps.lessons import handshake as handshake
+    from synack.apps.lessons import layers as layers
+    from synack.apps.lessons import queues as queues
+    from synack.apps.lessons import retransmit as retransmit
+    from synack.apps.lessons import streams as streams
+    from synack.apps.lessons import udp as udp
 
     found = [
         Lesson("layers", "layers.title", "layers.summary", "virtual", layers.run),
