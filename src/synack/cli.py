@@ -84,6 +84,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser(args_list)
     try:
         args = parser.parse_args(args_list)
+        prepare = getattr(args, "prepare", None)  # a command's setup before it runs
+        if prepare is not None:
+            prepare(args)
         status = args.func(args)
     except KeyboardInterrupt:
         print("synack: interrupted", file=sys.stderr)

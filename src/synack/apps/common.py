@@ -9,6 +9,7 @@ from collections.abc import Coroutine
 from typing import Any, TypeVar
 
 from synack import transport as seam
+from synack.apps.trace_options import add_trace_arguments
 from synack.errors import UsageError, UserError, describe_os_error
 from synack.transport import tls as seam_tls
 
@@ -232,6 +233,7 @@ def add_transport_argument(parser: argparse.ArgumentParser) -> None:
             "carried in UDP, whose port is a UDP port (default: %(default)s)"
         ),
     )
+    add_trace_arguments(parser)  # --trace, --trace-json, --pcap: synack's TCP made visible
 
 
 def run(coro: Coroutine[Any, Any, T]) -> T:
