@@ -324,6 +324,16 @@ def current() -> Tracer | None:
     return _current
 
 
+def use(tracer: Tracer | None) -> Tracer | None:
+    """Trace the engines made from now on with `tracer` (None: no tracing), whatever the
+    environment says; returns the tracer used before. For tests and programs that
+    embed synack and want the lines or records somewhere of their own."""
+    with _setup_lock:
+        old = _current
+        _install(tracer)
+    return old
+
+
 def configure(
     *,
     text: bool | None = None,
