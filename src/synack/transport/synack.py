@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import asyncio
 
-from .base import STREAM_LIMIT, ClientHandler, Server, Transport
+from .base import STREAM_LIMIT, BulkReader, ClientHandler, Server, Transport
 
 
 class SynackTcpTransport(Transport):
@@ -42,6 +42,13 @@ class SynackTcpTransport(Transport):
         # one took its connections with it); in the same process the new listener shares
         # the socket that still carries the old server's connections (drivers.aio).
         return await aio.start_server(handler, host, port, limit=limit, backlog=backlog)
+
+    def bulk_reader(self, reader: asyncio.StreamReader) -> BulkReader:
+        """TLS streams are decrypted straight into the caller's buffer (asyncio's TLS layer
+        does that on any transport); plain ones are read through the StreamReader."""
+        from .os import FillingBulkReader
+
+        return FillingBulkReader(reader)
 
     def set_nodelay(self, writer: asyncio.StreamWriter) -> None:
         from synack.drivers.aio import SynackTransport
