@@ -41,6 +41,10 @@ COMMANDS: dict[str, tuple[str, str]] = {
         "synack.apps.netem.cli",
         "impair UDP (relay) or any IP traffic (tun): loss, delay, reordering...",
     ),
+    "plot": (
+        "synack.apps.plot.cli",
+        "draw a TCP connection from a pcap file: time-sequence, throughput, RTT",
+    ),
 }
 
 
