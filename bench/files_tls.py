@@ -17,7 +17,9 @@ asyncio's TLS protocol) instead of ``sendfile``, and the receiver reads through
 the StreamReader instead of ``recv_into`` its own buffers. Every round runs each
 kind once, starting at a different kind each round; the file is random bytes.
 The table gives the best and the median of the rounds, and TLS's rate as a
-ratio of the plain rate.
+ratio of the plain rate; and the CPU seconds per GiB that client and server
+used together (median; the client's hashing thread included), which a busy
+machine disturbs less than the rates.
 """
 
 from __future__ import annotations
@@ -90,6 +92,11 @@ class ServerProcess:
             self.proc.kill()
             raise SystemExit(f"the synack server did not start: {line!r}")
         self.port = int(m.group(1))
+
+    def cpu(self) -> float:
+        """CPU seconds the server has used (Linux: user + system from /proc)."""
+        fields = Path(f"/proc/{self.proc.pid}/stat").read_text().rpartition(")")[2].split()
+        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
     def stop(self) -> None:
         self.proc.terminate()
@@ -165,19 +172,13 @@ def main() -> None:
         secure = ServerProcess(served, log, "--tls-cert", str(cert), transport=args.transport)
         out = local / "down.bin"
         results: dict[str, list[float]] = {key: [] for key, _ in ROWS}
-        runs: list[tuple[str, Callable[[], float], Path]] = [
-            ("down_plain", lambda: download(plain.port, args.transport, None, out), out),
-            ("down_tls", lambda: download(secure.port, args.transport, tls, out), out),
-            (
-                "up_plain",
-                lambda: upload(plain.port, args.transport, None, upload_src),
-                served / "up.bin",
-            ),
-            (
-                "up_tls",
-                lambda: upload(secure.port, args.transport, tls, upload_src),
-                served / "up.bin",
-            ),
+        cpu: dict[str, list[float]] = {key: [] for key, _ in ROWS}
+        up = served / "up.bin"
+        runs: list[tuple[str, Callable[[], float], Path, ServerProcess]] = [
+            ("down_plain", lambda: download(plain.port, args.transport, None, out), out, plain),
+            ("down_tls", lambda: download(secure.port, args.transport, tls, out), out, secure),
+            ("up_plain", lambda: upload(plain.port, args.transport, None, upload_src), up, plain),
+            ("up_tls", lambda: upload(secure.port, args.transport, tls, upload_src), up, secure),
         ]
         try:
             cipher = asyncio.run(_cipher(secure.port, args.transport, tls))
@@ -186,8 +187,10 @@ def main() -> None:
                 out.unlink()
             for round_ in range(args.rounds):
                 shift = round_ % len(runs)
-                for key, run, made in runs[shift:] + runs[:shift]:
+                for key, run, made, server in runs[shift:] + runs[:shift]:
+                    before = time.process_time() + server.cpu()
                     results[key].append(run())
+                    cpu[key].append(time.process_time() + server.cpu() - before)
                     made.unlink(missing_ok=True)
         finally:
             plain.stop()
@@ -203,17 +206,28 @@ def main() -> None:
         f"--transport {args.transport}; {os.cpu_count()} CPUs; load average "
         f"{load_before:.2f} before, {os.getloadavg()[0]:.2f} after; cipher {cipher}"
     )
-    print(f"{'transfer':30} {'best MB/s':>9} {'median':>7}   seconds, each round")
+    print(f"{'transfer':30} {'best MB/s':>9} {'median':>7} {'CPU s/GiB':>9}   seconds, each round")
+    gib = args.size / (1 << 30)
     for key, label in ROWS:
         each = " ".join(f"{t:.2f}" for t in results[key])
-        print(f"{label:30} {rate(key, min):9.0f} {rate(key, statistics.median):7.0f}   {each}")
+        per_gib = statistics.median(cpu[key]) / gib
+        print(
+            f"{label:30} {rate(key, min):9.0f} {rate(key, statistics.median):7.0f} "
+            f"{per_gib:9.2f}   {each}"
+        )
     for direction in ("down", "up"):
         best = rate(f"{direction}_tls", min) / rate(f"{direction}_plain", min)
         median = rate(f"{direction}_tls", statistics.median) / rate(
             f"{direction}_plain", statistics.median
         )
         name = "download" if direction == "down" else "upload"
-        print(f"ratio TLS/plain, {name}: best {best:.2f}, median {median:.2f}")
+        cpu_ratio = statistics.median(cpu[f"{direction}_tls"]) / statistics.median(
+            cpu[f"{direction}_plain"]
+        )
+        print(
+            f"ratio TLS/plain, {name}: best {best:.2f}, median {median:.2f}; "
+            f"CPU per byte x{cpu_ratio:.2f}"
+        )
 
 
 if __name__ == "__main__":
