@@ -138,10 +138,10 @@ async def _cipher(port: int, transport: str, tls: ClientTLS) -> str:
 
 
 ROWS = [
-    ("down_plain", "download, plain (sendfile)"),
-    ("down_tls", "download, TLS (write)"),
-    ("up_plain", "upload, plain (sendfile)"),
-    ("up_tls", "upload, TLS (write)"),
+    ("down_plain", "download, plain"),
+    ("down_tls", "download, TLS"),
+    ("up_plain", "upload, plain"),
+    ("up_tls", "upload, TLS"),
 ]
 
 
