@@ -365,3 +365,17 @@ def test_files_ls_with_trace_prints_the_connection(tmp_path: Path) -> None:
     assert re.search(rf"Out IP 127\.0\.0\.1\.\d+ > 127\.0\.0\.1\.{port}: Flags \[S\]", err[1])
     assert re.search(rf"In  IP 127\.0\.0\.1\.{port} > 127\.0\.0\.1\.\d+: Flags \[S\.\]", err[2])
     assert any("State" in line and "-> FIN-WAIT-1" in line for line in err)
+
+
+def test_the_overhead_bench_runs(tmp_path: Path) -> None:
+    """bench/trace_overhead.py (docs/benchmarks.md's figures) still runs, at a tiny size."""
+    bench = Path(__file__).resolve().parent.parent / "bench" / "trace_overhead.py"
+    done = subprocess.run(
+        [sys.executable, str(bench), "--rounds", "1", "--size", "1", "--batches", "20"],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert done.returncode == 0, done.stderr[-2000:]
+    for row in ("| engine loops | base |", "| engine loops | off |", "| bulk 1 MB | pcap |"):
+        assert row in done.stdout, done.stdout
