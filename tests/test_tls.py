@@ -26,7 +26,9 @@ from bounded import run
 from cliproc import Served, synack
 from synack import transport as seam
 from synack.apps.chat import ChatClient, ChatServer
+from synack.apps.chat.client import ConnectionLost
 from synack.apps.files import FileClient, FileServer
+from synack.errors import UserError
 from synack.transport import ClientTLS, ServerTLS, TLSError, TLSVerificationError
 from synack.transport import tls as seam_tls
 
@@ -262,6 +264,27 @@ async def test_a_clear_text_client_is_cut_off_and_the_server_serves_on(
             await alice.close()
     finally:
         await server.close()
+
+
+@run
+async def test_clear_text_clients_of_a_tls_server_are_told_what_may_be_wrong(
+    transport: str, certs: Certs, tmp_path: Path
+) -> None:
+    """Cut off at once (a FIN on the kernel's TCP, a reset on ours): either way one line
+    that suggests TLS."""
+    server = ChatServer(HOST, 0, transport=transport, tls=server_tls(certs))
+    host, port = await server.start()
+    try:
+        async with asyncio.timeout(T):
+            with pytest.raises(ConnectionLost, match="try --tls"):
+                await ChatClient(host, port, "eve", transport=transport).connect()
+    finally:
+        await server.close()
+    async with FileServer(tmp_path, port=0, transport=transport, tls=server_tls(certs)) as files:
+        host, port = files.address
+        async with asyncio.timeout(T):
+            with pytest.raises(UserError, match="try --tls"):
+                await FileClient.connect(host, port, transport=transport)
 
 
 @run

@@ -241,17 +241,19 @@ class ChatClient(BaseChatClient):
             raise ConnectionLost(
                 f"{self.where} did not answer the hello (is it a synack chat server?)"
             ) from None
+        except ConnectionResetError:
+            writer.close()
+            raise ConnectionLost(
+                f"{self.where} reset the connection during the hello{self._tls_hint()}"
+            ) from None
         except (OSError, ConnectionLost):
             writer.close()
             raise
         if reply is None:
             writer.close()
-            hint = (
-                ""
-                if self.tls is not None
-                else " (a TLS-only server does this to clear text: try --tls)"
+            raise ConnectionLost(
+                f"{self.where} closed the connection during the hello{self._tls_hint()}"
             )
-            raise ConnectionLost(f"{self.where} closed the connection during the hello{hint}")
         if reply.get("op") == "error":
             writer.close()
             raise ChatRefused(str(reply.get("code")), str(reply.get("message")))
@@ -264,6 +266,14 @@ class ChatClient(BaseChatClient):
         if isinstance(idle, int | float) and idle > 0:
             self._tasks.append(asyncio.create_task(self._keepalive(idle / 3)))
         return reply
+
+    def _tls_hint(self) -> str:
+        """A TLS-only server cuts off a clear-text hello at once: say what may be wrong."""
+        return (
+            ""
+            if self.tls is not None
+            else " (a TLS-only server does this to clear text: try --tls)"
+        )
 
     async def _skip_prompt(self, reader: asyncio.StreamReader, decoder: FrameDecoder) -> None:
         """Skip the line-mode prompt a server sends first when our preamble reached it after
