@@ -215,6 +215,7 @@ def test_scripted_join_delivers_every_line_before_quitting_at_eof(transport: str
             if ev["op"] == "msg":
                 got.append(ev["text"])
         assert got == lines
+        observer.sock.close()
 
 
 def test_scripted_join_prints_what_arrives_and_reports_local_errors(transport: str) -> None:
@@ -237,6 +238,7 @@ def test_scripted_join_prints_what_arrives_and_reports_local_errors(transport: s
             "! unknown command /bogus (try /help)",
             "! empty message not sent",
         ]
+        other.sock.close()
 
 
 @pytest.mark.parametrize(
