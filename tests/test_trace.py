@@ -294,15 +294,36 @@ def test_a_forked_child_leaves_the_parents_file_alone(tmp_path: Path) -> None:
     tracer.segment(True, seg, A, B, 1.0, None)
     pid = os.fork()
     if pid == 0:  # the child: its copy of the tracer must not write
+        inherited_off = tracer.disabled
         tracer.segment(True, seg, A, B, 2.0, None)
-        tracer.close()
-        os._exit(0 if tracer.disabled else 1)
+        os._exit(0 if inherited_off else 1)
     _, status = os.waitpid(pid, 0)
     assert os.waitstatus_to_exitcode(status) == 0
     tracer.segment(True, seg, A, B, 3.0, None)
     tracer.close()
     _, packets = read_packets(path.read_bytes())
     assert len(packets) == 2
+
+
+def test_a_capture_that_cannot_be_written_ends_and_the_connection_carries_on(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    class FullDisk(io.BytesIO):
+        def write(self, data: object) -> int:
+            raise OSError(28, "No space left on device")
+
+    pcap = trace.PcapFile(str(tmp_path / "full.pcap"))
+    pcap._file.close()
+    pcap._file = FullDisk()  # type: ignore[assignment]
+    tracer = trace.Tracer(pcap=pcap)
+    seg = _seg(1, 2, 0, 0, Flags.ACK, b"x")
+    tracer.segment(True, seg, A, B, 1.0, None)  # no exception reaches the engine
+    tracer.segment(True, seg, A, B, 2.0, None)
+    assert tracer.pcap is None
+    assert capsys.readouterr().err == (
+        f"synack: the pcap file {tmp_path / 'full.pcap'}: no space left on device; "
+        "0 packets written, no more\n"
+    )
 
 
 # ---------------------------------------------------------------------- the command line

@@ -216,7 +216,10 @@ class Tracer:
                     rec.update(_connection_fields(conn))
                 self._json(rec)
             if self.pcap is not None:
-                self.pcap.write(t, segment, src, dst)
+                try:
+                    self.pcap.write(t, segment, src, dst)
+                except (OSError, ValueError) as exc:
+                    self._stop_pcap(exc)
             if t - self._flushed >= FLUSH_EVERY:
                 self._flush(t)
 
@@ -271,12 +274,28 @@ class Tracer:
             assert self.json_out is not None
             self.json_out.write(json.dumps(rec, separators=(",", ":")) + "\n")
 
+    def _stop_pcap(self, exc: BaseException) -> None:
+        """A capture that cannot be written (a full disk) ends, said once on stderr; the
+        connections carry on: tracing never takes the network down with it."""
+        pcap, self.pcap = self.pcap, None
+        if pcap is not None:
+            reason = _reason(exc) if isinstance(exc, OSError) else str(exc)
+            with contextlib.suppress(OSError, ValueError):
+                sys.stderr.write(
+                    f"synack: the pcap file {pcap.path}: {reason}; "
+                    f"{pcap.count} packets written, no more\n"
+                )
+
     def _flush(self, t: float) -> None:
         self._flushed = t
-        for out in (self.json_out, self.pcap):
-            if out is not None and out is not sys.stderr:
-                with contextlib.suppress(OSError, ValueError):
-                    out.flush()
+        if self.json_out is not None and self.json_out is not sys.stderr:
+            with contextlib.suppress(OSError, ValueError):
+                self.json_out.flush()
+        if self.pcap is not None:
+            try:
+                self.pcap.flush()
+            except (OSError, ValueError) as exc:
+                self._stop_pcap(exc)
 
     def flush(self) -> None:
         with self._lock:
@@ -286,9 +305,11 @@ class Tracer:
                     self.text.flush()
 
     def close(self) -> None:
-        """Flush everything and close the files this tracer opened."""
+        """Flush everything and close the files this tracer opened; then it writes no more
+        (engines made before may still hold it)."""
         self.flush()
         with self._lock:
+            self.disabled = True
             for f in self._owned:
                 f.close()
             self._owned.clear()
