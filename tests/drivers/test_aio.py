@@ -114,7 +114,7 @@ async def test_garbage_at_a_listening_port_is_counted_and_changes_nothing() -> N
     junk = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
     junk.bind(("127.0.0.1", 0))
     jport = junk.getsockname()[1]
-    wrong_ports = (port + 1).to_bytes(2, "big") + port.to_bytes(2, "big") + os.urandom(30)
+    wrong_ports = (port + 1).to_bytes(2, "big") + port.to_bytes(2, "big") + os.urandom(40)
     header = jport.to_bytes(2, "big") + port.to_bytes(2, "big")
     bad_offset = header + bytes(8) + b"\xf0" + bytes(7)
     bad_offset += zlib.crc32(bad_offset).to_bytes(4, "big")  # carried intact: the core judges it
@@ -127,9 +127,9 @@ async def test_garbage_at_a_listening_port_is_counted_and_changes_nothing() -> N
     # read before the segment that carries "after": once that is echoed, all was seen.
     writer.write(b"after")
     assert await reader.readexactly(5) == b"after"
-    assert engine.garbage == 4  # too short for a header (3) or ports not the UDP ports (1)
+    assert engine.garbage == 3  # too short for a TCP header and its CRC-32
     assert engine.host.stats["bad_segment"] - bad_before == 1  # a header longer than itself
-    assert engine.corrupt == 1
+    assert engine.corrupt == 2  # random bytes: their last four are not their CRC-32
     client_port = writer.get_extra_info("sockname")[1]
     assert list(engine.host.connections) == [(port, socket.inet_aton(host), client_port)]
     writer.write(b"still")
@@ -319,4 +319,52 @@ async def test_a_finished_client_releases_its_udp_socket_after_closing() -> None
     await writer.wait_closed()
     assert engine.closed
     assert engine.host.connections == {}
+    server.close()
+
+
+@pytest.mark.parametrize("integrity", ["crc32", "tcp"])
+@run
+async def test_through_synack_netem_a_stream_arrives_whole_and_corruption_never_reaches_it(
+    integrity: str,
+) -> None:
+    """The relay gives each client its own upstream port, as a NAT does, so the UDP
+    ports differ from those the peers wrote into their TCP headers (PROTOCOL.md §5.1);
+    it also loses, reorders, duplicates and corrupts. Issue 13's small CI version."""
+    from synack.apps.netem.impair import Impairment
+    from synack.apps.netem.relay import UdpRelay
+
+    carrier = CarrierConfig(integrity=integrity)
+    quick = Config(rto_min=0.05, rto_initial=0.2)
+    server = await aio.start_server(echo, "127.0.0.1", 0, carrier=carrier, config=quick)
+    bad = Impairment(delay=0.002, loss=0.05, reorder=0.02, duplicate=0.02, corrupt=0.02)
+    relay = UdpRelay(("127.0.0.1", 0), server.addresses[0], bad, bad, seed=7)
+    host, port = await relay.start()
+    reader, writer = await aio.open_connection(host, port, carrier=carrier, config=quick)
+    payload = os.urandom(300_000)
+
+    async def send() -> None:
+        writer.write(payload)
+        await writer.drain()
+        writer.write_eof()
+
+    sender = asyncio.create_task(send())
+    got = await reader.read(-1)
+    await sender
+    assert hashlib.sha256(got).digest() == hashlib.sha256(payload).digest()
+    summary = await relay.stop()
+    corrupted = summary.lane("up").corrupted + summary.lane("down").corrupted
+    assert corrupted > 0, "the relay was asked to corrupt datagrams and did not"
+    client_engine = writer.transport._engine.engine  # type: ignore[attr-defined]
+    server_engine = server.engine.engine
+    assert server_engine.translated > 0 and client_engine.translated > 0
+    if integrity == "crc32":
+        caught = server_engine.corrupt + client_engine.corrupt
+    else:
+        caught = sum(
+            c.stats["bad_checksum"]
+            for e in (server_engine, client_engine)
+            for c in e.host.connections.values()
+        )
+    assert caught > 0
+    writer.close()
     server.close()

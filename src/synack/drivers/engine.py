@@ -69,6 +69,7 @@ class Engine:
         self.port: int = carrier.sockname[1]
         self.garbage = 0  # datagrams that were not TCP segments for this port
         self.corrupt = 0  # datagrams whose CRC-32 trailer did not match: altered on the way
+        self.translated = 0  # segments whose ports a NAT or relay had rewritten (§5.1)
         # docs/PROTOCOL.md §5.3: a CRC-32 trailer after each segment (zlib's, 0.3 ns a
         # byte) instead of the TCP checksum (Python's big-integer sum, about 2 ns a byte).
         self.crc = carrier.config.integrity == "crc32"
@@ -86,9 +87,10 @@ class Engine:
     def receive(self, now: float) -> list[tuple[int, Address]]:
         """Feed every datagram waiting on the socket to the host; return ICMP errors.
 
-        TCP ports are the UDP ports (docs/PROTOCOL.md §5.1): a datagram too short to
-        hold a TCP header, or whose TCP header disagrees with its UDP ports, is counted
-        and dropped; so is one whose CRC-32 trailer does not match its segment.
+        A datagram too short to hold a TCP header is counted and dropped, and so is
+        one whose CRC-32 trailer does not match its segment (docs/PROTOCOL.md §5.3).
+        The UDP ports are authoritative (§5.1): where a NAT or relay on the way
+        rewrote them, the TCP header's ports are made to match before the host sees it.
         """
         host = self.host
         port = self.port
@@ -99,11 +101,7 @@ class Engine:
         handle = host.handle_segment if self.observer is None else self._handle_traced
         for datagram, (ip, sport) in self.carrier.recv_batch():
             n = len(datagram)
-            if (
-                n < least
-                or (datagram[0] << 8 | datagram[1]) != sport
-                or (datagram[2] << 8 | datagram[3]) != port
-            ):
+            if n < least:
                 garbage += 1
                 continue
             if crc:
@@ -114,6 +112,9 @@ class Engine:
                     continue
             else:
                 segment = datagram
+            if (segment[0] << 8 | segment[1]) != sport or (segment[2] << 8 | segment[3]) != port:
+                translate_ports(segment, sport, port, fix_checksum=not crc)
+                self.translated += 1
             rip = ips.get(ip)
             if rip is None:
                 rip = ips[ip] = socket.inet_aton(ip)
@@ -269,6 +270,24 @@ def config_for(carrier: CarrierConfig, config: Config | None) -> Config:
     if cfg.mss == mss and cfg.checksum == checksum:
         return cfg
     return replace(cfg, mss=mss, checksum=checksum)
+
+
+def translate_ports(segment: memoryview, sport: int, dport: int, *, fix_checksum: bool) -> None:
+    """Write the datagram's UDP ports into its TCP header, in place.
+
+    With the TCP checksum in use, it is updated incrementally for the changed words
+    (RFC 1624 eqn. 3: HC' = ~(~HC + ~m + m')), as a NAT updates it.
+    """
+    old_sport = segment[0] << 8 | segment[1]
+    old_dport = segment[2] << 8 | segment[3]
+    segment[0:4] = ((sport << 16) | dport).to_bytes(4, "big")
+    if fix_checksum:
+        total = (~(segment[16] << 8 | segment[17])) & 0xFFFF
+        for old, new in ((old_sport, sport), (old_dport, dport)):
+            total += ((~old) & 0xFFFF) + new
+        while total >> 16:
+            total = (total & 0xFFFF) + (total >> 16)
+        segment[16:18] = ((~total) & 0xFFFF).to_bytes(2, "big")
 
 
 _live: weakref.WeakSet[Engine] = weakref.WeakSet()
