@@ -1033,6 +1033,10 @@ class BlockingEngine:
     def _forsake(self) -> None:
         """In a forked child: drop our copies of the descriptors; touch nothing else."""
         self.forked = True
+        if self.closed:
+            # Closed in the parent already: its descriptor numbers may belong to something
+            # else by now (a subprocess's pipes, between fork and exec), so leave them be.
+            return
         self.closed = True
         self.engine.close()
         with contextlib.suppress(OSError):
