@@ -12,20 +12,36 @@ from synack.wire.checksum import (
     address_bytes,
     internet_checksum,
     ones_sum,
+    pseudo_header_sum,
+    segment_sum_ok,
     tcp_checksum,
     tcp_checksum_ok,
 )
 from synack.wire.tcp import (
+    HEADER,
     HEADER_SIZE,
+    HEADER_TS,
+    HEADER_TS_SIZE,
+    OFFSET_PLAIN,
+    OFFSET_TS,
+    TS_PREFIX,
     Flags,
     MalformedSegment,
     Options,
     Segment,
     build_segment,
     encode_options,
+    encode_sack,
+    encode_timestamps,
     flags_text,
+    header_sum,
+    pack_ack,
+    pack_burst,
+    pack_segment,
     parse_options,
     parse_segment,
+    unpack_header,
+    unpack_timestamps,
 )
 
 SRC = address_bytes("192.0.2.1")
@@ -285,3 +301,363 @@ def test_fuzz_option_area(offset: int, opts: bytes, payload: bytes) -> None:
     hlen = offset * 4
     assert seg.payload == data[hlen:]
     assert all(0 <= left <= 0xFFFFFFFF for left, _ in seg.options.sack_blocks)
+
+
+# ---------------------------------------------------------------------------- the shortcuts
+#
+# What a connection uses per segment instead of the general codec. Each must give
+# exactly the general codec's bytes and fields, and a checksum the RFC 1071 reference
+# accepts, across random input: sequence numbers anywhere in 32 bits, at the wrap, and
+# unwrapped past 2**32 (the packers take them modulo 2**32), payloads of odd lengths.
+
+MASK = 0xFFFFFFFF
+seqs = st.one_of(u32, st.integers(MASK - 3000, MASK), st.integers(0, 1 << 40))
+# The addresses for the checksum, or None: no checksum (Config.checksum off).
+endpoints = st.one_of(
+    st.none(),
+    st.tuples(st.binary(min_size=4, max_size=4), st.binary(min_size=4, max_size=4)),
+)
+
+
+def reference_segment(
+    sport: int,
+    dport: int,
+    seq: int,
+    ack: int,
+    flags: int,
+    window: int,
+    options: bytes,
+    payload: bytes,
+    addrs: tuple[bytes, bytes] | None,
+    urgent: int = 0,
+) -> bytes:
+    """A segment laid out by hand from RFC 9293 §3.1, its checksum by `reference_checksum`."""
+    hlen = HEADER_SIZE + len(options)
+    head = struct.pack(
+        "!HHIIBBHHH",
+        sport,
+        dport,
+        seq & MASK,
+        ack & MASK,
+        (hlen // 4) << 4,
+        flags,
+        window,
+        0,
+        urgent,
+    )
+    data = head + options + payload
+    if addrs is None:
+        return data
+    csum = reference_checksum(pseudo_header(*addrs, len(data)) + data)
+    return data[:16] + struct.pack("!H", csum) + data[18:]
+
+
+def assert_valid(data: bytes, addrs: tuple[bytes, bytes] | None) -> None:
+    if addrs is not None:
+        assert reference_checksum(pseudo_header(*addrs, len(data)) + data) == 0
+        assert tcp_checksum_ok(*addrs, data)
+
+
+@settings(max_examples=300, deadline=None, derandomize=True)
+@given(u16, u16, u32, u32, st.integers(0, 255), st.integers(0, 255), u16, u16)
+def test_header_sum_is_the_ones_complement_sum_of_the_header(
+    sport: int, dport: int, seq: int, ack: int, offset: int, flags: int, window: int, urg: int
+) -> None:
+    packed = struct.pack("!HHIIBBHHH", sport, dport, seq, ack, offset, flags, window, 0, urg)
+    assert header_sum(sport, dport, seq, ack, offset, flags, window, urg) % 0xFFFF == ones_sum(
+        packed
+    )
+
+
+@settings(max_examples=300, deadline=None, derandomize=True)
+@given(segments(), endpoints)
+def test_pack_segment_is_the_rfc_layout(
+    segment: Segment, addrs: tuple[bytes, bytes] | None
+) -> None:
+    opts = encode_options(segment.options)
+    args = (segment.src_port, segment.dst_port, segment.seq, segment.ack, int(segment.flags))
+    expected = reference_segment(
+        *args, segment.window, opts, segment.payload, addrs, segment.urgent
+    )
+    pseudo = pseudo_header_sum(*addrs) if addrs else None
+    packed = pack_segment(
+        *args, segment.window, opts, memoryview(segment.payload), pseudo, urgent=segment.urgent
+    )
+    assert packed == expected
+    src, dst = addrs if addrs else (None, None)
+    assert build_segment(segment, src=src, dst=dst) == expected
+    assert_valid(packed, addrs)
+
+
+@settings(max_examples=400, deadline=None, derandomize=True)
+@given(
+    u16,
+    u16,
+    seqs,
+    seqs,
+    st.sampled_from([Flags.ACK, Flags.ACK | Flags.PSH, Flags.ACK | Flags.FIN])
+    | st.integers(0, 255),
+    u16,
+    st.none() | st.tuples(u32, u32),
+    endpoints,
+)
+def test_pack_ack_equals_the_general_builder(
+    sport: int,
+    dport: int,
+    seq: int,
+    ack: int,
+    flags: int,
+    window: int,
+    ts: tuple[int, int] | None,
+    addrs: tuple[bytes, bytes] | None,
+) -> None:
+    pseudo = pseudo_header_sum(*addrs) if addrs else None
+    tsval, tsecr = ts if ts is not None else (None, 0)
+    packed = pack_ack(sport, dport, seq, ack, flags, window, tsval, tsecr, pseudo)
+    general = Segment(
+        sport, dport, seq & MASK, ack & MASK, Flags(flags), window, options=Options(timestamps=ts)
+    )
+    src, dst = addrs if addrs else (None, None)
+    assert packed == build_segment(general, src=src, dst=dst)
+    opts = encode_timestamps(*ts) if ts is not None else b""
+    assert packed == reference_segment(sport, dport, seq, ack, flags, window, opts, b"", addrs)
+    assert_valid(packed, addrs)
+
+
+def test_pack_ack_at_negative_zero() -> None:
+    """The one checksum value with two spellings: a segment whose words sum to 0xFFFF
+    carries checksum 0, from the arithmetic as from the byte sum."""
+    for ts in (None, (123, 456)):
+        tsval, tsecr = ts if ts is not None else (None, 0)
+        pseudo = pseudo_header_sum(SRC, DST)
+        zero_window = struct.unpack_from(
+            "!H", pack_ack(1, 2, 3, 4, 0x10, 0, tsval, tsecr, pseudo), 16
+        )
+        window = zero_window[0]  # adding it to the sum brings the sum to 0xFFFF
+        packed = pack_ack(1, 2, 3, 4, 0x10, window, tsval, tsecr, pseudo)
+        assert packed[16:18] == b"\x00\x00"
+        general = Segment(1, 2, 3, 4, Flags.ACK, window, options=Options(timestamps=ts))
+        assert packed == build_segment(general, src=SRC, dst=DST)
+        assert_valid(packed, (SRC, DST))
+
+
+@st.composite
+def burst_options(draw: st.DrawFn) -> bytes:
+    """What a connection puts on a burst (NOP NOP TS, SACK blocks), or any options."""
+    blocks = tuple(draw(st.lists(st.tuples(u32, u32), max_size=3)))
+    return draw(
+        st.sampled_from([b"", encode_timestamps(7, MASK), encode_sack(blocks[:1])])
+        | st.builds(lambda a, b: encode_timestamps(a, b) + encode_sack(blocks), u32, u32)
+        | options().map(encode_options)
+    )
+
+
+@settings(max_examples=300, deadline=None, derandomize=True)
+@given(
+    u16,
+    u16,
+    seqs,
+    seqs,
+    st.sampled_from([Flags.ACK, 0]) | st.integers(0, 255),
+    u16,
+    burst_options(),
+    st.binary(max_size=3000),
+    st.integers(1, 1500),
+    st.sampled_from([0, Flags.PSH, Flags.FIN, Flags.PSH | Flags.FIN]),
+    endpoints,
+)
+def test_pack_burst_equals_the_general_builder_segment_by_segment(
+    sport: int,
+    dport: int,
+    seq: int,
+    ack: int,
+    flags: int,
+    window: int,
+    opts: bytes,
+    payload: bytes,
+    mss: int,
+    last_flags: int,
+    addrs: tuple[bytes, bytes] | None,
+) -> None:
+    if len(payload) // mss > 200:
+        mss = len(payload) // 200 + 1  # keep an example under a few hundred segments
+    pseudo = pseudo_header_sum(*addrs) if addrs else None
+    out: list[bytes] = []
+    with memoryview(payload) as view:
+        pack_burst(out, sport, dport, seq, ack, flags, window, opts, view, mss, last_flags, pseudo)
+    starts = range(0, len(payload), mss)
+    assert len(out) == len(starts)
+    src, dst = addrs if addrs else (None, None)
+    parsed_options = parse_options(opts, 0, len(opts))
+    for start, packed in zip(starts, out, strict=True):
+        part = payload[start : start + mss]
+        f = flags | last_flags if start + len(part) == len(payload) else flags
+        general = Segment(
+            sport,
+            dport,
+            (seq + start) & MASK,
+            ack & MASK,
+            Flags(f),
+            window,
+            options=parsed_options,
+            payload=part,
+        )
+        assert encode_options(parsed_options) == opts  # so the general builder lays out `opts`
+        assert packed == build_segment(general, src=src, dst=dst)
+        assert packed == reference_segment(
+            sport, dport, seq + start, ack, f, window, opts, part, addrs
+        )
+        assert_valid(packed, addrs)
+
+
+def test_pack_burst_at_negative_zero_and_odd_lengths() -> None:
+    pseudo = pseudo_header_sum(SRC, DST)
+    opts = encode_timestamps(1, 2)
+    for size in (1, 2, 3, 1447, 1448):
+        out: list[bytes] = []
+        pack_burst(out, 1, 2, 3, 4, 0x10, 0, opts, b"\x5a" * size, 1448, 0x08, pseudo)
+        window = struct.unpack_from("!H", out[0], 16)[0]  # the sum becomes 0xFFFF
+        out.clear()
+        pack_burst(out, 1, 2, 3, 4, 0x10, window, opts, b"\x5a" * size, 1448, 0x08, pseudo)
+        [packed] = out
+        assert packed[16:18] == b"\x00\x00"
+        general = Segment(
+            1, 2, 3, 4, Flags.ACK | Flags.PSH, window, options=Options(timestamps=(1, 2))
+        )
+        general.payload = b"\x5a" * size
+        assert packed == build_segment(general, src=SRC, dst=DST)
+        assert_valid(packed, (SRC, DST))
+
+
+@settings(max_examples=300, deadline=None, derandomize=True)
+@given(segments(), st.binary(min_size=4, max_size=4))
+def test_header_layouts_unpack_what_the_general_builder_packs(
+    segment: Segment, tsval: bytes
+) -> None:
+    plain = build_segment(
+        Segment(
+            segment.src_port,
+            segment.dst_port,
+            segment.seq,
+            segment.ack,
+            segment.flags,
+            segment.window,
+            segment.urgent,
+            payload=segment.payload,
+        ),
+        src=SRC,
+        dst=DST,
+    )
+    fields = HEADER.unpack_from(plain)
+    assert fields[4] == OFFSET_PLAIN
+    ts = (int.from_bytes(tsval, "big"), segment.ack)
+    with_ts = build_segment(
+        Segment(
+            segment.src_port,
+            segment.dst_port,
+            segment.seq,
+            segment.ack,
+            segment.flags,
+            segment.window,
+            segment.urgent,
+            Options(timestamps=ts),
+            segment.payload,
+        ),
+        src=SRC,
+        dst=DST,
+    )
+    parsed = parse_segment(with_ts, src=SRC, dst=DST)
+    assert HEADER_TS.unpack_from(with_ts) == (
+        parsed.src_port,
+        parsed.dst_port,
+        parsed.seq,
+        parsed.ack,
+        OFFSET_TS,
+        int(parsed.flags),
+        parsed.window,
+        parsed.checksum,
+        parsed.urgent,
+        TS_PREFIX,
+        *ts,
+    )
+    assert len(with_ts) - len(parsed.payload) == HEADER_TS_SIZE
+    assert unpack_timestamps(with_ts, HEADER_TS_SIZE) == ts == parsed.options.timestamps
+    assert unpack_timestamps(plain, HEADER_SIZE) is None
+
+
+def _unpack_or_none(data: bytes) -> tuple[int, ...] | None:
+    try:
+        return unpack_header(data)
+    except MalformedSegment:
+        return None
+
+
+@settings(max_examples=600, deadline=None, derandomize=True)
+@given(st.integers(0, 15), st.binary(max_size=44), st.binary(max_size=8), st.integers(0, 70))
+def test_unpack_header_and_timestamps_agree_with_the_general_parser(
+    offset: int, opts: bytes, payload: bytes, cut: int
+) -> None:
+    """Random option areas, lying data offsets and truncations: where the shortcuts
+    answer, the general parser gives the same; where they refuse, so does it."""
+    data = header(opts, payload, offset=offset)[: cut if cut < 70 else None]
+    fields = _unpack_or_none(data)
+    hlen = (data[12] >> 4) * 4 if len(data) > 12 else 0
+    assert (fields is None) == (len(data) < HEADER_SIZE or not HEADER_SIZE <= hlen <= len(data))
+    try:
+        seg = parse_segment(data)
+    except MalformedSegment:
+        seg = None
+    if fields is None:
+        assert seg is None
+        return
+    sport, dport, seq, ack, length, flags, window, csum, urg = fields
+    assert length == hlen
+    ts = unpack_timestamps(data, hlen)
+    assert (ts is not None) == (
+        hlen == HEADER_TS_SIZE and data[HEADER_SIZE : HEADER_SIZE + 4] == TS_PREFIX
+    )
+    if seg is not None:
+        assert (sport, dport, seq, ack, flags, window, csum, urg) == (
+            seg.src_port,
+            seg.dst_port,
+            seg.seq,
+            seg.ack,
+            int(seg.flags),
+            seg.window,
+            seg.checksum,
+            seg.urgent,
+        )
+        assert seg.payload == data[hlen:]
+        if ts is not None:
+            assert seg.options.timestamps == ts
+
+
+@settings(max_examples=300, deadline=None, derandomize=True)
+@given(
+    st.binary(min_size=4, max_size=4),
+    st.binary(min_size=4, max_size=4),
+    st.binary(max_size=200),
+    st.data(),
+)
+def test_segment_sum_ok_is_the_reference(
+    src: bytes, dst: bytes, raw: bytes, data: st.DataObject
+) -> None:
+    segment = bytearray(raw)
+    if len(segment) >= 18 and data.draw(st.booleans()):  # a correct checksum, half the time
+        segment[16:18] = b"\x00\x00"
+        segment[16:18] = struct.pack(
+            "!H", reference_checksum(pseudo_header(src, dst, len(segment)) + bytes(segment))
+        )
+    expected = reference_checksum(pseudo_header(src, dst, len(segment)) + bytes(segment)) == 0
+    assert segment_sum_ok(pseudo_header_sum(src, dst), segment) == expected
+    assert segment_sum_ok(pseudo_header_sum(src, dst), memoryview(segment)) == expected
+
+
+@settings(max_examples=200, deadline=None, derandomize=True)
+@given(u32, u32, st.lists(st.tuples(seqs, seqs), max_size=4))
+def test_option_encoders_are_encode_options(
+    tsval: int, tsecr: int, blocks: list[tuple[int, int]]
+) -> None:
+    assert encode_timestamps(tsval, tsecr) == encode_options(Options(timestamps=(tsval, tsecr)))
+    masked = tuple((left & MASK, right & MASK) for left, right in blocks)
+    assert encode_sack(blocks) == encode_options(Options(sack_blocks=masked))

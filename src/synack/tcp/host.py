@@ -44,7 +44,15 @@ from synack.tcp.listener import Listener
 from synack.tcp.state import State
 from synack.wire.checksum import address_bytes
 from synack.wire.seq import seq_gt
-from synack.wire.tcp import HEADER, HEADER_SIZE, Flags, Segment, build_segment, checksum_ok
+from synack.wire.tcp import (
+    HEADER,
+    HEADER_SIZE,
+    Flags,
+    Segment,
+    build_segment,
+    checksum_ok,
+    unpack_header,
+)
 
 _TIME_WAIT = State.TIME_WAIT
 _CLOSED = State.CLOSED
@@ -224,13 +232,11 @@ class Host:
         if self.config.checksum and not checksum_ok(rip, self.address, data):
             self.stats["bad_segment"] += 1
             return
-        _sp, _dp, seq, ack, off, _f, _w, _c, _u = HEADER.unpack_from(data)
+        _sp, _dp, seq, ack, hlen, _f, _w, _c, _u = unpack_header(data)  # offset checked
         if flags & ACK:
             seg = Segment(dport, sport, seq=ack, flags=Flags.RST)
         else:
-            seg_len = (
-                len(data) - (off >> 4) * 4 + (1 if flags & SYN else 0) + (1 if flags & FIN else 0)
-            )
+            seg_len = len(data) - hlen + (1 if flags & SYN else 0) + (1 if flags & FIN else 0)
             seg = Segment(
                 dport, sport, seq=0, ack=(seq + seg_len) & 0xFFFFFFFF, flags=Flags.RST | Flags.ACK
             )

@@ -66,4 +66,19 @@ def tcp_checksum(src: bytes, dst: bytes, segment: bytes | bytearray | memoryview
 
 def tcp_checksum_ok(src: bytes, dst: bytes, segment: bytes | bytearray | memoryview) -> bool:
     """True when `segment`, checksum field included, sums to negative zero."""
-    return (pseudo_header_sum(src, dst) + len(segment) + ones_sum(segment)) % 0xFFFF == 0
+    return segment_sum_ok(pseudo_header_sum(src, dst), segment)
+
+
+def segment_sum_ok(pseudo: int, segment: bytes | bytearray | memoryview) -> bool:
+    """`tcp_checksum_ok` given the addresses' part of the pseudo-header already summed
+    (`pseudo_header_sum`), as a connection keeps it.
+
+    A connection checks every segment it receives, so this is written out to cost one
+    call: the words of `segment` summed as in `ones_sum`, plus its length, plus `pseudo`.
+    The big number is reduced before anything is added to it (an addition would copy it).
+    """
+    x = int.from_bytes(segment, "big")
+    n = len(segment)
+    if n & 1:
+        x <<= 8
+    return (pseudo + n + x % 0xFFFF) % 0xFFFF == 0

@@ -1,21 +1,35 @@
 """TCP segments on the wire (RFC 9293 §3.1): header, options, payload.
 
 `parse_segment` and `build_segment` are the complete, readable codec used by
-listeners, tools and tests. The connection's hot path packs and unpacks the
-fixed header itself with `HEADER` and calls `parse_options` only when a
-segment's options are not the common timestamps-only layout.
+listeners, tools and tests. Beside them live the shortcuts a connection takes for
+every segment of a bulk transfer, each giving exactly what the general codec
+gives (tests/tcp/test_wire.py checks that on random input):
 
-Malformed input raises `MalformedSegment` and nothing else: a segment is
-either understood whole or refused whole.
+* `HEADER_TS` unpacks or packs the fixed header together with NOP NOP TS, the
+  options nearly every established-state segment carries (RFC 7323 Appendix A),
+  in one struct call; `OFFSET_PLAIN` and `OFFSET_TS` are the two layouts' data
+  offset bytes.
+* `unpack_header` is the fixed header with its data offset checked, and
+  `unpack_timestamps` the timestamps when the options are exactly that layout.
+* `pack_segment` packs a header, already encoded options and a payload, with
+  the checksum (`build_segment` is `encode_options` and then this).
+* `pack_ack` and `pack_burst` pack pure ACKs and runs of data segments with the
+  checksum computed from the header's field values (`header_sum`), so that only
+  the payload is summed as bytes.
+
+Everything packs sequence and acknowledgement numbers modulo 2**32, so callers
+may pass unwrapped ones. Malformed input raises `MalformedSegment` and nothing
+else: a segment is either understood whole or refused whole.
 """
 
 from __future__ import annotations
 
 import struct
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from enum import IntEnum, IntFlag
 
-from synack.wire.checksum import finish, ones_sum, pseudo_header_sum
+from synack.wire.checksum import finish, ones_sum, pseudo_header_sum, segment_sum_ok
 
 # source port, destination port, seq, ack, data offset<<4, flags, window, checksum, urgent pointer
 HEADER = struct.Struct("!HHIIBBHHH")
@@ -28,6 +42,16 @@ CHECKSUM_OFFSET = 16
 TS_PREFIX = b"\x01\x01\x08\x0a"
 TS_OPTION = struct.Struct("!4sII")
 TS_OPTION_SIZE = TS_OPTION.size  # 12
+TS_VALUES = struct.Struct("!II")  # TSval, TSecr
+# The fixed header and then NOP NOP TS: the fields of HEADER, TS_PREFIX, TSval, TSecr.
+HEADER_TS = struct.Struct("!HHIIBBHHH4sII")
+HEADER_TS_SIZE = HEADER_TS.size  # 32
+# The data offset byte (header length in 32-bit words, in the high nibble) of each layout.
+OFFSET_PLAIN = (HEADER_SIZE >> 2) << 4  # 0x50
+OFFSET_TS = (HEADER_TS_SIZE >> 2) << 4  # 0x80
+# The ones'-complement sum of TS_PREFIX's two words, NOP NOP and kind 8, length 10.
+_TS_PREFIX_SUM = 0x0101 + 0x080A
+_MASK = 0xFFFFFFFF
 
 
 class MalformedSegment(ValueError):
@@ -64,7 +88,8 @@ _FIXED_LENGTH = {
 }
 
 _U16 = struct.Struct("!H")
-_U32X2 = struct.Struct("!II")
+_U32X2 = TS_VALUES
+_SACK_PREFIX = bytes((OptionKind.NOP, OptionKind.NOP, OptionKind.SACK))
 
 
 @dataclass(slots=True)
@@ -149,15 +174,13 @@ def encode_options(opts: Options) -> bytes:
         )
     else:
         if opts.timestamps is not None:
-            out += TS_OPTION.pack(TS_PREFIX, *opts.timestamps)
+            out += encode_timestamps(*opts.timestamps)
         if opts.sack_permitted:
             out += b"\x01\x01\x04\x02"
     if opts.wscale is not None:
         out += struct.pack("!BBBB", OptionKind.NOP, OptionKind.WSCALE, 3, opts.wscale)
     if opts.sack_blocks:
-        out += b"\x01\x01" + struct.pack("!BB", OptionKind.SACK, 2 + 8 * len(opts.sack_blocks))
-        for left, right in opts.sack_blocks:
-            out += _U32X2.pack(left & 0xFFFFFFFF, right & 0xFFFFFFFF)
+        out += encode_sack(opts.sack_blocks)
     if len(out) % 4:
         out += b"\x01" * (4 - len(out) % 4)
     if len(out) > MAX_OPTIONS_SIZE:
@@ -165,17 +188,55 @@ def encode_options(opts: Options) -> bytes:
     return bytes(out)
 
 
-def parse_segment(
-    data: bytes | bytearray | memoryview, *, src: bytes | None = None, dst: bytes | None = None
-) -> Segment:
-    """Decode one segment. With `src` and `dst` (packed addresses) the checksum is verified."""
+def encode_timestamps(tsval: int, tsecr: int) -> bytes:
+    """NOP NOP TS(TSval, TSecr): the timestamps option as RFC 7323 Appendix A lays it out."""
+    return TS_OPTION.pack(TS_PREFIX, tsval, tsecr)
+
+
+def encode_sack(blocks: Sequence[tuple[int, int]]) -> bytes:
+    """NOP NOP SACK with `blocks` (RFC 2018 §3), edges taken modulo 2**32; empty: nothing."""
+    if not blocks:
+        return b""
+    return (
+        _SACK_PREFIX
+        + bytes((2 + 8 * len(blocks),))
+        + b"".join(_U32X2.pack(left & _MASK, right & _MASK) for left, right in blocks)
+    )
+
+
+def unpack_header(
+    data: bytes | bytearray | memoryview,
+) -> tuple[int, int, int, int, int, int, int, int, int]:
+    """The fixed header: (sport, dport, seq, ack, header length in bytes, flags, window,
+    checksum, urgent pointer).
+
+    RFC 9293 §3.1: the data offset counts 32-bit words and "indicates where the data
+    begins"; one below five or past the end of the segment is MalformedSegment.
+    """
     n = len(data)
     if n < HEADER_SIZE:
         raise MalformedSegment(f"segment of {n} bytes is shorter than a TCP header")
     sport, dport, seq, ack, off, flags, window, csum, urg = HEADER.unpack_from(data)
-    hlen = (off >> 4) * 4
+    hlen = (off >> 4) << 2
     if hlen < HEADER_SIZE or hlen > n:
         raise MalformedSegment(f"data offset {off >> 4} does not fit a {n}-byte segment")
+    return sport, dport, seq, ack, hlen, flags, window, csum, urg
+
+
+def unpack_timestamps(data: bytes | bytearray | memoryview, hlen: int) -> tuple[int, int] | None:
+    """(TSval, TSecr) when the options (header length `hlen`, as checked by
+    `unpack_header`) are exactly NOP NOP TS; otherwise None, and `parse_options` must
+    read them. Where it answers, it agrees with `parse_options`."""
+    if hlen == HEADER_TS_SIZE and data[HEADER_SIZE : HEADER_SIZE + 4] == TS_PREFIX:
+        return TS_VALUES.unpack_from(data, HEADER_SIZE + 4)
+    return None
+
+
+def parse_segment(
+    data: bytes | bytearray | memoryview, *, src: bytes | None = None, dst: bytes | None = None
+) -> Segment:
+    """Decode one segment. With `src` and `dst` (packed addresses) the checksum is verified."""
+    sport, dport, seq, ack, hlen, flags, window, csum, urg = unpack_header(data)
     if src is not None and dst is not None and not checksum_ok(src, dst, data):
         raise MalformedSegment("bad checksum")
     return Segment(
@@ -195,27 +256,207 @@ def parse_segment(
 def build_segment(seg: Segment, *, src: bytes | None = None, dst: bytes | None = None) -> bytes:
     """Encode `seg`. With `src` and `dst` (packed addresses) the checksum is filled in;
     otherwise it is left as ``seg.checksum`` (zero unless set)."""
-    opts = encode_options(seg.options)
-    hlen = HEADER_SIZE + len(opts)
-    buf = bytearray(hlen + len(seg.payload))
+    pseudo = pseudo_header_sum(src, dst) if src is not None and dst is not None else None
+    return pack_segment(
+        seg.src_port,
+        seg.dst_port,
+        seg.seq,
+        seg.ack,
+        int(seg.flags),
+        seg.window,
+        encode_options(seg.options),
+        seg.payload,
+        pseudo,
+        urgent=seg.urgent,
+        checksum=0 if src else seg.checksum,
+    )
+
+
+def pack_segment(
+    sport: int,
+    dport: int,
+    seq: int,
+    ack: int,
+    flags: int,
+    window: int,
+    options: bytes,
+    payload: bytes | bytearray | memoryview = b"",
+    pseudo: int | None = None,
+    *,
+    urgent: int = 0,
+    checksum: int = 0,
+) -> bytes:
+    """A segment from its fields, its options already encoded (a multiple of four bytes).
+
+    With `pseudo` (the addresses' part of the pseudo-header, `pseudo_header_sum`) the
+    checksum is computed over the whole segment; without, the field holds `checksum`.
+    """
+    hlen = _header_length(options)
+    buf = bytearray(hlen)
     HEADER.pack_into(
         buf,
         0,
-        seg.src_port,
-        seg.dst_port,
-        seg.seq & 0xFFFFFFFF,
-        seg.ack & 0xFFFFFFFF,
-        (hlen // 4) << 4,
-        int(seg.flags),
-        seg.window,
-        0 if src else seg.checksum,
-        seg.urgent,
+        sport,
+        dport,
+        seq & _MASK,
+        ack & _MASK,
+        (hlen >> 2) << 4,
+        flags,
+        window,
+        checksum if pseudo is None else 0,
+        urgent,
     )
-    buf[HEADER_SIZE:hlen] = opts
-    buf[hlen:] = seg.payload
-    if src is not None and dst is not None:
-        fill_checksum(buf, src, dst)
+    buf[HEADER_SIZE:] = options
+    buf += payload
+    if pseudo is not None:
+        _U16.pack_into(buf, CHECKSUM_OFFSET, finish(pseudo + len(buf) + ones_sum(buf)))
     return bytes(buf)
+
+
+def _header_length(options: bytes) -> int:
+    """The header length for already encoded `options`, which must fill whole words."""
+    if len(options) & 3 or len(options) > MAX_OPTIONS_SIZE:
+        raise ValueError(f"{len(options)} bytes of options do not fill a TCP header")
+    return HEADER_SIZE + len(options)
+
+
+def header_sum(
+    sport: int,
+    dport: int,
+    seq: int,
+    ack: int,
+    offset: int,
+    flags: int,
+    window: int,
+    urgent: int = 0,
+) -> int:
+    """A number congruent, modulo 0xFFFF, to the ones'-complement sum of the fixed
+    header's words with a zero checksum field (`offset` is the data offset byte; `seq`
+    and `ack` are 32-bit).
+
+    Ones'-complement addition of 16-bit words is addition modulo 0xFFFF (the
+    end-around carry adds 2**16 back as 1), in any order and grouping (RFC 1071 §2).
+    A 32-bit field's two words add up to hi + lo ≡ hi * 2**16 + lo, its value, and the
+    word holding the data offset and the flags is offset * 256 + flags: so the header's
+    sum is the plain sum of its field values, computed without packing a byte.
+    """
+    return sport + dport + seq + ack + (offset << 8) + flags + window + urgent
+
+
+def pack_ack(
+    sport: int,
+    dport: int,
+    seq: int,
+    ack: int,
+    flags: int,
+    window: int,
+    tsval: int | None,
+    tsecr: int,
+    pseudo: int | None,
+) -> bytes:
+    """A segment without payload whose options are NOP NOP TS(`tsval`, `tsecr`), or
+    none when `tsval` is None: the shape of nearly every pure ACK.
+
+    Equal to `pack_segment` with those options; the checksum (when `pseudo` is given)
+    is `header_sum` plus the pseudo-header's length and the option words, written out
+    here because a bulk transfer's receiver packs one of these for every two segments.
+    """
+    seq &= _MASK
+    ack &= _MASK
+    csum = 0
+    if tsval is None:
+        if pseudo is not None:
+            csum = (
+                pseudo
+                + HEADER_SIZE
+                + sport
+                + dport
+                + seq
+                + ack
+                + (OFFSET_PLAIN << 8)
+                + flags
+                + window
+            ) % 0xFFFF
+            csum = 0xFFFF - csum if csum else 0
+        return HEADER.pack(sport, dport, seq, ack, OFFSET_PLAIN, flags, window, csum, 0)
+    if pseudo is not None:
+        csum = (
+            pseudo
+            + HEADER_TS_SIZE
+            + sport
+            + dport
+            + seq
+            + ack
+            + (OFFSET_TS << 8)
+            + flags
+            + window
+            + _TS_PREFIX_SUM
+            + tsval
+            + tsecr
+        ) % 0xFFFF
+        csum = 0xFFFF - csum if csum else 0
+    return HEADER_TS.pack(
+        sport, dport, seq, ack, OFFSET_TS, flags, window, csum, 0, TS_PREFIX, tsval, tsecr
+    )
+
+
+def pack_burst(
+    out: list[bytes],
+    sport: int,
+    dport: int,
+    seq: int,
+    ack: int,
+    flags: int,
+    window: int,
+    options: bytes,
+    payload: bytes | bytearray | memoryview,
+    mss: int,
+    last_flags: int,
+    pseudo: int | None,
+) -> None:
+    """Append to `out` the segments that carry `payload` from `seq`, `mss` bytes each
+    but the last, as a NIC's segmentation offload cuts them: every segment has the same
+    ack, window and options and `flags`; the last one also `last_flags` (PSH, FIN).
+
+    Each is equal to `pack_segment` of its part; the checksum (when `pseudo` is given)
+    sums the header and options once for the burst, by `header_sum`, and per segment
+    only its sequence number, flags, length and payload bytes.
+    """
+    total = len(payload)
+    hlen = _header_length(options)
+    offset = (hlen >> 2) << 4
+    ack &= _MASK
+    base = 0
+    if pseudo is not None:
+        # The pseudo-header (addresses, protocol, TCP length less the payload's, added
+        # per segment), the header fields that do not vary, and the options' words.
+        base = pseudo + hlen + header_sum(sport, dport, 0, ack, offset, 0, window)
+        if options:
+            base += ones_sum(options)
+    pack = HEADER.pack
+    join = b"".join
+    from_bytes = int.from_bytes
+    start = 0
+    while start < total:
+        end = start + mss
+        if end >= total:
+            end = total
+            f = flags | last_flags
+        else:
+            f = flags
+        part = payload[start:end]
+        s = (seq + start) & _MASK
+        csum = 0
+        if pseudo is not None:
+            n = end - start
+            x = from_bytes(part, "big")
+            if n & 1:
+                x <<= 8  # an odd last byte is the high half of a word padded with zero
+            # The payload's big number is reduced first: adding to it would copy it.
+            csum = (base + s + f + n + x % 0xFFFF) % 0xFFFF
+            csum = 0xFFFF - csum if csum else 0
+        out.append(join((pack(sport, dport, s, ack, offset, f, window, csum, 0), options, part)))
+        start = end
 
 
 def fill_checksum(buf: bytearray, src: bytes, dst: bytes, pseudo: int | None = None) -> None:
@@ -226,7 +467,7 @@ def fill_checksum(buf: bytearray, src: bytes, dst: bytes, pseudo: int | None = N
 
 
 def checksum_ok(src: bytes, dst: bytes, data: bytes | bytearray | memoryview) -> bool:
-    return (pseudo_header_sum(src, dst) + len(data) + ones_sum(data)) % 0xFFFF == 0
+    return segment_sum_ok(pseudo_header_sum(src, dst), data)
 
 
 def flags_text(flags: int) -> str:
