@@ -25,6 +25,15 @@ class Config:
     # segment end to end (a UDP checksum) may switch this off as NICs offload it.
     checksum: bool = True
 
+    # The core's shortcuts: header prediction on receive (an in-order data segment or a
+    # pure ACK of new data handled in one pass, RFC 7323 Appendix A), the burst and
+    # pure-ACK packers with arithmetic checksums on send, and the cheap "nothing to
+    # send" answer. Off, every segment takes the full path of RFC 9293 §3.10.7.4 and is
+    # built one at a time by the general builder. Nothing observable may differ
+    # (tests/tcp/test_fastpath.py proves it); turn it off to check that, or to debug
+    # with one code path instead of two.
+    header_prediction: bool = True
+
     # Nagle's algorithm (RFC 9293 §3.7.4) unless no_delay, like TCP_NODELAY.
     no_delay: bool = False
 

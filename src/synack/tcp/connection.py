@@ -23,7 +23,6 @@ implements.
 from __future__ import annotations
 
 import bisect
-import struct
 from collections import deque
 from collections.abc import Callable
 from typing import Any
@@ -54,20 +53,33 @@ from synack.tcp.isn import new_secret, ts_offset
 from synack.tcp.ranges import RangeSet
 from synack.tcp.rtt import RttEstimator
 from synack.tcp.state import ACCEPTS_SEND, RECEIVES_TEXT, SENT_FIN, SYNCHRONIZED, State
-from synack.wire.checksum import address_bytes, finish, ones_sum, pseudo_header_sum
+from synack.wire.checksum import address_bytes, pseudo_header_sum, segment_sum_ok
 from synack.wire.seq import MASK, seq_lt
 from synack.wire.tcp import (
     HEADER,
     HEADER_SIZE,
+    HEADER_TS,
+    HEADER_TS_SIZE,
+    OFFSET_PLAIN,
+    OFFSET_TS,
     TS_PREFIX,
     MalformedSegment,
     Options,
     encode_options,
+    encode_sack,
+    encode_timestamps,
+    pack_ack,
+    pack_burst,
+    pack_segment,
     parse_options,
+    unpack_header,
+    unpack_timestamps,
 )
 
 _ESTABLISHED = State.ESTABLISHED
-_ones_sum = ones_sum
+# Bound once: header prediction unpacks with one of these per segment (wire's layouts).
+_unpack_plain = HEADER.unpack_from
+_unpack_ts = HEADER_TS.unpack_from
 
 FIN = 0x01
 SYN = 0x02
@@ -88,14 +100,6 @@ PAWS_IDLE_LIMIT = 24 * 24 * 3600.0
 # Segments acknowledged at once at the start of a connection, so that slow start is not
 # slowed by delayed ACKs (Linux's "quick ACK" mode does the same).
 QUICKACK_SEGMENTS = 16
-
-_HDR = HEADER
-_HDR_TS = struct.Struct("!HHIIBBHHH4sII")  # the fixed header plus NOP NOP TS
-_HDR_TS_SIZE = _HDR_TS.size  # 32
-_TS_VALUES = struct.Struct("!II")
-_U16 = struct.Struct("!H")
-_SACK_HEAD = b"\x01\x01\x05"  # NOP NOP SACK, then length and blocks
-_U32X2 = struct.Struct("!II")
 
 
 def window_scale_for(buffer: int) -> int:
@@ -153,6 +157,9 @@ class Connection:
         # The pseudo-header sum is the same in both directions (addition commutes).
         self._pseudo = pseudo_header_sum(self.local_ip, self.remote_ip)
         self._checksum = cfg.checksum
+        # What wire's packers take: the pseudo-header sum, or None for no checksum.
+        self._csum_pseudo = self._pseudo if cfg.checksum else None
+        self._prediction = cfg.header_prediction  # see Config.header_prediction
 
         self.state = State.CLOSED
         self._opened = False  # connect() or listen() was called: a TCB opens only once
@@ -608,7 +615,7 @@ class Connection:
 
     def handle_segment(self, data: bytes | bytearray | memoryview, now: float) -> None:
         """Process one arriving segment (the TCP header and its payload)."""
-        if self.state is _ESTABLISHED and self._predicted(data, now):
+        if self.state is _ESTABLISHED and self._prediction and self._predicted(data, now):
             return
         seg = self._parse(data)
         if seg is None:
@@ -645,23 +652,24 @@ class Connection:
         ):
             return False
         n = len(data)
+        # Only the layout every segment of this connection should carry: NOP NOP TS
+        # once timestamps are in use (RFC 7323 §3.2: then "the TSopt MUST be sent in
+        # every non-<RST> segment"), no options otherwise.
         if self._ts_ok:
-            if n < _HDR_TS_SIZE:
+            if n < HEADER_TS_SIZE:
                 return False
-            (_sp, _dp, seq, ack, off, flags, wnd, _c, _u, tsp, tsval, tsecr) = _HDR_TS.unpack_from(
-                data
-            )
-            if off != 0x80 or tsp != TS_PREFIX:
+            (_sp, _dp, seq, ack, off, flags, wnd, _c, _u, tsp, tsval, tsecr) = _unpack_ts(data)
+            if off != OFFSET_TS or tsp != TS_PREFIX:
                 return False
             ts_recent = self._ts_recent
             if (tsval - ts_recent) & MASK >= 0x80000000:
                 return False  # PAWS must look at it
-            hlen = _HDR_TS_SIZE
+            hlen = HEADER_TS_SIZE
         else:
             if n < HEADER_SIZE:
                 return False
-            _sp, _dp, seq, ack, off, flags, wnd, _c, _u = _HDR.unpack_from(data)
-            if off != 0x50:
+            _sp, _dp, seq, ack, off, flags, wnd, _c, _u = _unpack_plain(data)
+            if off != OFFSET_PLAIN:
                 return False
             tsval = -1
             tsecr = 0
@@ -675,23 +683,30 @@ class Connection:
         d = (ack - una) & MASK
         if d >= 0x80000000 or una + d > self.snd_max:
             return False
+        # The window update rule of §3.10.7.4 ("If (SND.WL1 < SEG.SEQ or (SND.WL1 =
+        # SEG.SEQ and SND.WL2 =< SEG.ACK)), set SND.WND <- SEG.WND ...") is applied below
+        # unconditionally, so it must hold. It fails when a segment beyond a hole (a
+        # window update sent after data that was lost) has moved SND.WL1 past RCV.NXT:
+        # the retransmission that fills the hole carries an older window.
+        wl1 = self.snd_wl1
+        if wl1 > rcv_nxt or (wl1 == rcv_nxt and self.snd_wl2 > una + d):
+            return False
         plen = n - hlen
         if plen > self._rcv_adv - rcv_nxt:
             return False
         if plen == 0 and d == 0:
             return False  # a duplicate ACK or a window update: the full path decides
-        if self._checksum and (self._pseudo + n + _ones_sum(data)) % 0xFFFF:
+        if self._checksum and not segment_sum_ok(self._pseudo, data):
             return False  # the full path counts and drops it
         self.segs_in += 1
         self._last_recv = now
-        if tsval >= 0 and rcv_nxt == self._last_ack_sent:
+        if tsval >= 0 and rcv_nxt <= self._last_ack_sent:
             self._ts_recent = tsval  # RFC 7323 §4.3: SEG.SEQ =< Last.ACK.sent
             self._ts_recent_at = now
         self._probes = 0
         if d:
             self._ack_advance(una + d, tsecr, now)
-        # The window update rule of §3.10.7.4 always holds here: SEG.SEQ = RCV.NXT is
-        # not below SND.WL1, and SEG.ACK is not below SND.WL2.
+        # The window update (its rule was checked above).
         wnd <<= self._snd_wscale
         if wnd != self.snd_wnd:
             if wnd > self.snd_wnd and wnd:
@@ -739,23 +754,20 @@ class Connection:
             self._delack_at = now + self.config.delayed_ack_timeout
 
     def _parse(self, data: bytes | bytearray | memoryview) -> _Inbound | None:
-        n = len(data)
-        if n < HEADER_SIZE:
+        try:
+            _sp, _dp, seq, ack, hlen, flags, wnd, _csum, _urg = unpack_header(data)
+        except MalformedSegment:
             self.counters["dropped"] += 1
             return None
-        _sp, _dp, seq, ack, off, flags, wnd, _csum, _urg = _HDR.unpack_from(data)
-        hlen = (off >> 4) << 2
-        if hlen < HEADER_SIZE or hlen > n:
-            self.counters["dropped"] += 1
-            return None
-        if self._checksum and (self._pseudo + n + ones_sum(data)) % 0xFFFF:
+        if self._checksum and not segment_sum_ok(self._pseudo, data):
             self.counters["bad_checksum"] += 1
             return None
         tsval: int | None = None
         tsecr = 0
         opts: Options | None = None
-        if hlen == 32 and data[20:24] == TS_PREFIX:
-            tsval, tsecr = _TS_VALUES.unpack_from(data, 24)
+        ts = unpack_timestamps(data, hlen)
+        if ts is not None:
+            tsval, tsecr = ts
         elif hlen > HEADER_SIZE:
             try:
                 opts = parse_options(data, HEADER_SIZE, hlen)
@@ -1618,8 +1630,11 @@ class Connection:
             and self._high_rxt >= self._lost_edge
             and self._fin_seq < 0
             and not self._rxt_again
+            and self._prediction
         ):
-            return []  # the common case of nothing to say, decided cheaply
+            # The common case of nothing to say, decided cheaply. A shortcut past the
+            # full path below, so Config.header_prediction turns it off too.
+            return []
         self._queued = []
         if state is State.CLOSED or state is State.LISTEN:
             return out
@@ -1781,69 +1796,44 @@ class Connection:
     ) -> int:
         """The hot path: `count` full segments and one of `tail` bytes, from `nxt`.
 
-        Headers are packed whole with one struct call, and the checksum is summed
-        arithmetically: the ones'-complement sum of the header words is congruent,
-        modulo 0xFFFF, to the plain sum of the header's fields (each 32-bit field
-        contributes its value, since 2**16 ≡ 1), so only the payload is summed as bytes.
+        wire's `pack_burst` cuts them from the send buffer, summing each header's
+        checksum arithmetically; with header prediction off, each is built by the
+        general builder instead, as a retransmission is (see Config.header_prediction).
         """
-        buf_seq = self._sndbuf_seq
-        lp = self.local_port
-        rp = self.remote_port
-        ack = self.rcv_nxt & MASK
-        window = self._window_field()
-        checksum = self._checksum
-        from_bytes = int.from_bytes
-        # The options are the same on every segment of the burst: NOP NOP TS, and the
-        # SACK blocks while the receive queue has holes (RFC 2018 §4).
-        opts = self._ts_option(now) + sack_option
-        hlen = HEADER_SIZE + len(opts)
-        offset_byte = (hlen >> 2) << 4  # data offset in words, in the high nibble
-        base = (
-            self._pseudo
-            + lp
-            + rp
-            + ack
-            + window
-            + (offset_byte << 8)
-            + hlen
-            + (ones_sum(opts) if opts else 0)
-        )
-        pack = _HDR.pack
-        join = b"".join
-        mv = memoryview(self._sndbuf)
-        sent = 0
-        try:
+        sent = count * mss + tail
+        end = nxt + sent
+        # Only the last segment can end where the queued data (and so the FIN) does.
+        last = PSH if end == data_end else 0
+        if end == fin_seq:
+            last |= FIN
+        off = nxt - self._sndbuf_seq
+        if self._prediction:
+            # The options are the same on every segment of the burst: NOP NOP TS, and
+            # the SACK blocks while the receive queue has holes (RFC 2018 §4).
+            with memoryview(self._sndbuf) as mv:
+                pack_burst(
+                    out,
+                    self.local_port,
+                    self.remote_port,
+                    nxt,
+                    self.rcv_nxt,
+                    ACK,
+                    self._window_field(),
+                    self._ts_option(now) + sack_option,
+                    mv[off : off + sent],
+                    mss,
+                    last,
+                    self._csum_pseudo,
+                )
+            self.segs_out += count + (1 if tail else 0)
+        else:
             for i in range(count + (1 if tail else 0)):
                 n = mss if i < count else tail
-                off = nxt - buf_seq
-                payload = mv[off : off + n]
-                end = nxt + n
-                flags = ACK | PSH if end == data_end else ACK
-                if end == fin_seq:
-                    flags |= FIN
-                csum = 0
-                if checksum:
-                    x = from_bytes(payload, "big")
-                    if n & 1:
-                        x <<= 8
-                    csum = (base + (nxt & MASK) + flags + n + x) % 0xFFFF
-                    csum = 0xFFFF - csum if csum else 0
-                out.append(
-                    join(
-                        (
-                            pack(lp, rp, nxt & MASK, ack, offset_byte, flags, window, csum, 0),
-                            opts,
-                            payload,
-                        )
-                    )
-                )
-                nxt = end + 1 if flags & FIN else end
-                sent += n
-        finally:
-            mv.release()
+                flags = ACK | last if i * mss + n == sent else ACK
+                out.append(self._build_data(nxt + i * mss, flags, off + i * mss, n, now))
+        nxt = end + 1 if last & FIN else end
         if tail:
             self._snd_sml = nxt
-        self.segs_out += count + (1 if tail else 0)
         self.bytes_out += sent
         if not self._ts_ok and self._rtt_seq < 0:
             self._rtt_seq = nxt
@@ -1914,47 +1904,25 @@ class Connection:
         self._data_sent(now)
 
     def _send_pure_ack(self, out: list[bytes], now: float) -> None:
-        if self._ooo_starts and self._sack_ok:
+        if not self._prediction or (self._ooo_starts and self._sack_ok):
             out.append(self._build(self.snd_max, self.rcv_nxt, ACK, now, sack=True))
             return
-        # Half of a bulk transfer's segments are pure ACKs: pack them in one call,
-        # with the checksum summed arithmetically as in _send_new.
+        # Half of a bulk transfer's segments are pure ACKs: wire packs them in one
+        # call, with the checksum summed arithmetically.
         window = self._window_field()
-        seq = self.snd_max & MASK
-        ack = self.rcv_nxt & MASK
-        lp = self.local_port
-        rp = self.remote_port
-        csum = 0
-        if self._ts_ok:
-            tsval = (int(now * 1000) + self._ts_offset) & MASK
-            tsecr = self._ts_recent
-            if self._checksum:
-                csum = (
-                    self._pseudo
-                    + lp
-                    + rp
-                    + seq
-                    + ack
-                    + 0x8000
-                    + ACK
-                    + window
-                    + 0x0101
-                    + 0x080A
-                    + tsval
-                    + tsecr
-                    + _HDR_TS_SIZE
-                ) % 0xFFFF
-                csum = 0xFFFF - csum if csum else 0
-            out.append(
-                _HDR_TS.pack(lp, rp, seq, ack, 0x80, ACK, window, csum, 0, TS_PREFIX, tsval, tsecr)
+        out.append(
+            pack_ack(
+                self.local_port,
+                self.remote_port,
+                self.snd_max,
+                self.rcv_nxt,
+                ACK,
+                window,
+                (int(now * 1000) + self._ts_offset) & MASK if self._ts_ok else None,
+                self._ts_recent,
+                self._csum_pseudo,
             )
-        else:
-            if self._checksum:
-                csum = (
-                    self._pseudo + lp + rp + seq + ack + 0x5000 + ACK + window + HEADER_SIZE
-                ) % 0xFFFF
-                csum = 0xFFFF - csum if csum else 0
-            out.append(_HDR.pack(lp, rp, seq, ack, 0x50, ACK, window, csum, 0))
+        )
         self.segs_out += 1
         self._after_ack_sent()
 
@@ -2010,7 +1978,7 @@ class Connection:
     def _ts_option(self, now: float) -> bytes:
         """NOP NOP TS(TSval, TSecr) when timestamps are in use, else nothing."""
         if self._ts_ok:
-            return TS_PREFIX + _TS_VALUES.pack(self._ts_now(now), self._ts_recent)
+            return encode_timestamps(self._ts_now(now), self._ts_recent)
         return b""
 
     def _sack_option(self) -> bytes:
@@ -2018,24 +1986,15 @@ class Connection:
         "in all ACKs which do not ACK the highest sequence number" received)."""
         if not (self._sack_ok and self._ooo_starts):
             return b""
-        blocks = self._sack_blocks()
-        return (
-            _SACK_HEAD
-            + bytes((2 + 8 * len(blocks),))
-            + b"".join(_U32X2.pack(left & MASK, right & MASK) for left, right in blocks)
-        )
+        return encode_sack(self._sack_blocks())
 
     def _build_data(self, seq: int, flags: int, offset: int, n: int, now: float) -> bytes:
         """One data (or FIN) segment off the hot path: retransmissions and lone FINs."""
         opts = self._ts_option(now) + self._sack_option()
-        mv = memoryview(self._sndbuf)
-        try:
-            payload = bytes(mv[offset : offset + n])
-        finally:
-            mv.release()
-        seg = self._build_with_options(
-            seq, self.rcv_nxt, flags, self._window_field(), opts, payload
-        )
+        with memoryview(self._sndbuf) as mv:
+            seg = self._build_with_options(
+                seq, self.rcv_nxt, flags, self._window_field(), opts, mv[offset : offset + n]
+            )
         self._after_ack_sent()
         return seg
 
@@ -2055,29 +2014,27 @@ class Connection:
         return self._build_with_options(seq, self.rcv_nxt, RST | ACK, 0, b"")
 
     def _build_with_options(
-        self, seq: int, ack: int, flags: int, window: int, opts: bytes, payload: bytes = b""
+        self,
+        seq: int,
+        ack: int,
+        flags: int,
+        window: int,
+        opts: bytes,
+        payload: bytes | memoryview = b"",
     ) -> bytes:
-        hlen = HEADER_SIZE + len(opts)
-        seg = bytearray(hlen)
-        _HDR.pack_into(
-            seg,
-            0,
+        """Any segment, by wire's general builder (the checksum summed over its bytes)."""
+        self.segs_out += 1
+        return pack_segment(
             self.local_port,
             self.remote_port,
-            seq & MASK,
-            ack & MASK,
-            (hlen >> 2) << 4,
+            seq,
+            ack,
             flags,
             window,
-            0,
-            0,
+            opts,
+            payload,
+            self._csum_pseudo,
         )
-        seg[HEADER_SIZE:] = opts
-        seg += payload
-        if self._checksum:
-            _U16.pack_into(seg, 16, finish(self._pseudo + len(seg) + ones_sum(seg)))
-        self.segs_out += 1
-        return bytes(seg)
 
     # ------------------------------------------------------------------ state changes
 
