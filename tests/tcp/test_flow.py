@@ -465,3 +465,22 @@ def test_ts_recent_is_not_taken_from_a_segment_beyond_last_ack_sent() -> None:
     s = ts_established()
     data_from_peer(s, 100, b"ooo", ts=(5000, tsval(0)))
     assert [x.options.timestamps for x in recv(s)] == [(tsval(0), 1000)]
+
+
+def test_ts_recent_is_not_taken_from_a_segment_with_an_unacceptable_ack() -> None:
+    """RFC 5961 §5.2: "The ACK value is considered acceptable only if it is in the range
+    of ((SND.UNA - MAX.SND.WND) <= SEG.ACK <= SND.NXT). All incoming segments whose ACK
+    value doesn't satisfy the above condition MUST be discarded and an ACK sent back."
+
+    RFC 7323 §4.3 (2), "If: SEG.TSval >= TS.Recent and SEG.SEQ <= Last.ACK.sent then
+    SEG.TSval is copied to TS.Recent", concerns the segments TCP accepts; a discarded
+    one must leave TS.Recent alone, or PAWS (§5.3 R1) then discards the next valid one."""
+    s = ts_established()
+    # In sequence, but acknowledging data we never sent, with a TSval from far ahead.
+    data_from_peer(s, 0, b"bad", ack=LOCAL_ISS + 1 + 5000, ts=(1_000_000, tsval(0)))
+    # The challenge ACK echoes the TS.Recent of the last acceptable segment.
+    assert recv(s) == [seg(RECV, ts=(tsval(0), 1000))]
+    assert s.conn.receive() == b""
+    # The next valid segment carries the peer's real clock: PAWS accepts it.
+    data_from_peer(s, 0, b"good", ts=(1001, tsval(0)))
+    assert s.conn.receive() == b"good"

@@ -534,7 +534,9 @@ def test_thirty_percent_loss_both_ways_bidirectional() -> None:
     link = Link(delay=0.03, loss=0.3)
     cfg = Config(secret=SECRET, rto_max=10.0)
     out = heavy(4, link, link, cfg, c2s=100_000, s2c=100_000)
-    assert out.net.stats.dropped_total > 100
+    # Heavy loss happened (a share of what was sent: a count would depend on how few
+    # segments the recovery needs).
+    assert out.net.stats.dropped_total > 0.2 * out.net.stats.sent
 
 
 def test_bottleneck_queue_losses_only() -> None:

@@ -73,3 +73,98 @@ def test_five_percent_loss_recovers_without_timeouts() -> None:
     assert client.info()["retransmits"] > 20  # there was loss to repair
     assert client.info()["timeouts"] == 0
     assert client.state is State.ESTABLISHED
+
+
+def test_a_partial_ack_sends_the_segments_it_shows_lost_at_once() -> None:
+    """RFC 6675 §5 (C): "If cwnd - pipe >= 1 SMSS the sender SHOULD transmit one or more
+    segments as follows: (C.1) The scoreboard MUST be queried via NextSeg () for the
+    sequence number range of the next segment to transmit (if any), and the given
+    segment sent." -- on a partial ACK as on any other ACK of the recovery.
+
+    Which segments NextSeg () returns is where the RFCs leave room: RFC 6675's IsLost ()
+    counts SACKed segments above a hole, and after a partial ACK nothing may lie above
+    the tail. Linux (RACK, RFC 8985 §6.2) deems lost whatever was sent before a
+    transmission that has since been delivered: the partial ACK proves that the
+    retransmission it covers arrived, so the unSACKed segments sent before it are lost.
+    """
+    s: Sock = established(rtt=0.1, sack=True, peer=SACK_PEER, congestion_control="newreno")
+    s.conn.send(bytes(10 * MSS))
+    assert offsets(recv(s)) == [i * MSS for i in range(10)]
+    # Segments 0, 8 and 9 are lost. SACKs for 1..7 start recovery (at 1..3) and resend 0.
+    resent: list[Segment] = []
+    for last in range(2, 8):
+        resent += data(ack(s, 0, sack_blocks((1, last))))
+    assert offsets(resent) == [0]
+    assert s.conn.cwnd == 5 * MSS  # RFC 5681 eq. (4): FlightSize / 2
+    # The retransmission arrives: a partial ACK up to the hole at 8. Nothing is in the
+    # pipe any more (cwnd - pipe = 5 SMSS), and segments 8 and 9 went out before the
+    # retransmission that just arrived: both are resent now, not after the RTO.
+    assert offsets(data(ack(s, 8 * MSS))) == [8 * MSS, 9 * MSS]
+    assert s.conn.info()["timeouts"] == 0
+    assert offsets(data(ack(s, 10 * MSS))) == []
+    assert not s.conn.info()["in_recovery"]
+
+
+def test_a_partial_ack_resends_a_hole_below_sacked_data_at_once() -> None:
+    """RFC 6675 §5 (C) and §4 NextSeg () (1): "If there exists a smallest unSACKed
+    sequence number 'S2' that meets the following three criteria for determining loss,
+    the sequence range of one segment of up to SMSS octets starting with S2 MUST be
+    returned." A partial ACK that shows the retransmission of segment 0 delivered shows
+    segment 8, sent before it and still not SACKed, lost (RACK's rule, as in Linux)."""
+    s: Sock = established(rtt=0.1, sack=True, peer=SACK_PEER, congestion_control="newreno")
+    s.conn.send(bytes(10 * MSS))
+    recv(s)
+    resent: list[Segment] = []
+    for last in range(2, 8):
+        resent += data(ack(s, 0, sack_blocks((1, last))))
+    assert offsets(resent) == [0]
+    # Segments 0 and 8 were lost; the partial ACK brings the SACK of 9 with it.
+    assert offsets(data(ack(s, 8 * MSS, sack_blocks((9, 10))))) == [8 * MSS]
+    assert s.conn.info()["timeouts"] == 0
+
+
+def worst_srtt_through_heavy_loss(seed: int, path_rtt: float) -> float:
+    """76 KB over a path of `path_rtt`, with 20% loss each way once the handshake is done:
+    the highest SRTT the sender had at any moment."""
+    net = FakeNetwork(seed=seed, link=Link(delay=path_rtt / 2))
+    client, server = connected_pair(net, Config(secret=b"heavy-loss" * 4))
+    net.set_default_link(Link(delay=path_rtt / 2, loss=0.2))
+    payload = bytes(range(256)) * 304  # 76 KB
+    sent = client.send(payload)
+    received = bytearray()
+    worst = 0.0
+
+    def feed(now: float) -> None:
+        nonlocal sent, worst
+        if sent < len(payload):
+            sent += client.send(payload[sent:])
+        worst = max(worst, client.srtt or 0.0)
+
+    def drain(now: float) -> None:
+        received.extend(server.receive())
+
+    net.set_app("198.18.0.1", feed)
+    net.set_app("198.18.0.2", drain)
+    net.run_until(lambda: len(received) == len(payload), 3600.0, what=f"seed {seed}")
+    assert bytes(received) == payload
+    assert client.info()["retransmits"] > 0  # there was loss to repair
+    return worst
+
+
+def test_heavy_loss_never_inflates_srtt() -> None:
+    """RFC 6298 §3 (Karn): "RTT samples MUST NOT be made using segments that were
+    retransmitted (and thus for which it is ambiguous whether the reply was for the first
+    instance of the packet or a later instance). The only case when TCP can safely take
+    RTT samples from retransmitted segments is when the TCP timestamp option is employed,
+    since the timestamp option removes the ambiguity regarding which instance of the data
+    segment triggered the acknowledgment."
+
+    Under heavy loss an ACK is lost, the retransmission arrives as a duplicate, and the
+    receiver -- keeping TS.Recent as RFC 7323 §4.3 (2) says -- echoes the timestamp of an
+    earlier segment, seconds old: no instance is named, and the sample must not be taken.
+    76 KB over a 100 ms path with 20% loss each way once the handshake is done: whatever
+    the seed, SRTT never exceeds four times the path's round trip (it reached a minute,
+    and the transfer ten minutes, before)."""
+    for seed in range(100):
+        worst = worst_srtt_through_heavy_loss(seed, 0.1)
+        assert worst <= 4 * 0.1, f"seed {seed}: SRTT reached {worst:.3f} s"

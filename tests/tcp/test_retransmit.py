@@ -4,7 +4,9 @@ RFC 3042), and SACK (RFC 2018 blocks from the receiver, RFC 6675 recovery at the
 
 from __future__ import annotations
 
+from dataclasses import replace
 from itertools import pairwise
+from typing import Any
 
 import pytest
 
@@ -31,16 +33,19 @@ from .conftest import (
     state,
     syn_received,
     syn_sent,
+    tsval,
 )
 
 SACK_PEER = {"sack_permitted": True}
 
 
-def ack(s: Sock, acked: int, sack: tuple[tuple[int, int], ...] = ()) -> list[Segment]:
+def ack(
+    s: Sock, acked: int, sack: tuple[tuple[int, int], ...] = (), **changes: Any
+) -> list[Segment]:
     """The peer acknowledges `acked` bytes of ours, SACKing byte ranges (offsets into our
     stream); returns what we send in answer."""
     blocks = tuple((LOCAL_ISS + 1 + lo, LOCAL_ISS + 1 + hi) for lo, hi in sack)
-    send(s, seg(SEND, ack=LOCAL_ISS + 1 + acked, sack=blocks))
+    send(s, seg(SEND, ack=LOCAL_ISS + 1 + acked, sack=blocks, **changes))
     return recv(s)
 
 
@@ -165,6 +170,44 @@ def test_karn_no_sample_from_a_retransmitted_segment() -> None:
     assert s.conn.rto == pytest.approx(0.25)  # 0.1 + 4 * (3/4 * 0.05)
 
 
+@pytest.mark.parametrize("echo", ["original", "retransmission"])
+def test_karn_with_timestamps_needs_the_echo_of_the_retransmission(echo: str) -> None:
+    """RFC 6298 §3: "RTT samples MUST NOT be made using segments that were retransmitted
+    (and thus for which it is ambiguous whether the reply was for the first instance of
+    the packet or a later instance). The only case when TCP can safely take RTT samples
+    from retransmitted segments is when the TCP timestamp option is employed, since the
+    timestamp option removes the ambiguity regarding which instance of the data segment
+    triggered the acknowledgment."
+
+    It removes it only when the echo is that instance's. RFC 7323 §4.3 (2) copies a
+    TSval to TS.Recent only from a segment with "SEG.SEQ <= Last.ACK.sent" that TCP
+    accepts, so a retransmission that arrives as a duplicate (its first ACK was lost) is
+    answered with the TS.Recent of an earlier segment: an echo older than the
+    retransmission that triggered the ACK. Measuring from it would count the whole RTO
+    wait as round-trip time; RFC 7323 §4.1 ("A TSecr value received in a segment MAY
+    be used to update the averaged RTT measurement only if ...") lets the sender refuse
+    it, and Karn's rule says it must.
+    """
+    s = established(rtt=0.1, timestamps=True, peer={"ts": (1000, tsval(0))})
+    s.conn.send(b"abc")
+    [first] = recv(s)
+    assert first.options.timestamps == (tsval(0.1), 1000)
+    assert fire(s) == [seg(first, options=replace(first.options, timestamps=(tsval(0.4), 1000)))]
+    assert s.conn.rto == pytest.approx(0.6)  # backed off (RFC 6298 §5.5)
+    s.at(0.45)
+    echoed = tsval(0.1) if echo == "original" else tsval(0.4)
+    ack(s, 3, ts=(1100, echoed))
+    if echo == "original":
+        # No sample: SRTT keeps the handshake's 0.1 s and the RTO stays backed off
+        # until a valid sample (RFC 6298 §5.7's note on Karn's algorithm).
+        assert s.conn.srtt == pytest.approx(0.1)
+        assert s.conn.rto == pytest.approx(0.6)
+    else:
+        # The echo of the retransmission itself: a valid sample of 0.05 s.
+        assert s.conn.srtt == pytest.approx(0.1 * 7 / 8 + 0.05 / 8)
+        assert s.conn.rto < 0.6
+
+
 def test_syn_retransmission_gives_no_sample_and_rto_of_3s() -> None:
     s = syn_sent()
     fire(s)
@@ -238,6 +281,31 @@ def test_limited_transmit_sends_new_data_on_the_first_two_dupacks() -> None:
     assert offsets(ack(s, 0)) == [10 * MSS]
     assert offsets(ack(s, 0)) == [11 * MSS]
     assert offsets(ack(s, 0)) == [0]
+
+
+@pytest.mark.parametrize("sack", [False, True], ids=["no-sack", "sack"])
+def test_limited_transmit_is_two_segments_and_stays_out_of_flight_size(sack: bool) -> None:
+    """RFC 3042 §2: a new segment on each of the first two duplicate ACKs, only if "the
+    amount of outstanding data would remain less than or equal to the congestion window
+    plus 2 segments. In other words, the sender can only send two segments beyond the
+    congestion window (cwnd)." With SACK, the SACKed segment of each duplicate ACK has
+    already left the pipe: that is the room limited transmit gives, not more.
+
+    RFC 5681 §3.2 step 2: "When the third duplicate ACK is received, a TCP MUST set
+    ssthresh to no more than the value given in equation (4). When [RFC3042] is in use,
+    additional data sent in limited transmit MUST NOT be included in this calculation."
+    """
+    s = established(
+        rtt=0.1, congestion_control="newreno", sack=sack, peer=SACK_PEER if sack else None
+    )
+    s.conn.send(bytes(20 * MSS))
+    assert len(recv(s)) == 10  # the initial window, cwnd = 10 segments
+    blocks = [((MSS, (i + 2) * MSS),) if sack else () for i in range(3)]
+    assert offsets(ack(s, 0, blocks[0])) == [10 * MSS]
+    assert offsets(ack(s, 0, blocks[1])) == [11 * MSS]
+    assert offsets(ack(s, 0, blocks[2]))[:1] == [0]
+    # FlightSize is the 10 segments outstanding before limited transmit: ssthresh = 5.
+    assert s.conn.ssthresh == 5 * MSS
 
 
 def test_newreno_partial_ack_retransmits_the_next_hole() -> None:

@@ -5,11 +5,19 @@ from __future__ import annotations
 
 import pytest
 
-from synack.tcp import ConnectionClosing, ConnectionDoesNotExist, State
+from synack.tcp import (
+    Connection,
+    ConnectionClosing,
+    ConnectionDoesNotExist,
+    ConnectionReset,
+    State,
+)
 
 from .conftest import (
+    LOCAL,
     LOCAL_ISS,
     RECV,
+    REMOTE,
     REMOTE_ISS,
     SEND,
     WINDOW,
@@ -19,6 +27,7 @@ from .conftest import (
     R,
     close_wait,
     closing,
+    config,
     established,
     events,
     fin_wait_1,
@@ -176,6 +185,29 @@ def test_time_wait_reacks_a_retransmitted_fin_and_restarts_the_timer() -> None:
     assert state(s) is State.CLOSED
 
 
+def test_time_wait_acknowledges_an_acceptable_segment_without_fin() -> None:
+    """RFC 9293 §3.10.7.4, fifth, TIME-WAIT STATE: "The only thing that can arrive in this
+    state is a retransmission of the remote FIN. Acknowledge it, and restart the 2 MSL
+    timeout." Anything else that passes the sequence check is unexpected too, and Linux
+    (tcp_timewait_state_process) and FreeBSD (tcp_twcheck) both acknowledge it, so that
+    the peer learns where we are. The one exception, as in both: a bare ACK exactly at
+    RCV.NXT, which needs no answer (answering it could start an ACK war)."""
+    s = time_wait(msl=1.0)
+    s.at(0.5)
+    # Data in sequence after the peer's FIN (RFC 9293: "Ignore the segment text").
+    send(s, seg(SEND, seq=REMOTE_ISS + 2, ack=LOCAL_ISS + 2, flags=A | P, payload=b"late"))
+    assert recv(s) == [seg(ACK_OF_FIN, seq=LOCAL_ISS + 2)]
+    # An empty segment inside the window but not at RCV.NXT.
+    send(s, seg(SEND, seq=REMOTE_ISS + 10, ack=LOCAL_ISS + 2))
+    assert recv(s) == [seg(ACK_OF_FIN, seq=LOCAL_ISS + 2)]
+    # The bare ACK at RCV.NXT.
+    send(s, seg(SEND, seq=REMOTE_ISS + 2, ack=LOCAL_ISS + 2))
+    recv_nothing(s)
+    # Only the FIN restarts the 2 MSL timeout; none of these did.
+    assert s.conn.get_timer() == pytest.approx(2.0)
+    assert state(s) is State.TIME_WAIT
+
+
 def test_time_wait_stops_the_other_timers() -> None:
     s = time_wait(msl=10.0, keepalive=True)
     assert s.conn.get_timer() == pytest.approx(20.0)
@@ -273,7 +305,9 @@ def test_data_after_close_is_answered_with_rst() -> None:
     assert recv(s) == [seg(RECV, flags=F | A)]
     send(s, seg(SEND, flags=A | P, payload=b"too late"))
     [rst] = recv(s)
-    assert rst.flags & R and rst.seq == LOCAL_ISS + 2
+    # Our FIN is unacknowledged (the segment acknowledges LOCAL_ISS + 1): the RST goes
+    # at the FIN's number, which the peer expects (see the abort tests below).
+    assert rst.flags & R and rst.seq == LOCAL_ISS + 1
     assert state(s) is State.CLOSED
     assert "Reset(ConnectionReset)" in events(s)
 
@@ -314,3 +348,77 @@ def test_abort_sends_nothing_once_our_fin_is_out(builder: object) -> None:
     else:
         assert sent == []
     assert state(s) is State.CLOSED
+
+
+def test_abort_with_our_fin_unacknowledged_resets_at_the_number_the_peer_expects() -> None:
+    """RFC 5961 §3.2: "If the RST bit is set and the sequence number exactly matches the
+    next expected sequence number (RCV.NXT), then TCP MUST reset the connection."
+    Otherwise, in the window, "TCP MUST send an acknowledgment (challenge ACK)".
+
+    RFC 9293 §3.10.5 sends the abort's RST at SND.NXT, which counts our FIN once it is
+    out. While the FIN is unacknowledged the peer has not taken it in as far as we know
+    (lost, or refused by a zero window), and expects the FIN's own number; SND.NXT, one
+    past it, would draw a challenge ACK instead of a reset. Once the FIN is
+    acknowledged, SND.NXT is the number expected."""
+    # FIN-WAIT-1, the FIN alone unacknowledged.
+    s = fin_wait_1()
+    s.conn.abort()
+    [rst] = recv(s)
+    assert rst.flags & R and rst.seq == LOCAL_ISS + 1
+    assert state(s) is State.CLOSED
+    # Data and FIN sent together; the peer acknowledges the data only.
+    s = established()
+    s.conn.send(b"abc")
+    s.conn.shutdown()
+    assert [x.flags for x in recv(s)] == [F | P | A]
+    send(s, seg(SEND, ack=LOCAL_ISS + 4))
+    s.conn.abort()
+    [rst] = recv(s)
+    assert rst.flags & R and rst.seq == LOCAL_ISS + 4
+    # close() with unread data after a shutdown() whose FIN is unacknowledged.
+    s = fin_wait_1()
+    send(s, seg(SEND, flags=A | P, payload=b"unread"))
+    recv(s)
+    s.conn.close()
+    [rst] = recv(s)
+    assert rst.flags & R and rst.seq == LOCAL_ISS + 1
+    # The FIN acknowledged (FIN-WAIT-2): SND.NXT, past the FIN.
+    s = fin_wait_2()
+    s.conn.abort()
+    [rst] = recv(s)
+    assert rst.flags & R and rst.seq == LOCAL_ISS + 2
+
+
+@pytest.mark.parametrize("fin_arrives", [True, False], ids=["fin-arrived", "fin-lost"])
+def test_abort_after_close_resets_a_peer_that_got_the_fin_or_not(fin_arrives: bool) -> None:
+    """The two ends of the rule above, between two of our connections: the RST at the FIN's
+    number resets a peer that never got the FIN (its RCV.NXT, RFC 5961 §3.2), and one
+    that did (CLOSE-WAIT: RCV.NXT - 1, accepted after a FIN as Linux accepts it), each
+    at once, without a challenge ACK."""
+    a = Connection(LOCAL, REMOTE, config())
+    b = Connection(REMOTE, LOCAL, config())
+    b.listen()
+    a.connect(0.0)
+
+    def deliver(src: Connection, dst: Connection) -> list[bytes]:
+        out = src.segments_to_send(0.0)
+        for data in out:
+            dst.handle_segment(data, 0.0)
+        return out
+
+    for _ in range(3):
+        deliver(a, b)
+        deliver(b, a)
+    assert (a.state, b.state) == (State.ESTABLISHED, State.ESTABLISHED)
+    a.close()
+    [fin] = a.segments_to_send(0.0)
+    if fin_arrives:
+        b.handle_segment(fin, 0.0)
+        assert b.state is State.CLOSE_WAIT
+        b.segments_to_send(0.0)  # its ACK of the FIN is lost
+    a.abort()
+    [rst] = deliver(a, b)
+    assert rst[13] & R  # the flags byte
+    assert b.state is State.CLOSED
+    assert b.segments_to_send(0.0) == []  # no challenge ACK
+    assert isinstance(b.error, ConnectionReset)

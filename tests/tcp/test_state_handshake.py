@@ -317,6 +317,30 @@ def test_simultaneous_open_with_crossing_syn_acks() -> None:
     assert s.states == [State.SYN_SENT, State.SYN_RECEIVED, State.ESTABLISHED]
 
 
+def test_simultaneous_open_syn_ack_echoes_only_the_options_the_peer_offered() -> None:
+    """RFC 7323 §2.2 (Window Scale): "This option MAY be sent in an initial <SYN> segment
+    (i.e., a segment with the SYN bit on and the ACK bit off). It MAY also be sent in a
+    <SYN,ACK> segment, but only if a Window Scale option was received in the initial
+    <SYN> segment." §3.2 (Timestamps): "A TCP MAY send the TSopt in an initial <SYN>
+    segment (i.e., segment containing a SYN bit and no ACK bit), and MAY send a TSopt in
+    <SYN,ACK> only if it received a TSopt in the initial <SYN> segment for the
+    connection." Our SYN offered both; the SYN-ACK of a simultaneous open answers the
+    peer's SYN, which offered neither (nor SACK-permitted, RFC 2018 §2)."""
+    full = {"timestamps": True, "sack": True, "window_scaling": True}
+    s = syn_sent(**full)
+    send(s, SYN)  # MSS only
+    assert recv(s) == [OUR_SYN_ACK]
+    assert state(s) is State.SYN_RECEIVED
+    # Its retransmission too.
+    s.at(s.conn.get_timer() or 0.0)
+    s.conn.handle_timer(s.now)
+    assert recv(s) == [OUR_SYN_ACK]
+    # A peer SYN that offers them all is answered with them all.
+    s = syn_sent(**full)
+    send(s, seg(SYN, wscale=7, sack_permitted=True, ts=(777, 0)))
+    assert recv(s) == [seg(OUR_SYN_ACK, wscale=6, sack_permitted=True, ts=(tsval(0), 777))]
+
+
 def test_simultaneous_open_completed_by_an_ack() -> None:
     s = syn_sent()
     send(s, SYN)

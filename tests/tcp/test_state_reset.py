@@ -52,6 +52,8 @@ SYNCHRONIZED: dict[str, Callable[..., Sock]] = {
 }
 # States where a reset reaches the user as "connection reset" (§3.10.7.4 second).
 RESET_REPORTED = ("ESTABLISHED", "FIN-WAIT-1", "FIN-WAIT-2", "CLOSE-WAIT")
+# States entered by receiving the peer's FIN, whose number is RCV.NXT - 1 there.
+AFTER_PEER_FIN = ("CLOSE-WAIT", "CLOSING", "LAST-ACK")
 
 
 def challenge_ack(s: Sock) -> tuple[int, int, int, int]:
@@ -101,14 +103,43 @@ def test_rst_in_window_but_not_exact_draws_a_challenge_ack(name: str) -> None:
     assert state(s) is before
 
 
-@pytest.mark.parametrize("name", SYNCHRONIZED)
-@pytest.mark.parametrize("where", [-1, 70_000, 1 << 31])
+@pytest.mark.parametrize(
+    ("name", "where"),
+    [
+        (name, where)
+        for where in (-1, 70_000, 1 << 31)
+        for name in SYNCHRONIZED
+        # RCV.NXT - 1 after the peer's FIN is its FIN's number: see the next test.
+        if not (where == -1 and name in AFTER_PEER_FIN)
+    ],
+)
 def test_rst_outside_the_window_is_dropped_silently(name: str, where: int) -> None:
     s = SYNCHRONIZED[name]()
     before = state(s)
     peer(s, seq=(s.conn.rcv_nxt + where) & MASK, flags=R, ack=0)
     recv_nothing(s)
     assert state(s) is before
+
+
+@pytest.mark.parametrize("name", AFTER_PEER_FIN)
+def test_rst_at_the_peer_fin_number_resets_after_its_fin(name: str) -> None:
+    """RFC 5961 §3.2: "If the RST bit is set and the sequence number is outside the
+    current receive window, silently drop the segment" -- with one exception, Linux's
+    (tcp_reset_check): after the peer's FIN, a RST at RCV.NXT - 1, the FIN's own number.
+
+    A peer that aborts while its FIN is unacknowledged sends the RST at the FIN's number
+    (BSD stacks do, and so do we: see test_state_close); when the FIN did arrive, that
+    number is just left of our window. Taking it costs a blind attacker nothing: it is
+    one exact number, as RCV.NXT is."""
+    s = SYNCHRONIZED[name]()
+    events(s)
+    peer(s, seq=s.conn.rcv_nxt - 1, flags=R, ack=0)
+    recv_nothing(s)
+    assert state(s) is State.CLOSED
+    if name in RESET_REPORTED:
+        assert events(s) == ["Reset(ConnectionReset)", "Closed"]
+    else:
+        assert events(s) == ["Closed"]
 
 
 def test_rst_in_syn_received_needs_the_exact_number() -> None:

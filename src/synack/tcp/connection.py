@@ -77,6 +77,8 @@ from synack.wire.tcp import (
 )
 
 _ESTABLISHED = State.ESTABLISHED
+# The states entered by taking the peer's FIN, whose number is then RCV.NXT - 1.
+_AFTER_PEER_FIN = (State.CLOSE_WAIT, State.CLOSING, State.LAST_ACK)
 # Bound once: header prediction unpacks with one of these per segment (wire's layouts).
 _unpack_plain = HEADER.unpack_from
 _unpack_ts = HEADER_TS.unpack_from
@@ -234,7 +236,15 @@ class Connection:
         self._una_since = 0.0  # when the oldest unacknowledged data was (re)sent or acked last
         self._rtt_seq = -1  # Karn timing of one segment when timestamps are off
         self._rtt_time = 0.0
+        # With timestamps: our TSval on the latest retransmission (-1: no retransmitted
+        # data is outstanding), and the end of the retransmitted data, for Karn's rule.
+        self._rxt_ts = -1
+        self._rxt_ts_end = 0
         self._dupacks = 0
+        # Bytes limited transmit (RFC 3042) sent beyond cwnd, counted while SND.UNA
+        # stayed at _lt_una; RFC 5681 §3.2 leaves them out of FlightSize.
+        self._lt_bytes = 0
+        self._lt_una = -1
         self._in_recovery = False  # fast recovery (RFC 6582 / RFC 6675)
         self._recover = 0  # RecoveryPoint: no new recovery until snd_una passes it
         self._recover_by_rto = False  # _recover was set by a timeout (RFC 6675 §5.1)
@@ -521,7 +531,7 @@ class Connection:
                 return  # both FINs are done: TIME-WAIT still lasts its 2*MSL (MUST-13)
             # As Linux's tcp_close(): "Unread data was tossed", so reset the connection,
             # in every synchronized state (LAST-ACK and CLOSING included).
-            self._queued.append(self._build_rst(self.snd_max))
+            self._queued.append(self._build_rst(self._rst_seq()))
             self._sndbuf.clear()
             self._terminate()
             return
@@ -543,7 +553,7 @@ class Connection:
             State.FIN_WAIT_2,
             State.CLOSE_WAIT,
         ):
-            self._queued.append(self._build_rst(self.snd_max))
+            self._queued.append(self._build_rst(self._rst_seq()))
         # "All queued SENDs and RECEIVEs should be given 'reset' responses": nothing of
         # this connection is delivered after an abort.
         self._sndbuf.clear()
@@ -975,6 +985,15 @@ class Connection:
             ok = rcv_nxt <= seq < rcv_nxt + rcv_wnd or rcv_nxt <= end < rcv_nxt + rcv_wnd
         if not ok:
             if flags & RST:
+                # RFC 5961 §3.2: out of the window, "silently drop the segment" -- but
+                # for Linux's exception (tcp_reset_check), which we share: after the
+                # peer's FIN, a RST at that FIN's own number, RCV.NXT - 1, is the abort
+                # of a peer whose FIN we took but did not yet acknowledge (see _rst_seq).
+                if seq == rcv_nxt - 1 and state in _AFTER_PEER_FIN:
+                    if state is State.CLOSE_WAIT:
+                        self._fail(ConnectionReset("connection reset by peer"))
+                    else:
+                        self._terminate()
                 return
             if self._read_closed and seq >= rcv_nxt and plen:
                 self._reset_after_close()
@@ -1016,16 +1035,29 @@ class Connection:
             self._challenge_ack(now)
             return
 
-        # Timestamps, RFC 7323 §4.3: TS.Recent follows the segment that covers
-        # Last.ACK.sent, so that the echo measures the full round trip.
-        if tsval is not None and self._ts_ok and seq <= self._last_ack_sent:
-            self._ts_recent = tsval
-            self._ts_recent_at = now
-
-        # "fifth check the ACK field"
+        # "fifth check the ACK field" (TS.Recent is updated there, once the segment is
+        # known to be acceptable: see _take_tsval).
         if not flags & ACK:
             return
         self._process_ack(seg, self._unwrap_ack(seg.ack), seq, now)
+
+    def _take_tsval(self, seg: _Inbound, seq: int, now: float) -> None:
+        """RFC 7323 §4.3 (2): "If: SEG.TSval >= TS.Recent and SEG.SEQ <= Last.ACK.sent then
+        SEG.TSval is copied to TS.Recent; otherwise, it is ignored." TS.Recent follows the
+        segment that covers Last.ACK.sent, so that the echo measures the full round trip.
+
+        Only for a segment that is accepted: one dropped for its ACK (RFC 5961 §5.2) must
+        not move TS.Recent, or PAWS would discard the next valid segment. Header
+        prediction does the same update (it only ever sees acceptable segments)."""
+        tsval = seg.tsval
+        if (
+            tsval is not None
+            and self._ts_ok
+            and seq <= self._last_ack_sent
+            and (tsval - self._ts_recent) & MASK < 0x80000000
+        ):
+            self._ts_recent = tsval
+            self._ts_recent_at = now
 
     def _process_ack(self, seg: _Inbound, ack: int, seq: int, now: float) -> None:
         state = self.state
@@ -1035,6 +1067,7 @@ class Connection:
             if not self.snd_una < ack <= self.snd_max:
                 self._queued.append(self._build(seg.ack, 0, RST, 0))
                 return
+            self._take_tsval(seg, seq, now)
             self.snd_una = ack
             self._handshake_done(now)
             # RFC 7323 §2.2: the window of a <SYN,ACK> "MUST NOT be scaled".
@@ -1050,9 +1083,15 @@ class Connection:
         elif state is State.TIME_WAIT:
             # "The only thing that can arrive in this state is a retransmission of the
             # remote FIN. Acknowledge it, and restart the 2 MSL timeout."
+            self._take_tsval(seg, seq, now)
             if seg.flags & FIN:
-                self._ack_now = True
                 self._close_at = now + 2 * self.config.msl
+            # Whatever else passed the sequence check is acknowledged too, as Linux
+            # (tcp_timewait_state_process) and FreeBSD (tcp_twcheck) do, so the peer
+            # learns where we stand; but not a bare ACK at RCV.NXT, which needs no
+            # answer (both stacks stay silent there: answering could start an ACK war).
+            if seg.flags & FIN or seg.payload or seq != self.rcv_nxt:
+                self._ack_now = True
             return
         # RFC 5961 §5.2: accept SEG.ACK only in [SND.UNA - MAX.SND.WND, SND.NXT];
         # "If the ACK acks something not yet sent (SEG.ACK > SND.NXT) then send an ACK,
@@ -1061,6 +1100,7 @@ class Connection:
             self.counters["dropped"] += 1
             self._challenge_ack(now)
             return
+        self._take_tsval(seg, seq, now)
         self._process_ack_field(seg, ack, seq, now)
         if self.state is State.CLOSED:
             return
@@ -1134,6 +1174,23 @@ class Connection:
         # edge) or the one timed segment (RFC 6298 §3, Karn's rule).
         if self._ts_ok and tsecr:
             rtt_ms = (((int(now * 1000) + self._ts_offset) & MASK) - tsecr) & MASK
+            rxt_ts = self._rxt_ts
+            if rxt_ts >= 0:
+                # Karn's rule (RFC 6298 §3) still holds with timestamps when the echo
+                # does not name the transmission that drew the ACK. RFC 7323 §4.3 (2)
+                # lets only an accepted segment set TS.Recent, so a retransmission that
+                # arrives as a duplicate (the first copy's ACK was lost) is answered with
+                # an older TS.Recent; measured from it, the sample spans the RTO wait,
+                # and a few such samples under heavy loss drive SRTT and the RTO to tens
+                # of seconds. So while retransmitted data is unacknowledged, an echo older
+                # than the latest retransmission gives no sample: RFC 7323 §4.1 says a
+                # TSecr "MAY" be used, so refusing it is allowed. (Linux's sender takes
+                # such samples; receivers differ -- FreeBSD's echoes a duplicate's own
+                # TSval, ours follows §4.3 -- so the sender must not count on either.)
+                if 0 < (rxt_ts - tsecr) & MASK < 0x80000000:
+                    rtt_ms = MASK  # the echo predates the latest retransmission
+                if ack >= self._rxt_ts_end:
+                    self._rxt_ts = -1  # every retransmitted byte is acknowledged now
             if rtt_ms < 0x80000000:
                 self._rtt.sample(rtt_ms / 1000.0, max(1, in_flight // self.snd_mss))
         elif self._rtt_seq >= 0 and ack >= self._rtt_seq:
@@ -1169,6 +1226,20 @@ class Connection:
                 self._high_rxt = ack
                 self._rtx_now = True
                 self._rto_at = now + self._rtt.rto  # RFC 6582: reset on the first partial ACK
+            elif self._lost_edge < self._recover and not self._rtx_now:
+                # Partial ACK with SACK. RFC 6675 §5 (C) sends whatever NextSeg () returns
+                # while cwnd - pipe >= 1 SMSS, but its IsLost () needs SACKed data above
+                # a hole, and after a partial ACK there may be none (a lost tail). Here
+                # we do as Linux (RACK, RFC 8985 §6.2): a segment is lost once one sent
+                # after it has been delivered. The segment at SND.UNA was retransmitted
+                # when the recovery began, after everything below the recovery point
+                # had been sent; the partial ACK shows it delivered, so every byte below
+                # the recovery point still not SACKed is lost, and NextSeg () rule (1)
+                # resends it now instead of after the RTO. (RFC 6582 §3.2 step 5 draws
+                # the same conclusion without SACK, for the next segment.) Not while
+                # that retransmission is still to go (_rtx_now: ACKs fed in a batch):
+                # then the original arrived late, which proves nothing.
+                self._lost_edge = self._recover
         else:
             self._cc.on_ack(acked, now, self._rtt.srtt or 0.0, in_flight)
 
@@ -1223,7 +1294,12 @@ class Connection:
     def _enter_recovery(self, now: float) -> None:
         """Fast retransmit and fast recovery (RFC 5681 §3.2, RFC 6582, RFC 6675 §5)."""
         in_flight = self.snd_max - self.snd_una
-        self._cc.on_congestion(now, in_flight)
+        # RFC 5681 §3.2 step 2: ssthresh from FlightSize; "When [RFC3042] is in use,
+        # additional data sent in limited transmit MUST NOT be included in this
+        # calculation." (Linux halves cwnd, which excludes it the same way.)
+        limited = self._lt_bytes if self._lt_una == self.snd_una else 0
+        self._cc.on_congestion(now, max(in_flight - limited, 0))
+        self._lt_bytes = 0
         self._in_recovery = True
         self._recover = self.snd_max  # RecoveryPoint = HighData
         self._recover_by_rto = False
@@ -1238,6 +1314,17 @@ class Connection:
         else:
             self._reno_sacked = min(DUP_THRESH * self.snd_mss, max(in_flight - self.snd_mss, 0))
             self._lost_edge = min(self.snd_una + self.snd_mss, self.snd_max)
+
+    def _note_limited_transmit(self, flight: int, cwnd: int) -> None:
+        """New data went out on a duplicate ACK while `flight` bytes were outstanding:
+        count what it put beyond cwnd, the limited transmit of RFC 3042, which the
+        ssthresh of a recovery starting at this SND.UNA must leave out of FlightSize."""
+        if self._lt_una != self.snd_una:  # a new episode: SND.UNA moved since
+            self._lt_una = self.snd_una
+            self._lt_bytes = 0
+        beyond = self.snd_max - self.snd_una - max(cwnd, flight)
+        if beyond > 0:
+            self._lt_bytes += beyond
 
     # ------------------------------------------------------------------ SACK scoreboard
 
@@ -1467,7 +1554,7 @@ class Connection:
 
     def _reset_after_close(self) -> None:
         """Data for a connection its user has closed: nobody will read it (RFC 9293 §3.10.7.4)."""
-        self._queued.append(self._build_rst(self.snd_max))
+        self._queued.append(self._build_rst(self._rst_seq()))
         self._fail(ConnectionReset("connection reset: data arrived after close"))
 
     # ------------------------------------------------------------------ reading side effects
@@ -1509,7 +1596,7 @@ class Connection:
 
     def _close_timer(self, now: float) -> None:
         if self.state is State.FIN_WAIT_2:
-            self._queued.append(self._build_rst(self.snd_max))
+            self._queued.append(self._build_rst(self._rst_seq()))
         self._terminate()
 
     def _delayed_ack_timer(self, now: float) -> None:
@@ -1655,7 +1742,10 @@ class Connection:
     def _send_syn(self, out: list[bytes], now: float) -> None:
         cfg = self.config
         opts = Options(mss=cfg.mss)
-        active = self.state is State.SYN_SENT or not self._passive
+        # A <SYN> offers every enabled option; a <SYN,ACK> (passive or simultaneous
+        # open) answers the peer's SYN and carries only what it offered: RFC 7323 §2.2
+        # and §3.2 allow WS and TSopt in a <SYN,ACK> "only if" received in the <SYN>.
+        active = self.state is State.SYN_SENT
         if (active or self._ws_ok) and cfg.window_scaling:
             self._rcv_wscale = self._choose_wscale()
             opts.wscale = self._rcv_wscale
@@ -1737,9 +1827,22 @@ class Connection:
                 self._cc.restart_after_idle(now)
                 cwnd = self._cc.cwnd
             room = cwnd - self._pipe()
-            if self._dupacks and not self._in_recovery:
-                # RFC 3042 limited transmit: a new segment for each of the first two dupACKs.
-                room += min(self._dupacks, 2) * mss
+            limited = self._dupacks > 0 and not self._in_recovery
+            if limited:
+                # RFC 3042 limited transmit: a new segment for each of the first two
+                # dupACKs, as long as "the amount of outstanding data would remain less
+                # than or equal to the congestion window plus 2 segments". Without SACK
+                # the dupACKs do not shrink the pipe, so their room is added here. With
+                # SACK the segment each dupACK SACKs has already left the pipe, which is
+                # that room (Linux does limited transmit so): nothing is added, and the
+                # cap holds, except in an RTO's recovery, where the pipe alone governs.
+                if not self._sack_ok:
+                    room += min(self._dupacks, 2) * mss
+                elif self.snd_una >= self._recover:
+                    flight = self.snd_max - self.snd_una
+                    lt_room = cwnd + min(self._dupacks, 2) * mss - flight
+                    if lt_room < room:
+                        room = lt_room
             peer_room = wnd_edge - nxt
             if peer_room < room:
                 room = peer_room
@@ -1764,12 +1867,15 @@ class Connection:
                     # the peer ever offered (the persist timer is the override).
                     tail = 0
             if count or tail:
+                flight = self.snd_max - self.snd_una
                 nxt = self._send_new(
                     out, now, nxt, count, tail, data_end, fin_seq, mss, sack_option
                 )
                 self.snd_nxt = nxt
                 if nxt > self.snd_max:
                     self.snd_max = nxt
+                if limited:
+                    self._note_limited_transmit(flight, cwnd)
             if nxt < data_end and self.snd_max <= self.snd_una:
                 # Data waits and nothing is in flight to bring an ACK: a zero or too-small
                 # window. The persist timer probes it (RFC 9293 §3.8.6.1).
@@ -1894,6 +2000,11 @@ class Connection:
         if retransmit:
             stats["retransmits"] += 1
             self._rtt_seq = -1
+            if self._ts_ok:  # Karn's rule with timestamps: see _ack_advance
+                self._rxt_ts = self._ts_now(now)
+                end_seq = end + 1 if fin else end
+                if end_seq > self._rxt_ts_end:
+                    self._rxt_ts_end = end_seq
             if self._sack_ok and n > 0:
                 self._rxt_log.append((start, end, self.snd_max))
         else:
@@ -2009,6 +2120,22 @@ class Connection:
         if flags & ACK:
             self._after_ack_sent()
         return seg
+
+    def _rst_seq(self) -> int:
+        """The sequence number of a RST sent from a synchronized state (an abort, a close
+        with unread data, data after close): the number the peer expects next.
+
+        RFC 9293 §3.10.5 says SND.NXT, which counts our FIN once it is out. While the FIN
+        is unacknowledged the peer may not have taken it in (lost, or refused by a zero
+        window), and then a RST one past it is no exact match for its RCV.NXT: an RFC 5961
+        §3.2 peer answers with a challenge ACK instead of resetting (or, with a zero
+        window, drops it). So until the FIN is acknowledged the RST carries the FIN's own
+        number, as BSD stacks do; a peer that did take the FIN sees RCV.NXT - 1, which
+        Linux (tcp_reset_check) and we (_segment_synchronized) accept after a FIN."""
+        fin = self._fin_seq
+        if 0 <= fin < self.snd_max and self.snd_una <= fin:
+            return fin
+        return self.snd_max
 
     def _build_rst(self, seq: int) -> bytes:
         return self._build_with_options(seq, self.rcv_nxt, RST | ACK, 0, b"")
