@@ -427,7 +427,9 @@ def test_an_interrupted_download_says_how_to_resume(tmp_path: Path, how: str) ->
         while not part.exists():  # made just before the request goes out
             assert time.monotonic() < deadline and client.poll() is None
             time.sleep(0.02)
-        time.sleep(0.5)  # some bytes arrive, far from all of them
+        while part.stat().st_size == 0:  # some bytes arrive, far from all of them
+            assert time.monotonic() < deadline and client.poll() is None
+            time.sleep(0.02)
         if how == "ctrl-c":
             client.send_signal(signal.SIGINT)
         else:
