@@ -45,6 +45,11 @@ class SegmentRecord:
     src_ip: str = ""
     dst_ip: str = ""
     data: bytes = field(default=b"", repr=False)  # the segment's bytes, for pcap files
+    # The sender's congestion state as the segment left (None: no watched connection sent
+    # it), so a live view can plot cwnd, SRTT and bytes in flight on virtual time.
+    cwnd: int | None = None
+    srtt: float | None = None
+    inflight: int | None = None
 
     kind: Literal["segment"] = "segment"
 

@@ -376,6 +376,8 @@ class Scene:
             retransmission = sends > 1
         background = not (src_end and dst_end)
         tag = "" if background else self._tag_for(src, seg.src_port, dst, seg.dst_port)
+        sender = self._sender(src, seg.src_port, dst, seg.dst_port)
+        srtt = None if sender is None else sender.srtt
         return SegmentRecord(
             t=self.t(now),
             event=event,
@@ -393,4 +395,19 @@ class Scene:
             src_ip=ip_text(src),
             dst_ip=ip_text(dst),
             data=bytes(data),
+            cwnd=None if sender is None else sender.cwnd,
+            srtt=None if srtt is None else round(srtt, 6),
+            inflight=None if sender is None else sender.unacked,
         )
+
+    def _sender(self, src: bytes, sport: int, dst: bytes, dport: int) -> Connection | None:
+        """The watched connection that sent a segment (None for a crowd's or a helper's)."""
+        for conn in self._watched:
+            if (
+                conn.local_port == sport
+                and conn.remote_port == dport
+                and conn.local_ip == src
+                and conn.remote_ip == dst
+            ):
+                return conn
+        return None
