@@ -6,7 +6,9 @@ nickname prompt and plain text lines. Both kinds meet in the same `Hub`.
 
 Fan-out is the hot path. A member's outgoing bytes are queued and written once per
 event-loop turn, joined into one ``write`` (one system call per member per turn,
-not one per message). A member whose transport buffer still holds more than
+not one per message). Room broadcasts are queued as ranges of the room's batch for
+the turn (see `hub.Batch`), so a message costs the same for a room of 2 or of 100,
+and members hearing the same range share one joined copy. A member whose transport buffer still holds more than
 `max_queue` bytes after that is too slow to keep up: it is disconnected instead of
 holding the room back or growing memory without bound.
 """
@@ -20,7 +22,7 @@ from typing import Any
 
 from synack import transport as seam
 from synack.apps.chat.commands import HELP, CommandError, parse
-from synack.apps.chat.hub import Event, Hub, Member
+from synack.apps.chat.hub import Batch, Event, Hub, Member, Segment
 from synack.apps.chat.protocol import (
     APP,
     DEFAULT_ROOM,
@@ -71,6 +73,7 @@ class Connection(Member):
         "mode",
         "pending",
         "reader",
+        "segment",
         "server",
         "writer",
     )
@@ -83,7 +86,9 @@ class Connection(Member):
         self.reader = reader
         self.writer = writer
         self.addr = seam.peer_name(writer)
-        self.pending: list[bytes] = []
+        self.pending: list[bytes | Segment] = []
+        # The open range of this turn's room batch; always the last item of `pending`.
+        self.segment: Segment | None = None
         self.dirty = False
         self.done = False  # no more output will be queued or written
         self.mode = "?"
@@ -94,20 +99,71 @@ class Connection(Member):
     def send(self, data: bytes) -> None:
         if self.done or not data:
             return
-        self.pending.append(data)
+        pending = self.pending
+        seg = self.segment
+        if seg is not None and seg.batch.open:
+            # Keep the order: the room's later broadcasts come after `data`.
+            batch = seg.batch
+            n = len(batch.events)
+            if seg.start == n:  # nothing heard from it yet: move it after `data`
+                pending.pop()
+            else:
+                seg.end = n
+                seg = self.segment = Segment(batch, n)
+            pending.append(data)
+            pending.append(seg)
+        else:
+            self.segment = None
+            pending.append(data)
         if not self.dirty:
             self.dirty = True
             self.server.mark_dirty(self)
+
+    def join_batch(self, batch: Batch) -> None:
+        if self.done:
+            return
+        self.segment = seg = Segment(batch, len(batch.events))
+        self.pending.append(seg)
+        if not self.dirty:
+            self.dirty = True
+            self.server.mark_dirty(self)
+
+    def skip_batch(self, batch: Batch) -> None:
+        seg = self.segment
+        if seg is None or seg.batch is not batch:
+            return
+        n = len(batch.events)
+        if seg.start == n:
+            seg.start = n + 1  # a sender's own messages: no new range each time
+        else:
+            seg.end = n
+            self.segment = seg = Segment(batch, n + 1)
+            self.pending.append(seg)
+
+    def leave_batch(self) -> None:
+        seg = self.segment
+        if seg is not None:
+            seg.end = len(seg.batch.events)
+            self.segment = None
 
     def flush(self) -> None:
         """Write everything queued in one call; disconnect if the peer is hopelessly behind."""
         self.dirty = False
         pending = self.pending
+        seg = self.segment
+        self.segment = None
         if self.done or not pending:
             pending.clear()
             return
-        data = pending[0] if len(pending) == 1 else b"".join(pending)
+        encoder = self.encoder
+        parts = [p.data(encoder) if isinstance(p, Segment) else p for p in pending]
+        data = parts[0] if len(parts) == 1 else b"".join(parts)
         pending.clear()
+        if seg is not None and seg.batch.open:
+            # Written before the turn ended (a kick, a quit): still hear the rest of it.
+            self.join_batch(seg.batch)
+        if not data:
+            return
         transport = self.writer.transport
         if transport.is_closing():
             return
@@ -320,10 +376,11 @@ class ChatServer:
         self.tls_port = tls_port
         self.unix_mode = unix_mode
         self.log = log
-        self.hub = Hub()
+        self.hub = Hub(batching=True, on_batch=self._schedule)
         self.connections: set[Connection] = set()
         self._tasks: set[asyncio.Task[Any]] = set()
         self._dirty: list[Connection] = []
+        self._flush_due = False
         self._listeners: list[seam.Server] = []
         self._sweeper: asyncio.Task[None] | None = None
         self._closing = False
@@ -483,13 +540,21 @@ class ChatServer:
     # --- output batching ------------------------------------------------------------------
 
     def mark_dirty(self, conn: Connection) -> None:
-        if not self._dirty:
-            self.loop.call_soon(self._flush)
         self._dirty.append(conn)
+        self._schedule()
+
+    def _schedule(self) -> None:
+        if not self._flush_due:
+            self._flush_due = True
+            self.loop.call_soon(self._flush)
 
     def _flush(self) -> None:
+        self._flush_due = False
         # A flush can kick a slow member, whose "left" notice dirties others: loop until quiet.
-        while self._dirty:
+        while True:
+            self.hub.end_turn()
+            if not self._dirty:
+                break
             batch, self._dirty = self._dirty, []
             for conn in batch:
                 conn.flush()
