@@ -163,6 +163,50 @@ async def test_join_leave_notices_who_and_rooms(transport: str) -> None:
 
 
 @run
+async def test_many_requests_in_one_read_keep_every_members_order(transport: str) -> None:
+    # One write, so the server handles them in one turn: broadcasts then share the room's
+    # batch, and direct replies, moves between rooms and own messages must keep their places.
+    server, port, _ = await started(transport)
+    bob = await Raw.open(port, transport, "bob")
+    alice = await Raw.open(port, transport, "alice")
+    assert (await bob.until("joined"))["nick"] == "alice"
+    requests: list[dict[str, Any]] = [
+        {"op": "say", "text": "1"},
+        {"op": "private", "to": "bob", "text": "p"},
+        {"op": "say", "text": "2"},
+        {"op": "who"},
+        {"op": "join", "room": "garden"},
+        {"op": "say", "text": "3"},  # garden: nobody hears it
+        {"op": "join", "room": "lobby"},
+        {"op": "say", "text": "4"},
+        {"op": "ping"},
+    ]
+    alice.writer.write(b"".join(encode_message(r) for r in requests))
+    heard = [await bob.event() for _ in range(6)]
+    assert heard == [
+        {"op": "msg", "room": "lobby", "from": "alice", "text": "1"},
+        {"op": "private", "from": "alice", "to": "bob", "text": "p"},
+        {"op": "msg", "room": "lobby", "from": "alice", "text": "2"},
+        {"op": "left", "room": "lobby", "nick": "alice", "reason": "moved to #garden"},
+        {"op": "joined", "room": "lobby", "nick": "alice"},
+        {"op": "msg", "room": "lobby", "from": "alice", "text": "4"},
+    ]
+    replies = [await alice.event() for _ in range(5)]
+    assert replies == [
+        {"op": "sent", "to": "bob", "text": "p"},
+        {"op": "users", "room": "lobby", "nicks": ["alice", "bob"]},
+        {"op": "joined", "room": "garden", "nick": "alice"},
+        {"op": "joined", "room": "lobby", "nick": "alice"},
+        {"op": "pong"},
+    ]
+    bob.send({"op": "ping"})
+    assert await bob.event() == {"op": "pong"}
+    for raw in (alice, bob):
+        raw.writer.close()
+    await server.close()
+
+
+@run
 async def test_private_messages_and_unknown_recipient(transport: str) -> None:
     server, port, _ = await started(transport)
     alice = await joined(port, "alice", transport=transport)
