@@ -45,6 +45,10 @@ COMMANDS: dict[str, tuple[str, str]] = {
         "synack.apps.plot.cli",
         "draw a TCP connection from a pcap file: time-sequence, throughput, RTT",
     ),
+    "view": (
+        "synack.apps.view.cli",
+        "draw a lesson or a live traced connection in a web page, as it happens",
+    ),
 }
 
 
