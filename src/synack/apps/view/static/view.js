@@ -8,8 +8,8 @@
   const ladder = $("ladder");
   const NS = ladder.namespaceURI; // the SVG namespace, taken from the page itself
   const params = new URLSearchParams(location.search);
-  const X = { client: 150, server: 570 };
-  const WIDTH = 720;
+  const X = { client: 230, server: 610 };
+  const WIDTH = 800;
   const TOP = 20;
 
   let socket = null;
@@ -49,7 +49,7 @@
     $("narration").replaceChildren();
     $("verdict").hidden = true;
     for (const b of document.querySelectorAll(".badge")) b.textContent = "";
-    draw = { lastT: null, lastY: TOP, pending: new Map(), series: {}, background: 0 };
+    draw = { lastT: null, lastY: TOP, pending: new Map(), series: {}, background: 0, free: {} };
     for (const id of ["plot-cwnd", "plot-rtt", "plot-inflight"]) {
       $(id).replaceChildren();
       $(id).dataset.points = "0";
@@ -149,8 +149,12 @@
     return true;
   }
 
+  // Text beside an end's line, moved down below the previous one when they would overlap.
   function beside(end, y, cls, text, attrs) {
     const left = end === "client";
+    y = Math.max(y, draw.free[end] || 0);
+    draw.free[end] = y + 13;
+    grow(y);
     return svg("text", {
       class: cls, x: X[end] + (left ? -8 : 8), y, "text-anchor": left ? "end" : "start",
       "data-end": end, ...(attrs || {}),
@@ -169,7 +173,7 @@
   function timerRecord(r) {
     const y = yOf(r.t);
     const text = r.gave_up ? `RTO ${r.rto}s: gave up` : `RTO ${r.rto}s → ${r.next_rto}s`;
-    beside(r.end, y + 4, "timer", "⏱ " + text);
+    beside(r.end, y + 4, "timer", text);
     grow(y);
     return true;
   }
