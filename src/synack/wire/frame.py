@@ -86,9 +86,14 @@ Event = Message | BlobStart | BlobData | BlobEnd
 _BLOB_END = BlobEnd()
 
 
+# Made once: json.dumps/json.loads with options build a new coder on every call, which
+# cost a chat server as much as the coding itself.
+_ENCODER = json.JSONEncoder(ensure_ascii=False, separators=(",", ":"))
+
+
 def encode_message(body: dict[str, Any]) -> bytes:
     """One MESSAGE frame. Compact JSON, non-ASCII kept as UTF-8."""
-    payload = json.dumps(body, ensure_ascii=False, separators=(",", ":")).encode()
+    payload = _ENCODER.encode(body).encode()
     return HEADER.pack(FrameType.MESSAGE, len(payload)) + payload
 
 
@@ -114,9 +119,9 @@ def sniff(prefix: bytes) -> str | None:
     return "framed" if n == len(MAGIC) else None
 
 
-def _decode_body(raw: bytes) -> dict[str, Any]:
+def _decode_body(raw: bytes | memoryview) -> dict[str, Any]:
     try:
-        body = json.loads(raw.decode("utf-8"), parse_constant=_reject_constant)
+        body = _DECODER.decode(str(raw, "utf-8"))
     except (UnicodeDecodeError, ValueError) as exc:
         raise MalformedFrame(f"message is not UTF-8 JSON: {exc}") from None
     except RecursionError:
@@ -129,6 +134,9 @@ def _decode_body(raw: bytes) -> dict[str, Any]:
 
 def _reject_constant(name: str) -> Any:
     raise ValueError(f"{name} is not JSON")
+
+
+_DECODER = json.JSONDecoder(parse_constant=_reject_constant)
 
 
 class FrameDecoder:
@@ -191,12 +199,29 @@ class FrameDecoder:
             return self._next_blob_event()
         if self._buffered < HEADER_SIZE:
             return None
-        kind, length = HEADER.unpack(self._peek(HEADER_SIZE))
+        head = self._chunks[0]
+        if len(head) >= HEADER_SIZE:
+            kind, length = HEADER.unpack_from(head)
+        else:
+            kind, length = HEADER.unpack(self._gather(HEADER_SIZE, consume=False))
         if kind == FrameType.MESSAGE:
             if length > self._max_message:
                 self._fail(OversizedFrame(f"message of {length} bytes exceeds {self._max_message}"))
-            if self._buffered < HEADER_SIZE + length:
+            end = HEADER_SIZE + length
+            if self._buffered < end:
                 return None
+            if len(head) >= end:
+                # The whole frame in the first chunk (the usual case when many small
+                # messages arrive in one read): decode it in place, no copy.
+                if len(head) == end:
+                    self._chunks.popleft()
+                else:
+                    self._chunks[0] = head[end:]
+                self._buffered -= end
+                try:
+                    return Message(_decode_body(head[HEADER_SIZE:end]))
+                except FrameError as exc:
+                    self._fail(exc)
             self._take(HEADER_SIZE)
             try:
                 return Message(_decode_body(self._take(length)))
@@ -228,12 +253,6 @@ class FrameDecoder:
         self._buffered -= len(piece)
         self._blob_left = left - len(piece)
         return BlobData(piece)
-
-    def _peek(self, n: int) -> bytes:
-        head = self._chunks[0]
-        if len(head) >= n:
-            return bytes(head[:n])
-        return self._gather(n, consume=False)
 
     def _take(self, n: int) -> bytes:
         return self._gather(n, consume=True)
