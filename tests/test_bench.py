@@ -97,3 +97,9 @@ def test_startup() -> None:
         'ratio synack files get, to first byte / python -c "import asyncio":',
     ):
         assert label in out, out
+
+
+def test_lossy_transfer() -> None:
+    out = run_bench("lossy_transfer.py", "--loopback-mb", "2", "--internet-mb", "0.2")
+    rows = [line for line in out.splitlines() if line.startswith("| ") and "identical" in line]
+    assert len(rows) == 2, out
