@@ -165,7 +165,7 @@ def test_bad_command_lines_are_one_line() -> None:
     assert done.stderr.count("\n") == 1
 
 
-_TRANSFER = """
+TRANSFER = """
 import asyncio
 from synack.drivers import aio
 
@@ -199,9 +199,7 @@ def test_a_trace_from_another_process_reaches_the_page_live(tmp_path: Path) -> N
                 await _next_json(ws, "follow")
                 env = {k: v for k, v in os.environ.items() if not k.startswith("SYNACK_")}
                 env["SYNACK_TRACE_JSON"] = str(trace)
-                proc = await asyncio.create_subprocess_exec(
-                    sys.executable, "-c", _TRANSFER, env=env
-                )
+                proc = await asyncio.create_subprocess_exec(sys.executable, "-c", TRANSFER, env=env)
                 assert await asyncio.wait_for(proc.wait(), T) == 0
                 deadline = time.monotonic() + T
                 while not any(r.get("flags") == "P." and r["length"] == 4 for r in got):

@@ -9,6 +9,8 @@ from __future__ import annotations
 import json
 import os
 import shutil
+import subprocess
+import sys
 import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
@@ -183,3 +185,25 @@ def test_retransmit_shows_the_losses_the_timers_and_the_give_up(browser: Any, vi
     assert _count(driver, "#ladder .section") == 1
     assert driver.find_element(By.ID, "verdict").get_attribute("data-passed") == "true"
     screenshot(driver, "retransmit")
+
+
+def test_a_live_trace_from_another_process_is_drawn(browser: Any, tmp_path: Path) -> None:
+    from test_view import TRANSFER
+
+    trace = tmp_path / "live.jsonl"
+    with Served("view", "--port", "0", "--follow", str(trace), log=tmp_path / "v.log") as served:
+        driver = browser
+        driver.get(served.address)
+        _wait(driver, lambda d: "following" in d.find_element(By.ID, "status").text, "follow")
+        env = {k: v for k, v in os.environ.items() if not k.startswith("SYNACK_")}
+        env["SYNACK_TRACE_JSON"] = str(trace)
+        subprocess.run([sys.executable, "-c", TRANSFER], env=env, check=True, timeout=T)
+        _wait(driver, lambda d: _count(d, "#ladder g.arrow[data-label*='PSH']") >= 2, "data")
+        labels = [
+            a.get_attribute("data-label")
+            for a in driver.find_elements(By.CSS_SELECTOR, "#ladder g.arrow")
+        ]
+        assert labels[:3] == ["SYN", "SYN+ACK", "ACK"]
+        assert "ESTABLISHED" in _states(driver, "client")
+        assert int(driver.find_element(By.ID, "plot-cwnd").get_attribute("data-points")) > 0
+        screenshot(driver, "live")
