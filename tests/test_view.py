@@ -228,3 +228,30 @@ def test_synack_view_serves_until_interrupted(tmp_path: Path) -> None:
         view.proc.send_signal(signal.SIGINT)
         assert view.proc.wait(timeout=T) == 0
     assert "stopped" in (tmp_path / "v.log").read_text()
+
+
+def test_a_lesson_that_fails_is_reported_and_the_view_carries_on(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from synack.apps.view import server
+
+    def broken(name: str, lang: str) -> dict[str, Any]:
+        raise TimeoutError("the client to give up")
+
+    monkeypatch.setattr(server, "lesson_json", broken)
+
+    async def main() -> None:
+        client = await _client()
+        try:
+            reply = await client.get("/api/lesson/retransmit")
+            assert reply.status == 500
+            assert "'retransmit' failed: TimeoutError" in await reply.text()
+            async with client.ws_connect("/ws") as ws:
+                await ws.send_json({"type": "lesson", "name": "handshake"})
+                error = await _next_json(ws, "error")
+                assert "the client to give up" in error["text"]
+            assert (await client.get("/")).status == 200
+        finally:
+            await client.close()
+
+    asyncio.run(main())

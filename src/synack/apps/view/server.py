@@ -88,7 +88,15 @@ async def _lesson(request: web.Request) -> web.Response:
     lang = request.query.get("lang") or request.app[SETTINGS]["lang"]
     if name not in NAMES or lang not in ("en", "zh"):
         raise web.HTTPNotFound(text=f"no lesson {name!r} in {lang!r}")
-    return web.json_response(await _run(request.app, name, lang))
+    try:
+        run = await _run(request.app, name, lang)
+    except Exception as exc:  # a lesson that breaks is reported, the view carries on
+        raise web.HTTPInternalServerError(text=_failed(name, exc)) from None
+    return web.json_response(run)
+
+
+def _failed(name: str, exc: BaseException) -> str:
+    return f"the lesson {name!r} failed: {type(exc).__name__}: {exc}"
 
 
 def _hello(app: web.Application, lang: str) -> dict[str, Any]:
@@ -135,7 +143,12 @@ async def _websocket(request: web.Request) -> web.WebSocketResponse:
                 if name not in NAMES or want not in ("en", "zh"):
                     await ws.send_json({"type": "error", "text": f"no lesson {name!r}"})
                     continue
-                await ws.send_json(await _run(app, name, want))
+                try:
+                    run = await _run(app, name, want)
+                except Exception as exc:  # said on the page; the view carries on
+                    await ws.send_json({"type": "error", "text": _failed(name, exc)})
+                    continue
+                await ws.send_json(run)
             elif kind == "follow" and following is None:
                 following = asyncio.create_task(_follow(ws, app[SETTINGS]["follow"]))
     finally:
