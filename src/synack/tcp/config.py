@@ -42,6 +42,12 @@ class Config:
     # Initial window in segments (RFC 6928).
     initial_window: int = 10
 
+    # Tail loss probes (RFC 8985 §7): when the ACKs stop short of the end of a flight,
+    # send one probe segment about two round trips later so that the loss of the last
+    # segments is repaired by SACK recovery rather than by the RTO. Needs SACK. Off,
+    # the classic RFC 6298/RFC 6675 behaviour, for comparison.
+    tail_loss_probe: bool = True
+
     # Retransmission timeout bounds (RFC 6298). RFC 6298 §2.4 says the minimum
     # SHOULD be 1 s; like Linux we default to 200 ms, which the RFC permits and
     # which today's networks and loss recovery are tuned for.

@@ -102,6 +102,10 @@ PAWS_IDLE_LIMIT = 24 * 24 * 3600.0
 # Segments acknowledged at once at the start of a connection, so that slow start is not
 # slowed by delayed ACKs (Linux's "quick ACK" mode does the same).
 QUICKACK_SEGMENTS = 16
+# RFC 8985 §7.2's WCDelAckT, the worst-case delayed-ACK timer of the peer added to the
+# PTO when one segment is in flight: "The RECOMMENDED value for WCDelAckT is 200ms"
+# (Linux's TCP_DELACK_MAX is the same 200 ms).
+WCDELACKT = 0.2
 
 
 def window_scale_for(buffer: int) -> int:
@@ -257,6 +261,15 @@ class Connection:
         self._rxt_log: list[tuple[int, int, int]] = []
         self._rxt_again: list[tuple[int, int]] = []
         self._persist_at: float | None = None
+        # Tail loss probe (RFC 8985 §7): the PTO deadline; TLP.end_seq (SND.MAX when the
+        # probe went out, -1 when no probe is outstanding) and where the probe began;
+        # TLP.is_retrans; and whether an RTT sample came since the last probe (§7.3).
+        self._tlp = cfg.tail_loss_probe
+        self._tlp_at: float | None = None
+        self._tlp_end = -1
+        self._tlp_start = 0
+        self._tlp_retrans = False
+        self._tlp_sampled = True
         self._rtx_now = False  # resend the first hole now, whatever the window says
         self._handshake_timed = True
         self._last_send = 0.0
@@ -285,6 +298,8 @@ class Connection:
                 "bad_checksum",
                 "out_of_order",
                 "challenge_acks",
+                "loss_probes",
+                "loss_probe_recoveries",
             ),
             0,
         )
@@ -385,6 +400,7 @@ class Connection:
         best: float | None = None
         for t in (
             self._rto_at,
+            self._tlp_at,
             self._delack_at,
             self._persist_at,
             self._keepalive_at,
@@ -1123,7 +1139,20 @@ class Connection:
         opts = seg.opts
         new_sack = False
         if opts is not None and opts.sack_blocks and self._sack_ok:
+            if self._tlp_end >= 0 and self._tlp_retrans:
+                self._tlp_dsack(opts.sack_blocks[0], seg.ack)
             new_sack = self._update_scoreboard(opts.sack_blocks)
+        elif (
+            self._tlp_end >= 0
+            and self._tlp_retrans
+            and ack == snd_una >= self._tlp_end
+            and not seg.payload
+            and wnd == self.snd_wnd
+        ):
+            # RFC 8985 §7.4.2: a duplicate ACK without SACK blocks after the probe's
+            # end was acknowledged means "both the original data segment and the TLP
+            # probe retransmission" arrived: no loss, the episode is over.
+            self._tlp_end = -1
         self._probes = 0
         if ack > snd_una:
             self._ack_advance(ack, seg.tsecr, now)
@@ -1133,6 +1162,9 @@ class Connection:
             # moves the cumulative acknowledgment point" -- and only such an ACK is.
             if new_sack:
                 self._duplicate_ack(now)
+                self._tlp_at = None  # §7.2: no PTO while the scoreboard holds SACKed data
+                if self._tlp_end >= 0 and not self._in_recovery:
+                    self._tlp_reveals_loss(now)
         elif (
             ack == snd_una
             and self.snd_max > snd_una
@@ -1193,9 +1225,11 @@ class Connection:
                     self._rxt_ts = -1  # every retransmitted byte is acknowledged now
             if rtt_ms < 0x80000000:
                 self._rtt.sample(rtt_ms / 1000.0, max(1, in_flight // self.snd_mss))
+                self._tlp_sampled = True
         elif self._rtt_seq >= 0 and ack >= self._rtt_seq:
             self._rtt.sample(now - self._rtt_time)
             self._rtt_seq = -1
+            self._tlp_sampled = True
 
         # Free acknowledged bytes; the SYN and FIN occupy sequence space but no buffer.
         buf_seq = self._sndbuf_seq
@@ -1248,6 +1282,12 @@ class Connection:
             self._rto_at = None
         else:
             self._rto_at = now + self._rtt.rto
+        if self._tlp:
+            if self._tlp_end >= 0 and ack >= self._tlp_end:
+                self._tlp_acked(ack, now)
+            # RFC 8985 §7.2: restart the PTO "upon receiving an ACK that cumulatively
+            # acknowledges new data".
+            self._arm_tlp(now)
 
         if self._send_blocked and len(self._sndbuf) <= self._send_limit // 2:
             self._send_blocked = False
@@ -1301,6 +1341,8 @@ class Connection:
         self._cc.on_congestion(now, max(in_flight - limited, 0))
         self._lt_bytes = 0
         self._in_recovery = True
+        self._tlp_at = None  # RFC 8985 §7.2: no probes during recovery
+        self._tlp_end = -1  # the recovery now repairs what the probe was sent to find
         self._recover = self.snd_max  # RecoveryPoint = HighData
         self._recover_by_rto = False
         self._high_rxt = self.snd_una
@@ -1550,6 +1592,7 @@ class Connection:
         self._set_state(State.TIME_WAIT)
         # "Start the time-wait timer, turn off the other timers."
         self._rto_at = self._persist_at = self._keepalive_at = self._delack_at = None
+        self._tlp_at = None
         self._close_at = now + 2 * self.config.msl
 
     def _reset_after_close(self) -> None:
@@ -1578,6 +1621,9 @@ class Connection:
     # order they are checked. Any of them may end the connection, which stops the rest.
     _TIMERS = (
         ("_close_at", "_close_timer"),  # TIME-WAIT's 2*MSL, or an orphan's FIN-WAIT-2
+        # The PTO is capped at the RTO's deadline and, when both are due, goes first: the
+        # probe then re-arms the RTO (RFC 8985 §7.3), as Linux's one timer does.
+        ("_tlp_at", "_loss_probe"),
         ("_rto_at", "_retransmit_timeout"),
         ("_persist_at", "_window_probe"),
         ("_keepalive_at", "_keepalive_probe"),
@@ -1639,6 +1685,8 @@ class Connection:
         self._dupacks = 0
         self._rxt_log.clear()  # everything unSACKed is resent after a timeout anyway
         self._rxt_again.clear()
+        self._tlp_at = None
+        self._tlp_end = -1  # the probe, if any, is "deemed lost" (RFC 8985 §7.3)
         self._recover = self.snd_max
         self._recover_by_rto = True
         if self._retries >= 2 and self._sacked:
@@ -1648,6 +1696,136 @@ class Connection:
         self._high_rxt = self.snd_una
         self._lost_edge = self.snd_max
         self._rto_at = now + self._rtt.rto
+
+    # ------------------------------------------------------------------ tail loss probe
+
+    def _arm_tlp(self, now: float) -> None:
+        """RFC 8985 §7.2: (re)start the PTO, or stop it where no probe may be sent.
+
+        "the sender SHOULD start or restart a loss probe PTO timer after transmitting
+        new data (that was not itself a loss probe) or upon receiving an ACK that
+        cumulatively acknowledges new data", only if "the connection supports SACK",
+        "has no SACKed sequences in the SACK scoreboard" and "is not in loss recovery"
+        (fast recovery, or the RTO's until SND.UNA passes its recovery point)."""
+        una = self.snd_una
+        flight = self.snd_max - una
+        if (
+            flight <= 0
+            or not self._sack_ok
+            or self._in_recovery
+            or self._sacked
+            or (self._recover_by_rto and una < self._recover)
+            or una == self.iss  # our SYN is unacknowledged: the handshake's own timer
+        ):
+            self._tlp_at = None
+            return
+        # "PTO = 2 * SRTT; If FlightSize is one segment: PTO += WCDelAckT" (with one
+        # segment out, a delayed ACK is what the peer owes us); "Else: PTO = 1 sec"
+        # without an RTT sample. Linux takes max(2*SRTT, 1.5*SRTT + 200 ms) for one
+        # segment, which differs only above a 400 ms SRTT; we follow the RFC.
+        srtt = self._rtt.srtt
+        if srtt is None:
+            pto = 1.0
+        else:
+            pto = 2 * srtt
+            if flight <= self.snd_mss:
+                pto += WCDELACKT
+        # "If Now() + PTO > TCP_RTO_expire(): PTO = TCP_RTO_expire() - Now()"
+        at = now + pto
+        rto_at = self._rto_at
+        if rto_at is not None and at > rto_at:
+            at = rto_at
+        self._tlp_at = at
+
+    def _loss_probe(self, now: float) -> None:
+        """The PTO expired (RFC 8985 §7.3): send one probe to draw an ACK (and its SACK
+        blocks) from the peer, then leave the rest to the RTO."""
+        if self.state not in SYNCHRONIZED or self.snd_max <= self.snd_una:
+            return
+        # "1. First, there is no other previous loss probe still in flight" and "2.
+        # Second, the sender has obtained an RTT measurement since the last loss probe
+        # transmission or the start of the connection" -- "If either one of these two
+        # conditions is not met, the sender MUST skip sending a loss probe".
+        if self._tlp_end < 0 and self._tlp_sampled:
+            self._send_probe(now)
+        # "After attempting to send a loss probe, regardless of whether a loss probe was
+        # sent, the sender MUST re-arm the RTO timer, not the PTO timer, if the
+        # FlightSize is not zero."
+        self._tlp_at = None
+        self._rto_at = now + self._rtt.rto
+
+    def _send_probe(self, now: float) -> None:
+        out = self._queued
+        mss = self.snd_mss - len(self._sack_option())
+        buf_seq = self._sndbuf_seq
+        data_end = buf_seq + len(self._sndbuf)
+        nxt = max(self.snd_nxt, buf_seq)
+        edge = self.snd_wl2 + self.snd_wnd
+        if nxt < data_end and edge > nxt:
+            # "the sender SHOULD transmit a previously unsent data segment, if one exists
+            # and the receive window allows, and increment the FlightSize accordingly"
+            # (one segment beyond cwnd).
+            end = min(nxt + mss, data_end, edge)
+            fin = end == self._fin_seq
+            start = nxt
+            self._send_range(out, nxt, end, now, retransmit=False, fin=fin)
+            self.snd_nxt = end + 1 if fin else end
+            if self.snd_nxt > self.snd_max:
+                self.snd_max = self.snd_nxt
+            self._tlp_retrans = False
+        else:
+            # "If such an unsent segment is not available, then the sender SHOULD
+            # retransmit the highest-sequence segment sent so far and set TLP.is_retrans
+            # to true." (Its last MSS of data, and the FIN if that was sent.)
+            start = max(min(self.snd_max, data_end) - mss, self.snd_una, buf_seq)
+            self._send_range(out, start, self.snd_max, now, retransmit=True)
+            self._tlp_retrans = True
+        self._tlp_start = start
+        self._tlp_end = self.snd_max  # TLP.end_seq
+        self._tlp_sampled = False
+        self.counters["loss_probes"] += 1
+
+    def _tlp_acked(self, ack: int, now: float) -> None:
+        """RFC 8985 §7.4.2: the cumulative ACK reached TLP.end_seq."""
+        if not self._tlp_retrans:
+            self._tlp_end = -1  # "TLP of new data delivered"
+        elif ack > self._tlp_end:
+            # "Repaired the single loss": neither a DSACK nor a duplicate ACK said the
+            # original arrived too, so the original (or its ACK) was lost: "Invoke
+            # congestion control to lower cwnd for the loss". Linux does so with a CWR
+            # episode (ssthresh from cwnd, cwnd = ssthresh) and waits, as the RFC's
+            # "ACK.seq > TLP.end_seq" does, for an ACK beyond the probe: the ACK of
+            # exactly TLP.end_seq may be the original's, the probe's DSACK still to come.
+            self._tlp_end = -1
+            self.counters["loss_probe_recoveries"] += 1
+            if not self._in_recovery:
+                self._cc.on_congestion(now, self._cc.cwnd)
+                self._cc.on_recovery_end(now)
+
+    def _tlp_dsack(self, block: tuple[int, int], ack32: int) -> None:
+        """RFC 8985 §7.4.2: "If the TLP retransmission is spurious, a receiver that uses
+        DSACK would return an ACK that covers TLP.end_seq with a DSACK option" -- a first
+        SACK block below the ACK (RFC 2883 §4) ending at TLP.end_seq: no loss."""
+        left, right = block
+        if right == self._tlp_end & MASK and not seq_lt(ack32, right) and left != right:
+            self._tlp_end = -1
+
+    def _tlp_reveals_loss(self, now: float) -> None:
+        """RFC 8985 §7.4.1: the probe (or data sent at or after it) is SACKed while data
+        sent before it is not. RACK deems such data lost -- it was sent more than a PTO
+        and a round trip ago, before a segment since delivered -- "Then the sender would
+        trigger a fast recovery to recover those losses". Our DupThresh rule alone would
+        not: one SACKed probe is below its threshold, and the RTO would follow."""
+        start = self._tlp_start
+        if not self._sacked or self._sacked.ends[-1] <= start or self.snd_una >= start:
+            return
+        if not self._unsacked_between(self.snd_una, start):
+            return
+        if self.snd_una < self._recover:
+            return  # as _duplicate_ack: no new recovery below the last recovery point
+        self._enter_recovery(now)
+        if self._lost_edge < start:
+            self._lost_edge = start
 
     def _window_probe(self, now: float) -> None:
         """Persist timer (RFC 9293 §3.8.6.1): probe a zero window so a lost update cannot
@@ -1874,6 +2052,8 @@ class Connection:
                 self.snd_nxt = nxt
                 if nxt > self.snd_max:
                     self.snd_max = nxt
+                if self._tlp:
+                    self._arm_tlp(now)  # RFC 8985 §7.2: "after transmitting new data"
                 if limited:
                     self._note_limited_transmit(flight, cwnd)
             if nxt < data_end and self.snd_max <= self.snd_una:
@@ -1887,6 +2067,8 @@ class Connection:
             self.snd_nxt = fin_seq + 1
             if self.snd_max < self.snd_nxt:
                 self.snd_max = self.snd_nxt
+            if self._tlp:
+                self._arm_tlp(now)  # a lone FIN is new data too
 
     def _send_new(
         self,
@@ -2203,7 +2385,7 @@ class Connection:
         if self.state is State.CLOSED:
             return
         self._rto_at = self._persist_at = self._keepalive_at = self._delack_at = None
-        self._close_at = None
+        self._close_at = self._tlp_at = None
         self._ack_now = False
         self._syn_pending = False
         self._sndbuf.clear()
