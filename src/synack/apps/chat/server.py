@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Coroutine
 from typing import Any
 
 from synack import transport as seam
@@ -200,6 +200,14 @@ class Connection(Member):
         return data
 
     async def run(self) -> None:
+        await (await self.start())
+
+    async def start(self) -> Coroutine[Any, Any, None]:
+        """Tell a framed peer from a line-mode one; returns the read loop to run.
+
+        Returned, not awaited here, so that this frame (and the first bytes) is freed
+        while the connection is held: memory per idle connection is what limits scale.
+        """
         server = self.server
         first = b""
         try:
@@ -227,32 +235,20 @@ class Connection(Member):
         if first.startswith(MAGIC):
             self.mode = "framed"
             self.encoder = encode_message
-            await self.run_framed(first[len(MAGIC) :])
-        else:
-            self.mode = "line"
-            self.encoder = encode_line
-            await self.run_lines(first, prompted=prompted)
+            return self.run_framed(first[len(MAGIC) :])
+        self.mode = "line"
+        self.encoder = encode_line
+        return self.run_lines(first, prompted=prompted)
 
     async def run_framed(self, data: bytes) -> None:
-        server = self.server
         decoder = FrameDecoder(max_message=MAX_FRAME, max_blob=0)
         decoder.feed(data)
-        hub = server.hub
+        reader, loop = self.reader, self.server.loop
         try:
-            while True:
-                for event in decoder:
-                    if not isinstance(event, Message):
-                        raise FrameError("chat carries no BLOB frames")
-                    request = event.body
-                    if request.get("op") == "quit":
-                        raise Closed("quit")
-                    if self.key:
-                        hub.handle(self, request)
-                    else:
-                        self.hello(request)
-                    if self.done:
-                        return
-                data = await self.read()
+            while self.handle_frames(decoder):
+                # Read here, not in a helper coroutine: one frame less held per connection.
+                data = await reader.read(READ_SIZE)
+                self.last_heard = loop.time()
                 if not data:
                     decoder.feed_eof()
                     raise Closed("connection closed")
@@ -262,6 +258,27 @@ class Connection(Member):
         except FrameError as exc:
             kind = "oversized frame" if isinstance(exc, OversizedFrame) else "protocol error"
             self.kick(f"{kind}: {exc}", ErrorCode.BAD_REQUEST)
+
+    def handle_frames(self, decoder: FrameDecoder) -> bool:
+        """Carry out every complete request; False once the connection is done.
+
+        Not inline in `run_framed`: the last request would stay referenced while the
+        connection waits for more.
+        """
+        hub = self.server.hub
+        for event in decoder:
+            if not isinstance(event, Message):
+                raise FrameError("chat carries no BLOB frames")
+            request = event.body
+            if request.get("op") == "quit":
+                raise Closed("quit")
+            if self.key:
+                hub.handle(self, request)
+            else:
+                self.hello(request)
+            if self.done:
+                return False
+        return True
 
     def hello(self, request: Event) -> None:
         server = self.server
@@ -473,7 +490,7 @@ class ChatServer:
         self._tasks.add(task)
         reason = "connection closed"
         try:
-            await conn.run()
+            await (await conn.start())  # conn.run(), one coroutine frame lighter
         except Closed as exc:
             reason = str(exc)
         except OSError as exc:
