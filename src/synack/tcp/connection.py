@@ -207,6 +207,7 @@ class Connection:
         self._ooo_bytes = 0
         self._ooo_ranges = RangeSet()  # what the out-of-order queue holds, merged: SACK blocks
         self._sack_recent: list[int] = []  # seqs of recent out-of-order arrivals, newest first
+        self._dsack: tuple[int, int] | None = None  # a duplicate to report (RFC 2883), once
         self._rcv_fin_seq = -1
         self._eof = False  # the peer's FIN has been delivered
         self._read_closed = False  # close() was called: arriving data is answered with RST
@@ -1024,6 +1025,10 @@ class Connection:
                 if self.snd_una - self.max_snd_wnd <= ack <= self.snd_max:
                     self._process_ack_field(seg, ack, seq, now)
             self.counters["dropped"] += 1
+            if plen and seq < rcv_nxt:
+                # RFC 2883 §4.1.1: data already acknowledged (our ACK was lost, or the
+                # retransmission was spurious) is reported in a D-SACK block.
+                self._note_dsack(seq, min(seq + plen, rcv_nxt))
             self._send_ack_immediately(now)
             return
 
@@ -1463,7 +1468,11 @@ class Connection:
             return
         rcv_nxt = self.rcv_nxt
         # Trim what lies before RCV.NXT (already received) or beyond the window.
+        dup_below = dup_end = -1
         if seq < rcv_nxt:
+            if payload:
+                # RFC 2883 §4.2: the part already received is reported (below).
+                dup_below, dup_end = seq, rcv_nxt
             payload = payload[rcv_nxt - seq :]
             seq = rcv_nxt
         limit = self._rcv_adv
@@ -1494,9 +1503,18 @@ class Connection:
                 self._send_ack_immediately(now)
         if self._rcv_fin_seq >= 0 and self.rcv_nxt == self._rcv_fin_seq:
             self._process_fin(now)
+        if dup_below >= 0 and self._sack_ok:
+            # Reported at once, in an ACK of everything the rest of the segment brought.
+            self._note_dsack(dup_below, dup_end)
+            self._send_ack_immediately(now)
 
     def _store_ooo(self, seq: int, payload: memoryview) -> None:
         end = seq + len(payload)
+        held = self._ooo_ranges.find_overlap(seq, end)
+        if held is not None:
+            # RFC 2883 §4.1.3: a duplicate of data already held out of order is reported
+            # in a D-SACK block (the part that overlaps the first block held, as Linux).
+            self._note_dsack(max(seq, held[0]), min(end, held[1]))
         self._ooo_ranges.add(seq, end)
         starts = self._ooo_starts
         datas = self._ooo_data
@@ -1525,6 +1543,14 @@ class Connection:
             datas.insert(i, bytes(payload))
             self._ooo_bytes += end - seq
         self._note_sack(seq)
+
+    def _note_dsack(self, start: int, end: int) -> None:
+        """RFC 2883 §4: "If the data receiver has received a segment" it already had, the
+        first SACK block of the next ACK reports that duplicate (a D-SACK block). "each
+        duplicate contiguous sequence of data received is reported in at most one D-SACK
+        block": it is sent once, by the immediate ACK that follows."""
+        if self._sack_ok and end > start:
+            self._dsack = (start, end)
 
     def _note_sack(self, seq: int) -> None:
         recent = self._sack_recent
@@ -2197,7 +2223,7 @@ class Connection:
         self._data_sent(now)
 
     def _send_pure_ack(self, out: list[bytes], now: float) -> None:
-        if not self._prediction or (self._ooo_starts and self._sack_ok):
+        if not self._prediction or (self._ooo_starts and self._sack_ok) or self._dsack:
             out.append(self._build(self.snd_max, self.rcv_nxt, ACK, now, sack=True))
             return
         # Half of a bulk transfer's segments are pure ACKs: wire packs them in one
@@ -2281,6 +2307,21 @@ class Connection:
             return b""
         return encode_sack(self._sack_blocks())
 
+    def _ack_sack_option(self) -> bytes:
+        """The SACK option of an ACK without data: a pending D-SACK block first (RFC
+        2883 §4: "the first SACK block ... MUST specify the contiguous sequence space
+        of the duplicate segment"), then as many of our blocks as still fit, the one
+        containing the duplicate first (§4.1.3: _note_sack made it the most recent)."""
+        dsack = self._dsack
+        if dsack is None:
+            return self._sack_option()
+        self._dsack = None
+        room = 2 if self._ts_ok else 3
+        blocks = [dsack]
+        if self._ooo_starts:
+            blocks += self._sack_blocks()[:room]
+        return encode_sack(blocks)
+
     def _build_data(self, seq: int, flags: int, offset: int, n: int, now: float) -> bytes:
         """One data (or FIN) segment off the hot path: retransmissions and lone FINs."""
         opts = self._ts_option(now) + self._sack_option()
@@ -2297,7 +2338,7 @@ class Connection:
             return self._build_with_options(seq, ack, flags, 0, b"")
         opts = self._ts_option(now)
         if sack:
-            opts += self._sack_option()
+            opts += self._ack_sack_option()
         seg = self._build_with_options(seq, ack, flags, self._window_field(), opts)
         if flags & ACK:
             self._after_ack_sent()

@@ -83,6 +83,13 @@ class RangeSet:
             return self.starts[i], self.ends[i]
         return None
 
+    def find_overlap(self, start: int, end: int) -> tuple[int, int] | None:
+        """The first range sharing a byte with [start, end), if any."""
+        i = bisect_right(self.ends, start)
+        if i < len(self.starts) and self.starts[i] < end:
+            return self.starts[i], self.ends[i]
+        return None
+
     def next_gap(self, seq: int) -> int:
         """The first sequence number at or above `seq` that no range covers."""
         i = bisect_right(self.starts, seq) - 1
