@@ -56,7 +56,7 @@ def test_chat_conns() -> None:
     for name in ("os", "synack"):  # every client logged in and held, on each transport
         assert f"chat, --transport {name}: 40 clients in" in out, out
         assert f"ratio threads/chat on {name} memory per connection:" in out, out
-    assert "target (os): <= 20 KiB per connection:" in out, out
+    assert "target (os): <= 10 KB per connection:" in out, out
 
 
 def test_udp_carrier() -> None:
