@@ -272,3 +272,99 @@ def test_request_response_tail_losses_complete_sooner_with_probes() -> None:
     assert server_rto.info()["timeouts"] >= 50
     assert p99(with_tlp) < p99(without)
     assert sum(with_tlp) < sum(without)
+
+
+# ---------------------------------------------------------------------------- §7.4.2
+
+
+def probed_tail(s: Sock) -> None:
+    """Four segments out, the first three acknowledged, then the probe resends the last."""
+    s.conn.send(bytes(4 * MSS))
+    recv(s)
+    s.at(s.now + 0.1)
+    assert ack(s, 3 * MSS) == []
+    sent = advance(s, s.now + 0.5)
+    assert [offsets([x]) for _t, x in sent][:1] == [[3 * MSS]]
+    assert s.conn.info()["loss_probes"] == 1
+    s.at(s.now + 0.1)
+
+
+def more_data_acked(s: Sock) -> None:
+    """Another segment sent and acknowledged: an ACK beyond TLP.end_seq."""
+    s.conn.send(bytes(MSS))
+    assert offsets(recv(s)) == [4 * MSS]
+    s.at(s.now + 0.1)
+    ack(s, 5 * MSS)
+
+
+def test_an_ack_beyond_a_resent_probe_without_dsack_reduces_cwnd() -> None:
+    """RFC 8985 §7.4.2: no DSACK and no duplicate ACK said the original arrived, so the
+    probe repaired a loss: "Invoke congestion control to lower cwnd for the loss"."""
+    s: Sock = established(rtt=0.1, sack=True, peer=SACK_PEER, congestion_control="newreno")
+    probed_tail(s)
+    cwnd = s.conn.cwnd
+    assert ack(s, 4 * MSS) == []
+    more_data_acked(s)
+    assert s.conn.info()["loss_probe_recoveries"] == 1
+    assert s.conn.cwnd < cwnd
+
+
+def test_a_dsack_of_the_probe_means_no_loss() -> None:
+    """§7.4.2: "If the TLP retransmission is spurious, a receiver that uses DSACK would
+    return an ACK that covers TLP.end_seq with a DSACK option" -- the episode ends with
+    no reduction."""
+    s: Sock = established(rtt=0.1, sack=True, peer=SACK_PEER, congestion_control="newreno")
+    probed_tail(s)
+    cwnd = s.conn.cwnd
+    assert ack(s, 4 * MSS, ((3 * MSS, 4 * MSS),)) == []
+    more_data_acked(s)
+    assert s.conn.info()["loss_probe_recoveries"] == 0
+    assert s.conn.cwnd >= cwnd
+
+
+def test_a_duplicate_ack_without_sack_after_the_probe_means_no_loss() -> None:
+    """§7.4.2: "If the receiver does not support DSACK, it would return a DupAck without
+    any SACK option" -- both copies arrived: no reduction."""
+    s: Sock = established(rtt=0.1, sack=True, peer=SACK_PEER, congestion_control="newreno")
+    probed_tail(s)
+    cwnd = s.conn.cwnd
+    assert ack(s, 4 * MSS) == []
+    assert ack(s, 4 * MSS) == []  # the duplicate ACK the probe drew
+    more_data_acked(s)
+    assert s.conn.info()["loss_probe_recoveries"] == 0
+    assert s.conn.cwnd >= cwnd
+
+
+def test_our_receiver_dsacks_a_spurious_probe() -> None:
+    """End to end: the ACKs of the last segment are lost, so the client probes although
+    the server has everything; the server's D-SACK (RFC 2883) tells the client, which
+    keeps its cwnd."""
+    net, client, server = pair()
+    net.run_for(1.0)
+    size = 10 * client.snd_mss
+    end = (client.snd_max + size) & MASK
+    received = bytearray()
+    net.set_app(SERVER, lambda now: received.extend(server.receive()))
+    inner = net.detach(SERVER)
+
+    class LoseAcksOfTheEnd(Dropper):
+        def segments_to_send(self, now: float) -> Iterable[Datagram]:
+            out = []
+            for datagram in self.inner.segments_to_send(now):
+                _sp, _dp, _seq, ack32, _hlen, _f, _w, _c, _u = unpack_header(datagram[0])
+                if ack32 == end and client.info()["loss_probes"] == 0:
+                    continue  # until the probe has gone out
+                out.append(datagram)
+            return out
+
+    net.attach(SERVER, LoseAcksOfTheEnd(inner, lambda seq, n: False))
+    net.set_app(SERVER, lambda now: received.extend(server.receive()))
+    client.send(bytes(size))
+    net.run_until(lambda: client.unacked == 0, 10.0, what="all acknowledged")
+    cwnd = client.cwnd
+    client.send(bytes(size))
+    net.run_until(lambda: client.unacked == 0, 10.0, what="all acknowledged")
+    assert client.info()["loss_probes"] == 1
+    assert client.info()["loss_probe_recoveries"] == 0
+    assert client.info()["timeouts"] == 0
+    assert client.cwnd >= cwnd

@@ -18,7 +18,9 @@ TRIES = 5  # max_retransmits for the lesson (Linux's tcp_retries2 is 15: about 1
 
 
 def run() -> LessonRun:
-    cfg = lesson_config(max_retransmits=TRIES)
+    # The seeds' claim is the classic timer, so the lesson turns off tail loss probes
+    # (RFC 8985 §7), which would otherwise repair the lone lost segment before the RTO.
+    cfg = lesson_config(max_retransmits=TRIES, tail_loss_probe=False)
     pair = open_pair("retransmit", cfg)
     scene, client, server = pair.scene, pair.client, pair.server
     scene.run_for(0.1)
