@@ -8,8 +8,8 @@ from typing import Any
 
 from synack.wire.tcp import Segment
 
-from .conftest import REMOTE_ISS, SEND, A, P, Sock, established, recv, seg, send
-from .test_retransmit import SACK_PEER
+from .conftest import MSS, REMOTE_ISS, SEND, A, P, Sock, established, recv, seg, send
+from .test_retransmit import SACK_PEER, ack, offsets
 
 
 def peer_data(s: Sock, offset: int, n: int) -> list[Segment]:
@@ -106,3 +106,59 @@ def test_the_dsack_block_takes_the_room_of_one_sack_block() -> None:
         peer_data(s, off, 500)
     out = peer_data(s, 0, 500)
     assert blocks(out) == [(0, 500), (4000, 4500), (3000, 3500), (2000, 2500)]
+
+
+# ---------------------------------------------------------------------------- the sender's undo
+
+
+def spurious_recovery(s: Sock) -> int:
+    """Ten segments out; the first is delayed, not lost: SACKs for 1..3 start a fast
+    recovery that resends it; then everything is acknowledged. cwnd before it."""
+    s.conn.send(bytes(10 * MSS))
+    assert offsets(recv(s)) == [i * MSS for i in range(10)]
+    before = s.conn.cwnd
+    resent: list[Segment] = []
+    for last in range(2, 5):
+        resent += [x for x in ack(s, 0, ((MSS, last * MSS),)) if x.payload]
+    assert 0 in offsets(resent), "fast retransmit of segment 0"
+    assert s.conn.info()["in_recovery"]
+    assert s.conn.cwnd < before
+    ack(s, s.conn.snd_max - s.conn.iss - 1)  # the delayed original arrived
+    assert not s.conn.info()["in_recovery"]
+    return before
+
+
+def sender() -> Sock:
+    return established(rtt=0.1, sack=True, peer=SACK_PEER, congestion_control="newreno")
+
+
+def test_a_dsack_of_every_retransmission_undoes_the_reduction() -> None:
+    """RFC 3708 §3: all retransmissions of the episode came back as duplicates, so the
+    episode was spurious; the reduction is undone (RFC 4015's Eifel response)."""
+    s = sender()
+    before = spurious_recovery(s)
+    everything = s.conn.snd_max - s.conn.iss - 1
+    ack(s, everything, ((0, MSS),))  # the retransmission's D-SACK (below the ACK)
+    assert s.conn.info()["dsack_undos"] == 1
+    assert s.conn.cwnd >= before
+    assert s.conn.ssthresh > before
+
+
+def test_no_undo_without_a_dsack() -> None:
+    s = sender()
+    spurious_recovery(s)
+    reduced = s.conn.cwnd
+    everything = s.conn.snd_max - s.conn.iss - 1
+    ack(s, everything)
+    assert s.conn.info()["dsack_undos"] == 0
+    assert s.conn.cwnd <= reduced + MSS
+
+
+def test_a_dsack_of_data_never_retransmitted_undoes_nothing() -> None:
+    """A duplicate made by the network (RFC 2883 §5.2) says nothing about our
+    retransmissions: only a D-SACK of a retransmitted range counts."""
+    s = sender()
+    spurious_recovery(s)
+    everything = s.conn.snd_max - s.conn.iss - 1
+    ack(s, everything, ((5 * MSS, 6 * MSS),))
+    assert s.conn.info()["dsack_undos"] == 0

@@ -20,6 +20,7 @@ reads and arithmetic; everything that can be is computed on the rare events.
 
 from __future__ import annotations
 
+import copy
 import math
 from abc import ABC, abstractmethod
 from typing import ClassVar, Final
@@ -134,6 +135,24 @@ class CongestionControl(ABC):
         """Fast recovery finished (the recovery point was acknowledged)."""
         self._reduced = False
         self._flight_left = -1
+
+    def snapshot(self) -> CongestionControl:
+        """A copy of the whole state, kept before a reduction so that a reduction found
+        spurious can be undone: RFC 9438 §4.9 restores cwnd, ssthresh, W_max, K and
+        t_epoch "to their values prior to the congestion event" (Linux keeps the same
+        prior_cwnd and prior_ssthresh for its undo)."""
+        return copy.copy(self)
+
+    def undone_by(self, prior: CongestionControl) -> CongestionControl:
+        """The state to continue with after undoing a reduction: `prior` (a snapshot of
+        this object), with cwnd never below what it has grown to since (RFC 9438 §4.9:
+        "cwnd = max(cwnd, cwnd_prior)"; Linux: max(cwnd, prior_cwnd))."""
+        restored = copy.copy(prior)
+        restored.cwnd = max(self.cwnd, prior.cwnd)
+        restored.ssthresh = max(self.ssthresh, prior.ssthresh)
+        restored._reduced = False
+        restored._flight_left = -1
+        return restored
 
     def set_mss(self, mss: int) -> None:
         """The effective send MSS changed (handshake options, PMTU).

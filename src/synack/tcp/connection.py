@@ -271,6 +271,12 @@ class Connection:
         self._tlp_start = 0
         self._tlp_retrans = False
         self._tlp_sampled = True
+        # Undoing a spurious fast recovery (RFC 3708 with D-SACK, RFC 9438 §4.9): the
+        # congestion state before the reduction, and the ranges retransmitted since that
+        # no D-SACK has yet shown to have arrived twice.
+        self._undo_cc: CongestionControl | None = None
+        self._undo_ranges: list[tuple[int, int]] = []
+        self._undo_dsacked = 0
         self._rtx_now = False  # resend the first hole now, whatever the window says
         self._handshake_timed = True
         self._last_send = 0.0
@@ -301,6 +307,7 @@ class Connection:
                 "challenge_acks",
                 "loss_probes",
                 "loss_probe_recoveries",
+                "dsack_undos",
             ),
             0,
         )
@@ -1144,8 +1151,9 @@ class Connection:
         opts = seg.opts
         new_sack = False
         if opts is not None and opts.sack_blocks and self._sack_ok:
-            if self._tlp_end >= 0 and self._tlp_retrans:
-                self._tlp_dsack(opts.sack_blocks[0], seg.ack)
+            dsack = self._dsack_of(opts.sack_blocks, seg.ack)
+            if dsack is not None:
+                self._dsack_received(*dsack)
             new_sack = self._update_scoreboard(opts.sack_blocks)
         elif (
             self._tlp_end >= 0
@@ -1170,6 +1178,8 @@ class Connection:
                 self._tlp_at = None  # §7.2: no PTO while the scoreboard holds SACKed data
                 if self._tlp_end >= 0 and not self._in_recovery:
                     self._tlp_reveals_loss(now)
+            if self._undo_dsacked and not self._undo_ranges and not self._in_recovery:
+                self._undo_recovery()
         elif (
             ack == snd_una
             and self.snd_max > snd_una
@@ -1343,6 +1353,9 @@ class Connection:
         # additional data sent in limited transmit MUST NOT be included in this
         # calculation." (Linux halves cwnd, which excludes it the same way.)
         limited = self._lt_bytes if self._lt_una == self.snd_una else 0
+        self._undo_cc = self._cc.snapshot()
+        self._undo_ranges.clear()
+        self._undo_dsacked = 0
         self._cc.on_congestion(now, max(in_flight - limited, 0))
         self._lt_bytes = 0
         self._in_recovery = True
@@ -1713,6 +1726,9 @@ class Connection:
         self._rxt_again.clear()
         self._tlp_at = None
         self._tlp_end = -1  # the probe, if any, is "deemed lost" (RFC 8985 §7.3)
+        self._undo_cc = None  # only a fast recovery is undone (Linux also undoes RTOs)
+        self._undo_ranges.clear()
+        self._undo_dsacked = 0
         self._recover = self.snd_max
         self._recover_by_rto = True
         if self._retries >= 2 and self._sacked:
@@ -1828,13 +1844,54 @@ class Connection:
                 self._cc.on_congestion(now, self._cc.cwnd)
                 self._cc.on_recovery_end(now)
 
-    def _tlp_dsack(self, block: tuple[int, int], ack32: int) -> None:
-        """RFC 8985 §7.4.2: "If the TLP retransmission is spurious, a receiver that uses
-        DSACK would return an ACK that covers TLP.end_seq with a DSACK option" -- a first
-        SACK block below the ACK (RFC 2883 §4) ending at TLP.end_seq: no loss."""
-        left, right = block
-        if right == self._tlp_end & MASK and not seq_lt(ack32, right) and left != right:
+    # ------------------------------------------------------------------ D-SACK at the sender
+
+    def _dsack_of(self, blocks: tuple[tuple[int, int], ...], ack32: int) -> tuple[int, int] | None:
+        """The D-SACK block of an ACK, unwrapped, if its first block is one. RFC 2883 §4:
+        "If the first SACK block ... is covered by the cumulative acknowledgement" or
+        lies within the second block, it reports a duplicate."""
+        left32, right32 = blocks[0]
+        if left32 == right32:
+            return None
+        if seq_lt(ack32, right32):  # not below the cumulative ACK: within the second?
+            if len(blocks) < 2:
+                return None
+            l2, r2 = blocks[1]
+            if seq_lt(left32, l2) or seq_lt(r2, right32):
+                return None
+        una = self.snd_una
+        d = (left32 - una) & MASK
+        left = una + (d - 0x100000000 if d >= 0x80000000 else d)
+        return left, left + ((right32 - left32) & MASK)
+
+    def _dsack_received(self, left: int, right: int) -> None:
+        """A duplicate [left, right) arrived at the peer: which retransmission it was."""
+        # RFC 8985 §7.4.2: "If the TLP retransmission is spurious, a receiver that uses
+        # DSACK would return an ACK that covers TLP.end_seq with a DSACK option": no loss.
+        if self._tlp_end >= 0 and self._tlp_retrans and right == self._tlp_end:
             self._tlp_end = -1
+        # RFC 3708 §2: a retransmission whose D-SACK comes back was spurious -- the
+        # original arrived too. Each retransmission of the recovery counts once.
+        ranges = self._undo_ranges
+        for i, (start, end) in enumerate(ranges):
+            if start < right and left < end:
+                del ranges[i]
+                self._undo_dsacked += 1
+                break
+
+    def _undo_recovery(self) -> None:
+        """RFC 3708 §3: "If all retransmissions in a fast recovery episode were reported
+        as duplicates, the sender concludes that the episode was spurious" -- the
+        reordering or delay was mistaken for loss. Undo the reduction (the Eifel response
+        of RFC 4015 §2, as Linux's DSACK undo does): the congestion state from before it,
+        cwnd never below what it has grown to since (RFC 9438 §4.9 for CUBIC)."""
+        prior = self._undo_cc
+        self._undo_cc = None
+        self._undo_dsacked = 0
+        if prior is None or prior.mss != self._cc.mss:
+            return
+        self._cc = self._cc.undone_by(prior)
+        self.counters["dsack_undos"] += 1
 
     def _tlp_reveals_loss(self, now: float) -> None:
         """RFC 8985 §7.4.1: the probe (or data sent at or after it) is SACKed while data
@@ -2215,6 +2272,8 @@ class Connection:
                     self._rxt_ts_end = end_seq
             if self._sack_ok and n > 0:
                 self._rxt_log.append((start, end, self.snd_max))
+                if self._undo_cc is not None:
+                    self._undo_ranges.append((start, end))
         else:
             self.bytes_out += n
             if not self._ts_ok and self._rtt_seq < 0 and n:
