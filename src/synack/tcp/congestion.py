@@ -139,14 +139,14 @@ class CongestionControl(ABC):
     def snapshot(self) -> CongestionControl:
         """A copy of the whole state, kept before a reduction so that a reduction found
         spurious can be undone: RFC 9438 §4.9 restores cwnd, ssthresh, W_max, K and
-        t_epoch "to their values prior to the congestion event" (Linux keeps the same
-        prior_cwnd and prior_ssthresh for its undo)."""
+        t_epoch to their values before the congestion event (Linux keeps prior_cwnd
+        and prior_ssthresh for its undo)."""
         return copy.copy(self)
 
     def undone_by(self, prior: CongestionControl) -> CongestionControl:
         """The state to continue with after undoing a reduction: `prior` (a snapshot of
-        this object), with cwnd never below what it has grown to since (RFC 9438 §4.9:
-        "cwnd = max(cwnd, cwnd_prior)"; Linux: max(cwnd, prior_cwnd))."""
+        this object), with cwnd never below what it has grown to since (RFC 9438 §4.9,
+        and Linux's max(cwnd, prior_cwnd))."""
         restored = copy.copy(prior)
         restored.cwnd = max(self.cwnd, prior.cwnd)
         restored.ssthresh = max(self.ssthresh, prior.ssthresh)

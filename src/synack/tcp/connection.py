@@ -1558,10 +1558,10 @@ class Connection:
         self._note_sack(seq)
 
     def _note_dsack(self, start: int, end: int) -> None:
-        """RFC 2883 §4: "If the data receiver has received a segment" it already had, the
-        first SACK block of the next ACK reports that duplicate (a D-SACK block). "each
-        duplicate contiguous sequence of data received is reported in at most one D-SACK
-        block": it is sent once, by the immediate ACK that follows."""
+        """RFC 2883 §4: a segment the receiver already had is reported in the first SACK
+        block of the ACK it draws (a D-SACK block); "each duplicate contiguous sequence
+        of data received is reported in at most one D-SACK block", so it is sent once,
+        by the immediate ACK that follows."""
         if self._sack_ok and end > start:
             self._dsack = (start, end)
 
@@ -1848,8 +1848,8 @@ class Connection:
 
     def _dsack_of(self, blocks: tuple[tuple[int, int], ...], ack32: int) -> tuple[int, int] | None:
         """The D-SACK block of an ACK, unwrapped, if its first block is one. RFC 2883 §4:
-        "If the first SACK block ... is covered by the cumulative acknowledgement" or
-        lies within the second block, it reports a duplicate."""
+        a first block at or below the cumulative acknowledgement, or one that lies
+        within the second block, reports a duplicate."""
         left32, right32 = blocks[0]
         if left32 == right32:
             return None
@@ -1870,7 +1870,7 @@ class Connection:
         # DSACK would return an ACK that covers TLP.end_seq with a DSACK option": no loss.
         if self._tlp_end >= 0 and self._tlp_retrans and right == self._tlp_end:
             self._tlp_end = -1
-        # RFC 3708 §2: a retransmission whose D-SACK comes back was spurious -- the
+        # RFC 3708: a retransmission whose D-SACK comes back was unnecessary -- the
         # original arrived too. Each retransmission of the recovery counts once.
         ranges = self._undo_ranges
         for i, (start, end) in enumerate(ranges):
@@ -1880,11 +1880,11 @@ class Connection:
                 break
 
     def _undo_recovery(self) -> None:
-        """RFC 3708 §3: "If all retransmissions in a fast recovery episode were reported
-        as duplicates, the sender concludes that the episode was spurious" -- the
-        reordering or delay was mistaken for loss. Undo the reduction (the Eifel response
-        of RFC 4015 §2, as Linux's DSACK undo does): the congestion state from before it,
-        cwnd never below what it has grown to since (RFC 9438 §4.9 for CUBIC)."""
+        """RFC 3708's detection: when every retransmission of a fast recovery has been
+        reported by a D-SACK, the recovery was spurious (reordering or delay mistaken for
+        loss). Undo the reduction, as Linux's D-SACK undo and the Eifel response (RFC
+        4015) do: the congestion state from before it, cwnd never below what it has
+        grown to since (RFC 9438 §4.9 restores CUBIC's state the same way)."""
         prior = self._undo_cc
         self._undo_cc = None
         self._undo_dsacked = 0
@@ -2368,9 +2368,11 @@ class Connection:
 
     def _ack_sack_option(self) -> bytes:
         """The SACK option of an ACK without data: a pending D-SACK block first (RFC
-        2883 §4: "the first SACK block ... MUST specify the contiguous sequence space
-        of the duplicate segment"), then as many of our blocks as still fit, the one
-        containing the duplicate first (§4.1.3: _note_sack made it the most recent)."""
+        2883 §4: the first block of the SACK option should be a D-SACK block naming the
+        duplicate that triggered the ACK), then as many of our blocks as still fit, the
+        one holding the duplicate first ("the second SACK block in that SACK option
+        should specify that (possibly larger) block of data"; _note_sack made it the
+        most recent)."""
         dsack = self._dsack
         if dsack is None:
             return self._sack_option()
