@@ -227,6 +227,16 @@ def start(cmd: list[str]) -> tuple[subprocess.Popen[str], int]:
     return proc, int(line.split("listening on ")[1].split()[0].rsplit(":", 1)[1])
 
 
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU time of a process so far (Linux /proc), or NaN elsewhere."""
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            fields = f.read().rsplit(")", 1)[1].split()
+    except OSError:
+        return float("nan")
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 def measure(name: str, cmd: list[str], args: argparse.Namespace) -> float:
     proc, port = start(cmd)
     try:
@@ -250,11 +260,13 @@ def measure(name: str, cmd: list[str], args: argparse.Namespace) -> float:
         assert read_frame(sender, bytearray())["op"] == "welcome"
         text = "m" * args.size
         batch = frame({"op": "say", "text": text}) * 100
+        cpu0 = cpu_seconds(proc.pid)
         t0 = time.monotonic()
         for _ in range(args.messages // 100):
             sender.sendall(batch)
         sender.sendall(frame({"op": "say", "text": text}) * (args.messages % 100))
         results = [out.get(timeout=args.time_limit + 5) for _ in workers]
+        cpu = cpu_seconds(proc.pid) - cpu0  # the server's own work, less noisy than wall time
         for w in workers:
             w.join(timeout=5)
         sender.close()
@@ -266,7 +278,10 @@ def measure(name: str, cmd: list[str], args: argparse.Namespace) -> float:
     want = args.clients * args.messages
     rate = float(total / elapsed)
     note = "" if total == want else f"  (time limit reached at {total:,} of {want:,})"
-    print(f"{name:>9}: {total:>9,} deliveries in {elapsed:6.3f} s = {rate:>11,.0f} /s{note}")
+    print(
+        f"{name:>9}: {total:>9,} deliveries in {elapsed:6.3f} s = {rate:>11,.0f} /s; "
+        f"server CPU {cpu:5.2f} s = {cpu / max(total, 1) * 1e6:5.2f} us per delivery{note}"
+    )
     return rate
 
 
