@@ -43,25 +43,28 @@ Encoder = Callable[[Event], bytes]
 class Batch:
     """The events broadcast to one room during one turn of the server's loop."""
 
-    __slots__ = ("_encoded", "_joined", "events", "open")
+    __slots__ = ("_encoded", "_whole", "events", "open")
 
     def __init__(self) -> None:
         self.events: list[Event] = []
         self.open = True  # False once the turn ended: no more events come
         self._encoded: dict[Encoder, list[bytes]] = {}
-        self._joined: dict[tuple[Encoder, int, int], bytes] = {}
+        self._whole: dict[tuple[Encoder, int], bytes] = {}
 
     def data(self, encoder: Encoder, start: int, end: int | None) -> bytes:
-        """Events [start:end] encoded by `encoder`, joined; computed once per range."""
+        """Events [start:end] encoded by `encoder` (each once), joined."""
         events = self.events
         stop = len(events) if end is None else end
-        key = (encoder, start, stop)
-        data = self._joined.get(key)
+        encoded = self._encoded.setdefault(encoder, [])
+        if len(encoded) < stop:
+            encoded.extend(map(encoder, events[len(encoded) :]))
+        if start or stop != len(events):
+            return b"".join(encoded[start:stop])  # a sender's, a latecomer's: its own
+        # All of it, as most members hear: joined once, the same bytes for each of them.
+        key = (encoder, stop)
+        data = self._whole.get(key)
         if data is None:
-            encoded = self._encoded.setdefault(encoder, [])
-            if len(encoded) < stop:
-                encoded.extend(map(encoder, events[len(encoded) :]))
-            data = self._joined[key] = b"".join(encoded[start:stop])
+            data = self._whole[key] = b"".join(encoded)
         return data
 
 
