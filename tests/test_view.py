@@ -255,3 +255,23 @@ def test_a_lesson_that_fails_is_reported_and_the_view_carries_on(
             await client.close()
 
     asyncio.run(main())
+
+
+def _ui_table(js: str, lang: str) -> dict[str, str]:
+    block = re.search(rf"^    {lang}: \{{(.*?)^    \}},", js, re.S | re.M)
+    assert block, f"no {lang} table in view.js"
+    return dict(re.findall(r'(\w+): "([^"]*)"', block.group(1)))
+
+
+def test_the_pages_own_words_are_in_both_languages() -> None:
+    """The buttons, status and plot titles follow --lang as the narration does: every
+    key the page uses is in both tables, and none is left in English in Chinese."""
+    js = (STATIC / "view.js").read_text()
+    html = (STATIC / "index.html").read_text()
+    en, zh = _ui_table(js, "en"), _ui_table(js, "zh")
+    assert en.keys() == zh.keys()
+    used = set(re.findall(r'data-i18n="(\w+)"', html)) | set(re.findall(r"\bt\(\"(\w+)\"\)", js))
+    used |= set(re.findall(r'setStatus\("(\w+)"', js))
+    assert used and used <= en.keys(), used - en.keys()
+    for key in en:
+        assert re.search(r"[\u4e00-\u9fff]", zh[key]), f"{key!r} is not translated: {zh[key]!r}"

@@ -23,6 +23,36 @@
 
   if (params.get("speed") !== null) $("speed").value = params.get("speed");
 
+  // The page's own words, in the learner's language as the narration is; every key
+  // in both (tests/test_view.py checks that no key is missing from either).
+  const UI = {
+    en: {
+      lesson: "lesson", language: "language", speed: "speed", max: "max",
+      play: "Play", pause: "Pause", step: "Step", replay: "Replay",
+      idle: "idle", connecting: "connecting…", loading: "running the lesson…",
+      playing: "playing", paused: "paused", done: "done", live: "following (live)",
+      following: "following", closed: "disconnected from synack view", error: "error",
+      again: "(again)", gave_up: "gave up",
+      cwnd_title: "cwnd (bytes)", rtt_title: "SRTT (ms)", inflight_title: "bytes in flight",
+      live_title: "live:",
+    },
+    zh: {
+      lesson: "课程", language: "语言", speed: "速度", max: "最快",
+      play: "播放", pause: "暂停", step: "单步", replay: "重放",
+      idle: "空闲", connecting: "正在连接…", loading: "正在运行本课…",
+      playing: "播放中", paused: "已暂停", done: "完成", live: "正在实时跟踪",
+      following: "正在跟踪", closed: "与 synack view 的连接已断开", error: "出错",
+      again: "（重传）", gave_up: "放弃",
+      cwnd_title: "拥塞窗口 cwnd（字节）", rtt_title: "平滑往返时间 SRTT（毫秒）",
+      inflight_title: "在途字节数", live_title: "实时：",
+    },
+  };
+  const t = (key) => (UI[$("lang").value] || UI.en)[key];
+
+  function applyUI() {
+    for (const el of document.querySelectorAll("[data-i18n]")) el.textContent = t(el.dataset.i18n);
+  }
+
   function svg(tag, attrs, parent, text) {
     const el = document.createElementNS(NS, tag);
     for (const [k, v] of Object.entries(attrs)) el.setAttribute(k, v);
@@ -119,7 +149,7 @@
       const line = svg("line", { x1, y1, x2: x1 + (x2 - x1) * 0.25, y2: y1 + 8 }, g);
       const mid = (x1 + x2) / 2;
       svg("text", { class: "label", x: mid, y: y1 - 2, "text-anchor": "middle" }, g,
-        label + (r.tag ? " " + r.tag : "") + (r.retransmission ? " (again)" : ""));
+        label + (r.tag ? " " + r.tag : "") + (r.retransmission ? " " + t("again") : ""));
       const detail = `seq=${r.seq}` + (r.ack === null ? "" : ` ack=${r.ack}`) + ` len=${r.length}`;
       svg("text", { class: "detail", x: mid, y: y1 + 10, "text-anchor": "middle" }, g, detail);
       if (!draw.pending.has(key)) draw.pending.set(key, []);
@@ -172,7 +202,7 @@
 
   function timerRecord(r) {
     const y = yOf(r.t);
-    const text = r.gave_up ? `RTO ${r.rto}s: gave up` : `RTO ${r.rto}s → ${r.next_rto}s`;
+    const text = r.gave_up ? `RTO ${r.rto}s: ${t("gave_up")}` : `RTO ${r.rto}s → ${r.next_rto}s`;
     beside(r.end, y + 4, "timer", text);
     grow(y);
     return true;
@@ -278,9 +308,9 @@
 
   function setStatus(state, text) {
     $("status").dataset.state = state;
-    $("status").textContent = text || state;
+    $("status").textContent = text || t(state) || state;
     $("progress").textContent = `${pos}/${records.length}`;
-    $("play").textContent = playing ? "Pause" : "Play";
+    $("play").textContent = playing ? t("pause") : t("play");
   }
 
   // Draw records up to and including the next one that shows something.
@@ -294,7 +324,7 @@
 
   function finished() {
     if (mode === "follow") {
-      setStatus(playing ? "live" : "paused", playing ? "following (live)" : "paused");
+      setStatus(playing ? "live" : "paused");
       return;
     }
     playing = false;
@@ -364,6 +394,7 @@
   });
   $("lesson").addEventListener("change", () => requestLesson($("lesson").value));
   $("lang").addEventListener("change", () => {
+    applyUI();
     if (mode === "lesson") requestLesson($("lesson").value);
   });
 
@@ -373,7 +404,7 @@
     mode = "lesson";
     if (timer !== null) clearTimeout(timer);
     timer = null;
-    setStatus("loading", "running the lesson…");
+    setStatus("loading");
     const url = new URL(location.href);
     url.searchParams.set("lesson", name);
     history.replaceState(null, "", url);
@@ -388,10 +419,10 @@
       if (msg.type === "hello") hello(msg);
       else if (msg.type === "lesson") lesson(msg);
       else if (msg.type === "records") liveRecords(msg);
-      else if (msg.type === "follow") setStatus("live", "following " + msg.files.join(", "));
+      else if (msg.type === "follow") setStatus("live", t("following") + " " + msg.files.join(", "));
       else if (msg.type === "error") setStatus("error", msg.text);
     };
-    socket.onclose = () => setStatus("closed", "disconnected from synack view");
+    socket.onclose = () => setStatus("closed");
   }
 
   function hello(msg) {
@@ -404,12 +435,13 @@
       select.appendChild(opt);
     }
     $("lang").value = params.get("lang") || msg.lang;
+    applyUI();
     const wanted = params.get("lesson") || msg.lesson;
     if (msg.follow.length && !params.get("lesson")) {
       mode = "follow";
       reset();
       if (params.get("speed") === null) $("speed").value = "0";
-      $("title").textContent = "live: " + msg.follow.join(", ");
+      $("title").textContent = t("live_title") + " " + msg.follow.join(", ");
       socket.send(JSON.stringify({ type: "follow" }));
       return;
     }
