@@ -368,6 +368,25 @@ def test_the_cli_lists_the_lessons_and_refuses_what_it_cannot_do(tmp_path: Path)
     assert "Traceback" not in loopback.stderr and not (tmp_path / "x.pcap").exists()
 
 
+@pytest.mark.parametrize("name", ["sticky", "many-clients", "download"])
+def test_the_socket_api_lessons_hold_on_synacks_tcp_and_write_its_segments(
+    tmp_path: Path, name: str
+) -> None:
+    """On --transport synack the same claims hold, and --pcap has segments to write:
+    every one a valid TCP/IPv4 packet, the handshake first."""
+    pcap = tmp_path / f"{name}.pcap"
+    env = {"LANG": "en_US.UTF-8", "SYNACK_EXIT_LINGER": "2"}
+    result = _cli(name, "--transport", "synack", "--pcap", str(pcap), env=env)
+    assert result.returncode == 0, result.stderr
+    assert "✓ The claim holds" in result.stdout, result.stdout
+    linktype, packets = _read_pcap(pcap)
+    assert linktype == LINKTYPE_RAW
+    assert len(packets) >= 3
+    for packet in packets:
+        _check_ipv4_tcp(packet)
+    assert packets[0][33] == 0x02 and packets[1][33] == 0x12  # SYN, then SYN+ACK
+
+
 def test_a_claim_that_fails_exits_1(
     monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:

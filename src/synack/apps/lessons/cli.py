@@ -17,7 +17,9 @@ from synack.apps.lessons import NAMES, lessons
 from synack.apps.lessons.i18n import LANGUAGES, language_from_environment, text
 from synack.apps.lessons.ladder import DEFAULT_WIDTH, Line, render
 from synack.apps.lessons.pcap import write_pcap
-from synack.errors import UsageError, UserError
+from synack.apps.lessons.streams import LESSON_TRANSPORT
+from synack.errors import UsageError, UserError, describe_os_error
+from synack.transport import tracing
 
 
 def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -35,6 +37,14 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     )
     p.add_argument(
         "--pcap", metavar="FILE", help="also write the lesson's segments to FILE for Wireshark"
+    )
+    p.add_argument(
+        "--transport",
+        choices=("os", "synack"),
+        default="os",
+        help="the TCP under the socket-API lessons (sticky, many-clients, download): the "
+        "operating system's, or synack's own carried in UDP, whose segments --pcap can "
+        "write (default: %(default)s; the other lessons always run on synack's TCP)",
     )
     p.add_argument(
         "--json", action="store_true", help="print the run as JSON records instead of drawing it"
@@ -59,15 +69,23 @@ def run_lesson(args: argparse.Namespace) -> int:
     if args.name not in NAMES:
         raise UsageError(f"no lesson named {args.name!r}; the lessons are: {', '.join(NAMES)}")
     lesson = lessons()[args.name]
-    if args.pcap and lesson.setting == "loopback":
+    loopback = lesson.setting == "loopback"
+    if args.pcap and loopback and args.transport != "synack":
         raise UserError(text(lang, "cli.pcap.loopback", name=lesson.name))
+    if loopback and args.transport == "synack":
+        LESSON_TRANSPORT.set("synack")
+        if args.pcap:
+            try:
+                tracing.enable(pcap=args.pcap)
+            except OSError as exc:
+                raise UserError(describe_os_error(exc, f"cannot write {args.pcap}")) from None
     run = lesson.run()
     if args.json:
         json.dump(run.to_json(), sys.stdout, ensure_ascii=False, indent=1)
         sys.stdout.write("\n")
     else:
         _print_lines(render(run, lang, width), colour)
-    if args.pcap:
+    if args.pcap and not loopback:
         count = write_pcap(args.pcap, run.segments("sent", background=None))
         print(text(lang, "cli.pcap.written", count=count, path=args.pcap), file=sys.stderr)
     return 0 if run.verdict is not None and run.verdict.passed else 1

@@ -33,8 +33,8 @@ MESSAGES: dict[str, tuple[str, str]] = {
         "已把 {count} 个报文段写入 {path}(可用 Wireshark 或 tcpdump -r 打开)。",
     ),
     "cli.pcap.loopback": (
-        "the {name} lesson runs on the operating system's sockets, not on synack's TCP, so it has no segments to write; capture loopback traffic with tcpdump -i lo instead",
-        "{name} 这一课使用操作系统的套接字,而不是 synack 自己的 TCP,没有报文段可以保存;请用 tcpdump -i lo 抓取回环网卡的流量",
+        "the {name} lesson runs on the operating system's sockets here, not on synack's TCP, so it has no segments of ours to write; add --transport synack to run it on synack's TCP, or capture loopback traffic with tcpdump -i lo",
+        "{name} 这一课此时使用操作系统的套接字,而不是 synack 自己的 TCP,没有报文段可以保存;加上 --transport synack 让它在 synack 的 TCP 上运行,或者用 tcpdump -i lo 抓取回环网卡的流量",
     ),
     # ------------------------------------------------------------------ handshake
     "hs.title": ("The three-way handshake", "三次握手"),

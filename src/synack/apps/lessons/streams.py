@@ -18,6 +18,7 @@ app of synack must.
 from __future__ import annotations
 
 import asyncio
+import contextvars
 import hashlib
 import os
 import tempfile
@@ -41,6 +42,11 @@ from synack.wire.frame import (
 )
 
 HOST = "127.0.0.1"
+# The TCP the socket-API lessons run on: the operating system's ("os"), or synack's
+# own carried in UDP ("synack"; `synack lesson NAME --transport synack`).
+LESSON_TRANSPORT: contextvars.ContextVar[str] = contextvars.ContextVar(
+    "lesson_transport", default="os"
+)
 WAIT = 5.0  # seconds any one step may take before the lesson fails instead of hanging
 ATTEMPTS = 3  # a glued read is near certain on loopback; allow a rare split a retry
 
@@ -88,10 +94,12 @@ async def _one_read(messages: list[bytes]) -> bytes:
         finally:
             await _close(writer)
 
-    server = await transport.start_server(handler, HOST, 0)
+    server = await transport.start_server(handler, HOST, 0, transport=LESSON_TRANSPORT.get())
     try:
         host, port = server.addresses[0]
-        _reader, writer = await _bounded(transport.open_connection(host, port))
+        _reader, writer = await _bounded(
+            transport.open_connection(host, port, transport=LESSON_TRANSPORT.get())
+        )
         await _bounded(paused.wait())
         for message in messages:
             writer.write(message)
@@ -213,7 +221,7 @@ class _Server:
 
 async def _clients(tape: Tape, one_at_a_time: bool) -> dict[str, object]:
     srv = _Server(tape, one_at_a_time)
-    server = await transport.start_server(srv.handler, HOST, 0)
+    server = await transport.start_server(srv.handler, HOST, 0, transport=LESSON_TRANSPORT.get())
     conns: list[tuple[str, asyncio.StreamReader, asyncio.StreamWriter]] = []
     order: list[str] = []
     answered_first = 0  # replies the clients had before the first of them hung up
@@ -221,7 +229,9 @@ async def _clients(tape: Tape, one_at_a_time: bool) -> dict[str, object]:
         host, port = server.addresses[0]
         for i in range(1, CLIENTS + 1):
             tag = f"#{i}"
-            reader, writer = await _bounded(transport.open_connection(host, port))
+            reader, writer = await _bounded(
+                transport.open_connection(host, port, transport=LESSON_TRANSPORT.get())
+            )
             tape.call("client", f"{tag} connect() -> ok")
             line = f"hello from {tag}\n".encode()
             tape.arrow("client", "server", f"{tag} {line.strip()!r}")
@@ -333,7 +343,7 @@ async def _naive_server(root: str) -> transport.Server:
         finally:
             await _close(writer)
 
-    return await transport.start_server(handler, HOST, 0)
+    return await transport.start_server(handler, HOST, 0, transport=LESSON_TRANSPORT.get())
 
 
 async def _framed_server(root: str) -> transport.Server:
@@ -367,12 +377,14 @@ async def _framed_server(root: str) -> transport.Server:
         finally:
             await _close(writer)
 
-    return await transport.start_server(handler, HOST, 0)
+    return await transport.start_server(handler, HOST, 0, transport=LESSON_TRANSPORT.get())
 
 
 async def _framed_get(port: int, name: str) -> tuple[dict[str, object], bytes]:
     """Ask for `name`; returns the server's first message and the file's bytes."""
-    reader, writer = await _bounded(transport.open_connection(HOST, port))
+    reader, writer = await _bounded(
+        transport.open_connection(HOST, port, transport=LESSON_TRANSPORT.get())
+    )
     writer.write(encode_message({"op": "get", "name": name}))
     decoder = FrameDecoder(max_blob=1 << 30)
     header: dict[str, object] = {}
@@ -418,7 +430,11 @@ async def _download() -> LessonRun:
         tape.note("dl.naive", size=FILE_SIZE)
         server = await _naive_server(served)
         try:
-            reader, writer = await _bounded(transport.open_connection(HOST, server.addresses[0][1]))
+            reader, writer = await _bounded(
+                transport.open_connection(
+                    HOST, server.addresses[0][1], transport=LESSON_TRANSPORT.get()
+                )
+            )
             writer.write(FILE_NAME.encode())
             await _bounded(writer.drain())
             tape.arrow("client", "server", f"send(b'{FILE_NAME}')")
