@@ -187,7 +187,7 @@ def test_layers_wraps_the_message_and_unwraps_it_again() -> None:
     assert ev["tcp_segment"] == ev["tcp_header"] + ev["app_frame"]
     assert ev["ip_packet"] == 20 + ev["tcp_segment"]
     assert ev["ethernet_frame"] == 14 + ev["ip_packet"] + 4
-    assert ev["udp_datagram"] == 8 + ev["tcp_segment"]
+    assert ev["udp_datagram"] == 8 + ev["tcp_segment"] + 4  # UDP header, segment, CRC-32
     frame = bytes.fromhex(ev["frame_hex"])
     assert frame[12:14] == b"\x08\x00" and internet_checksum(frame[14:34]) == 0
 

@@ -14,6 +14,7 @@ layer above, unchanged; unwrapping the frame layer by layer gives back the messa
 from __future__ import annotations
 
 import struct
+import zlib
 
 from synack.apps.lessons.common import check, open_pair, verdict
 from synack.apps.lessons.model import BytesRecord, FieldRow, LessonRun
@@ -36,6 +37,9 @@ from synack.wire.frame import HEADER as FRAME_HEADER
 from synack.wire.frame import FrameDecoder, Message, encode_message
 from synack.wire.tcp import HEADER as TCP_HEADER
 from synack.wire.tcp import checksum_ok, parse_options
+
+# The CRC-32 that synack's carriage puts after each segment (docs/PROTOCOL.md §5.3).
+CRC_TRAILER = 4
 
 MESSAGE = {"op": "say", "text": "你好, bob!"}
 CLIENT_MAC = bytes.fromhex("020000000001")  # made up, locally administered
@@ -114,12 +118,14 @@ def _ethernet_rows(frame: bytes, fcs: bytes) -> list[FieldRow]:
 def _udp_rows(datagram: bytes) -> list[FieldRow]:
     sport, dport, length, csum = UDP.unpack_from(datagram)
     layer = "layer.udp"
+    end = len(datagram) - CRC_TRAILER
     return [
         _row(layer, "field.udp.sport", datagram, 0, 2, str(sport)),
         _row(layer, "field.udp.dport", datagram, 2, 4, str(dport)),
         _row(layer, "field.udp.length", datagram, 4, 6, str(length)),
         _row(layer, "field.udp.checksum", datagram, 6, 8, f"0x{csum:04x}"),
-        _row(layer, "field.udp.data", datagram, 8, len(datagram), f"{len(datagram) - 8}"),
+        _row(layer, "field.udp.data", datagram, 8, end, f"{end - 8}"),
+        _row(layer, "field.udp.crc32", datagram, end, len(datagram), f"0x{datagram[end:].hex()}"),
     ]
 
 
@@ -173,7 +179,9 @@ def run() -> LessonRun:
     scene.note("layers.ethernet")
     scene.note("layers.physical", bits=(len(frame) + len(fcs) + 8) * 8)
 
-    udp = udp_datagram(src, dst, sent_ports(segment)[0], sent_ports(segment)[1], segment)
+    # docs/PROTOCOL.md §5: one segment per datagram, followed by its CRC-32.
+    carried = segment + zlib.crc32(segment).to_bytes(CRC_TRAILER, "big")
+    udp = udp_datagram(src, dst, sent_ports(segment)[0], sent_ports(segment)[1], carried)
     outer = ipv4_header(src, dst, PROTO_UDP, len(udp), 1) + udp
     _table(scene, "layers.table.udp", _udp_rows(udp), n=len(udp))
     _table(scene, "layers.table.udp_ip", _ip_rows(outer, "field.ip.data_udp"), n=len(outer))
@@ -207,7 +215,8 @@ def run() -> LessonRun:
             check("layers.check.unwrap", unwrapped == MESSAGE, text=str(MESSAGE["text"])),
             check(
                 "layers.check.udp",
-                udp[8:] == segment
+                udp[8:-CRC_TRAILER] == segment
+                and zlib.crc32(segment) == int.from_bytes(udp[-CRC_TRAILER:], "big")
                 and internet_checksum(src + dst + struct.pack("!BBH", 0, PROTO_UDP, len(udp)) + udp)
                 == 0,
                 n=len(udp),

@@ -573,11 +573,13 @@ MESSAGES: dict[str, tuple[str, str]] = {
     "layers.carriage": (
         "synack's own TCP (synack --transport synack) travels differently. It runs as an "
         "ordinary program and cannot send raw IP, so each TCP segment, byte for byte the "
-        "same, rides as the payload of one UDP datagram whose ports are the TCP ports: "
+        "same, rides as the payload of one UDP datagram whose ports are the TCP ports, "
+        "followed by a 4-byte CRC-32 of the segment that catches damage on the way: "
         "{extra} bytes more per segment than TCP straight in IP, but no privileges needed.",
         "synack 自己的 TCP(synack --transport synack)走法不同。它作为普通程序运行,不能直接发送 "
-        "IP 包,所以每个 TCP 报文段原封不动地装进一个 UDP 数据报,UDP 端口就是 TCP 端口:每个"
-        "报文段比 TCP 直接装进 IP 多 {extra} 字节,但不需要任何特权。",
+        "IP 包,所以每个 TCP 报文段原封不动地装进一个 UDP 数据报,UDP 端口就是 TCP 端口,后面再跟"
+        "一个 4 字节的 CRC-32 校验,用来发现途中的损坏:每个报文段比 TCP 直接装进 IP 多 {extra} "
+        "字节,但不需要任何特权。",
     ),
     "layers.table.app": (
         "Application layer: the synack frame ({n} bytes) · OSI 7, application (6, "
@@ -652,6 +654,10 @@ MESSAGES: dict[str, tuple[str, str]] = {
         "data: the TCP segment, unchanged (bytes)",
         "数据:原封不动的 TCP 报文段(字节数)",
     ),
+    "field.udp.crc32": (
+        "CRC-32 of the segment (synack's check against damage on the way)",
+        "报文段的 CRC-32(synack 用来发现途中损坏的校验)",
+    ),
     "layers.claim": (
         "each layer adds only its own header around the layer above, which it leaves "
         "unchanged, and unwrapping the frame gives the message back.",
@@ -675,9 +681,9 @@ MESSAGES: dict[str, tuple[str, str]] = {
         "把帧逐层拆开,还原出了消息“{text}”",
     ),
     "layers.check.udp": (
-        "in synack's carriage the {n}-byte UDP datagram holds the same segment, and its "
-        "checksum verifies",
-        "在 synack 的承载方式里,{n} 字节的 UDP 数据报装着同一个报文段,校验和正确",
+        "in synack's carriage the {n}-byte UDP datagram holds the same segment and its "
+        "CRC-32, and both checks verify",
+        "在 synack 的承载方式里,{n} 字节的 UDP 数据报装着同一个报文段和它的 CRC-32,两项校验都正确",
     ),
     # ------------------------------------------------------------------ sticky
     "sticky.title": (
