@@ -368,3 +368,17 @@ async def test_through_synack_netem_a_stream_arrives_whole_and_corruption_never_
     assert caught > 0
     writer.close()
     server.close()
+
+
+def test_default_buffers_hold_a_window_of_full_segments_and_a_given_config_is_kept() -> None:
+    from synack.drivers.engine import WINDOW_SEGMENTS, config_for
+
+    loopback = CarrierConfig(mtu=LOOPBACK_MTU)
+    cfg = config_for(loopback, None)
+    assert cfg.receive_buffer >= WINDOW_SEGMENTS * loopback.segment_mss
+    assert cfg.send_buffer == cfg.receive_buffer and not cfg.checksum
+    assert config_for(CarrierConfig(), None).receive_buffer == Config().receive_buffer
+    mine = Config(receive_buffer=1 << 20, send_buffer=1 << 20)
+    kept = config_for(loopback, mine)  # the caller's buffers stand; only MSS and checksum
+    assert (kept.receive_buffer, kept.send_buffer) == (1 << 20, 1 << 20)
+    assert kept.mss == loopback.segment_mss

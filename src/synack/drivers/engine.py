@@ -261,15 +261,28 @@ _OS_ERRORS: tuple[tuple[type[TCPError], type[OSError], int], ...] = (
 )
 
 
+# Full segments the default buffers hold at least (see config_for).
+WINDOW_SEGMENTS = 128
+
+
 def config_for(carrier: CarrierConfig, config: Config | None) -> Config:
     """The core's settings on this carrier: the MSS its MTU leaves, and the TCP
-    checksum only where the carriage's own check is not used (PROTOCOL.md §5.3)."""
-    cfg = config if config is not None else Config()
+    checksum only where the carriage's own check is not used (PROTOCOL.md §5.3).
+
+    Without a `Config` of the caller's, the buffers hold at least `WINDOW_SEGMENTS`
+    full segments: with 64 KiB datagrams the 2 MiB default is only 32 segments, and a
+    transfer then waits a batch's crossing for every window (measured on loopback:
+    about 350 MB/s with 2 MiB, 500 MB/s with 8 MiB; no change at MTU 1500).
+    """
     mss = carrier.segment_mss
     checksum = carrier.integrity == "tcp"
-    if cfg.mss == mss and cfg.checksum == checksum:
-        return cfg
-    return replace(cfg, mss=mss, checksum=checksum)
+    if config is None:
+        base = Config()
+        room = max(base.send_buffer, WINDOW_SEGMENTS * mss)
+        return replace(base, mss=mss, checksum=checksum, send_buffer=room, receive_buffer=room)
+    if config.mss == mss and config.checksum == checksum:
+        return config
+    return replace(config, mss=mss, checksum=checksum)
 
 
 def translate_ports(segment: memoryview, sport: int, dport: int, *, fix_checksum: bool) -> None:
