@@ -400,3 +400,28 @@ def test_the_overhead_bench_runs(tmp_path: Path) -> None:
     assert done.returncode == 0, done.stderr[-2000:]
     for row in ("| engine loops | base |", "| engine loops | off |", "| bulk 1 MB | pcap |"):
         assert row in done.stdout, done.stdout
+
+
+_BLOCKING_USE = """
+import synack.socket as socket
+
+with socket.create_server(("127.0.0.1", 0)) as srv:
+    with socket.create_connection(srv.getsockname(), timeout=10) as c:
+        conn, _ = srv.accept()
+        c.sendall(b"ping")
+        assert conn.recv(4) == b"ping"
+        conn.close()
+"""
+
+
+def test_synack_socket_is_traced_with_its_state_changes(tmp_path: Path) -> None:
+    """The blocking driver passes on the state changes it drains, as the asyncio one does."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("SYNACK_")}
+    env["SYNACK_TRACE"] = "1"
+    env["SYNACK_EXIT_LINGER"] = "1"
+    done = subprocess.run(
+        [sys.executable, "-c", _BLOCKING_USE], env=env, capture_output=True, text=True, timeout=T
+    )
+    assert done.returncode == 0, done.stderr
+    assert "Flags [P.]" in done.stderr
+    assert "State 127.0.0.1." in done.stderr and "-> ESTABLISHED" in done.stderr

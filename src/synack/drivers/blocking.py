@@ -75,6 +75,7 @@ from synack.tcp import (
     Reset,
     SendSpace,
     State,
+    StateChanged,
     TCPError,
     TimedOut,
 )
@@ -306,6 +307,9 @@ class Stream(_Owner):
                 self.eof_seen = True
             elif kind is SendSpace:
                 self.blocked = False
+            elif kind is StateChanged and self.engine.engine.observer is not None:
+                assert isinstance(event, StateChanged)
+                self.engine.engine.state_changed(conn, event, monotonic())
         if not self.connected and conn.state not in _CONNECTING and conn.state is not _CLOSED:
             self.connected = True
 
@@ -924,8 +928,10 @@ class BlockingEngine:
         for endpoint in self.host.ready():
             owner = owners.get(endpoint)
             if owner is None:
-                while endpoint.next_event() is not None:
-                    pass  # closed by its user: finishing its handshakes alone
+                # Closed by its user, finishing its handshakes alone: only a trace hears.
+                while (event := endpoint.next_event()) is not None:
+                    if isinstance(event, StateChanged) and isinstance(endpoint, Connection):
+                        self.engine.state_changed(endpoint, event, monotonic())
             else:
                 owner.on_events()
                 owner.notify()
