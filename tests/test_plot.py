@@ -137,7 +137,7 @@ def _ids(svg: Path) -> dict[str, int]:
 def test_plot_draws_the_three_graphs_as_svg_with_named_series(
     capture: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    pytest.importorskip("matplotlib")
+    pytest.importorskip("matplotlib", reason="synack plot needs matplotlib (the plot extra)")
     out = tmp_path / "graphs"
     assert main(["plot", str(capture), "--format", "svg", "--out", str(out)]) == 0
     printed = capsys.readouterr().out
@@ -158,7 +158,7 @@ def test_plot_draws_the_three_graphs_as_svg_with_named_series(
 def test_plot_writes_png_by_default_and_lists_flows(
     capture: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    pytest.importorskip("matplotlib")
+    pytest.importorskip("matplotlib", reason="synack plot needs matplotlib (the plot extra)")
     assert main(["plot", str(capture), "--out", str(tmp_path)]) == 0
     for name in ("tsg", "throughput", "rtt"):
         assert (tmp_path / f"lossy-{name}.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
