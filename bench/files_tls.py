@@ -39,26 +39,9 @@ import time
 from collections.abc import Awaitable, Callable
 from pathlib import Path
 
+from files_transfer import make_file, parse_size  # the same helpers as the plain bench
 from synack.apps.files import FileClient
 from synack.transport import ClientTLS
-
-
-def parse_size(text: str) -> int:
-    m = re.fullmatch(r"(\d+)([KMG]?)", text.strip().upper())
-    if not m:
-        raise argparse.ArgumentTypeError(f"bad size {text!r} (e.g. 200M, 1G)")
-    return int(m.group(1)) * {"": 1, "K": 1 << 10, "M": 1 << 20, "G": 1 << 30}[m.group(2)]
-
-
-def make_file(path: Path, size: int) -> None:
-    """Random bytes, flushed so that writeback does not run during the rounds."""
-    block = os.urandom(16 << 20)
-    with open(path, "wb") as f:
-        left = size
-        while left:
-            left -= f.write(block[: min(left, len(block))])
-        f.flush()
-        os.fsync(f.fileno())
 
 
 def make_certificate(work: Path) -> tuple[Path, Path]:
