@@ -38,6 +38,11 @@ def _rooms(e: dict[str, Any]) -> str:
     return f"* rooms: {listing or 'none'}"
 
 
+def _help(e: dict[str, Any]) -> str:
+    # The one event of several lines: each line made safe on its own.
+    return "\n".join(strip_controls(line) for line in str(e.get("text", "")).split("\n"))
+
+
 _RENDER: dict[str, Callable[[dict[str, Any]], str | None]] = {
     "welcome": _welcome,
     "msg": lambda e: ("(late) " if e.get("late") else "") + f"<{_s(e, 'from')}> {_s(e, 'text')}",
@@ -52,6 +57,7 @@ _RENDER: dict[str, Callable[[dict[str, Any]], str | None]] = {
     "error": lambda e: f"! {_s(e, 'message') or _s(e, 'code')}",
     "shutdown": lambda e: f"* server shutting down: {_s(e, 'message')}",
     "bye": lambda e: "* bye",
+    "help": _help,
     "pong": lambda e: None,
     "ack": lambda e: None,
 }

@@ -22,7 +22,7 @@ from typing import Any
 
 from synack import transport as seam
 from synack.apps.chat.commands import HELP, CommandError, parse
-from synack.apps.chat.hub import Batch, Event, Hub, Member, Segment
+from synack.apps.chat.hub import Batch, Encoder, Event, Hub, Member, Segment
 from synack.apps.chat.protocol import (
     APP,
     DEFAULT_ROOM,
@@ -54,15 +54,26 @@ Log = Callable[[str], None]
 def encode_line(event: Event) -> bytes:
     """A server event as a line of text for nc/telnet users (CRLF, as NVT expects)."""
     text = render(event)
-    return b"" if text is None else text.encode("utf-8") + b"\r\n"
+    return b"" if text is None else text.replace("\n", "\r\n").encode("utf-8") + b"\r\n"
 
 
 class Closed(Exception):
     """Ends a connection's read loop with a reason for the log and the room."""
 
 
-class Connection(Member):
-    """One TCP connection: its read loop, its outgoing queue, its deadlines."""
+def ending(exc: BaseException) -> str:
+    """Why a connection's task ended, for the log and the room."""
+    if isinstance(exc, Closed):
+        return str(exc)
+    if isinstance(exc, OSError):
+        return f"connection lost ({exc.strerror or type(exc).__name__})"
+    return "server shutting down"  # cancelled
+
+
+class Peer(Member):
+    """One user's connection, whatever carries it: the outgoing queue written once per
+    loop turn, the deadlines, the requests. `Connection` (a TCP or Unix stream) and the
+    web chat's `WebPeer` (a WebSocket) say how bytes leave and how it closes."""
 
     __slots__ = (
         "accepted",
@@ -72,20 +83,14 @@ class Connection(Member):
         "last_heard",
         "mode",
         "pending",
-        "reader",
         "segment",
         "server",
-        "writer",
     )
 
-    def __init__(
-        self, server: ChatServer, reader: asyncio.StreamReader, writer: asyncio.StreamWriter
-    ) -> None:
-        super().__init__(encode_message)
+    def __init__(self, server: ChatServer, encoder: Encoder, addr: str) -> None:
+        super().__init__(encoder)
         self.server = server
-        self.reader = reader
-        self.writer = writer
-        self.addr = seam.peer_name(writer)
+        self.addr = addr
         self.pending: list[bytes | Segment] = []
         # The open range of this turn's room batch; always the last item of `pending`.
         self.segment: Segment | None = None
@@ -93,6 +98,23 @@ class Connection(Member):
         self.done = False  # no more output will be queued or written
         self.mode = "?"
         self.accepted = self.last_heard = server.loop.time()
+
+    # --- the carrier: each kind of peer's own ---------------------------------------------
+
+    def write(self, data: bytes) -> int:
+        """Hand `data` on without blocking; returns the bytes still waiting to leave."""
+        raise NotImplementedError
+
+    def close(self) -> None:
+        """Close once what was handed on has left."""
+        raise NotImplementedError
+
+    def abort(self) -> None:
+        """Drop the connection now."""
+        raise NotImplementedError
+
+    def uses_tls(self) -> bool:
+        raise NotImplementedError
 
     # --- output -----------------------------------------------------------------
 
@@ -162,13 +184,7 @@ class Connection(Member):
         if seg is not None and seg.batch.open:
             # Written before the turn ended (a kick, a quit): still hear the rest of it.
             self.join_batch(seg.batch)
-        if not data:
-            return
-        transport = self.writer.transport
-        if transport.is_closing():
-            return
-        transport.write(data)
-        if transport.get_write_buffer_size() > self.server.max_queue:
+        if data and self.write(data) > self.server.max_queue:
             self.kick(
                 f"too slow: fell behind by more than {self.server.max_queue} bytes",
                 ErrorCode.SLOW,
@@ -184,13 +200,83 @@ class Connection(Member):
             self.flush()
         self.server.dropped(self, reason)
         self.done = True
-        transport = self.writer.transport
         if polite:
-            self.writer.close()  # after the queued error is written...
+            self.close()  # after the queued error is written...
             # ...unless the peer never reads it: then do not hold the socket forever.
-            self.server.loop.call_later(CLOSE_GRACE, transport.abort)
+            self.server.loop.call_later(CLOSE_GRACE, self.abort)
         else:
-            transport.abort()  # its queue is the problem: drop it
+            self.abort()  # its queue is the problem: drop it
+
+    # --- requests -------------------------------------------------------------------------
+
+    def request(self, request: Event) -> None:
+        """One request of the protocol (PROTOCOL.md §2.3): a hello first, then the rest."""
+        if request.get("op") == "quit":
+            raise Closed("quit")
+        if self.key:
+            self.server.hub.handle(self, request)
+        else:
+            self.hello(request)
+
+    def hello(self, request: Event) -> None:
+        server = self.server
+        try:
+            if request.get("op") != "hello":
+                raise ChatError(ErrorCode.BAD_REQUEST, "the first message must be 'hello'")
+            if request.get("app") != APP or request.get("version") != PROTOCOL_VERSION:
+                raise ChatError(
+                    ErrorCode.VERSION,
+                    f"this server speaks {APP!r} version {PROTOCOL_VERSION}, "
+                    f"not {request.get('app')!r} version {request.get('version')!r}",
+                )
+            welcome = server.hub.admit(self, request.get("nick"), request.get("room"))
+        except ChatError as exc:
+            self.kick(exc.message, exc.code)
+            return
+        welcome["idle_timeout"] = server.idle_timeout
+        self.send_event(welcome)
+        server.admitted(self)
+
+    def typed(self, line: str) -> None:
+        """A line a person typed (nc, the web page): a slash command or words to say."""
+        try:
+            request = parse(line)
+        except CommandError as exc:
+            self.send_event(ChatError(ErrorCode.BAD_REQUEST, str(exc)).event())
+            return
+        if request["op"] == "help":
+            self.send_event({"op": "help", "text": HELP})
+        else:
+            self.request(request)
+
+
+class Connection(Peer):
+    """One stream connection (TCP, TLS or Unix): framed or line mode, told by its first bytes."""
+
+    __slots__ = ("reader", "writer")
+
+    def __init__(
+        self, server: ChatServer, reader: asyncio.StreamReader, writer: asyncio.StreamWriter
+    ) -> None:
+        super().__init__(server, encode_message, seam.peer_name(writer))
+        self.reader = reader
+        self.writer = writer
+
+    def write(self, data: bytes) -> int:
+        transport = self.writer.transport
+        if transport.is_closing():
+            return 0
+        transport.write(data)
+        return transport.get_write_buffer_size()
+
+    def close(self) -> None:
+        self.writer.close()
+
+    def abort(self) -> None:
+        self.writer.transport.abort()
+
+    def uses_tls(self) -> bool:
+        return self.writer.get_extra_info("ssl_object") is not None
 
     # --- input ------------------------------------------------------------------------
 
@@ -265,39 +351,13 @@ class Connection(Member):
         Not inline in `run_framed`: the last request would stay referenced while the
         connection waits for more.
         """
-        hub = self.server.hub
         for event in decoder:
             if not isinstance(event, Message):
                 raise FrameError("chat carries no BLOB frames")
-            request = event.body
-            if request.get("op") == "quit":
-                raise Closed("quit")
-            if self.key:
-                hub.handle(self, request)
-            else:
-                self.hello(request)
+            self.request(event.body)
             if self.done:
                 return False
         return True
-
-    def hello(self, request: Event) -> None:
-        server = self.server
-        try:
-            if request.get("op") != "hello":
-                raise ChatError(ErrorCode.BAD_REQUEST, "the first message must be 'hello'")
-            if request.get("app") != APP or request.get("version") != PROTOCOL_VERSION:
-                raise ChatError(
-                    ErrorCode.VERSION,
-                    f"this server speaks {APP!r} version {PROTOCOL_VERSION}, "
-                    f"not {request.get('app')!r} version {request.get('version')!r}",
-                )
-            welcome = server.hub.admit(self, request.get("nick"), request.get("room"))
-        except ChatError as exc:
-            self.kick(exc.message, exc.code)
-            return
-        welcome["idle_timeout"] = server.idle_timeout
-        self.send_event(welcome)
-        server.admitted(self)
 
     async def run_lines(self, data: bytes, *, prompted: bool = False) -> None:
         if not prompted:
@@ -328,18 +388,7 @@ class Connection(Member):
             self.send_event(welcome)
             self.server.admitted(self)
             return
-        try:
-            request = parse(line)
-        except CommandError as exc:
-            self.send(f"! {exc}\r\n".encode())
-            return
-        op = request["op"]
-        if op == "help":
-            self.send(HELP.replace("\n", "\r\n").encode() + b"\r\n")
-        elif op == "quit":
-            raise Closed("quit")
-        else:
-            self.server.hub.handle(self, request)
+        self.typed(line)
 
 
 class ChatServer:
@@ -394,9 +443,9 @@ class ChatServer:
         self.unix_mode = unix_mode
         self.log = log
         self.hub = Hub(batching=True, on_batch=self._schedule)
-        self.connections: set[Connection] = set()
+        self.connections: set[Peer] = set()
         self._tasks: set[asyncio.Task[Any]] = set()
-        self._dirty: list[Connection] = []
+        self._dirty: list[Peer] = []
         self._flush_due = False
         self._listeners: list[seam.Server] = []
         self._sweeper: asyncio.Task[None] | None = None
@@ -457,11 +506,11 @@ class ChatServer:
                 conn.send_event(notice)
             conn.flush()
             conn.done = True
-            conn.writer.close()
+            conn.close()
         if self._tasks:
             _, late = await asyncio.wait(self._tasks, timeout=timeout)
             for conn in list(self.connections):
-                conn.writer.transport.abort()  # peers that would not take the notice
+                conn.abort()  # peers that would not take the notice
             for task in late:
                 task.cancel()
             if late:
@@ -476,38 +525,48 @@ class ChatServer:
     # --- connections -----------------------------------------------------------------
 
     async def _accept(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        task = asyncio.current_task()
-        assert task is not None
         if self._closing:
             writer.close()
             return
         seam.set_nodelay(writer, transport=self.transport)
         conn = Connection(self, reader, writer)
-        if len(self.connections) >= self.max_clients:
+        if self.full:
             await self._refuse(conn)
             return
-        self.connections.add(conn)
-        self._tasks.add(task)
+        self.hold(conn)
         reason = "connection closed"
         try:
             await (await conn.start())  # conn.run(), one coroutine frame lighter
-        except Closed as exc:
-            reason = str(exc)
-        except OSError as exc:
-            reason = f"connection lost ({exc.strerror or type(exc).__name__})"
-        except asyncio.CancelledError:
+        except (Closed, OSError, asyncio.CancelledError) as exc:
             # This task is the connection's top level: ending it is all cancelling asks,
             # and asyncio's streams would report a cancelled handler as an error.
-            reason = "server shutting down"
+            reason = ending(exc)
         finally:
-            if not conn.done:
-                if reason == "quit":
-                    conn.send_event({"op": "bye"})
-                    conn.flush()
-                self.dropped(conn, reason)
-                conn.done = True
-                writer.close()
-            self.connections.discard(conn)
+            self.release(conn, reason)
+
+    @property
+    def full(self) -> bool:
+        return len(self.connections) >= self.max_clients
+
+    def hold(self, peer: Peer) -> None:
+        """Count `peer` among the connections, served by the current task until `release`."""
+        task = asyncio.current_task()
+        assert task is not None
+        self.connections.add(peer)
+        self._tasks.add(task)
+
+    def release(self, peer: Peer, reason: str) -> None:
+        """`peer`'s task ends: a quitter hears `bye`; the room hears it left, once."""
+        if not peer.done:
+            if reason == "quit":
+                peer.send_event({"op": "bye"})
+                peer.flush()
+            self.dropped(peer, reason)
+            peer.done = True
+            peer.close()
+        self.connections.discard(peer)
+        task = asyncio.current_task()
+        if task is not None:
             self._tasks.discard(task)
 
     async def _refuse(self, conn: Connection) -> None:
@@ -531,14 +590,14 @@ class ChatServer:
         if not self._closing:
             self._say(f"! {peer} TLS handshake failed: {reason}")
 
-    def admitted(self, conn: Connection) -> None:
-        tls = ", TLS" if conn.writer.get_extra_info("ssl_object") is not None else ""
+    def admitted(self, conn: Peer) -> None:
+        tls = ", TLS" if conn.uses_tls() else ""
         self._say(
             f"+ {conn.addr} {conn.nick} joined #{conn.room} "
             f"({conn.mode}{tls}; {len(self.hub.members)} online)"
         )
 
-    def dropped(self, conn: Connection, reason: str) -> None:
+    def dropped(self, conn: Peer, reason: str) -> None:
         """Forget `conn` everywhere and say so on the console (once)."""
         if conn.key:
             nick = conn.nick
@@ -556,7 +615,7 @@ class ChatServer:
 
     # --- output batching ------------------------------------------------------------------
 
-    def mark_dirty(self, conn: Connection) -> None:
+    def mark_dirty(self, conn: Peer) -> None:
         self._dirty.append(conn)
         self._schedule()
 
