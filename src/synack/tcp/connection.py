@@ -51,6 +51,7 @@ from synack.tcp.events import (
 from synack.tcp.isn import isn as make_isn
 from synack.tcp.isn import new_secret, ts_offset
 from synack.tcp.ranges import RangeSet
+from synack.tcp.recovery import Recovery
 from synack.tcp.rtt import RttEstimator
 from synack.tcp.state import ACCEPTS_SEND, RECEIVES_TEXT, SENT_FIN, SYNCHRONIZED, State
 from synack.wire.checksum import address_bytes, pseudo_header_sum, segment_sum_ok
@@ -95,17 +96,11 @@ Address = tuple[str | bytes, int]
 DEFAULT_PEER_MSS = 536
 # The smallest MSS we let a peer impose (Linux's tcp_min_snd_mss).
 MIN_SND_MSS = 48
-# RFC 5681 §3.2 and RFC 6675: three duplicate ACKs (or that many SACKed segments) mean loss.
-DUP_THRESH = 3
 # RFC 7323 §5.5: a TS.Recent older than 24 days may have wrapped; PAWS must not use it.
 PAWS_IDLE_LIMIT = 24 * 24 * 3600.0
 # Segments acknowledged at once at the start of a connection, so that slow start is not
 # slowed by delayed ACKs (Linux's "quick ACK" mode does the same).
 QUICKACK_SEGMENTS = 16
-# RFC 8985 §7.2's WCDelAckT, the worst-case delayed-ACK timer of the peer added to the
-# PTO when one segment is in flight: "The RECOMMENDED value for WCDelAckT is 200ms"
-# (Linux's TCP_DELACK_MAX is the same 200 ms).
-WCDELACKT = 0.2
 
 
 def window_scale_for(buffer: int) -> int:
@@ -245,39 +240,9 @@ class Connection:
         # data is outstanding), and the end of the retransmitted data, for Karn's rule.
         self._rxt_ts = -1
         self._rxt_ts_end = 0
-        self._dupacks = 0
-        # Bytes limited transmit (RFC 3042) sent beyond cwnd, counted while SND.UNA
-        # stayed at _lt_una; RFC 5681 §3.2 leaves them out of FlightSize.
-        self._lt_bytes = 0
-        self._lt_una = -1
-        self._in_recovery = False  # fast recovery (RFC 6582 / RFC 6675)
-        self._recover = 0  # RecoveryPoint: no new recovery until snd_una passes it
-        self._recover_by_rto = False  # _recover was set by a timeout (RFC 6675 §5.1)
-        self._high_rxt = 0  # retransmitted up to here in the current episode
-        self._lost_edge = 0  # unSACKed bytes below here are deemed lost
-        self._sacked = RangeSet()  # the scoreboard: what the peer has SACKed above SND.UNA
-        self._reno_sacked = 0  # without SACK: bytes the duplicate ACKs say have left the network
-        # Retransmissions of this loss episode as [start, end, SND.MAX when sent], to spot
-        # a retransmission that was itself lost (below), and ranges to send once more.
-        self._rxt_log: list[tuple[int, int, int]] = []
-        self._rxt_again: list[tuple[int, int]] = []
+        # Loss detection and recovery: the scoreboard, tail loss probes, undo (recovery.py).
+        self._rec = Recovery(cfg.tail_loss_probe, DEFAULT_PEER_MSS)
         self._persist_at: float | None = None
-        # Tail loss probe (RFC 8985 §7): the PTO deadline; TLP.end_seq (SND.MAX when the
-        # probe went out, -1 when no probe is outstanding) and where the probe began;
-        # TLP.is_retrans; and whether an RTT sample came since the last probe (§7.3).
-        self._tlp = cfg.tail_loss_probe
-        self._tlp_at: float | None = None
-        self._tlp_end = -1
-        self._tlp_start = 0
-        self._tlp_retrans = False
-        self._tlp_sampled = True
-        # Undoing a spurious fast recovery (RFC 3708 with D-SACK, RFC 9438 §4.9): the
-        # congestion state before the reduction, and the ranges retransmitted since that
-        # no D-SACK has yet shown to have arrived twice.
-        self._undo_cc: CongestionControl | None = None
-        self._undo_ranges: list[tuple[int, int]] = []
-        self._undo_dsacked = 0
-        self._rtx_now = False  # resend the first hole now, whatever the window says
         self._handshake_timed = True
         self._last_send = 0.0
         self._force_send = False
@@ -305,9 +270,6 @@ class Connection:
                 "bad_checksum",
                 "out_of_order",
                 "challenge_acks",
-                "loss_probes",
-                "loss_probe_recoveries",
-                "dsack_undos",
             ),
             0,
         )
@@ -372,6 +334,7 @@ class Connection:
             "bytes_sent": self.bytes_out,
             "bytes_received": self.bytes_in,
             **self.counters,
+            **self._rec.counters,
         }
 
     def info(self) -> dict[str, Any]:
@@ -393,7 +356,7 @@ class Connection:
             "sack": self._sack_ok,
             "timestamps": self._ts_ok,
             "window_scaling": self._ws_ok,
-            "in_recovery": self._in_recovery,
+            "in_recovery": self._rec.in_recovery,
             **self.stats,
         }
 
@@ -408,7 +371,7 @@ class Connection:
         best: float | None = None
         for t in (
             self._rto_at,
-            self._tlp_at,
+            self._rec.timer_at,
             self._delack_at,
             self._persist_at,
             self._keepalive_at,
@@ -599,7 +562,7 @@ class Connection:
         self.iss = iss
         self.snd_una = self.snd_nxt = self.snd_max = iss
         self._sndbuf_seq = iss + 1
-        self._recover = self._high_rxt = self._lost_edge = iss
+        self._rec.reset(iss)
         self._una_since = now
         if self.config.timestamps:
             self._ts_offset = ts_offset(
@@ -644,6 +607,8 @@ class Connection:
         # (Linux goes on measuring; _rcv_mss grows if larger segments arrive).
         self._rcv_mss = max(min(cfg.mss, self._peer_mss) - self._opt_len, 1)
         self._cc = make_congestion_control(cfg.congestion_control, self.snd_mss, cfg.initial_window)
+        self._rec.sack_ok = self._sack_ok
+        self._rec.mss = self.snd_mss
 
     # ------------------------------------------------------------------ inbound segments
 
@@ -675,14 +640,15 @@ class Connection:
         False and takes the full path of RFC 9293 §3.10.7.4. The two must agree: this
         is only a shortcut through the same rules.
         """
+        rec = self._rec
         if (
             self._ooo_starts
-            or self._sacked
-            or self._in_recovery
+            or rec.sacked
+            or rec.in_recovery
             or self._fin_seq >= 0
             or self._rcv_fin_seq >= 0
             or self._read_closed
-            or self._high_rxt < self._lost_edge
+            or rec.high_rxt < rec.lost_edge
         ):
             return False
         n = len(data)
@@ -1149,23 +1115,15 @@ class Connection:
         snd_una = self.snd_una
         wnd = seg.wnd if seg.flags & SYN else seg.wnd << self._snd_wscale
         opts = seg.opts
+        rec = self._rec
         new_sack = False
         if opts is not None and opts.sack_blocks and self._sack_ok:
-            dsack = self._dsack_of(opts.sack_blocks, seg.ack)
+            dsack = rec.dsack_of(opts.sack_blocks, seg.ack, snd_una)
             if dsack is not None:
-                self._dsack_received(*dsack)
-            new_sack = self._update_scoreboard(opts.sack_blocks)
-        elif (
-            self._tlp_end >= 0
-            and self._tlp_retrans
-            and ack == snd_una >= self._tlp_end
-            and not seg.payload
-            and wnd == self.snd_wnd
-        ):
-            # RFC 8985 §7.4.2: a duplicate ACK without SACK blocks after the probe's
-            # end was acknowledged means "both the original data segment and the TLP
-            # probe retransmission" arrived: no loss, the episode is over.
-            self._tlp_end = -1
+                rec.on_dsack(*dsack)
+            new_sack = rec.on_sack(opts.sack_blocks, snd_una, self.snd_max)
+        elif not seg.payload and wnd == self.snd_wnd:
+            rec.on_plain_duplicate_ack(ack, snd_una)
         self._probes = 0
         if ack > snd_una:
             self._ack_advance(ack, seg.tsecr, now)
@@ -1175,11 +1133,10 @@ class Connection:
             # moves the cumulative acknowledgment point" -- and only such an ACK is.
             if new_sack:
                 self._duplicate_ack(now)
-                self._tlp_at = None  # §7.2: no PTO while the scoreboard holds SACKed data
-                if self._tlp_end >= 0 and not self._in_recovery:
-                    self._tlp_reveals_loss(now)
-            if self._undo_dsacked and not self._undo_ranges and not self._in_recovery:
-                self._undo_recovery()
+                rec.timer_at = None  # §7.2: no PTO while the scoreboard holds SACKed data
+                if rec.tlp_reveals_loss(self._cc, self.snd_una, self.snd_max, now):
+                    self._rtt_seq = -1  # Karn
+            self._cc = rec.undo(self._cc)
         elif (
             ack == snd_una
             and self.snd_max > snd_una
@@ -1209,12 +1166,12 @@ class Connection:
         """New data acknowledged: free it, measure, grow the window, move the state on."""
         snd_una = self.snd_una
         acked = ack - snd_una
-        in_flight = self._pipe()
+        rec = self._rec
+        in_flight = rec.pipe(snd_una, self.snd_max)
         self.snd_una = ack
         if self.snd_nxt < ack:
             self.snd_nxt = ack
         self._retries = 0
-        self._dupacks = 0
         self._una_since = now
 
         # RTT: the timestamp echo (RFC 7323 §4.1, only for ACKs that advance the left
@@ -1240,11 +1197,11 @@ class Connection:
                     self._rxt_ts = -1  # every retransmitted byte is acknowledged now
             if rtt_ms < 0x80000000:
                 self._rtt.sample(rtt_ms / 1000.0, max(1, in_flight // self.snd_mss))
-                self._tlp_sampled = True
+                rec.tlp_sampled = True
         elif self._rtt_seq >= 0 and ack >= self._rtt_seq:
             self._rtt.sample(now - self._rtt_time)
             self._rtt_seq = -1
-            self._tlp_sampled = True
+            rec.tlp_sampled = True
 
         # Free acknowledged bytes; the SYN and FIN occupy sequence space but no buffer.
         buf_seq = self._sndbuf_seq
@@ -1252,54 +1209,17 @@ class Connection:
         if drop > 0:
             del self._sndbuf[:drop]
             self._sndbuf_seq = buf_seq + drop
-        if self._sacked:
-            self._sacked.trim_below(ack)
-        if self._high_rxt < ack:
-            self._high_rxt = ack
-        if self._lost_edge < ack:
-            self._lost_edge = ack
-
-        if self._rxt_log and ack >= self._recover:
-            self._rxt_log.clear()  # the loss episode is over: its retransmissions arrived
-        # Congestion control: RFC 6582 §3.2 steps 3 and 5 (partial and full ACKs).
-        if self._in_recovery:
-            if ack >= self._recover:
-                self._in_recovery = False
-                self._rxt_log.clear()
-                self._reno_sacked = 0
-                self._cc.on_recovery_end(now)
-            elif not self._sack_ok:
-                # Partial ACK without SACK: the next hole starts at the new SND.UNA.
-                self._reno_sacked = max(0, self._reno_sacked - acked)
-                self._lost_edge = min(ack + self.snd_mss, self.snd_max)
-                self._high_rxt = ack
-                self._rtx_now = True
-                self._rto_at = now + self._rtt.rto  # RFC 6582: reset on the first partial ACK
-            elif self._lost_edge < self._recover and not self._rtx_now:
-                # Partial ACK with SACK. RFC 6675 §5 (C) sends whatever NextSeg () returns
-                # while cwnd - pipe >= 1 SMSS, but its IsLost () needs SACKed data above
-                # a hole, and after a partial ACK there may be none (a lost tail). Here
-                # we do as Linux (RACK, RFC 8985 §6.2): a segment is lost once one sent
-                # after it has been delivered. The segment at SND.UNA was retransmitted
-                # when the recovery began, after everything below the recovery point
-                # had been sent; the partial ACK shows it delivered, so every byte below
-                # the recovery point still not SACKed is lost, and NextSeg () rule (1)
-                # resends it now instead of after the RTO. (RFC 6582 §3.2 step 5 draws
-                # the same conclusion without SACK, for the next segment.) Not while
-                # that retransmission is still to go (_rtx_now: ACKs fed in a batch):
-                # then the original arrived late, which proves nothing.
-                self._lost_edge = self._recover
-        else:
-            self._cc.on_ack(acked, now, self._rtt.srtt or 0.0, in_flight)
+        rec.on_ack_advance(
+            self._cc, acked, ack, self.snd_max, now, self._rtt.srtt or 0.0, in_flight
+        )
 
         # RFC 6298 §5.2-5.3: stop the timer when all is acknowledged, else restart it.
         if ack >= self.snd_max:
             self._rto_at = None
         else:
             self._rto_at = now + self._rtt.rto
-        if self._tlp:
-            if self._tlp_end >= 0 and ack >= self._tlp_end:
-                self._tlp_acked(ack, now)
+        if rec.tlp:
+            rec.after_ack_advance_tlp(self._cc, ack, now)
             # RFC 8985 §7.2: restart the PTO "upon receiving an ACK that cumulatively
             # acknowledges new data".
             self._arm_tlp(now)
@@ -1323,146 +1243,8 @@ class Connection:
             self._terminate()
 
     def _duplicate_ack(self, now: float) -> None:
-        self._dupacks += 1
-        if self._in_recovery:
-            if not self._sack_ok:
-                # Each duplicate ACK means one more segment has left the network
-                # (RFC 6582 §3.2 step 4's window inflation, counted as Linux counts it).
-                self._reno_sacked = min(
-                    self._reno_sacked + self.snd_mss,
-                    max(self.snd_max - self.snd_una - self.snd_mss, 0),
-                )
-            return
-        lost = self._dupacks >= DUP_THRESH or (self._sack_ok and self._sacked_is_lost())
-        if not lost:
-            return
-        # No new recovery while SND.UNA is below the last recovery point (RFC 6675 §5.1
-        # after a timeout; RFC 6582 §3.2 step 2). Without SACK, duplicate ACKs at exactly
-        # the point may still be echoes of the old window, so NewReno waits for SND.UNA to
-        # pass it; with SACK the blocks say what arrived, and reaching the point is enough.
-        if self.snd_una < self._recover or (
-            self.snd_una == self._recover and not self._sack_ok and not self._recover_by_rto
-        ):
-            return
-        self._enter_recovery(now)
-
-    def _enter_recovery(self, now: float) -> None:
-        """Fast retransmit and fast recovery (RFC 5681 §3.2, RFC 6582, RFC 6675 §5)."""
-        in_flight = self.snd_max - self.snd_una
-        # RFC 5681 §3.2 step 2: ssthresh from FlightSize; "When [RFC3042] is in use,
-        # additional data sent in limited transmit MUST NOT be included in this
-        # calculation." (Linux halves cwnd, which excludes it the same way.)
-        limited = self._lt_bytes if self._lt_una == self.snd_una else 0
-        self._undo_cc = self._cc.snapshot()
-        self._undo_ranges.clear()
-        self._undo_dsacked = 0
-        self._cc.on_congestion(now, max(in_flight - limited, 0))
-        self._lt_bytes = 0
-        self._in_recovery = True
-        self._tlp_at = None  # RFC 8985 §7.2: no probes during recovery
-        self._tlp_end = -1  # the recovery now repairs what the probe was sent to find
-        self._recover = self.snd_max  # RecoveryPoint = HighData
-        self._recover_by_rto = False
-        self._high_rxt = self.snd_una
-        self._rtt_seq = -1  # Karn
-        self.counters["fast_retransmits"] += 1
-        self._rtx_now = True
-        if self._sack_ok:
-            self._lost_edge = min(
-                max(self._sack_lost_edge(), self.snd_una + self.snd_mss), self.snd_max
-            )
-        else:
-            self._reno_sacked = min(DUP_THRESH * self.snd_mss, max(in_flight - self.snd_mss, 0))
-            self._lost_edge = min(self.snd_una + self.snd_mss, self.snd_max)
-
-    def _note_limited_transmit(self, flight: int, cwnd: int) -> None:
-        """New data went out on a duplicate ACK while `flight` bytes were outstanding:
-        count what it put beyond cwnd, the limited transmit of RFC 3042, which the
-        ssthresh of a recovery starting at this SND.UNA must leave out of FlightSize."""
-        if self._lt_una != self.snd_una:  # a new episode: SND.UNA moved since
-            self._lt_una = self.snd_una
-            self._lt_bytes = 0
-        beyond = self.snd_max - self.snd_una - max(cwnd, flight)
-        if beyond > 0:
-            self._lt_bytes += beyond
-
-    # ------------------------------------------------------------------ SACK scoreboard
-
-    def _update_scoreboard(self, blocks: tuple[tuple[int, int], ...]) -> bool:
-        """RFC 6675 Update(): mark SACKed ranges; True if any byte was newly SACKed."""
-        una = self.snd_una
-        hi = self.snd_max
-        before = self._sacked.total
-        for left32, right32 in blocks:
-            d = (left32 - una) & MASK
-            left = una + (d - 0x100000000 if d >= 0x80000000 else d)
-            right = left + ((right32 - left32) & MASK)
-            if left < una:
-                left = una  # a D-SACK or stale block: only the part above SND.UNA counts
-            if right > hi:
-                continue  # RFC 2018: blocks beyond what we sent are bogus
-            if right <= left:
-                continue
-            self._sacked.add(left, right)
-        changed = self._sacked.total > before
-        if changed:
-            if self._in_recovery:
-                self._lost_edge = max(self._lost_edge, self._sack_lost_edge())
-            if self._rxt_log:
-                self._find_lost_retransmissions()
-        return changed
-
-    def _find_lost_retransmissions(self) -> None:
-        """A retransmission whose range is still not SACKed, while data first sent *after*
-        it has been SACKed, was lost too (Linux's lost-retransmit detection, the idea
-        RACK, RFC 8985, generalises). RFC 6675 alone would wait for the RTO, which costs
-        hundreds of round trips when the RTT is far below the 200 ms minimum RTO."""
-        sacked = self._sacked
-        highest = sacked.ends[-1]
-        una = self.snd_una
-        keep = []
-        for start, end, marker in self._rxt_log:
-            if end <= una or sacked.covered(max(start, una), end) == end - max(start, una):
-                continue  # it arrived
-            if highest > marker:
-                self._rxt_again.append((max(start, una), end))
-            else:
-                keep.append((start, end, marker))
-        self._rxt_log = keep
-
-    def _sack_lost_edge(self) -> int:
-        """RFC 6675 IsLost(): unSACKed bytes below the returned edge are lost.
-
-        A byte is lost once more than (DupThresh-1)*SMSS bytes, or DupThresh
-        discontiguous ranges, above it have been SACKed.
-        """
-        limit = (DUP_THRESH - 1) * self.snd_mss
-        total = 0
-        starts = self._sacked.starts
-        ends = self._sacked.ends
-        for count, i in enumerate(range(len(starts) - 1, -1, -1), 1):
-            total += ends[i] - starts[i]
-            if total > limit or count >= DUP_THRESH:
-                return starts[i]
-        return self.snd_una
-
-    def _sacked_is_lost(self) -> bool:
-        return self._sack_lost_edge() > self.snd_una
-
-    def _unsacked_between(self, lo: int, hi: int) -> int:
-        return hi - lo - self._sacked.covered(lo, hi) if hi > lo else 0
-
-    def _pipe(self) -> int:
-        """Bytes in the network (RFC 6675 §4 SetPipe): outstanding, minus SACKed, minus
-        lost-and-not-yet-retransmitted."""
-        out = self.snd_max - self.snd_una
-        if self._sack_ok:
-            out -= self._sacked.total
-        else:
-            out -= self._reno_sacked
-        if self._high_rxt < self._lost_edge:
-            out -= self._unsacked_between(self._high_rxt, self._lost_edge)
-        return out
+        if self._rec.on_duplicate_ack(self._cc, self.snd_una, self.snd_max, now):
+            self._rtt_seq = -1  # Karn
 
     # ------------------------------------------------------------------ segment text and FIN
 
@@ -1631,7 +1413,7 @@ class Connection:
         self._set_state(State.TIME_WAIT)
         # "Start the time-wait timer, turn off the other timers."
         self._rto_at = self._persist_at = self._keepalive_at = self._delack_at = None
-        self._tlp_at = None
+        self._rec.timer_at = None
         self._close_at = now + 2 * self.config.msl
 
     def _reset_after_close(self) -> None:
@@ -1662,7 +1444,7 @@ class Connection:
         ("_close_at", "_close_timer"),  # TIME-WAIT's 2*MSL, or an orphan's FIN-WAIT-2
         # The PTO is capped at the RTO's deadline and, when both are due, goes first: the
         # probe then re-arms the RTO (RFC 8985 §7.3), as Linux's one timer does.
-        ("_tlp_at", "_loss_probe"),
+        ("_recovery_at", "_recovery_timer"),
         ("_rto_at", "_retransmit_timeout"),
         ("_persist_at", "_window_probe"),
         ("_keepalive_at", "_keepalive_probe"),
@@ -1713,87 +1495,46 @@ class Connection:
             self._syn_pending = True
             self._rto_at = now + self._rtt.rto
             if self._fin_seq >= 0:  # a FIN sent after the SYN-ACK goes again too
-                self._high_rxt = self._sndbuf_seq
-                self._lost_edge = self.snd_max
+                self._rec.resend_from(self._sndbuf_seq, self.snd_max)
             return
         # The loss window: go back to SND.UNA and resend, in slow start, whatever the
         # scoreboard does not show as received (RFC 6675 §5.1).
         self._cc.on_rto(now, self.snd_max - self.snd_una)
-        self._in_recovery = False
-        self._reno_sacked = 0
-        self._dupacks = 0
-        self._rxt_log.clear()  # everything unSACKed is resent after a timeout anyway
-        self._rxt_again.clear()
-        self._tlp_at = None
-        self._tlp_end = -1  # the probe, if any, is "deemed lost" (RFC 8985 §7.3)
-        self._undo_cc = None  # only a fast recovery is undone (Linux also undoes RTOs)
-        self._undo_ranges.clear()
-        self._undo_dsacked = 0
-        self._recover = self.snd_max
-        self._recover_by_rto = True
-        if self._retries >= 2 and self._sacked:
-            # A second timeout with SACKed data still unacknowledged: the receiver may
-            # have discarded it (RFC 2018 §8, reneging). Forget the scoreboard.
-            self._sacked.clear()
-        self._high_rxt = self.snd_una
-        self._lost_edge = self.snd_max
+        self._rec.on_rto(self.snd_una, self.snd_max, self._retries)
         self._rto_at = now + self._rtt.rto
 
     # ------------------------------------------------------------------ tail loss probe
 
+    @property
+    def _recovery_at(self) -> float | None:
+        """The recovery's own timer (the PTO), in the table of timers below."""
+        return self._rec.timer_at
+
+    @_recovery_at.setter
+    def _recovery_at(self, value: float | None) -> None:
+        self._rec.timer_at = value
+
     def _arm_tlp(self, now: float) -> None:
-        """RFC 8985 §7.2: (re)start the PTO, or stop it where no probe may be sent.
+        """RFC 8985 §7.2: (re)start the PTO after new data went out or was acknowledged."""
+        self._rec.arm_tlp(
+            self.snd_una,
+            self.snd_max,
+            self.snd_una == self.iss,
+            self._rtt.srtt,
+            self._rto_at,
+            now,
+        )
 
-        "the sender SHOULD start or restart a loss probe PTO timer after transmitting
-        new data (that was not itself a loss probe) or upon receiving an ACK that
-        cumulatively acknowledges new data", only if "the connection supports SACK",
-        "has no SACKed sequences in the SACK scoreboard" and "is not in loss recovery"
-        (fast recovery, or the RTO's until SND.UNA passes its recovery point)."""
-        una = self.snd_una
-        flight = self.snd_max - una
-        if (
-            flight <= 0
-            or not self._sack_ok
-            or self._in_recovery
-            or self._sacked
-            or (self._recover_by_rto and una < self._recover)
-            or una == self.iss  # our SYN is unacknowledged: the handshake's own timer
-        ):
-            self._tlp_at = None
-            return
-        # "PTO = 2 * SRTT; If FlightSize is one segment: PTO += WCDelAckT" (with one
-        # segment out, a delayed ACK is what the peer owes us); "Else: PTO = 1 sec"
-        # without an RTT sample. Linux takes max(2*SRTT, 1.5*SRTT + 200 ms) for one
-        # segment, which differs only above a 400 ms SRTT; we follow the RFC.
-        srtt = self._rtt.srtt
-        if srtt is None:
-            pto = 1.0
-        else:
-            pto = 2 * srtt
-            if flight <= self.snd_mss:
-                pto += WCDELACKT
-        # "If Now() + PTO > TCP_RTO_expire(): PTO = TCP_RTO_expire() - Now()"
-        at = now + pto
-        rto_at = self._rto_at
-        if rto_at is not None and at > rto_at:
-            at = rto_at
-        self._tlp_at = at
-
-    def _loss_probe(self, now: float) -> None:
+    def _recovery_timer(self, now: float) -> None:
         """The PTO expired (RFC 8985 §7.3): send one probe to draw an ACK (and its SACK
         blocks) from the peer, then leave the rest to the RTO."""
         if self.state not in SYNCHRONIZED or self.snd_max <= self.snd_una:
             return
-        # "1. First, there is no other previous loss probe still in flight" and "2.
-        # Second, the sender has obtained an RTT measurement since the last loss probe
-        # transmission or the start of the connection" -- "If either one of these two
-        # conditions is not met, the sender MUST skip sending a loss probe".
-        if self._tlp_end < 0 and self._tlp_sampled:
+        if self._rec.probe_due():
             self._send_probe(now)
         # "After attempting to send a loss probe, regardless of whether a loss probe was
         # sent, the sender MUST re-arm the RTO timer, not the PTO timer, if the
         # FlightSize is not zero."
-        self._tlp_at = None
         self._rto_at = now + self._rtt.rto
 
     def _send_probe(self, now: float) -> None:
@@ -1814,101 +1555,15 @@ class Connection:
             self.snd_nxt = end + 1 if fin else end
             if self.snd_nxt > self.snd_max:
                 self.snd_max = self.snd_nxt
-            self._tlp_retrans = False
+            retrans = False
         else:
             # "If such an unsent segment is not available, then the sender SHOULD
             # retransmit the highest-sequence segment sent so far and set TLP.is_retrans
             # to true." (Its last MSS of data, and the FIN if that was sent.)
             start = max(min(self.snd_max, data_end) - mss, self.snd_una, buf_seq)
             self._send_range(out, start, self.snd_max, now, retransmit=True)
-            self._tlp_retrans = True
-        self._tlp_start = start
-        self._tlp_end = self.snd_max  # TLP.end_seq
-        self._tlp_sampled = False
-        self.counters["loss_probes"] += 1
-
-    def _tlp_acked(self, ack: int, now: float) -> None:
-        """RFC 8985 §7.4.2: the cumulative ACK reached TLP.end_seq."""
-        if not self._tlp_retrans:
-            self._tlp_end = -1  # "TLP of new data delivered"
-        elif ack > self._tlp_end:
-            # "Repaired the single loss": neither a DSACK nor a duplicate ACK said the
-            # original arrived too, so the original (or its ACK) was lost: "Invoke
-            # congestion control to lower cwnd for the loss". Linux does so with a CWR
-            # episode (ssthresh from cwnd, cwnd = ssthresh) and waits, as the RFC's
-            # "ACK.seq > TLP.end_seq" does, for an ACK beyond the probe: the ACK of
-            # exactly TLP.end_seq may be the original's, the probe's DSACK still to come.
-            self._tlp_end = -1
-            self.counters["loss_probe_recoveries"] += 1
-            if not self._in_recovery:
-                self._cc.on_congestion(now, self._cc.cwnd)
-                self._cc.on_recovery_end(now)
-
-    # ------------------------------------------------------------------ D-SACK at the sender
-
-    def _dsack_of(self, blocks: tuple[tuple[int, int], ...], ack32: int) -> tuple[int, int] | None:
-        """The D-SACK block of an ACK, unwrapped, if its first block is one. RFC 2883 §4:
-        a first block at or below the cumulative acknowledgement, or one that lies
-        within the second block, reports a duplicate."""
-        left32, right32 = blocks[0]
-        if left32 == right32:
-            return None
-        if seq_lt(ack32, right32):  # not below the cumulative ACK: within the second?
-            if len(blocks) < 2:
-                return None
-            l2, r2 = blocks[1]
-            if seq_lt(left32, l2) or seq_lt(r2, right32):
-                return None
-        una = self.snd_una
-        d = (left32 - una) & MASK
-        left = una + (d - 0x100000000 if d >= 0x80000000 else d)
-        return left, left + ((right32 - left32) & MASK)
-
-    def _dsack_received(self, left: int, right: int) -> None:
-        """A duplicate [left, right) arrived at the peer: which retransmission it was."""
-        # RFC 8985 §7.4.2: "If the TLP retransmission is spurious, a receiver that uses
-        # DSACK would return an ACK that covers TLP.end_seq with a DSACK option": no loss.
-        if self._tlp_end >= 0 and self._tlp_retrans and right == self._tlp_end:
-            self._tlp_end = -1
-        # RFC 3708: a retransmission whose D-SACK comes back was unnecessary -- the
-        # original arrived too. Each retransmission of the recovery counts once.
-        ranges = self._undo_ranges
-        for i, (start, end) in enumerate(ranges):
-            if start < right and left < end:
-                del ranges[i]
-                self._undo_dsacked += 1
-                break
-
-    def _undo_recovery(self) -> None:
-        """RFC 3708's detection: when every retransmission of a fast recovery has been
-        reported by a D-SACK, the recovery was spurious (reordering or delay mistaken for
-        loss). Undo the reduction, as Linux's D-SACK undo and the Eifel response (RFC
-        4015) do: the congestion state from before it, cwnd never below what it has
-        grown to since (RFC 9438 §4.9 restores CUBIC's state the same way)."""
-        prior = self._undo_cc
-        self._undo_cc = None
-        self._undo_dsacked = 0
-        if prior is None or prior.mss != self._cc.mss:
-            return
-        self._cc = self._cc.undone_by(prior)
-        self.counters["dsack_undos"] += 1
-
-    def _tlp_reveals_loss(self, now: float) -> None:
-        """RFC 8985 §7.4.1: the probe (or data sent at or after it) is SACKed while data
-        sent before it is not. RACK deems such data lost -- it was sent more than a PTO
-        and a round trip ago, before a segment since delivered -- "Then the sender would
-        trigger a fast recovery to recover those losses". Our DupThresh rule alone would
-        not: one SACKed probe is below its threshold, and the RTO would follow."""
-        start = self._tlp_start
-        if not self._sacked or self._sacked.ends[-1] <= start or self.snd_una >= start:
-            return
-        if not self._unsacked_between(self.snd_una, start):
-            return
-        if self.snd_una < self._recover:
-            return  # as _duplicate_ack: no new recovery below the last recovery point
-        self._enter_recovery(now)
-        if self._lost_edge < start:
-            self._lost_edge = start
+            retrans = True
+        self._rec.on_probe_sent(start, self.snd_max, retrans)
 
     def _window_probe(self, now: float) -> None:
         """Persist timer (RFC 9293 §3.8.6.1): probe a zero window so a lost update cannot
@@ -1975,9 +1630,9 @@ class Connection:
             and not out
             and not self._ack_now
             and self.snd_nxt >= self._sndbuf_seq + len(self._sndbuf)
-            and self._high_rxt >= self._lost_edge
+            and self._rec.high_rxt >= self._rec.lost_edge
             and self._fin_seq < 0
-            and not self._rxt_again
+            and not self._rec.rxt_again
             and self._prediction
         ):
             # The common case of nothing to say, decided cheaply. A shortcut past the
@@ -2049,29 +1704,9 @@ class Connection:
         # 1. Retransmit what is deemed lost (after an RTO, or in fast recovery): first
         # retransmissions found lost themselves (already counted in the pipe), then the
         # holes below the loss edge.
-        while self._rxt_again:
-            start, end = self._rxt_again.pop()
-            start = self._next_unsacked(max(start, self.snd_una), end)
-            if start >= 0:
-                end = min(end, start + mss, self._next_sacked_start(start))
-                self._send_range(out, start, end, now, retransmit=True)
-        if self._high_rxt < self._lost_edge:
-            pipe = self._pipe()
-            while self._high_rxt < self._lost_edge:
-                start = self._next_unsacked(self._high_rxt, self._lost_edge)
-                if start < 0:
-                    self._high_rxt = self._lost_edge
-                    break
-                end = min(start + mss, self._lost_edge, self._next_sacked_start(start))
-                if pipe + (end - start) > cwnd and pipe > 0 and not self._rtx_now:
-                    break
-                # RFC 5681 §3.2 step 4, RFC 6582 §3.2 step 3 and RFC 6675 §5 (4.2): the
-                # segment at SND.UNA is resent on entering recovery (and after a partial
-                # ACK) whatever the pipe says; the window governs the rest.
-                self._rtx_now = False
-                self._send_range(out, start, end, now, retransmit=True)
-                pipe += end - start
-                self._high_rxt = end
+        rec = self._rec
+        for start, end in rec.retransmissions(self.snd_una, self.snd_max, mss, cwnd):
+            self._send_range(out, start, end, now, retransmit=True)
 
         # 2. New data, as the receive window, the congestion window, Nagle and
         # sender-side SWS avoidance allow (RFC 9293 §3.8.6.2.1).
@@ -2087,23 +1722,7 @@ class Connection:
                 # is lost; restart from no more than the initial window.
                 self._cc.restart_after_idle(now)
                 cwnd = self._cc.cwnd
-            room = cwnd - self._pipe()
-            limited = self._dupacks > 0 and not self._in_recovery
-            if limited:
-                # RFC 3042 limited transmit: a new segment for each of the first two
-                # dupACKs, as long as "the amount of outstanding data would remain less
-                # than or equal to the congestion window plus 2 segments". Without SACK
-                # the dupACKs do not shrink the pipe, so their room is added here. With
-                # SACK the segment each dupACK SACKs has already left the pipe, which is
-                # that room (Linux does limited transmit so): nothing is added, and the
-                # cap holds, except in an RTO's recovery, where the pipe alone governs.
-                if not self._sack_ok:
-                    room += min(self._dupacks, 2) * mss
-                elif self.snd_una >= self._recover:
-                    flight = self.snd_max - self.snd_una
-                    lt_room = cwnd + min(self._dupacks, 2) * mss - flight
-                    if lt_room < room:
-                        room = lt_room
+            room = rec.send_room(cwnd, self.snd_una, self.snd_max, mss)
             peer_room = wnd_edge - nxt
             if peer_room < room:
                 room = peer_room
@@ -2135,10 +1754,9 @@ class Connection:
                 self.snd_nxt = nxt
                 if nxt > self.snd_max:
                     self.snd_max = nxt
-                if self._tlp:
+                if rec.tlp:
                     self._arm_tlp(now)  # RFC 8985 §7.2: "after transmitting new data"
-                if limited:
-                    self._note_limited_transmit(flight, cwnd)
+                rec.on_new_data_sent(flight, cwnd, self.snd_una, self.snd_max)
             if nxt < data_end and self.snd_max <= self.snd_una:
                 # Data waits and nothing is in flight to bring an ACK: a zero or too-small
                 # window. The persist timer probes it (RFC 9293 §3.8.6.1).
@@ -2150,7 +1768,7 @@ class Connection:
             self.snd_nxt = fin_seq + 1
             if self.snd_max < self.snd_nxt:
                 self.snd_max = self.snd_nxt
-            if self._tlp:
+            if rec.tlp:
                 self._arm_tlp(now)  # a lone FIN is new data too
 
     def _send_new(
@@ -2202,6 +1820,7 @@ class Connection:
                 n = mss if i < count else tail
                 flags = ACK | last if i * mss + n == sent else ACK
                 out.append(self._build_data(nxt + i * mss, flags, off + i * mss, n, now))
+        self._rec.on_transmit(nxt, end, last & FIN != 0, now, 0, retransmit=False)
         nxt = end + 1 if last & FIN else end
         if tail:
             self._snd_sml = nxt
@@ -2222,15 +1841,6 @@ class Connection:
                 self._una_since = now
         self._persist_at = None
         self._last_send = now
-
-    def _next_unsacked(self, lo: int, hi: int) -> int:
-        """The first sequence number in [lo, hi) not covered by the scoreboard, or -1."""
-        gap = self._sacked.next_gap(lo)
-        return gap if gap < hi else -1
-
-    def _next_sacked_start(self, seq: int) -> int:
-        start = self._sacked.next_start(seq)
-        return (1 << 62) if start is None else start
 
     def _arm_persist(self, now: float) -> None:
         if self._persist_at is None and self._rto_at is None:
@@ -2270,15 +1880,12 @@ class Connection:
                 end_seq = end + 1 if fin else end
                 if end_seq > self._rxt_ts_end:
                     self._rxt_ts_end = end_seq
-            if self._sack_ok and n > 0:
-                self._rxt_log.append((start, end, self.snd_max))
-                if self._undo_cc is not None:
-                    self._undo_ranges.append((start, end))
         else:
             self.bytes_out += n
             if not self._ts_ok and self._rtt_seq < 0 and n:
                 self._rtt_seq = end
                 self._rtt_time = now
+        self._rec.on_transmit(start, end, fin, now, self.snd_max, retransmit=retransmit)
         self._data_sent(now)
 
     def _send_pure_ack(self, out: list[bytes], now: float) -> None:
@@ -2487,7 +2094,7 @@ class Connection:
         if self.state is State.CLOSED:
             return
         self._rto_at = self._persist_at = self._keepalive_at = self._delack_at = None
-        self._close_at = self._tlp_at = None
+        self._close_at = self._rec.timer_at = None
         self._ack_now = False
         self._syn_pending = False
         self._sndbuf.clear()

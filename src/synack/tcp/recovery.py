@@ -1,0 +1,661 @@
+"""Loss detection and recovery of one connection's sender, beside the connection
+(as aioquic keeps ``recovery.py`` beside ``connection.py``).
+
+The connection tells a `Recovery` what it sent (`on_transmit`), what came back
+(`on_sack`, `on_dsack`, `on_duplicate_ack`, `on_ack_advance`) and when its timers
+fired (`on_rto`, the PTO through `probe_due`); the recovery answers which bytes
+are lost and what to retransmit next (`retransmissions`), how much new data the
+window leaves room for (`send_room`), when its own timer is due (`tlp_at`), and
+whether a reduction was spurious (undo). It never builds a segment, reads a clock
+or holds the connection: values come in as arguments, and the congestion
+controller is passed to the calls that change it.
+
+The scoreboard is RFC 6675's (`sacked`, `pipe`, NextSeg as `retransmissions`),
+with tail loss probes (RFC 8985 §7) and undo of spurious fast recovery (RFC 3708
+with D-SACK, RFC 4015's response).
+
+Every transmission is also kept as a `Sent` record, in the order sent: the
+per-segment state that time-based loss detection and delivery-rate estimation
+(draft-cheng-iccrg-delivery-rate-estimation, for BBR) read. One record covers a
+burst sent at one instant, as Linux's per-skb state covers a TSO burst; see
+`Sent` for the fields a rate sampler fills in.
+"""
+
+from __future__ import annotations
+
+from collections import deque
+
+from synack.tcp.congestion import CongestionControl
+from synack.tcp.ranges import RangeSet
+from synack.wire.seq import MASK, seq_lt
+
+# RFC 5681 §3.2 and RFC 6675: three duplicate ACKs (or that many SACKed segments) mean loss.
+DUP_THRESH = 3
+# RFC 8985 §7.2's WCDelAckT, the worst-case delayed-ACK timer of the peer added to the
+# PTO when one segment is in flight: "The RECOMMENDED value for WCDelAckT is 200ms"
+# (Linux's TCP_DELACK_MAX is the same 200 ms).
+WCDELACKT = 0.2
+_FAR = 1 << 62
+
+
+class Sent:
+    """One transmission of [start, end) (end includes a FIN's number) at `xmit_ts`.
+
+    The delivery-rate fields are the hook for a rate sampler (BBR): the
+    connection's delivery state *when this was sent*, per
+    draft-cheng-iccrg-delivery-rate-estimation §3.2 (C.delivered, C.delivered_time,
+    C.first_sent_time, C.is_app_limited), filled in by `Recovery.on_transmit` from
+    `Recovery.delivered` and friends, which `on_ack_advance`/`on_sack` advance.
+    """
+
+    __slots__ = (
+        "delivered",
+        "delivered_time",
+        "end",
+        "first_sent_time",
+        "is_app_limited",
+        "retransmitted",
+        "start",
+        "xmit_ts",
+    )
+
+    def __init__(
+        self,
+        start: int,
+        end: int,
+        xmit_ts: float,
+        retransmitted: bool,
+        delivered: int,
+        delivered_time: float,
+        first_sent_time: float,
+        is_app_limited: bool,
+    ) -> None:
+        self.start = start
+        self.end = end
+        self.xmit_ts = xmit_ts
+        self.retransmitted = retransmitted
+        self.delivered = delivered
+        self.delivered_time = delivered_time
+        self.first_sent_time = first_sent_time
+        self.is_app_limited = is_app_limited
+
+
+class Recovery:
+    """The sender's loss detection and recovery state (one per connection)."""
+
+    __slots__ = (
+        "delivered",
+        "delivered_time",
+        "dsack_undos",
+        "dupacks",
+        "fast_retransmits",
+        "first_sent_time",
+        "high_rxt",
+        "in_recovery",
+        "loss_probe_recoveries",
+        "loss_probes",
+        "lost_edge",
+        "lt_bytes",
+        "lt_una",
+        "mss",
+        "recover",
+        "recover_by_rto",
+        "reno_sacked",
+        "rtx_now",
+        "rxt_again",
+        "rxt_log",
+        "sack_ok",
+        "sacked",
+        "sent",
+        "timer_at",
+        "tlp",
+        "tlp_end",
+        "tlp_retrans",
+        "tlp_sampled",
+        "tlp_start",
+        "undo_cc",
+        "undo_dsacked",
+        "undo_ranges",
+    )
+
+    def __init__(self, tail_loss_probe: bool, mss: int) -> None:
+        self.sack_ok = False
+        self.mss = mss
+        self.dupacks = 0
+        # Bytes limited transmit (RFC 3042) sent beyond cwnd, counted while SND.UNA
+        # stayed at lt_una; RFC 5681 §3.2 leaves them out of FlightSize.
+        self.lt_bytes = 0
+        self.lt_una = -1
+        self.in_recovery = False  # fast recovery (RFC 6582 / RFC 6675)
+        self.recover = 0  # RecoveryPoint: no new recovery until SND.UNA passes it
+        self.recover_by_rto = False  # recover was set by a timeout (RFC 6675 §5.1)
+        self.high_rxt = 0  # retransmitted up to here in the current episode
+        self.lost_edge = 0  # unSACKed bytes below here are deemed lost
+        self.sacked = RangeSet()  # the scoreboard: what the peer has SACKed above SND.UNA
+        self.reno_sacked = 0  # without SACK: bytes the duplicate ACKs say have left the network
+        # Retransmissions of this loss episode as [start, end, SND.MAX when sent], to spot
+        # a retransmission that was itself lost, and ranges to send once more.
+        self.rxt_log: list[tuple[int, int, int]] = []
+        self.rxt_again: list[tuple[int, int]] = []
+        self.rtx_now = False  # resend the first hole now, whatever the window says
+        # Tail loss probe (RFC 8985 §7): the PTO deadline; TLP.end_seq (SND.MAX when the
+        # probe went out, -1 when no probe is outstanding) and where the probe began;
+        # TLP.is_retrans; and whether an RTT sample came since the last probe (§7.3).
+        self.tlp = tail_loss_probe
+        self.timer_at: float | None = None
+        self.tlp_end = -1
+        self.tlp_start = 0
+        self.tlp_retrans = False
+        self.tlp_sampled = True
+        # Undoing a spurious fast recovery (RFC 3708 with D-SACK, RFC 9438 §4.9): the
+        # congestion state before the reduction, and the ranges retransmitted since that
+        # no D-SACK has yet shown to have arrived twice.
+        self.undo_cc: CongestionControl | None = None
+        self.undo_ranges: list[tuple[int, int]] = []
+        self.undo_dsacked = 0
+        # Transmissions still outstanding, oldest first, and the delivery state their
+        # records copy (draft-cheng-iccrg-delivery-rate-estimation §3.1: C.delivered,
+        # C.delivered_time, C.first_sent_time). Rate sampling itself is the congestion
+        # controller's; these are kept here so that every record has them.
+        self.sent: deque[Sent] = deque()
+        self.delivered = 0
+        self.delivered_time = 0.0
+        self.first_sent_time = 0.0
+        # Counters the connection reports.
+        self.fast_retransmits = 0
+        self.loss_probes = 0
+        self.loss_probe_recoveries = 0
+        self.dsack_undos = 0
+
+    def reset(self, iss: int) -> None:
+        """The send sequence starts at `iss` (a new ISN)."""
+        self.recover = self.high_rxt = self.lost_edge = iss
+
+    @property
+    def counters(self) -> dict[str, int]:
+        return {
+            "fast_retransmits": self.fast_retransmits,
+            "loss_probes": self.loss_probes,
+            "loss_probe_recoveries": self.loss_probe_recoveries,
+            "dsack_undos": self.dsack_undos,
+        }
+
+    # ------------------------------------------------------------------ what was sent
+
+    def on_transmit(
+        self, start: int, end: int, fin: bool, now: float, snd_max: int, *, retransmit: bool
+    ) -> None:
+        """Data [start, end), and a FIN after it if `fin`, left at `now` (`snd_max` is
+        SND.MAX after it)."""
+        if not self.sent:
+            # draft-cheng-iccrg-delivery-rate-estimation §3.2: "If there are no packets
+            # in flight yet, then we can start the delivery rate interval at the
+            # current time".
+            self.first_sent_time = self.delivered_time = now
+        self.sent.append(
+            Sent(
+                start,
+                end + 1 if fin else end,
+                now,
+                retransmit,
+                self.delivered,
+                self.delivered_time,
+                self.first_sent_time,
+                False,
+            )
+        )
+        if retransmit and self.sack_ok and end > start:
+            self.rxt_log.append((start, end, snd_max))
+            if self.undo_cc is not None:
+                self.undo_ranges.append((start, end))
+
+    # ------------------------------------------------------------------ the scoreboard
+
+    def pipe(self, una: int, snd_max: int) -> int:
+        """Bytes in the network (RFC 6675 §4 SetPipe): outstanding, minus SACKed, minus
+        lost-and-not-yet-retransmitted."""
+        out = snd_max - una
+        if self.sack_ok:
+            out -= self.sacked.total
+        else:
+            out -= self.reno_sacked
+        if self.high_rxt < self.lost_edge:
+            out -= self._unsacked_between(self.high_rxt, self.lost_edge)
+        return out
+
+    def on_sack(self, blocks: tuple[tuple[int, int], ...], una: int, snd_max: int) -> bool:
+        """RFC 6675 Update(): mark SACKed ranges; True if any byte was newly SACKed."""
+        hi = snd_max
+        sacked = self.sacked
+        before = sacked.total
+        for left32, right32 in blocks:
+            d = (left32 - una) & MASK
+            left = una + (d - 0x100000000 if d >= 0x80000000 else d)
+            right = left + ((right32 - left32) & MASK)
+            if left < una:
+                left = una  # a D-SACK or stale block: only the part above SND.UNA counts
+            if right > hi:
+                continue  # RFC 2018: blocks beyond what we sent are bogus
+            if right <= left:
+                continue
+            sacked.add(left, right)
+        changed = sacked.total > before
+        if changed:
+            if self.in_recovery:
+                self.lost_edge = max(self.lost_edge, self._sack_lost_edge(una))
+            if self.rxt_log:
+                self._find_lost_retransmissions(una)
+        return changed
+
+    def _find_lost_retransmissions(self, una: int) -> None:
+        """A retransmission whose range is still not SACKed, while data first sent *after*
+        it has been SACKed, was lost too (Linux's lost-retransmit detection, the idea
+        RACK, RFC 8985, generalises). RFC 6675 alone would wait for the RTO, which costs
+        hundreds of round trips when the RTT is far below the 200 ms minimum RTO."""
+        sacked = self.sacked
+        highest = sacked.ends[-1]
+        keep = []
+        for start, end, marker in self.rxt_log:
+            if end <= una or sacked.covered(max(start, una), end) == end - max(start, una):
+                continue  # it arrived
+            if highest > marker:
+                self.rxt_again.append((max(start, una), end))
+            else:
+                keep.append((start, end, marker))
+        self.rxt_log = keep
+
+    def _sack_lost_edge(self, una: int) -> int:
+        """RFC 6675 IsLost(): unSACKed bytes below the returned edge are lost.
+
+        A byte is lost once more than (DupThresh-1)*SMSS bytes, or DupThresh
+        discontiguous ranges, above it have been SACKed.
+        """
+        limit = (DUP_THRESH - 1) * self.mss
+        total = 0
+        starts = self.sacked.starts
+        ends = self.sacked.ends
+        for count, i in enumerate(range(len(starts) - 1, -1, -1), 1):
+            total += ends[i] - starts[i]
+            if total > limit or count >= DUP_THRESH:
+                return starts[i]
+        return una
+
+    def _unsacked_between(self, lo: int, hi: int) -> int:
+        return hi - lo - self.sacked.covered(lo, hi) if hi > lo else 0
+
+    def _next_unsacked(self, lo: int, hi: int) -> int:
+        """The first sequence number in [lo, hi) not covered by the scoreboard, or -1."""
+        gap = self.sacked.next_gap(lo)
+        return gap if gap < hi else -1
+
+    def _next_sacked_start(self, seq: int) -> int:
+        start = self.sacked.next_start(seq)
+        return _FAR if start is None else start
+
+    # ------------------------------------------------------------------ what to send
+
+    def retransmissions(self, una: int, snd_max: int, mss: int, cwnd: int) -> list[tuple[int, int]]:
+        """The ranges to retransmit now, in order (RFC 6675 §5 NextSeg () rule (1)):
+        first retransmissions found lost themselves (already counted in the pipe), then
+        the holes below the loss edge as far as cwnd - pipe allows. The caller sends
+        each (and reports it to `on_transmit`)."""
+        out: list[tuple[int, int]] = []
+        again = self.rxt_again
+        while again:
+            start, end = again.pop()
+            start = self._next_unsacked(max(start, una), end)
+            if start >= 0:
+                out.append((start, min(end, start + mss, self._next_sacked_start(start))))
+        if self.high_rxt < self.lost_edge:
+            pipe = self.pipe(una, snd_max)
+            while self.high_rxt < self.lost_edge:
+                start = self._next_unsacked(self.high_rxt, self.lost_edge)
+                if start < 0:
+                    self.high_rxt = self.lost_edge
+                    break
+                end = min(start + mss, self.lost_edge, self._next_sacked_start(start))
+                if pipe + (end - start) > cwnd and pipe > 0 and not self.rtx_now:
+                    break
+                # RFC 5681 §3.2 step 4, RFC 6582 §3.2 step 3 and RFC 6675 §5 (4.2): the
+                # segment at SND.UNA is resent on entering recovery (and after a partial
+                # ACK) whatever the pipe says; the window governs the rest.
+                self.rtx_now = False
+                out.append((start, end))
+                pipe += end - start
+                self.high_rxt = end
+        return out
+
+    def send_room(self, cwnd: int, una: int, snd_max: int, mss: int) -> int:
+        """Bytes of new data the congestion window leaves room for now."""
+        room = cwnd - self.pipe(una, snd_max)
+        dupacks = self.dupacks
+        if dupacks > 0 and not self.in_recovery:
+            # RFC 3042 limited transmit: a new segment for each of the first two
+            # dupACKs, as long as "the amount of outstanding data would remain less
+            # than or equal to the congestion window plus 2 segments". Without SACK
+            # the dupACKs do not shrink the pipe, so their room is added here. With
+            # SACK the segment each dupACK SACKs has already left the pipe, which is
+            # that room (Linux does limited transmit so): nothing is added, and the
+            # cap holds, except in an RTO's recovery, where the pipe alone governs.
+            if not self.sack_ok:
+                room += min(dupacks, 2) * mss
+            elif una >= self.recover:
+                lt_room = cwnd + min(dupacks, 2) * mss - (snd_max - una)
+                if lt_room < room:
+                    room = lt_room
+        return room
+
+    def on_new_data_sent(self, flight: int, cwnd: int, una: int, snd_max: int) -> None:
+        """New data went out while `flight` bytes were outstanding. If that was on a
+        duplicate ACK, count what it put beyond cwnd: the limited transmit of RFC 3042,
+        which the ssthresh of a recovery starting at this SND.UNA must leave out of
+        FlightSize."""
+        if self.dupacks <= 0 or self.in_recovery:
+            return
+        if self.lt_una != una:  # a new episode: SND.UNA moved since
+            self.lt_una = una
+            self.lt_bytes = 0
+        beyond = snd_max - una - max(cwnd, flight)
+        if beyond > 0:
+            self.lt_bytes += beyond
+
+    # ------------------------------------------------------------------ what came back
+
+    def on_duplicate_ack(self, cc: CongestionControl, una: int, snd_max: int, now: float) -> bool:
+        """A duplicate ACK (RFC 5681 §2; with SACK, RFC 6675 §2's: one that SACKs new
+        data). True if it started a fast recovery."""
+        self.dupacks += 1
+        if self.in_recovery:
+            if not self.sack_ok:
+                # Each duplicate ACK means one more segment has left the network
+                # (RFC 6582 §3.2 step 4's window inflation, counted as Linux counts it).
+                self.reno_sacked = min(
+                    self.reno_sacked + self.mss, max(snd_max - una - self.mss, 0)
+                )
+            return False
+        lost = self.dupacks >= DUP_THRESH or (self.sack_ok and self._sack_lost_edge(una) > una)
+        if not lost:
+            return False
+        # No new recovery while SND.UNA is below the last recovery point (RFC 6675 §5.1
+        # after a timeout; RFC 6582 §3.2 step 2). Without SACK, duplicate ACKs at exactly
+        # the point may still be echoes of the old window, so NewReno waits for SND.UNA to
+        # pass it; with SACK the blocks say what arrived, and reaching the point is enough.
+        if una < self.recover or (
+            una == self.recover and not self.sack_ok and not self.recover_by_rto
+        ):
+            return False
+        self.enter_recovery(cc, una, snd_max, now)
+        return True
+
+    def enter_recovery(self, cc: CongestionControl, una: int, snd_max: int, now: float) -> None:
+        """Fast retransmit and fast recovery (RFC 5681 §3.2, RFC 6582, RFC 6675 §5)."""
+        in_flight = snd_max - una
+        # RFC 5681 §3.2 step 2: ssthresh from FlightSize; "When [RFC3042] is in use,
+        # additional data sent in limited transmit MUST NOT be included in this
+        # calculation." (Linux halves cwnd, which excludes it the same way.)
+        limited = self.lt_bytes if self.lt_una == una else 0
+        self.undo_cc = cc.snapshot()
+        self.undo_ranges.clear()
+        self.undo_dsacked = 0
+        cc.on_congestion(now, max(in_flight - limited, 0))
+        self.lt_bytes = 0
+        self.in_recovery = True
+        self.timer_at = None  # RFC 8985 §7.2: no probes during recovery
+        self.tlp_end = -1  # the recovery now repairs what the probe was sent to find
+        self.recover = snd_max  # RecoveryPoint = HighData
+        self.recover_by_rto = False
+        self.high_rxt = una
+        self.fast_retransmits += 1
+        self.rtx_now = True
+        mss = self.mss
+        if self.sack_ok:
+            self.lost_edge = min(max(self._sack_lost_edge(una), una + mss), snd_max)
+        else:
+            self.reno_sacked = min(DUP_THRESH * mss, max(in_flight - mss, 0))
+            self.lost_edge = min(una + mss, snd_max)
+
+    def on_ack_advance(
+        self,
+        cc: CongestionControl,
+        acked: int,
+        ack: int,
+        snd_max: int,
+        now: float,
+        rtt: float,
+        in_flight: int,
+    ) -> None:
+        """SND.UNA moved up by `acked` to `ack`; `in_flight` is the pipe before it did."""
+        self.dupacks = 0
+        sent = self.sent
+        while sent and sent[0].end <= ack:
+            sent.popleft()
+        if self.sacked:
+            self.sacked.trim_below(ack)
+        if self.high_rxt < ack:
+            self.high_rxt = ack
+        if self.lost_edge < ack:
+            self.lost_edge = ack
+        if self.rxt_log and ack >= self.recover:
+            self.rxt_log.clear()  # the loss episode is over: its retransmissions arrived
+        # Congestion control: RFC 6582 §3.2 steps 3 and 5 (partial and full ACKs).
+        if not self.in_recovery:
+            cc.on_ack(acked, now, rtt, in_flight)
+            return
+        if ack >= self.recover:
+            self.in_recovery = False
+            self.rxt_log.clear()
+            self.reno_sacked = 0
+            cc.on_recovery_end(now)
+        elif not self.sack_ok:
+            # Partial ACK without SACK: the next hole starts at the new SND.UNA.
+            self.reno_sacked = max(0, self.reno_sacked - acked)
+            self.lost_edge = min(ack + self.mss, snd_max)
+            self.high_rxt = ack
+            self.rtx_now = True  # RFC 6582 §3.2 step 5 (the RTO restarts at the caller)
+        elif self.lost_edge < self.recover and not self.rtx_now:
+            # Partial ACK with SACK. RFC 6675 §5 (C) sends whatever NextSeg () returns
+            # while cwnd - pipe >= 1 SMSS, but its IsLost () needs SACKed data above
+            # a hole, and after a partial ACK there may be none (a lost tail). Here
+            # we do as Linux (RACK, RFC 8985 §6.2): a segment is lost once one sent
+            # after it has been delivered. The segment at SND.UNA was retransmitted
+            # when the recovery began, after everything below the recovery point
+            # had been sent; the partial ACK shows it delivered, so every byte below
+            # the recovery point still not SACKed is lost, and NextSeg () rule (1)
+            # resends it now instead of after the RTO. (RFC 6582 §3.2 step 5 draws
+            # the same conclusion without SACK, for the next segment.) Not while
+            # that retransmission is still to go (rtx_now: ACKs fed in a batch):
+            # then the original arrived late, which proves nothing.
+            self.lost_edge = self.recover
+
+    # ------------------------------------------------------------------ timers
+
+    def on_rto(self, una: int, snd_max: int, retries: int) -> None:
+        """The retransmission timer expired with data outstanding (after the caller's
+        cc.on_rto): go back to SND.UNA and resend, in slow start, whatever the
+        scoreboard does not show as received (RFC 6675 §5.1)."""
+        self.in_recovery = False
+        self.reno_sacked = 0
+        self.dupacks = 0
+        self.rxt_log.clear()  # everything unSACKed is resent after a timeout anyway
+        self.rxt_again.clear()
+        self.timer_at = None
+        self.tlp_end = -1  # the probe, if any, is "deemed lost" (RFC 8985 §7.3)
+        self.undo_cc = None  # only a fast recovery is undone (Linux also undoes RTOs)
+        self.undo_ranges.clear()
+        self.undo_dsacked = 0
+        self.recover = snd_max
+        self.recover_by_rto = True
+        if retries >= 2 and self.sacked:
+            # A second timeout with SACKed data still unacknowledged: the receiver may
+            # have discarded it (RFC 2018 §8, reneging). Forget the scoreboard.
+            self.sacked.clear()
+        self.high_rxt = una
+        self.lost_edge = snd_max
+
+    def resend_from(self, start: int, snd_max: int) -> None:
+        """Deem everything in [start, snd_max) lost (a FIN sent after an unacknowledged
+        SYN-ACK goes again with it)."""
+        self.high_rxt = start
+        self.lost_edge = snd_max
+
+    # ------------------------------------------------------------------ tail loss probe
+
+    def arm_tlp(
+        self,
+        una: int,
+        snd_max: int,
+        handshaking: bool,
+        srtt: float | None,
+        rto_at: float | None,
+        now: float,
+    ) -> None:
+        """RFC 8985 §7.2: (re)start the PTO, or stop it where no probe may be sent.
+
+        "the sender SHOULD start or restart a loss probe PTO timer after transmitting
+        new data (that was not itself a loss probe) or upon receiving an ACK that
+        cumulatively acknowledges new data", only if "the connection supports SACK",
+        "has no SACKed sequences in the SACK scoreboard" and "is not in loss recovery"
+        (fast recovery, or the RTO's until SND.UNA passes its recovery point)."""
+        flight = snd_max - una
+        if (
+            flight <= 0
+            or not self.sack_ok
+            or self.in_recovery
+            or self.sacked
+            or (self.recover_by_rto and una < self.recover)
+            or handshaking  # our SYN is unacknowledged: the handshake's own timer
+        ):
+            self.timer_at = None
+            return
+        # "PTO = 2 * SRTT; If FlightSize is one segment: PTO += WCDelAckT" (with one
+        # segment out, a delayed ACK is what the peer owes us); "Else: PTO = 1 sec"
+        # without an RTT sample. Linux takes max(2*SRTT, 1.5*SRTT + 200 ms) for one
+        # segment, which differs only above a 400 ms SRTT; we follow the RFC.
+        if srtt is None:
+            pto = 1.0
+        else:
+            pto = 2 * srtt
+            if flight <= self.mss:
+                pto += WCDELACKT
+        # "If Now() + PTO > TCP_RTO_expire(): PTO = TCP_RTO_expire() - Now()"
+        at = now + pto
+        if rto_at is not None and at > rto_at:
+            at = rto_at
+        self.timer_at = at
+
+    def probe_due(self) -> bool:
+        """The PTO expired (RFC 8985 §7.3): may a probe go now? "1. First, there is no
+        other previous loss probe still in flight" and "2. Second, the sender has
+        obtained an RTT measurement since the last loss probe transmission or the start
+        of the connection" -- "If either one of these two conditions is not met, the
+        sender MUST skip sending a loss probe"."""
+        self.timer_at = None
+        return self.tlp_end < 0 and self.tlp_sampled
+
+    def on_probe_sent(self, start: int, snd_max: int, retransmit: bool) -> None:
+        self.tlp_retrans = retransmit
+        self.tlp_start = start
+        self.tlp_end = snd_max  # TLP.end_seq
+        self.tlp_sampled = False
+        self.loss_probes += 1
+
+    def after_ack_advance_tlp(self, cc: CongestionControl, ack: int, now: float) -> None:
+        """RFC 8985 §7.4.2: the cumulative ACK reached TLP.end_seq."""
+        if self.tlp_end < 0 or ack < self.tlp_end:
+            return
+        if not self.tlp_retrans:
+            self.tlp_end = -1  # "TLP of new data delivered"
+        elif ack > self.tlp_end:
+            # "Repaired the single loss": neither a DSACK nor a duplicate ACK said the
+            # original arrived too, so the original (or its ACK) was lost: "Invoke
+            # congestion control to lower cwnd for the loss". Linux does so with a CWR
+            # episode (ssthresh from cwnd, cwnd = ssthresh) and waits, as the RFC's
+            # "ACK.seq > TLP.end_seq" does, for an ACK beyond the probe: the ACK of
+            # exactly TLP.end_seq may be the original's, the probe's DSACK still to come.
+            self.tlp_end = -1
+            self.loss_probe_recoveries += 1
+            if not self.in_recovery:
+                cc.on_congestion(now, cc.cwnd)
+                cc.on_recovery_end(now)
+
+    def on_plain_duplicate_ack(self, ack: int, una: int) -> None:
+        """RFC 8985 §7.4.2: a duplicate ACK without SACK blocks after the probe's end was
+        acknowledged means "both the original data segment and the TLP probe
+        retransmission" arrived: no loss, the episode is over."""
+        if self.tlp_end >= 0 and self.tlp_retrans and ack == una >= self.tlp_end:
+            self.tlp_end = -1
+
+    def tlp_reveals_loss(self, cc: CongestionControl, una: int, snd_max: int, now: float) -> bool:
+        """RFC 8985 §7.4.1: the probe (or data sent at or after it) is SACKed while data
+        sent before it is not. RACK deems such data lost -- it was sent more than a PTO
+        and a round trip ago, before a segment since delivered -- "Then the sender would
+        trigger a fast recovery to recover those losses". Our DupThresh rule alone would
+        not: one SACKed probe is below its threshold, and the RTO would follow. True if
+        it started a recovery."""
+        if self.tlp_end < 0 or self.in_recovery:
+            return False
+        start = self.tlp_start
+        if not self.sacked or self.sacked.ends[-1] <= start or una >= start:
+            return False
+        if not self._unsacked_between(una, start):
+            return False
+        if una < self.recover:
+            return False  # as on_duplicate_ack: no new recovery below the recovery point
+        self.enter_recovery(cc, una, snd_max, now)
+        if self.lost_edge < start:
+            self.lost_edge = start
+        return True
+
+    # ------------------------------------------------------------------ D-SACK and undo
+
+    @staticmethod
+    def dsack_of(
+        blocks: tuple[tuple[int, int], ...], ack32: int, una: int
+    ) -> tuple[int, int] | None:
+        """The D-SACK block of an ACK, unwrapped, if its first block is one. RFC 2883 §4:
+        a first block at or below the cumulative acknowledgement, or one that lies
+        within the second block, reports a duplicate."""
+        left32, right32 = blocks[0]
+        if left32 == right32:
+            return None
+        if seq_lt(ack32, right32):  # not below the cumulative ACK: within the second?
+            if len(blocks) < 2:
+                return None
+            l2, r2 = blocks[1]
+            if seq_lt(left32, l2) or seq_lt(r2, right32):
+                return None
+        d = (left32 - una) & MASK
+        left = una + (d - 0x100000000 if d >= 0x80000000 else d)
+        return left, left + ((right32 - left32) & MASK)
+
+    def on_dsack(self, left: int, right: int) -> None:
+        """A duplicate [left, right) arrived at the peer: which retransmission it was."""
+        # RFC 8985 §7.4.2: "If the TLP retransmission is spurious, a receiver that uses
+        # DSACK would return an ACK that covers TLP.end_seq with a DSACK option": no loss.
+        if self.tlp_end >= 0 and self.tlp_retrans and right == self.tlp_end:
+            self.tlp_end = -1
+        # RFC 3708: a retransmission whose D-SACK comes back was unnecessary -- the
+        # original arrived too. Each retransmission of the recovery counts once.
+        ranges = self.undo_ranges
+        for i, (start, end) in enumerate(ranges):
+            if start < right and left < end:
+                del ranges[i]
+                self.undo_dsacked += 1
+                break
+
+    def undo(self, cc: CongestionControl) -> CongestionControl:
+        """The congestion controller to continue with: `cc`, or, when every
+        retransmission of the last fast recovery has been reported by a D-SACK (RFC
+        3708's detection: the recovery was spurious, reordering or delay mistaken for
+        loss), the state from before its reduction, as Linux's D-SACK undo and the
+        Eifel response (RFC 4015) restore it: cwnd never below what it has grown to
+        since (RFC 9438 §4.9 restores CUBIC's state the same way)."""
+        if not self.undo_dsacked or self.undo_ranges or self.in_recovery:
+            return cc
+        prior = self.undo_cc
+        self.undo_cc = None
+        self.undo_dsacked = 0
+        if prior is None or prior.mss != cc.mss:
+            return cc
+        self.dsack_undos += 1
+        return cc.undone_by(prior)
