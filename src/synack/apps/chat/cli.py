@@ -114,6 +114,21 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
         help="with --tls-cert: TLS on this port, clear text (for nc) on --port, "
         "one set of rooms (default: --port speaks TLS only)",
     )
+    serve.add_argument(
+        "--web",
+        type=_web_endpoint,
+        metavar="[HOST:]PORT",
+        help="also serve the chat page and its WebSocket, for browsers, on PORT (of --host, "
+        "or of HOST); https with --tls-cert; always the OS's TCP (needs aiohttp)",
+    )
+    serve.add_argument(
+        "--web-origin",
+        type=_origin,
+        action="append",
+        metavar="ORIGIN",
+        help="with --web: also let pages of ORIGIN (e.g. https://chat.example.org, a proxy's) "
+        "open the WebSocket, not only the chat page's own origin; repeatable",
+    )
     add_transport_argument(serve)
     serve.set_defaults(func=cmd_serve)
 
@@ -134,6 +149,28 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     add_tls_client_arguments(join)
     add_transport_argument(join)
     join.set_defaults(func=cmd_join)
+
+
+def _web_endpoint(text: str) -> tuple[str | None, int]:
+    """``PORT``, ``HOST:PORT`` or ``[V6]:PORT``; no HOST: the chat's own --host."""
+    host, sep, port = text.rpartition(":")
+    if host.startswith("[") and host.endswith("]"):
+        host = host[1:-1]
+    elif ":" in host:
+        raise argparse.ArgumentTypeError(f"invalid address {text!r}: write IPv6 as [ADDR]:PORT")
+    if sep and not host:
+        raise argparse.ArgumentTypeError(f"invalid address {text!r}: the host is missing")
+    return host or None, port_option(port)
+
+
+def _origin(text: str) -> str:
+    """A web origin as browsers send it: scheme://host[:port], nothing after."""
+    scheme, sep, rest = text.rstrip("/").partition("://")
+    if scheme not in ("http", "https") or not sep or not rest or "/" in rest:
+        raise argparse.ArgumentTypeError(
+            f"invalid origin {text!r}: expected http(s)://HOST[:PORT], as a browser sends it"
+        )
+    return f"{scheme}://{rest}".lower()
 
 
 def _log(line: str) -> None:
@@ -158,8 +195,29 @@ def cmd_serve(args: argparse.Namespace) -> int:
             raise UsageError("--tls-port needs --tls-cert")
         if is_unix(args.host):
             raise UsageError("--tls-port needs a TCP --host, not a unix: address")
+    _check_web(args)
     args.server_tls = server_tls(args)
     return run(_serve(args))
+
+
+def _check_web(args: argparse.Namespace) -> None:
+    """--web's one-line refusals, and its address: --host's, or 127.0.0.1 for a unix: one."""
+    if args.web is None:
+        if args.web_origin:
+            raise UsageError("--web-origin needs --web")
+        return
+    if args.udp:
+        raise UsageError("the web chat shares the TCP chat's rooms: leave out --udp to use --web")
+    try:
+        import aiohttp  # noqa: F401
+    except ImportError as exc:
+        raise UsageError(
+            f"--web needs aiohttp ({exc.name} is missing): pip install 'synack[web]'"
+        ) from None
+    host, port = args.web
+    if host is None:
+        host = "127.0.0.1" if is_unix(args.host) else args.host
+    args.web = (check_host(host), port)
 
 
 async def _serve(args: argparse.Namespace) -> int:
@@ -188,6 +246,8 @@ async def _serve(args: argparse.Namespace) -> int:
             tls=args.server_tls,
             tls_port=args.tls_port,
             unix_mode=args.socket_mode,
+            web=args.web,
+            web_origins=args.web_origin or (),
             log=log,
         )
     try:
@@ -206,6 +266,8 @@ async def _serve(args: argparse.Namespace) -> int:
     if isinstance(server, ChatServer) and args.tls_port is not None:
         tls_where = format_address(*server.addresses[1])
         print(f"synack chat: listening on {tls_where} (tcp, TLS only)", flush=True)
+    if isinstance(server, ChatServer) and server.web_url is not None:
+        print(f"synack chat: web chat on {server.web_url} (page and WebSocket)", flush=True)
     if args.server_tls is not None:
         print(f"synack chat: {tls_banner(args.server_tls)}", flush=True)
     await stop.wait()

@@ -17,8 +17,8 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Callable, Coroutine
-from typing import Any
+from collections.abc import Awaitable, Callable, Coroutine, Iterable
+from typing import TYPE_CHECKING, Any
 
 from synack import transport as seam
 from synack.apps.chat.commands import HELP, CommandError, parse
@@ -47,6 +47,9 @@ READ_SIZE = 1 << 18
 CLOSE_GRACE = 5.0  # seconds a kicked peer has to read its error before the socket is dropped
 MAX_LINE = 8192  # bytes in one line-mode line
 LINE_PROMPT = b"synack chat. Your nickname? (letters, digits, '-', '_', '.')\r\n"
+
+if TYPE_CHECKING:
+    from synack.apps.chat.web import WebChat
 
 Log = Callable[[str], None]
 
@@ -209,14 +212,17 @@ class Peer(Member):
 
     # --- requests -------------------------------------------------------------------------
 
-    def request(self, request: Event) -> None:
-        """One request of the protocol (PROTOCOL.md §2.3): a hello first, then the rest."""
+    def request(self, request: Event) -> Awaitable[None] | None:
+        """One request of the protocol (PROTOCOL.md §2.3): a hello first, then the rest.
+
+        What it returns (the hub's, for a request that waits) is awaited before the next.
+        """
         if request.get("op") == "quit":
             raise Closed("quit")
         if self.key:
-            self.server.hub.handle(self, request)
-        else:
-            self.hello(request)
+            return self.server.hub.handle(self, request)
+        self.hello(request)
+        return None
 
     def hello(self, request: Event) -> None:
         server = self.server
@@ -237,17 +243,17 @@ class Peer(Member):
         self.send_event(welcome)
         server.admitted(self)
 
-    def typed(self, line: str) -> None:
+    def typed(self, line: str) -> Awaitable[None] | None:
         """A line a person typed (nc, the web page): a slash command or words to say."""
         try:
             request = parse(line)
         except CommandError as exc:
             self.send_event(ChatError(ErrorCode.BAD_REQUEST, str(exc)).event())
-            return
+            return None
         if request["op"] == "help":
             self.send_event({"op": "help", "text": HELP})
-        else:
-            self.request(request)
+            return None
+        return self.request(request)
 
 
 class Connection(Peer):
@@ -331,7 +337,12 @@ class Connection(Peer):
         decoder.feed(data)
         reader, loop = self.reader, self.server.loop
         try:
-            while self.handle_frames(decoder):
+            while more := self.handle_frames(decoder):
+                if not isinstance(more, bool):
+                    await more  # a request that waits (the cluster): the next comes after
+                    if self.done:
+                        return
+                    continue
                 # Read here, not in a helper coroutine: one frame less held per connection.
                 data = await reader.read(READ_SIZE)
                 self.last_heard = loop.time()
@@ -345,8 +356,9 @@ class Connection(Peer):
             kind = "oversized frame" if isinstance(exc, OversizedFrame) else "protocol error"
             self.kick(f"{kind}: {exc}", ErrorCode.BAD_REQUEST)
 
-    def handle_frames(self, decoder: FrameDecoder) -> bool:
-        """Carry out every complete request; False once the connection is done.
+    def handle_frames(self, decoder: FrameDecoder) -> bool | Awaitable[None]:
+        """Carry out every complete request; False once the connection is done, or what
+        to await before the rest (a request that waits for the cluster).
 
         Not inline in `run_framed`: the last request would stay referenced while the
         connection waits for more.
@@ -354,9 +366,11 @@ class Connection(Peer):
         for event in decoder:
             if not isinstance(event, Message):
                 raise FrameError("chat carries no BLOB frames")
-            self.request(event.body)
+            pending = self.request(event.body)
             if self.done:
                 return False
+            if pending is not None:
+                return pending
         return True
 
     async def run_lines(self, data: bytes, *, prompted: bool = False) -> None:
@@ -367,7 +381,9 @@ class Connection(Peer):
             while (end := buf.find(b"\n")) >= 0:
                 line = bytes(buf[:end]).rstrip(b"\r").decode("utf-8", "replace")
                 del buf[: end + 1]
-                self.line(line)
+                pending = self.line(line)
+                if pending is not None:
+                    await pending  # it waits for the cluster: the next line comes after
                 if self.done:
                     return
             if len(buf) > MAX_LINE:
@@ -402,7 +418,9 @@ class ChatServer:
     `host` may be ``unix:PATH`` (a Unix socket, made with `unix_mode`, removed by
     `close`). With `tls` (`synack.transport.ServerTLS`) the listener speaks only TLS;
     with `tls` and `tls_port` too, `port` stays clear text (for nc) and `tls_port`
-    speaks TLS, and both lead to the same rooms.
+    speaks TLS, and both lead to the same rooms. `web` (host, port) adds the web chat's
+    listener (`synack.apps.chat.web`, needs aiohttp): the page and its WebSocket, over
+    https with `tls`, open to pages of its own origin and of `web_origins`.
     `max_clients` bounds open connections (extra ones get a "full" error);
     `idle_timeout` (seconds) disconnects peers that send nothing, synack clients
     ping to stay alive; `max_queue` (bytes) is the most a slow reader may have
@@ -424,6 +442,8 @@ class ChatServer:
         tls: seam.ServerTLS | None = None,
         tls_port: int | None = None,
         unix_mode: int = seam.UNIX_MODE,
+        web: tuple[str, int] | None = None,
+        web_origins: Iterable[str] = (),
         log: Log | None = None,
     ) -> None:
         if tls_port is not None and (tls is None or seam.is_unix(host)):
@@ -441,6 +461,9 @@ class ChatServer:
         self.tls = tls
         self.tls_port = tls_port
         self.unix_mode = unix_mode
+        self.web_address = web
+        self.web_origins = tuple(web_origins)
+        self._web: WebChat | None = None
         self.log = log
         self.hub = Hub(batching=True, on_batch=self._schedule)
         self.connections: set[Peer] = set()
@@ -483,6 +506,11 @@ class ChatServer:
                     unix_mode=self.unix_mode,
                 )
                 self._listeners.append(listener)
+            if self.web_address is not None:
+                from synack.apps.chat.web import WebChat
+
+                self._web = WebChat(self, *self.web_address, origins=self.web_origins)
+                self.web_address = await self._web.start()
         except BaseException:
             for listener in self._listeners:
                 listener.close()
@@ -517,6 +545,17 @@ class ChatServer:
                 await asyncio.wait(late, timeout=timeout)
         for listener in self._listeners:
             await listener.wait_closed()
+        if self._web is not None:
+            await self._web.close()
+
+    @property
+    def web_url(self) -> str | None:
+        """The web chat's page (after `start`), if the server has a web listener."""
+        return None if self._web is None else self._web.url
+
+    @property
+    def closing(self) -> bool:
+        return self._closing
 
     async def serve_forever(self) -> None:
         """Run until cancelled (the CLI cancels it on SIGINT/SIGTERM, then calls close)."""
@@ -584,15 +623,15 @@ class ChatServer:
         if not first.startswith(MAGIC):
             conn.encoder = encode_line
         conn.kick(f"server full ({self.max_clients} connections); try again later", ErrorCode.FULL)
-        self._say(f"! {conn.addr} refused: server full ({self.max_clients} connections)")
+        self.say(f"! {conn.addr} refused: server full ({self.max_clients} connections)")
 
     def _tls_failed(self, peer: str, reason: str) -> None:
         if not self._closing:
-            self._say(f"! {peer} TLS handshake failed: {reason}")
+            self.say(f"! {peer} TLS handshake failed: {reason}")
 
     def admitted(self, conn: Peer) -> None:
         tls = ", TLS" if conn.uses_tls() else ""
-        self._say(
+        self.say(
             f"+ {conn.addr} {conn.nick} joined #{conn.room} "
             f"({conn.mode}{tls}; {len(self.hub.members)} online)"
         )
@@ -605,11 +644,12 @@ class ChatServer:
                 self.hub.remove(conn, reason)
             else:
                 self.hub.members.pop(conn.key, None)
-            self._say(f"- {conn.addr} {nick}: {reason} ({len(self.hub.members)} online)")
+            self.say(f"- {conn.addr} {nick}: {reason} ({len(self.hub.members)} online)")
         elif conn in self.connections and not self._closing:
-            self._say(f"- {conn.addr} (no nickname): {reason}")
+            self.say(f"- {conn.addr} (no nickname): {reason}")
 
-    def _say(self, line: str) -> None:
+    def say(self, line: str) -> None:
+        """One line on the server's console, timestamped."""
         if self.log is not None:
             self.log(time.strftime("%H:%M:%S ") + line)
 
