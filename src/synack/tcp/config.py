@@ -37,7 +37,8 @@ class Config:
     # Nagle's algorithm (RFC 9293 §3.7.4) unless no_delay, like TCP_NODELAY.
     no_delay: bool = False
 
-    # "newreno" (RFC 5681, RFC 6582) or "cubic" (RFC 9438).
+    # "newreno" (RFC 5681, RFC 6582), "cubic" (RFC 9438) or "bbr" (BBR v1, paced; see
+    # synack.tcp.bbr).
     congestion_control: str = "cubic"
     # Initial window in segments (RFC 6928).
     initial_window: int = 10
@@ -89,7 +90,7 @@ class Config:
     def __post_init__(self) -> None:
         if not 88 <= self.mss <= 65495:
             raise ValueError(f"mss {self.mss} out of range 88..65495")
-        if self.congestion_control not in ("newreno", "cubic"):
+        if self.congestion_control not in ("newreno", "cubic", "bbr"):
             raise ValueError(f"unknown congestion control {self.congestion_control!r}")
         for name in ("send_buffer", "receive_buffer"):
             if getattr(self, name) < 2 * self.mss:

@@ -12,7 +12,12 @@ What the connection must tell us, and when:
   the recovery point is acknowledged, `on_rto` on each retransmission timeout;
 * `set_mss` when the effective send MSS becomes known or changes,
   `restart_after_idle` before sending after an idle period longer than the
-  RTO, `on_syn_loss` when data starts after a retransmitted SYN or SYN-ACK.
+  RTO, `on_syn_loss` when data starts after a retransmitted SYN or SYN-ACK;
+* for a model-based algorithm (`uses_rate_samples`, BBR in `synack.tcp.bbr`),
+  `on_rate_sample` with a delivery-rate sample (`synack.tcp.rate`) for every
+  ACK that delivers data, in or out of recovery. Such an algorithm also sets
+  `pacing_rate` (bytes/s, 0.0 for none) and `send_quantum` (the burst the
+  connection may send at once); the loss-based ones leave both at 0, unpaced.
 
 `on_ack` runs for every ACK of a bulk transfer, so it is kept to attribute
 reads and arithmetic; everything that can be is computed on the rare events.
@@ -23,7 +28,10 @@ from __future__ import annotations
 import copy
 import math
 from abc import ABC, abstractmethod
-from typing import ClassVar, Final
+from typing import TYPE_CHECKING, ClassVar, Final
+
+if TYPE_CHECKING:
+    from synack.tcp.rate import RateSample
 
 # RFC 5681 §3.1: "The initial value of ssthresh SHOULD be set arbitrarily high
 # (e.g., to the size of the largest possible advertised window)". Any window
@@ -75,6 +83,12 @@ class CongestionControl(ABC):
     """
 
     name: ClassVar[str]
+    # Whether the connection must build delivery-rate samples for `on_rate_sample`.
+    uses_rate_samples: ClassVar[bool] = False
+    # Pacing: the loss-based algorithms send as the ACK clock lets them (class-level 0s;
+    # a pacing algorithm keeps its own in slots).
+    pacing_rate: float = 0.0
+    send_quantum: int = 0
 
     __slots__ = (
         "_abc_limit",
@@ -117,6 +131,10 @@ class CongestionControl(ABC):
         i.e. when another full segment would have fitted: in_flight + mss <= cwnd,
         judged at the last transmission; see the class docstring).
         """
+
+    def on_rate_sample(self, rs: RateSample, now: float) -> None:  # noqa: B027 (a hook)
+        """Every ACK that delivered data, after the connection has processed it (only
+        called when `uses_rate_samples`)."""
 
     @abstractmethod
     def on_congestion(self, now: float, in_flight: int) -> None:
@@ -503,14 +521,21 @@ class Cubic(CongestionControl):
         self._stale = True
 
 
+# BBR builds on CongestionControl above; synack.tcp's package import loads this module
+# first, so the cycle resolves.
+from synack.tcp.bbr import Bbr  # noqa: E402
+
 ALGORITHMS: Final[dict[str, type[CongestionControl]]] = {
     NewReno.name: NewReno,
     Cubic.name: Cubic,
+    Bbr.name: Bbr,
 }
+# The algorithms that read loss as congestion (and so cut the window on it).
+LOSS_BASED: Final = (NewReno.name, Cubic.name)
 
 
 def make_congestion_control(name: str, mss: int, initial_window: int) -> CongestionControl:
-    """The algorithm called `name` ("newreno" or "cubic"), with its initial window."""
+    """The algorithm called `name` ("newreno", "cubic" or "bbr"), with its initial window."""
     try:
         cls = ALGORITHMS[name]
     except KeyError:

@@ -1,0 +1,422 @@
+"""BBR congestion control, version 1 (draft-cardwell-iccrg-bbr-congestion-control-00,
+Linux's tcp_bbr.c): a model of the path instead of a reaction to loss.
+
+BBR estimates the bottleneck bandwidth (the windowed maximum of delivery-rate samples
+over ten round trips) and the round-trip propagation time (the minimum RTT over ten
+seconds), paces at about that bandwidth and keeps about two bandwidth-delay products
+in flight. Four modes move the estimates: Startup doubles the rate each round until it
+stops growing, Drain empties the queue Startup built, ProbeBW cycles the pacing gain
+(1.25 to probe, 0.75 to drain, then six rounds at 1) and ProbeRTT drops to four segments
+for 200 ms when the minimum RTT has not been seen for ten seconds.
+
+Why version 1: random loss is what a TCP carried over UDP meets on Wi-Fi and mobile
+paths, and version 1 does not read loss as congestion. BBRv2 and v3 bound the data in
+flight once a round loses more than 2% of its packets, which at 5% random loss holds
+the rate far below the path's (issue 12 point 10). The cost of ignoring loss is
+fairness to a loss-based flow in a shallow buffer; measured on the fake network with a
+one-BDP buffer (tests/tcp/test_bbr_paths.py, bench/bbr.py) a CUBIC flow keeps its
+share, so no v2 bound is added. Loss still governs *what* is resent: the connection's
+recovery, with cwnd held by packet conservation for one round (as Linux's v1 does).
+
+Not taken from Linux's v1: its long-term bandwidth sampling for token-bucket policers
+(it needs 20% loss to engage) and the TSO-specific parts of the quantization budget.
+
+Units: bytes, bytes per second, seconds. `on_rate_sample` runs for every ACK that
+delivers data, in or out of recovery; the connection paces new data at `pacing_rate`
+in bursts of `send_quantum`.
+"""
+
+from __future__ import annotations
+
+import math
+import random
+from enum import Enum
+from typing import ClassVar, Final
+
+from synack.tcp.congestion import CongestionControl
+from synack.tcp.rate import RateSample
+from synack.tcp.windowed import WindowedMax
+
+# Draft §4.1.1: "BBRHighGain = 2/ln(2)", the smallest gain that doubles the delivery
+# rate each round trip; Drain's pacing gain is its inverse.
+HIGH_GAIN: Final = 2.0 / math.log(2.0)
+DRAIN_GAIN: Final = 1.0 / HIGH_GAIN
+# Draft §4.3.4.5 (ProbeBW): "a cwnd_gain of 2" and the eight-phase pacing gain cycle.
+CWND_GAIN: Final = 2.0
+PACING_GAIN_CYCLE: Final = (1.25, 0.75, 1.0, 1.0, 1.0, 1.0, 1.0, 1.0)
+# Draft §4.1.1: "BtlBwFilterLen ... 10 packet-timed round trips", "RTpropFilterLen
+# ... 10 seconds", "ProbeRTTDuration ... 200 milliseconds", "BBRMinPipeCwnd ... 4*SMSS".
+BTLBW_FILTER_ROUNDS: Final = 10
+RTPROP_FILTER_SECONDS: Final = 10.0
+PROBE_RTT_DURATION: Final = 0.2
+MIN_PIPE_SEGMENTS: Final = 4
+# Draft §4.3.2.2 (full pipe): "if BBR.BtlBw has not grown by at least 25% ... for
+# three rounds".
+FULL_BW_THRESH: Final = 1.25
+FULL_BW_ROUNDS: Final = 3
+# Linux paces 1% below the estimate (bbr_pacing_margin_percent) so that the queue
+# the model would otherwise leave at the bottleneck drains.
+PACING_MARGIN: Final = 0.99
+# Draft §4.2.2 (send quantum): one segment below 1.2 Mbit/s, two below 24 Mbit/s, else
+# a millisecond of data up to 64 KB.
+_QUANTUM_LOW_RATE: Final = 1.2e6 / 8
+_QUANTUM_MID_RATE: Final = 24e6 / 8
+_QUANTUM_MAX: Final = 64 * 1024
+
+
+class Mode(Enum):
+    STARTUP = "startup"
+    DRAIN = "drain"
+    PROBE_BW = "probe_bw"
+    PROBE_RTT = "probe_rtt"
+
+
+class Bbr(CongestionControl):
+    """BBR v1: the congestion window and the pacing rate from a bandwidth and RTT model."""
+
+    name: ClassVar[str] = "bbr"
+    uses_rate_samples: ClassVar[bool] = True
+
+    __slots__ = (
+        "_btl_bw",
+        "_conservation_until",
+        "_cycle_index",
+        "_cycle_stamp",
+        "_delivered",
+        "_full_bw",
+        "_full_bw_count",
+        "_idle_restart",
+        "_in_recovery",
+        "_loss_until",
+        "_next_round_delivered",
+        "_prior_cwnd",
+        "_probe_rtt_done",
+        "_probe_rtt_round_done",
+        "_random",
+        "cwnd_gain",
+        "filled_pipe",
+        "min_rtt",
+        "min_rtt_stamp",
+        "mode",
+        "pacing_gain",
+        "pacing_rate",
+        "round_count",
+        "round_start",
+        "send_quantum",
+    )
+
+    def __init__(self, mss: int, initial_window: int = 10, seed: int = 0) -> None:
+        super().__init__(mss, initial_window)
+        self._random = random.Random(seed)  # ProbeBW's starting phase, as Linux randomises it
+        self._btl_bw = WindowedMax(BTLBW_FILTER_ROUNDS)
+        self.min_rtt = math.inf  # RTprop
+        self.min_rtt_stamp = 0.0
+        self.round_count = 0
+        self.round_start = False
+        self._next_round_delivered = 0
+        self.filled_pipe = False
+        self._full_bw = 0.0
+        self._full_bw_count = 0
+        self._cycle_index = 0
+        self._cycle_stamp = 0.0
+        self._prior_cwnd = 0
+        self._in_recovery = False
+        # Packet conservation lasts until data sent after C.delivered was this arrives.
+        self._conservation_until = -1
+        self._loss_until = -1  # a timeout's loss episode ends when C.delivered reaches this
+        self._delivered = 0  # C.delivered at the latest sample
+        self._probe_rtt_done = 0.0  # when ProbeRTT may end (0.0: in flight not yet low)
+        self._probe_rtt_round_done = False
+        self._idle_restart = False
+        self.pacing_rate = 0.0  # bytes/s; 0.0 until the first RTT is known (no pacing)
+        self.send_quantum = mss
+        self._enter_startup()
+
+    # ------------------------------------------------------------------ the model
+
+    @property
+    def btl_bw(self) -> float:
+        """The bottleneck bandwidth estimate in bytes/s (0.0 before any sample)."""
+        return self._btl_bw.get()
+
+    @property
+    def bdp(self) -> float:
+        """Estimated bandwidth-delay product in bytes (0.0 until both are known)."""
+        if self.min_rtt == math.inf:
+            return 0.0
+        return self._btl_bw.get() * self.min_rtt
+
+    def inflight(self, gain: float) -> int:
+        """Draft §4.2.3.2 BBRInflight(gain): gain x BDP plus the quantization budget
+        (three send quanta, so that bursts do not leave the pipe short)."""
+        if self.min_rtt == math.inf:
+            return self.initial_window * self.mss  # "no valid RTT samples yet"
+        return int(gain * self.bdp) + 3 * self.send_quantum
+
+    def on_rate_sample(self, rs: RateSample, now: float) -> None:
+        """Draft §4.2 (upon every ACK): update the model and state, then the controls."""
+        if rs.newly_acked <= 0:
+            return
+        self._delivered = rs.total_delivered
+        if 0 <= self._loss_until <= rs.total_delivered:
+            self.on_recovery_end(now)  # what was outstanding at the timeout has arrived
+        self._update_round(rs)
+        self._update_btl_bw(rs)
+        self._check_cycle_phase(rs, now)
+        self._check_full_pipe(rs)
+        self._check_drain(rs, now)
+        self._update_min_rtt(rs, now)
+        self._set_pacing_rate(self.pacing_gain, rs)
+        self._set_send_quantum()
+        self._set_cwnd(rs)
+
+    def _update_round(self, rs: RateSample) -> None:
+        # Draft §4.1.1.3: a round trip ends when data sent after the previous round's
+        # end is delivered.
+        self.round_start = False
+        if rs.prior_delivered >= self._next_round_delivered:
+            self._next_round_delivered = rs.total_delivered
+            self.round_count += 1
+            self.round_start = True
+
+    def _update_btl_bw(self, rs: RateSample) -> None:
+        # Draft §4.1.1.5: an application-limited sample enters the filter only if it
+        # shows more than the estimate (it can only understate the path).
+        rate = rs.delivery_rate
+        if rate > 0.0 and (not rs.is_app_limited or rate >= self._btl_bw.get()):
+            self._btl_bw.update(rate, self.round_count)
+
+    def _update_min_rtt(self, rs: RateSample, now: float) -> None:
+        # Draft §4.1.2.3: take a sample no larger than RTprop, or any sample once the
+        # estimate is ten seconds old; then ProbeRTT, if it was old.
+        expired = now > self.min_rtt_stamp + RTPROP_FILTER_SECONDS
+        if rs.rtt >= 0.0 and (rs.rtt <= self.min_rtt or expired):
+            self.min_rtt = rs.rtt
+            self.min_rtt_stamp = now
+        if expired and not self._idle_restart and self.mode is not Mode.PROBE_RTT:
+            self._enter_probe_rtt()
+        if self.mode is Mode.PROBE_RTT:
+            self._handle_probe_rtt(rs, now)
+        self._idle_restart = False
+
+    # ------------------------------------------------------------------ the modes
+
+    def _enter_startup(self) -> None:
+        self.mode = Mode.STARTUP
+        self.pacing_gain = HIGH_GAIN
+        self.cwnd_gain = HIGH_GAIN
+
+    def _check_full_pipe(self, rs: RateSample) -> None:
+        # Draft §4.3.2.2: the pipe is full once three rounds in a row (not limited by
+        # the application) failed to raise the bandwidth by a quarter.
+        if self.filled_pipe or not self.round_start or rs.is_app_limited:
+            return
+        bw = self._btl_bw.get()
+        if bw >= self._full_bw * FULL_BW_THRESH:
+            self._full_bw = bw
+            self._full_bw_count = 0
+            return
+        self._full_bw_count += 1
+        if self._full_bw_count >= FULL_BW_ROUNDS:
+            self.filled_pipe = True
+
+    def _check_drain(self, rs: RateSample, now: float) -> None:
+        # Draft §4.3.3: leave Startup for Drain once the pipe is full; leave Drain for
+        # ProbeBW once the queue Startup built has drained (in flight <= one BDP).
+        if self.mode is Mode.STARTUP and self.filled_pipe:
+            self.mode = Mode.DRAIN
+            self.pacing_gain = DRAIN_GAIN
+            self.cwnd_gain = HIGH_GAIN
+        if self.mode is Mode.DRAIN and rs.in_flight <= self.inflight(1.0):
+            self._enter_probe_bw(now)
+
+    def _enter_probe_bw(self, now: float) -> None:
+        # Draft §4.3.4.4: start at a random phase other than the draining 0.75, so that
+        # flows do not probe in step.
+        self.mode = Mode.PROBE_BW
+        self.cwnd_gain = CWND_GAIN
+        n = len(PACING_GAIN_CYCLE)
+        self._cycle_index = n - 1 - self._random.randrange(n - 1)
+        self._advance_cycle_phase(now)
+
+    def _advance_cycle_phase(self, now: float) -> None:
+        self._cycle_index = (self._cycle_index + 1) % len(PACING_GAIN_CYCLE)
+        self._cycle_stamp = now
+        self.pacing_gain = PACING_GAIN_CYCLE[self._cycle_index]
+
+    def _check_cycle_phase(self, rs: RateSample, now: float) -> None:
+        # Draft §4.3.4.4 BBRIsNextCyclePhase(): a phase lasts one RTprop; probing (1.25)
+        # also runs until the flight reached 1.25 BDP or loss says the pipe is full;
+        # draining (0.75) ends early once the flight is down to one BDP.
+        if self.mode is not Mode.PROBE_BW:
+            return
+        gain = self.pacing_gain
+        full_length = now - self._cycle_stamp > self.min_rtt
+        if gain > 1.0:
+            done = full_length and (rs.newly_lost > 0 or rs.prior_in_flight >= self.inflight(gain))
+        elif gain < 1.0:
+            done = full_length or rs.prior_in_flight <= self.inflight(1.0)
+        else:
+            done = full_length
+        if done:
+            self._advance_cycle_phase(now)
+
+    def _enter_probe_rtt(self) -> None:
+        self.mode = Mode.PROBE_RTT
+        self.pacing_gain = 1.0
+        self.cwnd_gain = 1.0
+        self._save_cwnd()
+        self._probe_rtt_done = 0.0
+
+    def _handle_probe_rtt(self, rs: RateSample, now: float) -> None:
+        # Draft §4.3.5: hold the flight at BBRMinPipeCwnd for 200 ms and one round trip,
+        # then take the RTT seen meanwhile as the new RTprop and leave.
+        if self._probe_rtt_done == 0.0:
+            if rs.in_flight <= MIN_PIPE_SEGMENTS * self.mss:
+                self._probe_rtt_done = now + PROBE_RTT_DURATION
+                self._probe_rtt_round_done = False
+                self._next_round_delivered = rs.total_delivered
+            return
+        if self.round_start:
+            self._probe_rtt_round_done = True
+        if self._probe_rtt_round_done and now > self._probe_rtt_done:
+            self.min_rtt_stamp = now
+            self._restore_cwnd()
+            if self.filled_pipe:
+                self._enter_probe_bw(now)
+            else:
+                self._enter_startup()
+
+    # ------------------------------------------------------------------ the controls
+
+    def _set_pacing_rate(self, gain: float, rs: RateSample) -> None:
+        # Draft §4.2.1: pace at gain x BtlBw; before the pipe is full never lower the
+        # rate (an early sample may understate it). The first RTT sample sets the rate
+        # the window over that RTT gives, as Linux's bbr_init_pacing_rate_from_rtt does
+        # (the initial window itself leaves unpaced: no RTT is known then).
+        if self.pacing_rate == 0.0 and rs.rtt > 0.0:
+            self.pacing_rate = HIGH_GAIN * self.cwnd / rs.rtt
+        bw = self._btl_bw.get()
+        if bw <= 0.0:
+            return
+        rate = gain * bw * PACING_MARGIN
+        if self.filled_pipe or rate > self.pacing_rate:
+            self.pacing_rate = rate
+
+    def _set_send_quantum(self) -> None:
+        rate = self.pacing_rate
+        mss = self.mss
+        if rate < _QUANTUM_LOW_RATE:
+            self.send_quantum = mss
+        elif rate < _QUANTUM_MID_RATE:
+            self.send_quantum = 2 * mss
+        else:
+            self.send_quantum = max(2 * mss, min(int(rate * 0.001), _QUANTUM_MAX))
+
+    def _set_cwnd(self, rs: RateSample) -> None:
+        # Draft §4.2.3: grow toward cwnd_gain x BDP by what each ACK delivers (never
+        # faster, so a stale model does not burst); in the first round of recovery,
+        # packet conservation: no more than what is in flight plus what just left.
+        mss = self.mss
+        acked = rs.newly_acked
+        cwnd = self.cwnd
+        if self._conservation_until >= 0:
+            if rs.prior_delivered < self._conservation_until:
+                self.cwnd = max(cwnd, rs.in_flight + acked)
+                return
+            self._conservation_until = -1  # a round since the recovery began
+        target = self.inflight(self.cwnd_gain)
+        if self.mode is Mode.PROBE_BW and self._cycle_index == 0:
+            target += 2 * mss  # Linux: room to probe with a whole extra burst
+        if self.filled_pipe:
+            cwnd = min(cwnd + acked, target)
+        elif cwnd < target or rs.total_delivered < self.initial_window * mss:
+            cwnd += acked
+        floor = MIN_PIPE_SEGMENTS * mss
+        if cwnd < floor:
+            cwnd = floor
+        if self.mode is Mode.PROBE_RTT and cwnd > floor:
+            cwnd = floor
+        self.cwnd = cwnd
+
+    def _save_cwnd(self) -> None:
+        # Draft §4.2.3.4: remember the last window that was not reduced by recovery or
+        # ProbeRTT, to return to afterwards.
+        if not self._in_recovery and self.mode is not Mode.PROBE_RTT:
+            self._prior_cwnd = self.cwnd
+        else:
+            self._prior_cwnd = max(self._prior_cwnd, self.cwnd)
+
+    def _restore_cwnd(self) -> None:
+        if self._prior_cwnd > self.cwnd:
+            self.cwnd = self._prior_cwnd
+
+    # ------------------------------------------------------------------ the connection's events
+
+    def on_ack(self, acked: int, now: float, rtt: float, in_flight: int) -> None:
+        """Nothing: BBR's window moves with `on_rate_sample`, in and out of recovery."""
+
+    def on_congestion(self, now: float, in_flight: int) -> None:
+        """Fast recovery begins: packet conservation for one round (draft §4.2.3.4),
+        not a multiplicative decrease -- random loss says nothing about the queue."""
+        if self._in_recovery:
+            return
+        self._save_cwnd()
+        self._in_recovery = True
+        self._conservation_until = self._delivered
+        self.cwnd = max(in_flight, MIN_PIPE_SEGMENTS * self.mss)
+
+    def on_recovery_end(self, now: float) -> None:
+        super().on_recovery_end(now)
+        self._in_recovery = False
+        self._conservation_until = -1
+        self._loss_until = -1
+        self._restore_cwnd()
+
+    def on_rto(self, now: float, in_flight: int) -> None:
+        """A retransmission timeout: one segment in flight, then grow by what is
+        delivered (Linux's TCP_CA_Loss); the window before returns when the loss
+        episode ends, once all that was outstanding at the timeout (`in_flight`) has
+        been delivered. The full-pipe detector restarts, as Linux's does."""
+        if not self._in_recovery:
+            self._save_cwnd()
+        self._in_recovery = True
+        self._conservation_until = -1
+        self._loss_until = self._delivered + in_flight
+        self.cwnd = self.mss
+        self._full_bw = 0.0
+        self._full_bw_count = 0
+
+    def undone_by(self, prior: CongestionControl) -> CongestionControl:
+        """A spurious recovery: the model learned meanwhile is kept; only the window
+        comes back (Linux's bbr_undo_cwnd also keeps the model)."""
+        self._in_recovery = False
+        self._conservation_until = -1
+        self._loss_until = -1
+        self.cwnd = max(self.cwnd, prior.cwnd, self._prior_cwnd)
+        return self
+
+    def restart_after_idle(self, now: float) -> None:
+        """After idle the model still holds, and pacing spreads the window out, so the
+        window is kept (Linux's BBR does the same); ProbeBW resumes at gain 1 and the
+        idle period is not mistaken for an RTprop expiry."""
+        self._idle_restart = True
+        self._flight_left = -1
+        if self.mode is Mode.PROBE_BW:
+            bw = self._btl_bw.get()
+            if bw > 0.0:
+                self.pacing_rate = bw * PACING_MARGIN
+
+    def set_mss(self, mss: int) -> None:
+        super().set_mss(mss)
+        self._set_send_quantum()
+
+    @property
+    def in_slow_start(self) -> bool:
+        return self.mode is Mode.STARTUP
+
+    def __repr__(self) -> str:
+        return (
+            f"<Bbr {self.mode.value} cwnd={self.cwnd} bw={self.btl_bw:.0f}B/s "
+            f"min_rtt={self.min_rtt:.6f} pacing={self.pacing_rate:.0f}B/s>"
+        )
