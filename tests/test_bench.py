@@ -103,3 +103,18 @@ def test_lossy_transfer() -> None:
     out = run_bench("lossy_transfer.py", "--loopback-mb", "2", "--internet-mb", "0.2")
     rows = [line for line in out.splitlines() if line.startswith("| ") and "identical" in line]
     assert len(rows) == 2, out
+
+
+def test_recovery(tmp_path: Path) -> None:
+    md = tmp_path / "recovery.md"
+    run_bench(
+        "recovery.py",
+        *("--size", "0.2", "--seeds", "1", "--requests", "3", "--rtts", "20", "--losses", "5"),
+        *("--markdown", str(md)),
+    )
+    text = md.read_text()
+    rows = [line for line in text.splitlines() if line.startswith("| ")]
+    # Per table a header and one row per configuration (classic, default).
+    assert len(rows) == 6, text
+    # Three targets per configuration, each said to be met or not.
+    assert text.count("NOT met") + text.count("-> met") == 6, text
