@@ -15,12 +15,18 @@ server writes, members that heard the same range share one joined, encoded copy.
 Profiling the fan-out bench found the per-member loop of every broadcast (a call,
 a dict look-up and a list append for each of 100 members, for each message) to be
 more than half of the server's time.
+
+A hub in a cluster (``chat serve --redis``) has `peers` (cluster.py's `Cluster`):
+it tells them each change its own members make, and they mirror the other servers'
+users into it as members with ``remote`` set, which hear nothing of the rooms (their
+own server tells them) but take private messages. So nicknames, /who, /rooms and
+private messages work here the same for a local and a remote user.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from typing import Any
+from collections.abc import Awaitable, Callable
+from typing import Any, Protocol
 
 from synack import __version__
 from synack.apps.chat.protocol import (
@@ -91,6 +97,8 @@ class Member:
 
     __slots__ = ("encoder", "key", "nick", "room")
 
+    remote = False  # True for a user of another server in the cluster
+
     def __init__(self, encoder: Encoder) -> None:
         self.encoder = encoder
         self.nick = ""
@@ -117,6 +125,24 @@ class Member:
         raise NotImplementedError
 
 
+class Peers(Protocol):
+    """The rest of the cluster, as the hub sees it: told of every change a local member
+    makes (never of a remote one's, which came from the cluster). None must block."""
+
+    def entered(self, member: Member) -> None: ...
+    def moved(self, member: Member) -> None: ...
+    def renamed(self, member: Member, old: str) -> None: ...
+    def left(self, member: Member, reason: str) -> None: ...
+    def said(self, event: Event) -> None: ...
+
+    def rename(self, member: Member, nick: object) -> Awaitable[None]:
+        """Claim `nick` across the cluster, then rename `member` (errors go to it)."""
+        ...
+
+
+Handler = Callable[["Member", Event], Awaitable[None] | None]
+
+
 class Hub:
     """Nicknames (unique regardless of case and of lookalike letters), rooms, and the
     requests members make.
@@ -134,7 +160,8 @@ class Hub:
         self.members: dict[str, Member] = {}  # nick_key -> member
         self._names: dict[str, Member] = {}  # each of nick_keys(nick) -> member
         self.rooms: dict[str, dict[str, Member]] = {}  # room -> nick_key -> member
-        self._handlers: dict[str, Callable[[Member, Event], None]] = {
+        self.peers: Peers | None = None  # the cluster, if this server is in one
+        self._handlers: dict[str, Handler] = {
             "say": self._say,
             "private": self._private,
             "join": self._join,
@@ -153,15 +180,15 @@ class Hub:
         """
         name = check_nick(nick)
         place = check_room(DEFAULT_ROOM if room is None else room)
-        holder = self.holder(name)
-        if holder is not None:
-            raise _taken(name, holder.nick)
+        self.check_free(name)
         key = nick_key(name)
         member.nick, member.key, member.room = name, key, place
         self.members[key] = member
         self._claim(member)
         others = sorted(m.nick for m in self.rooms.get(place, {}).values())
         self._enter(member, place)
+        if self.peers is not None and not member.remote:
+            self.peers.entered(member)
         return {
             "op": "welcome",
             "version": PROTOCOL_VERSION,
@@ -178,7 +205,32 @@ class Hub:
         del self.members[member.key]
         self._release(member)
         self._leave(member, reason)
+        if self.peers is not None and not member.remote:
+            self.peers.left(member, reason)
         member.key = ""
+
+    def move(self, member: Member, room: str) -> None:
+        """`member` leaves its room for `room`, and both rooms hear of it."""
+        self._leave(member, f"moved to #{room}")
+        self._enter(member, room)
+        if self.peers is not None and not member.remote:
+            self.peers.moved(member)
+
+    def rename(self, member: Member, new: str) -> str:
+        """Give `member` the nickname `new` (already checked and free); returns the old one."""
+        old = member.nick
+        key = nick_key(new)
+        del self.members[member.key]
+        del self.rooms[member.room][member.key]
+        self._release(member)
+        member.nick, member.key = new, key
+        self.members[key] = member
+        self.rooms[member.room][key] = member
+        self._claim(member)
+        self.broadcast(member.room, {"op": "renamed", "room": member.room, "old": old, "new": new})
+        if self.peers is not None and not member.remote:
+            self.peers.renamed(member, old)
+        return old
 
     def holder(self, nick: str) -> Member | None:
         """The member whose nickname is `nick` or looks like it, if any."""
@@ -259,21 +311,28 @@ class Hub:
 
     # --- requests ---------------------------------------------------------------------
 
-    def handle(self, member: Member, request: Event) -> None:
-        """Carry out one request from an admitted member; errors go back to it alone."""
+    def handle(self, member: Member, request: Event) -> Awaitable[None] | None:
+        """Carry out one request from an admitted member; errors go back to it alone.
+
+        A request that must wait for the cluster (a nickname change) returns what to
+        await; the caller awaits it before that member's next request, to keep order.
+        """
         op = request.get("op")
         handler = self._handlers.get(op) if isinstance(op, str) else None
         try:
             if handler is None:
                 raise ChatError(ErrorCode.BAD_REQUEST, f"unknown op {request.get('op')!r}")
-            handler(member, request)
+            return handler(member, request)
         except ChatError as exc:
             member.send_event(exc.event())
+            return None
 
     def _say(self, member: Member, request: Event) -> None:
         text = check_text(field(request, "text"))
         event = {"op": "msg", "room": member.room, "from": member.nick, "text": text}
         self.broadcast(member.room, event, exclude=member)
+        if self.peers is not None:
+            self.peers.said(event)
 
     def _private(self, member: Member, request: Event) -> None:
         to = field(request, "to")
@@ -289,8 +348,7 @@ class Hub:
         room = check_room(field(request, "room"))
         if room == member.room:
             raise ChatError(ErrorCode.BAD_ROOM, f"you are already in #{room}")
-        self._leave(member, f"moved to #{room}")
-        self._enter(member, room)
+        self.move(member, room)
         member.send_event({"op": "joined", "room": room, "nick": member.nick})
 
     def _who(self, member: Member, request: Event) -> None:
@@ -302,27 +360,25 @@ class Hub:
         listing = [{"room": r, "count": len(p)} for r, p in sorted(self.rooms.items())]
         member.send_event({"op": "rooms", "rooms": listing})
 
-    def _nick(self, member: Member, request: Event) -> None:
+    def _nick(self, member: Member, request: Event) -> Awaitable[None] | None:
+        if self.peers is not None:
+            return self.peers.rename(member, field(request, "nick"))
         new = check_nick(field(request, "nick"))
-        holder = self.holder(new)
+        self.check_free(new, member)
+        self.rename(member, new)
+        return None
+
+    def check_free(self, nick: str, member: Member | None = None) -> None:
+        """Raise NICK_TAKEN unless `nick` is free here (or already `member`'s)."""
+        holder = self.holder(nick)
         if holder is not None and holder is not member:
-            raise _taken(new, holder.nick)
-        old = member.nick
-        key = nick_key(new)
-        del self.members[member.key]
-        del self.rooms[member.room][member.key]
-        self._release(member)
-        member.nick, member.key = new, key
-        self.members[key] = member
-        self.rooms[member.room][key] = member
-        self._claim(member)
-        self.broadcast(member.room, {"op": "renamed", "room": member.room, "old": old, "new": new})
+            raise taken(nick, holder.nick)
 
     def _ping(self, member: Member, request: Event) -> None:
         member.send_event({"op": "pong"})
 
 
-def _taken(wanted: str, holder: str) -> ChatError:
+def taken(wanted: str, holder: str) -> ChatError:
     """NICK_TAKEN, saying whether the name is in use or only looks like one that is."""
     if wanted.casefold() == holder.casefold():
         return ChatError(ErrorCode.NICK_TAKEN, f"nickname {wanted!r} is taken")
