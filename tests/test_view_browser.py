@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
 import subprocess
 import sys
 import urllib.request
@@ -21,65 +20,13 @@ import pytest
 pytest.importorskip("aiohttp", reason="synack view needs aiohttp (the view extra)")
 webdriver = pytest.importorskip("selenium.webdriver", reason="selenium is not installed")
 
-from selenium.webdriver.chrome.options import Options  # noqa: E402
-from selenium.webdriver.chrome.service import Service  # noqa: E402
 from selenium.webdriver.common.by import By  # noqa: E402
 from selenium.webdriver.support.ui import WebDriverWait  # noqa: E402
 
+from browser import T, needs_browser, screenshot  # noqa: E402
 from cliproc import Served  # noqa: E402
 
-ARTIFACTS = Path(os.environ.get("SYNACK_ARTIFACTS") or Path(__file__).parent / "artifacts")
-T = 60.0
-# No network of its own: no updates, no sync, no QUIC probes; a throwaway profile.
-CHROMIUM_ARGS = (
-    "--headless",
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-quic",
-    "--no-first-run",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-    "--disable-dev-shm-usage",
-    "--window-size=1280,1000",
-)
-
-
-def _find(*names: str) -> str | None:
-    for name in names:
-        found = shutil.which(name) or (name if os.path.isfile(name) else None)
-        if found:
-            return found
-    return None
-
-
-CHROMIUM = _find("chromium", "/usr/bin/chromium", "chromium-browser")
-CHROMEDRIVER = _find("chromedriver", "/usr/bin/chromedriver")
-
-pytestmark = [
-    pytest.mark.slow,
-    pytest.mark.skipif(
-        CHROMIUM is None or CHROMEDRIVER is None,
-        reason="no chromium/chromedriver (scripts/system-deps installs them as root with apt-get)",
-    ),
-]
-
-
-@pytest.fixture(scope="module")
-def browser(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
-    assert CHROMIUM is not None and CHROMEDRIVER is not None
-    options = Options()
-    options.binary_location = CHROMIUM
-    for arg in CHROMIUM_ARGS:
-        options.add_argument(arg)
-    options.add_argument(f"--user-data-dir={tmp_path_factory.mktemp('chromium')}")
-    os.environ.setdefault("SE_OFFLINE", "true")  # Selenium must not look for drivers online
-    driver = webdriver.Chrome(service=Service(executable_path=CHROMEDRIVER), options=options)
-    driver.set_page_load_timeout(T)
-    try:
-        yield driver
-    finally:
-        driver.quit()
+pytestmark = [pytest.mark.slow, needs_browser]
 
 
 @pytest.fixture(scope="module")
@@ -117,15 +64,6 @@ def _done(driver: Any) -> bool:
     return bool(status == "done")
 
 
-def screenshot(driver: Any, name: str) -> Path:
-    """Save what the page shows as ARTIFACTS/view-NAME.png (docs/view.png is one of these)."""
-    ARTIFACTS.mkdir(parents=True, exist_ok=True)
-    path = ARTIFACTS / f"view-{name}.png"
-    driver.save_screenshot(str(path))
-    print(f"screenshot: {path}")
-    return path
-
-
 def test_handshake_grows_arrow_by_arrow_with_pause_step_and_replay(browser: Any, view: str) -> None:
     driver = browser
     driver.get(f"{view}?lesson=handshake&speed=2")
@@ -156,7 +94,7 @@ def test_handshake_grows_arrow_by_arrow_with_pause_step_and_replay(browser: Any,
     assert _count(driver, "#plot-cwnd polyline.series") == 2  # one line per end
     assert driver.find_element(By.ID, "verdict").get_attribute("data-passed") == "true"
     assert _count(driver, "#narration li") >= 5
-    screenshot(driver, "handshake")
+    screenshot(driver, "view-handshake")
 
     driver.find_element(By.ID, "replay").click()
     _wait(driver, _done, "the replay to end")
@@ -184,7 +122,7 @@ def test_retransmit_shows_the_losses_the_timers_and_the_give_up(browser: Any, vi
     assert int(driver.find_element(By.ID, "plot-rtt").get_attribute("data-points")) > 0
     assert _count(driver, "#ladder .section") == 1
     assert driver.find_element(By.ID, "verdict").get_attribute("data-passed") == "true"
-    screenshot(driver, "retransmit")
+    screenshot(driver, "view-retransmit")
 
 
 def test_a_live_trace_from_another_process_is_drawn(browser: Any, tmp_path: Path) -> None:
@@ -206,4 +144,4 @@ def test_a_live_trace_from_another_process_is_drawn(browser: Any, tmp_path: Path
         assert labels[:3] == ["SYN", "SYN+ACK", "ACK"]
         assert "ESTABLISHED" in _states(driver, "client")
         assert int(driver.find_element(By.ID, "plot-cwnd").get_attribute("data-points")) > 0
-        screenshot(driver, "live")
+        screenshot(driver, "view-live")
