@@ -31,6 +31,7 @@ import sys
 import time
 from collections.abc import Callable, Sequence
 from concurrent.futures import ProcessPoolExecutor
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -213,6 +214,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--rtts", default="1,20,100", help="RTTs in ms (default 1,20,100)")
     parser.add_argument("--losses", default="1,5,10", help="loss %% each way (default 1,5,10)")
     parser.add_argument("--only", choices=("bulk", "rr"), help="run one of the two workloads")
+    parser.add_argument(
+        "--nodelay", action="store_true", help="request/response with no_delay (TCP_NODELAY)"
+    )
     parser.add_argument("--jobs", type=int, default=1, help="worker processes (default 1)")
     parser.add_argument("--markdown", type=Path, help="write the tables as markdown here")
     args = parser.parse_args(argv)
@@ -237,6 +241,7 @@ def main(argv: list[str] | None = None) -> int:
         f"synack from {Path(synack.__file__).parent}, git HEAD {commit or '?'}; "
         f"classic = {', '.join(switches) or 'no switch found'}; "
         f"bulk {size / MB:g} MB x {seeds} seeds; request/response {requests} answers"
+        f"{' with no_delay' if args.nodelay else ''}"
     )
     console.print(header)
     started = time.monotonic()
@@ -255,7 +260,11 @@ def main(argv: list[str] | None = None) -> int:
         ):
             bulk.setdefault((name, rtt, loss), []).append(result)
     if args.only != "bulk":
-        rr_tasks = [(name, cfg, rtt, requests, 1) for name, cfg in cfgs.items() for rtt in rtts]
+        rr_tasks = [
+            (name, replace(cfg, no_delay=args.nodelay), rtt, requests, 1)
+            for name, cfg in cfgs.items()
+            for rtt in rtts
+        ]
         for (name, _c, rtt, _n, _s), (_name, result) in zip(
             rr_tasks, run_all(args.jobs, rr_tasks, run_rr), strict=True
         ):
