@@ -122,6 +122,7 @@ RR_HEAD = [
     "RTOs per 100 answers",
     "repair after the loss, p50 / max",
     "repaired within PTO + 1 RTT",
+    "worst (repair - armed) / (PTO + RTT)",
 ]
 
 
@@ -140,6 +141,7 @@ def rr_rows(results: dict[tuple[str, float], RequestResponseRun]) -> list[list[s
                 f"{100 * run.rtos / n:.0f}",
                 f"{statistics.median(after) * 1000:.1f} / {max(after) * 1000:.1f} ms",
                 f"{n - len(run.late)} of {n}",
+                f"{max((r.completed - r.armed) / (r.pto + rtt) for r in run.repairs):.2f}",
             ]
         )
     return rows
