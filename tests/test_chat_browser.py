@@ -151,7 +151,7 @@ def test_a_browser_and_a_terminal_user_talk_in_a_room_and_in_private(
 
         _type(driver, "/who")
         _wait(driver, lambda d: "* in #lobby: alice, bob" in _log(d, "users"), "/who's answer")
-        driver.set_window_size(960, 400)  # the size README's picture is shown at
+        driver.set_window_size(960, 560)  # the size README's picture is shown at
         screenshot(driver, "chat-web")
         driver.set_window_size(1280, 1000)
 

@@ -444,6 +444,31 @@ async def test_a_browser_too_slow_for_its_room_is_dropped() -> None:
     await server.close()
 
 
+def test_a_browser_that_stops_answering_pings_is_dropped(monkeypatch: pytest.MonkeyPatch) -> None:
+    from synack.apps.chat import web
+
+    monkeypatch.setattr(web, "HEARTBEAT", 0.2)  # 30 s in service
+
+    @run
+    async def body() -> None:
+        server, port, _, log = await started()
+        bob = await joined(port, "bob", "os")
+        web_port = server.web_address[1] if server.web_address else 0
+        mute = await asyncio.to_thread(_handshake, web_port)  # it never reads: no pong
+        try:
+            assert (await bob.until("joined"))["nick"] == "slowpoke"
+            left = await bob.until("left", timeout=T)
+            assert left["nick"] == "slowpoke" and "No PONG received" in left["reason"]
+            await bounded(lambda: len(server.connections) == 1, "the mute peer is gone")
+            assert any("slowpoke: protocol error: No PONG" in x for x in log)
+        finally:
+            mute.close()
+        await bob.close()
+        await server.close()
+
+    body()
+
+
 @run
 async def test_a_full_server_says_so_and_shutdown_is_announced() -> None:
     server, port, url, _ = await started(max_clients=1)
