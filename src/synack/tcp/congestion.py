@@ -89,6 +89,8 @@ class CongestionControl(ABC):
     # a pacing algorithm keeps its own in slots).
     pacing_rate: float = 0.0
     send_quantum: int = 0
+    # The shortest interval a delivery-rate sample may span (BBR's RTprop; inf: unknown).
+    min_rtt: float = math.inf
 
     __slots__ = (
         "_abc_limit",

@@ -51,6 +51,7 @@ from synack.tcp.events import (
 from synack.tcp.isn import isn as make_isn
 from synack.tcp.isn import new_secret, ts_offset
 from synack.tcp.ranges import RangeSet
+from synack.tcp.rate import RateSampler
 from synack.tcp.recovery import Recovery
 from synack.tcp.rtt import RttEstimator
 from synack.tcp.state import ACCEPTS_SEND, RECEIVES_TEXT, SENT_FIN, SYNCHRONIZED, State
@@ -242,6 +243,12 @@ class Connection:
         self._rxt_ts_end = 0
         # Loss detection and recovery: the scoreboard, tail loss probes, undo (recovery.py).
         self._rec = Recovery(cfg.tail_loss_probe, DEFAULT_PEER_MSS)
+        # Delivery-rate samples and pacing, only for a congestion control that asks for
+        # them (BBR): the sampler, the earliest time the next paced burst may leave, and
+        # the timer set while data waits for it. The core paces through get_timer.
+        self._rate: RateSampler | None = None
+        self._pace_next = 0.0
+        self._pace_at: float | None = None
         self._persist_at: float | None = None
         self._handshake_timed = True
         self._last_send = 0.0
@@ -372,6 +379,7 @@ class Connection:
         for t in (
             self._rto_at,
             self._rec.timer_at,
+            self._pace_at,
             self._delack_at,
             self._persist_at,
             self._keepalive_at,
@@ -607,6 +615,7 @@ class Connection:
         # (Linux goes on measuring; _rcv_mss grows if larger segments arrive).
         self._rcv_mss = max(min(cfg.mss, self._peer_mss) - self._opt_len, 1)
         self._cc = make_congestion_control(cfg.congestion_control, self.snd_mss, cfg.initial_window)
+        self._rate = RateSampler() if self._cc.uses_rate_samples else None
         self._rec.sack_ok = self._sack_ok
         self._rec.mss = self.snd_mss
 
@@ -705,7 +714,12 @@ class Connection:
             self._ts_recent_at = now
         self._probes = 0
         if d:
-            self._ack_advance(una + d, tsecr, now)
+            if self._rate is None:
+                self._ack_advance(una + d, tsecr, now)
+            else:
+                prior = self._rec.pipe(una, self.snd_max)
+                self._ack_advance(una + d, tsecr, now)
+                self._sample_rate(prior, una + d - 1, now)
         # The window update (its rule was checked above).
         wnd <<= self._snd_wscale
         if wnd != self.snd_wnd:
@@ -1117,6 +1131,9 @@ class Connection:
         opts = seg.opts
         rec = self._rec
         new_sack = False
+        rate = self._rate
+        prior_in_flight = rec.pipe(snd_una, self.snd_max) if rate is not None else 0
+        dsack: tuple[int, int] | None = None
         if opts is not None and opts.sack_blocks and self._sack_ok:
             dsack = rec.dsack_of(opts.sack_blocks, seg.ack, snd_una)
             if dsack is not None:
@@ -1161,6 +1178,26 @@ class Connection:
             if opened and wnd:
                 self._persist_at = None
                 self._persist_backoff = 0
+        if rate is not None and (new_sack or ack > snd_una):
+            newest = ack - 1
+            if new_sack and opts is not None:
+                # RFC 2018 §4: the first block holds the segment that triggered the ACK
+                # (the next one when the first reports a duplicate, RFC 2883).
+                blocks = opts.sack_blocks
+                block = blocks[1] if dsack is not None and len(blocks) > 1 else blocks[0]
+                newest = max(newest, self._unwrap_ack(block[1]) - 1)
+            self._sample_rate(prior_in_flight, newest, now)
+
+    def _sample_rate(self, prior_in_flight: int, newest: int, now: float) -> None:
+        """Give the congestion control this ACK's delivery-rate sample (BBR only)."""
+        rate = self._rate
+        assert rate is not None
+        rec = self._rec
+        cc = self._cc
+        rs = rate.on_ack(self.snd_una, rec.sacked.total, newest, now, cc.min_rtt)
+        rs.prior_in_flight = prior_in_flight
+        rs.in_flight = rec.pipe(self.snd_una, self.snd_max)
+        cc.on_rate_sample(rs, now)
 
     def _ack_advance(self, ack: int, tsecr: int, now: float) -> None:
         """New data acknowledged: free it, measure, grow the window, move the state on."""
@@ -1447,6 +1484,7 @@ class Connection:
         ("_recovery_at", "_recovery_timer"),
         ("_rto_at", "_retransmit_timeout"),
         ("_persist_at", "_window_probe"),
+        ("_pace_at", "_pacing_timer"),
         ("_keepalive_at", "_keepalive_probe"),
         ("_delack_at", "_delayed_ack_timer"),
     )
@@ -1468,6 +1506,9 @@ class Connection:
 
     def _delayed_ack_timer(self, now: float) -> None:
         self._ack_now = True
+
+    def _pacing_timer(self, now: float) -> None:
+        """The pacing time of data that waits has come: segments_to_send sends it."""
 
     def _retransmit_timeout(self, now: float) -> None:
         """RFC 6298 §5.4-5.6 (and RFC 5681 §3.1 for the window)."""
@@ -1701,12 +1742,23 @@ class Connection:
         fin_seq = self._fin_seq
         wnd_edge = self.snd_wl2 + self.snd_wnd
 
+        # 0. Pacing, when the congestion control asks for it (BBR): at most one send
+        # quantum per pacing time; retransmissions count against it too.
+        pacing = self._cc.pacing_rate
+        budget = -1  # bytes this call may send; -1: unpaced
+        if pacing:
+            self._pace_at = None
+            budget = 0 if now < self._pace_next else max(self._cc.send_quantum, mss)
+        spent = 0
+
         # 1. Retransmit what is deemed lost (after an RTO, or in fast recovery): first
         # retransmissions found lost themselves (already counted in the pipe), then the
         # holes below the loss edge.
         rec = self._rec
-        for start, end in rec.retransmissions(self.snd_una, self.snd_max, mss, cwnd):
-            self._send_range(out, start, end, now, retransmit=True)
+        if budget:
+            for start, end in rec.retransmissions(self.snd_una, self.snd_max, mss, cwnd):
+                self._send_range(out, start, end, now, retransmit=True)
+                spent += end - start
 
         # 2. New data, as the receive window, the congestion window, Nagle and
         # sender-side SWS avoidance allow (RFC 9293 §3.8.6.2.1).
@@ -1726,6 +1778,10 @@ class Connection:
             peer_room = wnd_edge - nxt
             if peer_room < room:
                 room = peer_room
+            if budget >= 0 and room > budget - spent:
+                room = max(budget - spent, 0)
+                if room < avail:
+                    self._pace_at = self._pace_next  # more may go at the next pacing time
             usable = avail if avail < room else room
             count, tail = divmod(usable, mss) if usable > 0 else (0, 0)
             if tail and not force:
@@ -1757,10 +1813,29 @@ class Connection:
                 if rec.tlp:
                     self._arm_tlp(now)  # RFC 8985 §7.2: "after transmitting new data"
                 rec.on_new_data_sent(flight, cwnd, self.snd_una, self.snd_max)
+                spent += count * mss + tail
+            if self._rate is not None and nxt >= data_end:
+                # draft-cheng-iccrg-delivery-rate-estimation §3.4: everything queued is
+                # sent and the window has room: what follows is application-limited.
+                pipe = rec.pipe(self.snd_una, self.snd_max)
+                if pipe + mss <= cwnd and not rec.rxt_again and rec.high_rxt >= rec.lost_edge:
+                    self._rate.on_app_limited(pipe)
             if nxt < data_end and self.snd_max <= self.snd_una:
                 # Data waits and nothing is in flight to bring an ACK: a zero or too-small
                 # window. The persist timer probes it (RFC 9293 §3.8.6.1).
                 self._arm_persist(now)
+
+        if spent and pacing:
+            # The next burst leaves after this one's time at the pacing rate; a timer
+            # that fired late may take up to one quantum of the time it lost.
+            base = now - self._cc.send_quantum / pacing
+            if self._pace_next > base:
+                base = self._pace_next
+            self._pace_next = base + spent / pacing
+            if self._pace_at is not None:
+                self._pace_at = self._pace_next
+        elif budget == 0 and (avail > 0 or rec.rxt_again or rec.high_rxt < rec.lost_edge):
+            self._pace_at = self._pace_next  # all of it waits for the pacing time
 
         # 3. A FIN with no data left to carry it.
         if fin_seq >= 0 and max(self.snd_nxt, buf_seq) == fin_seq:
@@ -1821,6 +1896,8 @@ class Connection:
                 flags = ACK | last if i * mss + n == sent else ACK
                 out.append(self._build_data(nxt + i * mss, flags, off + i * mss, n, now))
         self._rec.on_transmit(nxt, end, last & FIN != 0, now, 0, retransmit=False)
+        if self._rate is not None:
+            self._rate.on_send_range(nxt, now, self.snd_max == self.snd_una)
         nxt = end + 1 if last & FIN else end
         if tail:
             self._snd_sml = nxt
@@ -1885,6 +1962,8 @@ class Connection:
             if not self._ts_ok and self._rtt_seq < 0 and n:
                 self._rtt_seq = end
                 self._rtt_time = now
+            if self._rate is not None and n:
+                self._rate.on_send_range(start, now, self.snd_max == self.snd_una)
         self._rec.on_transmit(start, end, fin, now, self.snd_max, retransmit=retransmit)
         self._data_sent(now)
 
@@ -2094,7 +2173,7 @@ class Connection:
         if self.state is State.CLOSED:
             return
         self._rto_at = self._persist_at = self._keepalive_at = self._delack_at = None
-        self._close_at = self._rec.timer_at = None
+        self._close_at = self._rec.timer_at = self._pace_at = None
         self._ack_now = False
         self._syn_pending = False
         self._sndbuf.clear()

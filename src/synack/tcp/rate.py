@@ -20,9 +20,11 @@ SACK), then `sample` once.
 
 from __future__ import annotations
 
+from bisect import bisect_right
 from typing import Final
 
 _NO_SAMPLE: Final = -1.0
+_INF: Final = float("inf")
 
 
 class SendStamp:
@@ -101,12 +103,17 @@ class RateSampler:
     C.first_sent_time, C.app_limited) and the sample being built for the current ACK."""
 
     __slots__ = (
+        "_head",
+        "_mark",
         "_newest",
         "_newly",
+        "_stamps",
+        "_starts",
         "app_limited",
         "delivered",
         "delivered_time",
         "first_sent_time",
+        "sample_out",
     )
 
     def __init__(self) -> None:
@@ -117,6 +124,14 @@ class RateSampler:
         self.app_limited = 0
         self._newest: SendStamp | None = None  # the newest stamp delivered by this ACK
         self._newly = 0
+        # For a connection: the stamps of first transmissions by starting sequence number
+        # (they go out in order, so the list is sorted), those below _head acknowledged;
+        # and SND.UNA + SACKed bytes at the last ACK, which only grows as data arrives.
+        self._starts: list[int] = []
+        self._stamps: list[SendStamp] = []
+        self._head = 0
+        self._mark = -1
+        self.sample_out = RateSample()  # reused for every ACK
 
     def on_send(self, now: float, in_flight: int) -> SendStamp:
         """Stamp a transmission leaving at `now` with `in_flight` bytes already out.
@@ -161,7 +176,8 @@ class RateSampler:
 
         A sample shorter than `min_rtt` is discarded, as the draft advises ("it is
         safer to ignore ... intervals shorter than the minimum RTT"): such an interval
-        saw only part of a flight and over-estimates the rate."""
+        saw only part of a flight and over-estimates the rate. (`min_rtt` is inf while
+        no RTT is known: then every interval counts.)"""
         newest = self._newest
         self._newest = None
         into.newly_acked = self._newly
@@ -174,6 +190,8 @@ class RateSampler:
         if self.app_limited and self.delivered > self.app_limited:
             self.app_limited = 0
         if newest is None:
+            into.prior_delivered = -1  # no round trip can end on this ACK
+            into.is_app_limited = False
             return into
         into.prior_delivered = newest.delivered
         into.is_app_limited = newest.is_app_limited
@@ -184,7 +202,7 @@ class RateSampler:
         delivered = self.delivered - newest.delivered
         into.delivered = delivered
         into.interval = interval
-        if interval <= 0.0 or interval < min_rtt:
+        if interval <= 0.0 or interval < min_rtt < _INF:
             return into
         into.delivery_rate = delivered / interval
         return into
@@ -195,3 +213,58 @@ class RateSampler:
         flight now is delivered are marked application-limited."""
         # "C.app_limited = (C.delivered + C.inflight) ? : 1"
         self.app_limited = (self.delivered + in_flight) or 1
+
+    # ------------------------------------------------------------------ by sequence number
+
+    def on_send_range(self, start: int, now: float, idle: bool) -> None:
+        """New data from sequence number `start` left at `now` (`idle`: nothing was
+        outstanding before it). Retransmissions are not stamped: a retransmission's
+        delivery is sampled from its first transmission's stamp, which spans a longer
+        interval and so can only understate the rate, never inflate it."""
+        starts = self._starts
+        if starts and start <= starts[-1]:
+            return
+        starts.append(start)
+        self._stamps.append(self.on_send(now, 0 if idle else 1))
+
+    def on_ack(self, una: int, sacked: int, newest: int, now: float, min_rtt: float) -> RateSample:
+        """The ACK just processed left SND.UNA at `una` with `sacked` bytes SACKed above
+        it; `newest` is the highest sequence number it newly delivered (-1: none). The
+        sample is `sample_out`, filled in (its rtt from the newest stamp's send time)."""
+        total = una + sacked
+        mark = self._mark
+        if mark < 0:
+            mark = una
+        newly = total - mark if total > mark else 0
+        if total > mark:
+            self._mark = total
+        else:
+            self._mark = mark
+        starts = self._starts
+        head = self._head
+        # Forget the stamps of data wholly below SND.UNA.
+        n = len(starts)
+        while head + 1 < n and starts[head + 1] <= una:
+            head += 1
+        if head > 512 and head * 2 > n:
+            del starts[:head]
+            del self._stamps[:head]
+            head = 0
+        self._head = head
+        rs = self.sample_out
+        rs.rtt = _NO_SAMPLE
+        if newly and newest >= 0:
+            i = bisect_right(starts, newest, head) - 1
+            if i >= head:
+                stamp = self._stamps[i]
+                self.on_delivered(stamp, newly, now)
+                rs.rtt = now - stamp.sent_time
+            else:
+                self.delivered += newly
+                self.delivered_time = now
+                self._newly += newly
+        elif newly:
+            self.delivered += newly
+            self.delivered_time = now
+            self._newly += newly
+        return self.sample(now, min_rtt, rs)

@@ -306,6 +306,15 @@ class FakeNetwork:
         """The settings now in force from `src` to `dst`."""
         return self._explicit.get((address_bytes(src), address_bytes(dst)), self._default)
 
+    def queued(self, src: str | bytes, dst: str | bytes) -> int:
+        """Packets now in the bottleneck from `src` to `dst` (waiting or in transmission):
+        the standing queue a congestion control leaves, read without touching it."""
+        path = self._paths.get(address_bytes(src), {}).get(address_bytes(dst))
+        if path is None:
+            return 0
+        now = self.now
+        return sum(1 for finish in path.backlog if finish > now)
+
     def _path(self, src: bytes, dst: bytes) -> _Path:
         by_dst = self._paths.setdefault(src, {})
         path = by_dst.get(dst)
