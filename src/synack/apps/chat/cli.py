@@ -129,6 +129,7 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
         help="with --web: also let pages of ORIGIN (e.g. https://chat.example.org, a proxy's) "
         "open the WebSocket, not only the chat page's own origin; repeatable",
     )
+    _add_cluster_arguments(serve)
     add_transport_argument(serve)
     serve.set_defaults(func=cmd_serve)
 
@@ -149,6 +150,77 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     add_tls_client_arguments(join)
     add_transport_argument(join)
     join.set_defaults(func=cmd_join)
+
+
+def _add_cluster_arguments(serve: argparse.ArgumentParser) -> None:
+    serve.add_argument(
+        "--redis",
+        metavar="URL",
+        help="join the chat servers that share this Redis (redis://HOST:PORT/DB): one set of "
+        "rooms and nicknames (needs redis-py). Redis must answer at start; an outage later "
+        "keeps local rooms going and refuses joins and nickname changes until it is back",
+    )
+    serve.add_argument(
+        "--redis-prefix",
+        default=None,
+        metavar="PREFIX",
+        help="with --redis: the prefix of its keys and channel, one per cluster "
+        "(default: synack:chat)",
+    )
+    serve.add_argument(
+        "--heartbeat",
+        type=_positive(float),
+        default=None,
+        metavar="SECONDS",
+        help="with --redis: how often this server says it is alive and looks for dead ones "
+        "(default: 2)",
+    )
+    serve.add_argument(
+        "--dead-after",
+        type=_positive(float),
+        default=None,
+        metavar="SECONDS",
+        help="with --redis: a server silent this long is dead and its users shown as gone "
+        "(default: 6; they are gone everywhere within this plus --heartbeat)",
+    )
+
+
+def _check_cluster(args: argparse.Namespace) -> None:
+    """--redis's one-line refusals; its settings into args.cluster."""
+    args.cluster = None
+    options = {
+        "--redis-prefix": args.redis_prefix,
+        "--heartbeat": args.heartbeat,
+        "--dead-after": args.dead_after,
+    }
+    if args.redis is None:
+        for name, value in options.items():
+            if value is not None:
+                raise UsageError(f"{name} needs --redis")
+        return
+    if args.udp:
+        raise UsageError("the UDP chat cannot join a cluster: leave out --udp to use --redis")
+    try:
+        from synack.apps.chat.cluster import Settings
+    except ImportError:
+        raise UsageError(
+            "--redis needs redis-py, which is not installed: pip install 'synack[cluster]'"
+        ) from None
+    given = {
+        "prefix": args.redis_prefix,
+        "heartbeat": args.heartbeat,
+        "dead_after": args.dead_after,
+    }
+    try:
+        args.cluster = Settings(**{k: v for k, v in given.items() if v is not None})
+    except ValueError as exc:
+        raise UsageError(f"--heartbeat/--dead-after: {exc}") from None
+    from redis.connection import parse_url
+
+    try:
+        parse_url(args.redis)  # type: ignore[no-untyped-call]
+    except ValueError as exc:
+        raise UsageError(f"--redis {args.redis!r}: {exc}") from None
 
 
 def _web_endpoint(text: str) -> tuple[str | None, int]:
@@ -196,6 +268,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
         if is_unix(args.host):
             raise UsageError("--tls-port needs a TCP --host, not a unix: address")
     _check_web(args)
+    _check_cluster(args)
     args.server_tls = server_tls(args)
     return run(_serve(args))
 
@@ -248,6 +321,8 @@ async def _serve(args: argparse.Namespace) -> int:
             unix_mode=args.socket_mode,
             web=args.web,
             web_origins=args.web_origin or (),
+            redis=args.redis,
+            cluster=args.cluster,
             log=log,
         )
     try:
@@ -266,6 +341,8 @@ async def _serve(args: argparse.Namespace) -> int:
     if isinstance(server, ChatServer) and args.tls_port is not None:
         tls_where = format_address(*server.addresses[1])
         print(f"synack chat: listening on {tls_where} (tcp, TLS only)", flush=True)
+    if isinstance(server, ChatServer) and server.cluster is not None:
+        print(f"synack chat: {server.cluster.summary}", flush=True)
     if isinstance(server, ChatServer) and server.web_url is not None:
         print(f"synack chat: web chat on {server.web_url} (page and WebSocket)", flush=True)
     if args.server_tls is not None:

@@ -49,6 +49,8 @@ MAX_LINE = 8192  # bytes in one line-mode line
 LINE_PROMPT = b"synack chat. Your nickname? (letters, digits, '-', '_', '.')\r\n"
 
 if TYPE_CHECKING:
+    from synack.apps.chat.cluster import Cluster
+    from synack.apps.chat.cluster import Settings as ClusterSettings
     from synack.apps.chat.web import WebChat
 
 Log = Callable[[str], None]
@@ -221,10 +223,9 @@ class Peer(Member):
             raise Closed("quit")
         if self.key:
             return self.server.hub.handle(self, request)
-        self.hello(request)
-        return None
+        return self.hello(request)
 
-    def hello(self, request: Event) -> None:
+    def hello(self, request: Event) -> Awaitable[None] | None:
         server = self.server
         try:
             if request.get("op") != "hello":
@@ -235,13 +236,35 @@ class Peer(Member):
                     f"this server speaks {APP!r} version {PROTOCOL_VERSION}, "
                     f"not {request.get('app')!r} version {request.get('version')!r}",
                 )
+            if server.cluster is not None:
+                claim = server.cluster.admit(self, request.get("nick"), request.get("room"))
+                return self.admit_after(claim)
             welcome = server.hub.admit(self, request.get("nick"), request.get("room"))
         except ChatError as exc:
             self.kick(exc.message, exc.code)
-            return
+            return None
         welcome["idle_timeout"] = server.idle_timeout
         self.send_event(welcome)
         server.admitted(self)
+        return None
+
+    async def admit_after(self, admission: Awaitable[Event], *, typed: bool = False) -> None:
+        """An admission that waits for the cluster's claim on the nickname."""
+        try:
+            welcome = await admission
+        except ChatError as exc:
+            if typed:
+                self.send(f"! {exc.message}; try another:\r\n".encode())
+            else:
+                self.kick(exc.message, exc.code)
+            return
+        if self.done:  # it left while the claim was under way
+            self.server.hub.remove(self, "connection closed")
+            return
+        if not typed:
+            welcome["idle_timeout"] = self.server.idle_timeout
+        self.send_event(welcome)
+        self.server.admitted(self)
 
     def typed(self, line: str) -> Awaitable[None] | None:
         """A line a person typed (nc, the web page): a slash command or words to say."""
@@ -394,17 +417,21 @@ class Connection(Peer):
                 raise Closed("connection closed")
             buf += data
 
-    def line(self, line: str) -> None:
+    def line(self, line: str) -> Awaitable[None] | None:
         if not self.key:
+            cluster = self.server.cluster
+            if cluster is not None:
+                claim = cluster.admit(self, line.strip(), DEFAULT_ROOM)
+                return self.admit_after(claim, typed=True)
             try:
                 welcome = self.server.hub.admit(self, line.strip(), DEFAULT_ROOM)
             except ChatError as exc:
                 self.send(f"! {exc.message}; try another:\r\n".encode())
-                return
+                return None
             self.send_event(welcome)
             self.server.admitted(self)
-            return
-        self.typed(line)
+            return None
+        return self.typed(line)
 
 
 class ChatServer:
@@ -444,6 +471,8 @@ class ChatServer:
         unix_mode: int = seam.UNIX_MODE,
         web: tuple[str, int] | None = None,
         web_origins: Iterable[str] = (),
+        redis: str | None = None,
+        cluster: ClusterSettings | None = None,
         log: Log | None = None,
     ) -> None:
         if tls_port is not None and (tls is None or seam.is_unix(host)):
@@ -464,6 +493,9 @@ class ChatServer:
         self.web_address = web
         self.web_origins = tuple(web_origins)
         self._web: WebChat | None = None
+        self.redis = redis
+        self.cluster_settings = cluster
+        self.cluster: Cluster | None = None  # after `start`, with `redis`
         self.log = log
         self.hub = Hub(batching=True, on_batch=self._schedule)
         self.connections: set[Peer] = set()
@@ -493,6 +525,12 @@ class ChatServer:
         ports = [(self.port, self.tls if self.tls_port is None else None)]
         if self.tls_port is not None:
             ports.append((self.tls_port, self.tls))
+        if self.redis is not None:
+            # Imported only here: a server without --redis never loads redis-py.
+            from synack.apps.chat.cluster import Cluster
+
+            self.cluster = Cluster(self.redis, self.hub, self.cluster_settings, log=self.say)
+            await self.cluster.start()  # raises cluster.Unreachable
         try:
             for port, tls in ports:
                 listener = await seam.start_server(
@@ -515,6 +553,8 @@ class ChatServer:
             for listener in self._listeners:
                 listener.close()
             self._listeners.clear()
+            if self.cluster is not None:
+                await self.cluster.close()
             raise
         self._sweeper = asyncio.create_task(self._sweep())
         return self.address
@@ -547,6 +587,8 @@ class ChatServer:
             await listener.wait_closed()
         if self._web is not None:
             await self._web.close()
+        if self.cluster is not None:
+            await self.cluster.close()  # the other servers hear its users are gone
 
     @property
     def web_url(self) -> str | None:
