@@ -184,3 +184,29 @@ def test_a_refused_nickname_is_said_on_the_form(browser: Any, chat: tuple[str, s
         _wait(driver, lambda d: _members(d) == ["alice", "bob"], "the second try to join")
     finally:
         bob.kill()
+
+
+def test_an_idle_page_stays_by_pinging(browser: Any, tmp_path: Path) -> None:
+    args = ("chat", "serve", "--port", "0", "--web", "127.0.0.1:0", "--idle-timeout", "3")
+    with Served(*args, log=tmp_path / "serve.log") as served:
+        url = served.line().split(" on ", 1)[1].split()[0]
+        driver = browser
+        driver.get(url)
+        # Count what the page sends, as the server would see it.
+        driver.execute_script(
+            "window.sent = [];"
+            "const send = WebSocket.prototype.send;"
+            "WebSocket.prototype.send = function (data) { window.sent.push(data); "
+            "return send.call(this, data); };"
+        )
+        driver.find_element(By.ID, "nick").send_keys("idler")
+        driver.find_element(By.ID, "join").click()
+
+        def pings(d: Any) -> int:
+            sent = d.execute_script("return window.sent")
+            return sum('"op":"ping"' in m for m in sent)
+
+        # Four pings, one a second: past the 3 s idle timeout, and still in the chat.
+        _wait(driver, lambda d: pings(d) >= 4, "the page's pings")
+        assert driver.find_element(By.ID, "status").get_attribute("data-state") == "joined"
+        assert _log(driver, "error") == []

@@ -61,7 +61,8 @@ const EVENTS = {
     const others = (e.members || []).map(text).join(", ") || "nobody else yet";
     show("notice", [`* you are ${state.nick} in #${state.room} (here: ${others}); /help lists commands`]);
     drawMembers();
-    const every = Math.max(5, Number(e.idle_timeout) / 3 || 200) * 1000;
+    // A request every third of the server's idle timeout keeps an idle tab in the chat.
+    const every = Math.max(1, Number(e.idle_timeout) / 3 || 200) * 1000;
     state.ping = setInterval(() => send({ op: "ping" }), every);
     $("line").focus();
   },
