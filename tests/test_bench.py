@@ -7,6 +7,8 @@ silently would leave those figures with no way to reproduce them.
 from __future__ import annotations
 
 import os
+import re
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -49,6 +51,15 @@ def test_files_transfer(tmp_path: Path) -> None:
 def test_chat_fanout() -> None:
     out = run_bench("chat_fanout.py", "--clients", "4", "--messages", "200", "--time-limit", "20")
     assert "ratio synack/threads:" in out, out
+
+
+def test_chat_cluster() -> None:
+    if shutil.which("redis-server") is None:
+        pytest.skip("no redis-server here (scripts/system-deps installs Debian's)")
+    out = run_bench("chat_cluster.py", "--clients", "4", "--messages", "200", "--time-limit", "20")
+    for name in ("plain", "1 server", "2 servers"):
+        assert re.search(rf"{name}: +800 deliveries", out), out  # every delivery made
+    assert "ratio 2 servers / 1 server:" in out, out
 
 
 def test_chat_conns() -> None:
