@@ -123,7 +123,7 @@ class Bbr(CongestionControl):
         self._in_recovery = False
         # Packet conservation lasts until data sent after C.delivered was this arrives.
         self._conservation_until = -1
-        self._loss_until = -1  # a timeout's loss episode ends when C.delivered reaches this
+        self._loss_until = -1  # a timeout's loss episode ends with data sent after C.delivered was this
         self._delivered = 0  # C.delivered at the latest sample
         self._probe_rtt_done = 0.0  # when ProbeRTT may end (0.0: in flight not yet low)
         self._probe_rtt_round_done = False
@@ -158,8 +158,8 @@ class Bbr(CongestionControl):
         if rs.newly_acked <= 0:
             return
         self._delivered = rs.total_delivered
-        if 0 <= self._loss_until <= rs.total_delivered:
-            self.on_recovery_end(now)  # what was outstanding at the timeout has arrived
+        if 0 <= self._loss_until <= rs.prior_delivered:
+            self.on_recovery_end(now)  # data sent since the timeout has arrived
         self._update_round(rs)
         self._update_btl_bw(rs)
         self._check_cycle_phase(rs, now)
@@ -375,14 +375,16 @@ class Bbr(CongestionControl):
 
     def on_rto(self, now: float, in_flight: int) -> None:
         """A retransmission timeout: one segment in flight, then grow by what is
-        delivered (Linux's TCP_CA_Loss); the window before returns when the loss
-        episode ends, once all that was outstanding at the timeout (`in_flight`) has
-        been delivered. The full-pipe detector restarts, as Linux's does."""
+        delivered (Linux's TCP_CA_Loss). The window before returns once data sent
+        after the timeout is delivered: the connection resends the holes before any
+        new data, so that is when Linux's loss state ends too (SND.UNA past the
+        timeout's SND.MAX), give or take holes still being repaired. The full-pipe
+        detector restarts, as Linux's does."""
         if not self._in_recovery:
             self._save_cwnd()
         self._in_recovery = True
         self._conservation_until = -1
-        self._loss_until = self._delivered + in_flight
+        self._loss_until = self._delivered
         self.cwnd = self.mss
         self._full_bw = 0.0
         self._full_bw_count = 0

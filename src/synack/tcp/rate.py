@@ -242,7 +242,18 @@ class RateSampler:
             self._mark = mark
         starts = self._starts
         head = self._head
-        # Forget the stamps of data wholly below SND.UNA.
+        rs = self.sample_out
+        rs.rtt = _NO_SAMPLE
+        i = bisect_right(starts, newest, head) - 1 if newly and newest >= 0 else -1
+        if i >= head:
+            stamp = self._stamps[i]
+            self.on_delivered(stamp, newly, now)
+            rs.rtt = now - stamp.sent_time
+        elif newly:
+            self.delivered += newly
+            self.delivered_time = now
+            self._newly += newly
+        # Forget the stamps of data wholly below SND.UNA (keep the one covering it).
         n = len(starts)
         while head + 1 < n and starts[head + 1] <= una:
             head += 1
@@ -251,20 +262,4 @@ class RateSampler:
             del self._stamps[:head]
             head = 0
         self._head = head
-        rs = self.sample_out
-        rs.rtt = _NO_SAMPLE
-        if newly and newest >= 0:
-            i = bisect_right(starts, newest, head) - 1
-            if i >= head:
-                stamp = self._stamps[i]
-                self.on_delivered(stamp, newly, now)
-                rs.rtt = now - stamp.sent_time
-            else:
-                self.delivered += newly
-                self.delivered_time = now
-                self._newly += newly
-        elif newly:
-            self.delivered += newly
-            self.delivered_time = now
-            self._newly += newly
         return self.sample(now, min_rtt, rs)
