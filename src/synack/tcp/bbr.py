@@ -12,14 +12,22 @@ for 200 ms when the minimum RTT has not been seen for ten seconds.
 Why version 1: random loss is what a TCP carried over UDP meets on Wi-Fi and mobile
 paths, and version 1 does not read loss as congestion. BBRv2 and v3 bound the data in
 flight once a round loses more than 2% of its packets, which at 5% random loss holds
-the rate far below the path's (issue 12 point 10). The cost of ignoring loss is
-fairness to a loss-based flow in a shallow buffer; measured on the fake network with a
-one-BDP buffer (tests/tcp/test_bbr_paths.py, bench/bbr.py) a CUBIC flow keeps its
-share, so no v2 bound is added. Loss still governs *what* is resent: the connection's
-recovery, with cwnd held by packet conservation for one round (as Linux's v1 does).
+the rate far below the path's (issue 12 point 10). Loss still governs *what* is resent:
+the connection's recovery, with cwnd held by packet conservation for one round (as
+Linux's v1 does).
+
+The cost is fairness to a loss-based flow in a shallow buffer, the known weakness of
+v1: sharing a one-BDP drop-tail buffer with CUBIC, this BBR takes most of it (CUBIC
+kept 4-34% of the link on the fake network, docs/benchmarks.md). At 10 ms the paced
+BBR flow itself sees only 4-5% loss there while CUBIC's bursts see 13-38%, so no loss threshold
+high enough to let 5% random loss pass (the first target) can tell the competition
+apart; a v2-style inflight_hi at 10% over 100 segments was tried and changed nothing.
 
 Not taken from Linux's v1: its long-term bandwidth sampling for token-bucket policers
-(it needs 20% loss to engage) and the TSO-specific parts of the quantization budget.
+(it needs 20% loss to engage), the TSO-specific parts of the quantization budget, and
+its per-ACK loss count (Linux takes the packets newly marked lost off cwnd and ends a
+1.25 probe early on loss; the connection reports no losses per ACK, so `newly_lost` is
+0 and those two steps do nothing here).
 
 Units: bytes, bytes per second, seconds. `on_rate_sample` runs for every ACK that
 delivers data, in or out of recovery; the connection paces new data at `pacing_rate`
@@ -123,7 +131,8 @@ class Bbr(CongestionControl):
         self._in_recovery = False
         # Packet conservation lasts until data sent after C.delivered was this arrives.
         self._conservation_until = -1
-        self._loss_until = -1  # a timeout's loss episode ends with data sent after C.delivered was this
+        # A timeout's loss episode ends when data sent after C.delivered was this arrives.
+        self._loss_until = -1
         self._delivered = 0  # C.delivered at the latest sample
         self._probe_rtt_done = 0.0  # when ProbeRTT may end (0.0: in flight not yet low)
         self._probe_rtt_round_done = False

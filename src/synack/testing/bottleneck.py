@@ -107,9 +107,7 @@ def bottleneck_run(
     for i, name in enumerate(ccs):
         port = 5000 + i
         server.listen(port)
-        cfg = Config(
-            congestion_control=name, send_buffer=space, receive_buffer=space, secret=b"b"
-        )
+        cfg = Config(congestion_control=name, send_buffer=space, receive_buffer=space, secret=b"b")
         senders.append(client.connect((SERVER, port), net.now, config=cfg))
         receivers.append(None)
     offsets = [0] * len(senders)
@@ -142,8 +140,10 @@ def bottleneck_run(
     net.set_app(CLIENT, fill)
     net.set_app(SERVER, drain)
     net.run_until(
-        lambda: all(c.state is State.ESTABLISHED for c in senders)
-        and all(r is not None for r in receivers),
+        lambda: (
+            all(c.state is State.ESTABLISHED for c in senders)
+            and all(r is not None for r in receivers)
+        ),
         30.0,
         what="every flow established",
     )
