@@ -129,3 +129,11 @@ def test_recovery(tmp_path: Path) -> None:
     assert len(rows) == 6, text
     # Three targets per configuration, each said to be met or not.
     assert text.count("NOT met") + text.count("-> met") == 6, text
+
+
+def test_bbr() -> None:
+    out = run_bench("bbr.py", "--rates", "1", "--rtts", "20", "--measure", "0.5")
+    rows = [line for line in out.splitlines() if line.startswith("| ") and "MB/s" in line]
+    # BBR and CUBIC alone at three loss rates, then the two sharing one buffer.
+    assert len(rows) == 3, out
+    assert "| 1 MB/s | 20 ms | bbr |" in out and "CUBIC share" in out, out
