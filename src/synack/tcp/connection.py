@@ -24,7 +24,7 @@ from __future__ import annotations
 
 import bisect
 from collections import deque
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import Any
 
 from synack.tcp.config import Config
@@ -640,6 +640,42 @@ class Connection:
         else:
             self._segment_closed(seg)
 
+    def handle_segments(
+        self, segments: Sequence[bytes | bytearray | memoryview], start: int, now: float
+    ) -> int:
+        """Process ``segments[start]`` and the segments after it that carry this
+        connection's ports, as ``handle_segment`` would one by one; returns the index of
+        the first segment not taken (``len(segments)`` when all were).
+
+        The batch entry a driver uses for the datagrams of one read (a GRO read is one
+        peer's burst): a run of in-order data segments takes one pass with the control
+        block in local variables (`_predicted_run`); anything else goes to
+        ``handle_segment``. It stops early at another four-tuple's segment, and after a
+        segment that put the connection in TIME-WAIT, whose segments the host routes
+        differently (a new SYN may take the four-tuple over).
+        """
+        n = len(segments)
+        i = start
+        lport = self.local_port
+        rport = self.remote_port
+        while i < n:
+            if self.state is _ESTABLISHED and self._prediction:
+                i = self._predicted_run(segments, i, now)
+                if i >= n:
+                    break
+            data = segments[i]
+            if i > start and (
+                len(data) < HEADER_SIZE
+                or (data[0] << 8 | data[1]) != rport
+                or (data[2] << 8 | data[3]) != lport
+            ):
+                break  # the host routes it (and counts it if it is not a segment)
+            self.handle_segment(data, now)
+            i += 1
+            if self.state is State.TIME_WAIT:
+                break
+        return i
+
     def _predicted(self, data: bytes | bytearray | memoryview, now: float) -> bool:
         """Header prediction (Van Jacobson's, as RFC 7323 Appendix A sketches it).
 
@@ -740,6 +776,121 @@ class Connection:
             self.bytes_in += plen
             self._in_order_data(now, rcv_nxt, was_empty, False)
         return True
+
+    def _predicted_run(
+        self, segments: Sequence[bytes | bytearray | memoryview], i: int, now: float
+    ) -> int:
+        """`_predicted` for a run of in-order data segments that acknowledge nothing new
+        (a bulk receiver's every segment), with the control block held in local variables
+        for the run and written back once; returns the index of the first segment it
+        did not take. Each segment passes the very checks `_predicted` makes, and takes
+        its very steps: the run only saves the attribute traffic and the calls.
+        """
+        rec = self._rec
+        if (
+            self._ooo_starts
+            or rec.sacked
+            or rec.in_recovery
+            or self._fin_seq >= 0
+            or self._rcv_fin_seq >= 0
+            or self._read_closed
+            or rec.high_rxt < rec.lost_edge
+        ):
+            return i
+        n = len(segments)
+        ts_ok = self._ts_ok
+        checksum = self._checksum
+        pseudo = self._pseudo
+        lport = self.local_port
+        rport = self.remote_port
+        una = self.snd_una
+        una32 = una & MASK
+        rcv_nxt = self.rcv_nxt
+        rcv_adv = self._rcv_adv
+        wl1 = self.snd_wl1
+        wl2 = self.snd_wl2
+        ts_recent = self._ts_recent
+        last_ack_sent = self._last_ack_sent
+        wscale = self._snd_wscale
+        snd_wnd = self.snd_wnd
+        two_segments = 2 * self._rcv_mss
+        delayed_ack = self.config.delayed_ack
+        quickack = self._quickack
+        buf = self._rcvbuf
+        begin = i
+        while i < n:
+            data = segments[i]
+            m = len(data)
+            if ts_ok:
+                if m < HEADER_TS_SIZE:
+                    break
+                (sp, dp, seq, ack, off, flags, wnd, _c, _u, tsp, tsval, _e) = _unpack_ts(data)
+                if off != OFFSET_TS or tsp != TS_PREFIX:
+                    break
+                if (tsval - ts_recent) & MASK >= 0x80000000:
+                    break  # PAWS must look at it
+                hlen = HEADER_TS_SIZE
+            else:
+                if m < HEADER_SIZE:
+                    break
+                sp, dp, seq, ack, off, flags, wnd, _c, _u = _unpack_plain(data)
+                if off != OFFSET_PLAIN:
+                    break
+                tsval = -1
+                hlen = HEADER_SIZE
+            plen = m - hlen
+            if (
+                sp != rport
+                or dp != lport
+                or flags | PSH != ACK | PSH
+                or seq != rcv_nxt & MASK
+                or ack != una32  # new data acknowledged: _predicted's other half
+                or wl1 > rcv_nxt
+                or (wl1 == rcv_nxt and wl2 > una)
+                or plen == 0
+                or plen > rcv_adv - rcv_nxt
+                or (checksum and not segment_sum_ok(pseudo, data))
+            ):
+                break
+            if tsval >= 0 and rcv_nxt <= last_ack_sent:
+                ts_recent = tsval  # RFC 7323 §4.3: SEG.SEQ =< Last.ACK.sent
+                self._ts_recent_at = now
+            wnd <<= wscale
+            if wnd != snd_wnd:
+                if wnd > snd_wnd and wnd:
+                    self._persist_at = None
+                    self._persist_backoff = 0
+                snd_wnd = wnd
+                if wnd > self.max_snd_wnd:
+                    self.max_snd_wnd = wnd
+            wl1 = rcv_nxt
+            wl2 = una
+            if not buf and not self._readable_signalled:
+                self._readable_signalled = True
+                self._events.append(DataAvailable())
+            buf += memoryview(data)[hlen:]
+            rcv_nxt += plen
+            # _in_order_data's choice (RFC 5681 §4.2), with its variables local.
+            if quickack > 0 or rcv_nxt - last_ack_sent >= two_segments or not delayed_ack:
+                if quickack > 0:
+                    quickack -= 1
+                self._ack_now = True
+            elif self._delack_at is None:
+                self._delack_at = now + self.config.delayed_ack_timeout
+            i += 1
+        if i > begin:
+            taken = i - begin
+            self.segs_in += taken
+            self.bytes_in += rcv_nxt - self.rcv_nxt
+            self._last_recv = now
+            self._probes = 0
+            self._ts_recent = ts_recent
+            self.snd_wnd = snd_wnd
+            self.snd_wl1 = wl1
+            self.snd_wl2 = wl2
+            self.rcv_nxt = rcv_nxt
+            self._quickack = quickack
+        return i
 
     def _in_order_data(self, now: float, rcv_nxt: int, was_empty: bool, filled_hole: bool) -> None:
         """In-order bytes were queued for the user (RCV.NXT is now `rcv_nxt`): tell the

@@ -9,7 +9,9 @@ fake network in `synack.testing` carry them.
 The driver contract (aioquic's shape): for each datagram that arrives, or when the
 deadline of ``get_timer`` has passed,
 
-1. ``handle_segment(data, src, now)`` -- or ``handle_timer(now)``;
+1. ``handle_segment(data, src, now)`` -- or ``handle_segments(list, src, now)`` for
+   what one read brought from one peer, the same as each in turn -- or
+   ``handle_timer(now)``;
 2. ``ready()``: the connections and listeners with events waiting; drain each with
    its ``next_event()`` and let the application act (``send``, ``receive``,
    ``accept``, ``close``... are all allowed here);
@@ -34,6 +36,7 @@ from __future__ import annotations
 import hashlib
 import heapq
 import itertools
+from collections.abc import Sequence
 from dataclasses import replace
 
 from synack.tcp.config import Config
@@ -221,6 +224,32 @@ class Host:
             self._dirty_listeners[listener] = None
             return
         self._closed_reset(data, rip, sport, dport, flags)
+
+    def handle_segments(
+        self, segments: Sequence[bytes | bytearray | memoryview], src: str | bytes, now: float
+    ) -> None:
+        """Segments from `src`, in order: the same as ``handle_segment`` on each in turn.
+
+        The batch entry for what one read brought (a GRO read is one peer's burst, all of
+        one four-tuple): a connection takes its run of segments in one call
+        (`Connection.handle_segments`), so a bulk transfer's routing and call overhead is
+        paid once per run instead of once per segment.
+        """
+        rip = src if src.__class__ is bytes and len(src) in (4, 16) else address_bytes(src)
+        connections = self.connections
+        dirty = self._dirty
+        n = len(segments)
+        i = 0
+        while i < n:
+            data = segments[i]
+            if len(data) >= HEADER_SIZE:
+                conn = connections.get((data[2] << 8 | data[3], rip, data[0] << 8 | data[1]))
+                if conn is not None and conn.state is not _TIME_WAIT:
+                    i = conn.handle_segments(segments, i, now)
+                    dirty[conn] = None
+                    continue
+            self.handle_segment(data, rip, now)
+            i += 1
 
     def _closed_reset(
         self, data: bytes | bytearray | memoryview, rip: bytes, sport: int, dport: int, flags: int
