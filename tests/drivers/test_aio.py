@@ -19,13 +19,14 @@ import sys
 import textwrap
 import zlib
 from collections.abc import Awaitable, Callable
+from typing import Any
 
 import pytest
 
 from bounded import run
 from synack.drivers import aio
 from synack.drivers.udp import LOOPBACK_MTU, CarrierConfig
-from synack.tcp import Config
+from synack.tcp import Config, Host
 
 Handler = Callable[[asyncio.StreamReader, asyncio.StreamWriter], Awaitable[None]]
 
@@ -81,6 +82,31 @@ async def test_a_stream_crosses_both_ways_exactly_on_every_carrier_path(
         assert stats.send_calls == stats.datagrams_sent
     elif engine.carrier.gso:
         assert stats.send_calls < stats.datagrams_sent  # bursts went out batched
+    server.close()
+
+
+@pytest.mark.parametrize("gro", [None, False], ids=["gro", "no-gro"])
+@run
+async def test_the_datagrams_of_one_read_reach_the_host_in_one_call(
+    gro: bool | None, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The engine hands the host what one receive pass brought from one address as one
+    batch (Host.handle_segments), whether GRO coalesced it or not; every datagram goes
+    through a batch, and the stream still arrives exactly."""
+    runs: list[int] = []
+    original = Host.handle_segments
+
+    def counting(self: Host, segments: Any, src: Any, now: float) -> None:
+        runs.append(len(segments))
+        original(self, segments, src, now)
+
+    monkeypatch.setattr(Host, "handle_segments", counting)
+    carrier = CarrierConfig(gro=gro)
+    payload, got, server = await round_trip(carrier, 3_000_000)
+    assert got == payload
+    assert max(runs) > 8, runs  # bursts were batched
+    # Both ends' engines fed batches; the server's datagrams are among them.
+    assert 0 < server.engine.engine.carrier.stats.datagrams_received <= sum(runs)
     server.close()
 
 

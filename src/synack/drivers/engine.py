@@ -91,14 +91,20 @@ class Engine:
         one whose CRC-32 trailer does not match its segment (docs/PROTOCOL.md §5.3).
         The UDP ports are authoritative (§5.1): where a NAT or relay on the way
         rewrote them, the TCP header's ports are made to match before the host sees it.
+        Consecutive segments from one address go to the host in one call
+        (`Host.handle_segments`: a GRO read is one peer's burst).
         """
         host = self.host
         port = self.port
         ips = self._ips
         crc = self.crc
+        crc32 = zlib.crc32
+        from_bytes = int.from_bytes
         least = _HEADER_MIN + CRC_TRAILER if crc else _HEADER_MIN
         garbage = corrupt = 0
-        handle = host.handle_segment if self.observer is None else self._handle_traced
+        traced = self.observer is not None
+        run: list[memoryview] = []
+        run_ip = ""
         for datagram, (ip, sport) in self.carrier.recv_batch():
             n = len(datagram)
             if n < least:
@@ -107,7 +113,7 @@ class Engine:
             if crc:
                 n -= CRC_TRAILER
                 segment = datagram[:n]
-                if zlib.crc32(segment) != int.from_bytes(datagram[n:], "big"):
+                if crc32(segment) != from_bytes(datagram[n:], "big"):
                     corrupt += 1
                     continue
             else:
@@ -115,15 +121,30 @@ class Engine:
             if (segment[0] << 8 | segment[1]) != sport or (segment[2] << 8 | segment[3]) != port:
                 translate_ports(segment, sport, port, fix_checksum=not crc)
                 self.translated += 1
-            rip = ips.get(ip)
-            if rip is None:
-                rip = ips[ip] = socket.inet_aton(ip)
-            handle(segment, rip, now)
+            if traced:
+                self._handle_traced(segment, self._ip_bytes(ip), now)
+            elif ip == run_ip:
+                run.append(segment)
+            else:
+                if run:
+                    host.handle_segments(run, ips[run_ip], now)
+                run = [segment]
+                run_ip = ip
+                if ip not in ips:
+                    self._ip_bytes(ip)
+        if run:
+            host.handle_segments(run, ips[run_ip], now)
         if garbage:
             self.garbage += garbage
         if corrupt:
             self.corrupt += corrupt
         return self.carrier.errors()
+
+    def _ip_bytes(self, ip: str) -> bytes:
+        rip = self._ips.get(ip)
+        if rip is None:
+            rip = self._ips[ip] = socket.inet_aton(ip)
+        return rip
 
     def transmit(self, now: float) -> bool:
         """Send everything the host has due; False if some waits for the socket to drain."""
