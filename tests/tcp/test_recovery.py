@@ -87,7 +87,11 @@ def test_a_partial_ack_sends_the_segments_it_shows_lost_at_once() -> None:
     transmission that has since been delivered: the partial ACK proves that the
     retransmission it covers arrived, so the unSACKed segments sent before it are lost.
     """
-    s: Sock = established(rtt=0.1, sack=True, peer=SACK_PEER, congestion_control="newreno")
+    # The classic path (RFC 6675 and this Linux-like rule; the clock stands still here,
+    # where RACK would not trust an ACK sooner than min_RTT after the retransmission).
+    s: Sock = established(
+        rtt=0.1, sack=True, peer=SACK_PEER, congestion_control="newreno", rack=False
+    )
     s.conn.send(bytes(10 * MSS))
     assert offsets(recv(s)) == [i * MSS for i in range(10)]
     # Segments 0, 8 and 9 are lost. SACKs for 1..7 start recovery (at 1..3) and resend 0.
@@ -111,7 +115,9 @@ def test_a_partial_ack_resends_a_hole_below_sacked_data_at_once() -> None:
     the sequence range of one segment of up to SMSS octets starting with S2 MUST be
     returned." A partial ACK that shows the retransmission of segment 0 delivered shows
     segment 8, sent before it and still not SACKed, lost (RACK's rule, as in Linux)."""
-    s: Sock = established(rtt=0.1, sack=True, peer=SACK_PEER, congestion_control="newreno")
+    s: Sock = established(
+        rtt=0.1, sack=True, peer=SACK_PEER, congestion_control="newreno", rack=False
+    )
     s.conn.send(bytes(10 * MSS))
     recv(s)
     resent: list[Segment] = []

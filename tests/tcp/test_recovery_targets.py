@@ -161,11 +161,6 @@ def avoidable_rtos(rtt: float, loss: float, seeds: range) -> list[str]:
     return found
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="needs RACK (RFC 8985 §6): a retransmission lost again, with only one or two "
-    "segments sent after it SACKed, still waits for the RTO",
-)
 def test_no_rto_once_a_later_segment_and_its_sack_got_through() -> None:
     """300 KB at 1, 20 and 100 ms RTT with 5% and 10% loss each way, four seeds each."""
     avoidable = [

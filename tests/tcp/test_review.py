@@ -257,8 +257,9 @@ def test_new_recovery_may_start_once_the_rto_recovery_point_is_acknowledged() ->
     # value of RecoveryPoint" -- equal is enough. The core waits for SND.UNA to pass the
     # point (``snd_una <= _recover`` blocks), so a loss in the first flight after the
     # timeout's recovery is cumulatively acknowledged has to wait for a second RTO.
-    # (Without tail loss probes: the first timer to fire must be the RTO.)
-    s = established(rtt=0.1, sack=True, peer=SACK_PEER, tail_loss_probe=False)
+    # (Without tail loss probes: the first timer to fire must be the RTO. And on the
+    # classic path: RACK, on a clock that stands still, waits for its reordering timer.)
+    s = established(rtt=0.1, sack=True, peer=SACK_PEER, tail_loss_probe=False, rack=False)
     flight(s, 10)
     assert offsets(fire(s)) == [0]  # RTO: RecoveryPoint = HighData = 10 segments
     assert sack_ack(s, 10 * MSS, ()) == []  # all of it arrived: HighACK == RecoveryPoint

@@ -53,6 +53,15 @@ class Config:
     # segments is repaired by SACK recovery rather than by the RTO. Needs SACK. Off,
     # the classic RFC 6298/RFC 6675 behaviour, for comparison.
     tail_loss_probe: bool = True
+    # RACK (RFC 8985 §6): a segment is deemed lost once a segment sent after it has been
+    # delivered and a reordering window (a quarter of the minimum RTT, widened by D-SACKs)
+    # has passed, instead of after three duplicate ACKs; it also finds lost
+    # retransmissions and losses at the tail. Needs SACK. Off, RFC 6675's DupThresh.
+    rack: bool = True
+    # Proportional Rate Reduction (RFC 9937, which obsoletes RFC 6937): during fast
+    # recovery, send in proportion to what is delivered so that the flight comes down to
+    # ssthresh smoothly. Needs SACK. Off, RFC 6675's cwnd - pipe.
+    prr: bool = True
 
     # Retransmission timeout bounds (RFC 6298). RFC 6298 §2.4 says the minimum
     # SHOULD be 1 s; like Linux we default to 200 ms, which the RFC permits and

@@ -242,7 +242,9 @@ class Connection:
         self._rxt_ts = -1
         self._rxt_ts_end = 0
         # Loss detection and recovery: the scoreboard, tail loss probes, undo (recovery.py).
-        self._rec = Recovery(cfg.tail_loss_probe, DEFAULT_PEER_MSS)
+        self._rec = Recovery(
+            self._rtt, DEFAULT_PEER_MSS, tlp=cfg.tail_loss_probe, rack=cfg.rack, prr=cfg.prr
+        )
         # Delivery-rate samples and pacing, only for a congestion control that asks for
         # them (BBR): the sampler, the earliest time the next paced burst may leave, and
         # the timer set while data waits for it. The core paces through get_timer.
@@ -1288,8 +1290,11 @@ class Connection:
         if opts is not None and opts.sack_blocks and self._sack_ok:
             dsack = rec.dsack_of(opts.sack_blocks, seg.ack, snd_una)
             if dsack is not None:
-                rec.on_dsack(*dsack)
-            new_sack = rec.on_sack(opts.sack_blocks, snd_una, self.snd_max)
+                rec.on_dsack(dsack[0], dsack[1], snd_una, self.snd_max)
+            echo_ms = -1
+            if self._ts_ok and seg.tsecr:
+                echo_ms = int(now * 1000) - ((self._ts_now(now) - seg.tsecr) & MASK)
+            new_sack = rec.on_sack(opts.sack_blocks, snd_una, self.snd_max, now, echo_ms)
         elif not seg.payload and wnd == self.snd_wnd:
             rec.on_plain_duplicate_ack(ack, snd_una)
         self._probes = 0
@@ -1301,10 +1306,15 @@ class Connection:
             # moves the cumulative acknowledgment point" -- and only such an ACK is.
             if new_sack:
                 self._duplicate_ack(now)
-                rec.timer_at = None  # §7.2: no PTO while the scoreboard holds SACKed data
+                rec.pto_at = None  # §7.2: no PTO while the scoreboard holds SACKed data
                 if rec.tlp_reveals_loss(self._cc, self.snd_una, self.snd_max, now):
                     self._rtt_seq = -1  # Karn
             self._cc = rec.undo(self._cc)
+            if rec.in_recovery and rec.prr:
+                # RFC 9937: how much this ACK lets the recovery send.
+                rec.prr_on_ack(
+                    self._cc.ssthresh, self.snd_una - snd_una, self.snd_una, self.snd_max
+                )
         elif (
             ack == snd_una
             and self.snd_max > snd_una
@@ -1364,8 +1374,10 @@ class Connection:
 
         # RTT: the timestamp echo (RFC 7323 §4.1, only for ACKs that advance the left
         # edge) or the one timed segment (RFC 6298 §3, Karn's rule).
+        echo_ms = -1  # when the echoed TSval was sent, on our clock in ms
         if self._ts_ok and tsecr:
             rtt_ms = (((int(now * 1000) + self._ts_offset) & MASK) - tsecr) & MASK
+            echo_ms = int(now * 1000) - rtt_ms
             rxt_ts = self._rxt_ts
             if rxt_ts >= 0:
                 # Karn's rule (RFC 6298 §3) still holds with timestamps when the echo
@@ -1397,9 +1409,7 @@ class Connection:
         if drop > 0:
             del self._sndbuf[:drop]
             self._sndbuf_seq = buf_seq + drop
-        rec.on_ack_advance(
-            self._cc, acked, ack, self.snd_max, now, self._rtt.srtt or 0.0, in_flight
-        )
+        rec.on_ack_advance(self._cc, acked, ack, self.snd_max, now, in_flight, echo_ms)
 
         # RFC 6298 §5.2-5.3: stop the timer when all is acknowledged, else restart it.
         if ack >= self.snd_max:
@@ -1601,7 +1611,7 @@ class Connection:
         self._set_state(State.TIME_WAIT)
         # "Start the time-wait timer, turn off the other timers."
         self._rto_at = self._persist_at = self._keepalive_at = self._delack_at = None
-        self._rec.timer_at = None
+        self._rec.stop_timers()
         self._close_at = now + 2 * self.config.msl
 
     def _reset_after_close(self) -> None:
@@ -1699,12 +1709,13 @@ class Connection:
 
     @property
     def _recovery_at(self) -> float | None:
-        """The recovery's own timer (the PTO), in the table of timers below."""
+        """The recovery's own timer (RACK's reordering timer or the PTO), in the table
+        of timers below."""
         return self._rec.timer_at
 
     @_recovery_at.setter
     def _recovery_at(self, value: float | None) -> None:
-        self._rec.timer_at = value
+        """Nothing: `_recovery_timer` clears whichever of the two timers it ran."""
 
     def _arm_tlp(self, now: float) -> None:
         """RFC 8985 §7.2: (re)start the PTO after new data went out or was acknowledged."""
@@ -1718,11 +1729,18 @@ class Connection:
         )
 
     def _recovery_timer(self, now: float) -> None:
-        """The PTO expired (RFC 8985 §7.3): send one probe to draw an ACK (and its SACK
-        blocks) from the peer, then leave the rest to the RTO."""
+        """RACK's reordering timer (RFC 8985 §6.2) or the PTO (§7.3) expired."""
+        rec = self._rec
         if self.state not in SYNCHRONIZED or self.snd_max <= self.snd_una:
+            rec.stop_timers()
             return
-        if self._rec.probe_due():
+        if rec.reo_at is not None and now >= rec.reo_at:
+            rec.on_reorder_timeout(self._cc, self.snd_una, self.snd_max, now)
+        if rec.pto_at is None or now < rec.pto_at:
+            return
+        # The PTO: send one probe to draw an ACK (and its SACK blocks) from the peer,
+        # then leave the rest to the RTO.
+        if rec.probe_due():
             self._send_probe(now)
         # "After attempting to send a loss probe, regardless of whether a loss probe was
         # sent, the sender MUST re-arm the RTO timer, not the PTO timer, if the
@@ -2324,7 +2342,8 @@ class Connection:
         if self.state is State.CLOSED:
             return
         self._rto_at = self._persist_at = self._keepalive_at = self._delack_at = None
-        self._close_at = self._rec.timer_at = self._pace_at = None
+        self._close_at = self._pace_at = None
+        self._rec.stop_timers()
         self._ack_now = False
         self._syn_pending = False
         self._sndbuf.clear()

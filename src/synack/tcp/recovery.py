@@ -10,9 +10,14 @@ whether a reduction was spurious (undo). It never builds a segment, reads a cloc
 or holds the connection: values come in as arguments, and the congestion
 controller is passed to the calls that change it.
 
-The scoreboard is RFC 6675's (`sacked`, `pipe`, NextSeg as `retransmissions`),
-with tail loss probes (RFC 8985 §7) and undo of spurious fast recovery (RFC 3708
-with D-SACK, RFC 4015's response).
+The scoreboard is RFC 6675's (`sacked`, `pipe`, NextSeg as `retransmissions`).
+Loss is detected by RACK (RFC 8985 §6: a segment is lost once one sent after it
+has been delivered and a reordering window has passed), or, with
+``Config.loss_detection = "dupack"`` or without SACK, by RFC 6675's DupThresh
+rule; then tail loss probes (RFC 8985 §7), Proportional Rate Reduction for how
+much may be sent during recovery (RFC 9937, which obsoleted RFC 6937 in December
+2025), and undo of spurious fast recovery (RFC 3708 with D-SACK, RFC 4015's
+response).
 
 Every transmission is also kept as a `Sent` record, in the order sent: the
 per-segment state that time-based loss detection and delivery-rate estimation
@@ -23,10 +28,12 @@ burst sent at one instant, as Linux's per-skb state covers a TSO burst; see
 
 from __future__ import annotations
 
+from bisect import bisect_left
 from collections import deque
 
 from synack.tcp.congestion import CongestionControl
 from synack.tcp.ranges import RangeSet
+from synack.tcp.rtt import RttEstimator
 from synack.wire.seq import MASK, seq_lt
 
 # RFC 5681 §3.2 and RFC 6675: three duplicate ACKs (or that many SACKed segments) mean loss.
@@ -36,6 +43,9 @@ DUP_THRESH = 3
 # (Linux's TCP_DELACK_MAX is the same 200 ms).
 WCDELACKT = 0.2
 _FAR = 1 << 62
+# RFC 8985 §6.2 Step 4: the reordering window grown by D-SACKs is kept for this many
+# recoveries without one ("Reset the window after 16 DSACK-free recoveries").
+REO_WND_PERSIST = 16
 
 
 class Sent:
@@ -54,7 +64,10 @@ class Sent:
         "end",
         "first_sent_time",
         "is_app_limited",
+        "lost",
+        "order",
         "retransmitted",
+        "sacked_to",
         "start",
         "xmit_ts",
     )
@@ -78,6 +91,11 @@ class Sent:
         self.delivered_time = delivered_time
         self.first_sent_time = first_sent_time
         self.is_app_limited = is_app_limited
+        self.lost = False  # RACK deemed this retransmission lost and queued it again
+        # Place in the order of transmission: RACK_sent_after compares by this, which
+        # is what "sent after" means, where xmit_ts may tie (a burst, a frozen clock).
+        self.order = 0
+        self.sacked_to = start  # SACKed up to here (RACK counts each byte delivered once)
 
 
 class Recovery:
@@ -86,6 +104,7 @@ class Recovery:
     __slots__ = (
         "delivered",
         "delivered_time",
+        "dsack_round",
         "dsack_undos",
         "dupacks",
         "fast_retransmits",
@@ -98,16 +117,38 @@ class Recovery:
         "lt_bytes",
         "lt_una",
         "mss",
+        "new_loss",
+        "newly_sacked",
+        "prr",
+        "prr_cwnd",
+        "prr_delivered",
+        "prr_out",
+        "prr_sacked",
+        "pto_at",
+        "rack",
+        "rack_end",
+        "rack_fack",
+        "rack_order",
+        "rack_rtt",
+        "rack_xmit_ts",
         "recover",
         "recover_by_rto",
+        "recover_fs",
         "reno_sacked",
+        "reo_at",
+        "reo_wnd_mult",
+        "reo_wnd_persist",
+        "reordering_seen",
+        "rto_recovery",
+        "rtt",
         "rtx_now",
         "rxt_again",
         "rxt_log",
+        "rxt_records",
         "sack_ok",
         "sacked",
         "sent",
-        "timer_at",
+        "sent_count",
         "tlp",
         "tlp_end",
         "tlp_retrans",
@@ -118,7 +159,10 @@ class Recovery:
         "undo_ranges",
     )
 
-    def __init__(self, tail_loss_probe: bool, mss: int) -> None:
+    def __init__(
+        self, rtt: RttEstimator, mss: int, *, tlp: bool = True, rack: bool = True, prr: bool = True
+    ) -> None:
+        self.rtt = rtt  # the connection's estimator: SRTT and min_RTT are read from it
         self.sack_ok = False
         self.mss = mss
         self.dupacks = 0
@@ -129,6 +173,7 @@ class Recovery:
         self.in_recovery = False  # fast recovery (RFC 6582 / RFC 6675)
         self.recover = 0  # RecoveryPoint: no new recovery until SND.UNA passes it
         self.recover_by_rto = False  # recover was set by a timeout (RFC 6675 §5.1)
+        self.rto_recovery = False  # SND.UNA is still below the recovery point of an RTO
         self.high_rxt = 0  # retransmitted up to here in the current episode
         self.lost_edge = 0  # unSACKed bytes below here are deemed lost
         self.sacked = RangeSet()  # the scoreboard: what the peer has SACKed above SND.UNA
@@ -141,8 +186,8 @@ class Recovery:
         # Tail loss probe (RFC 8985 §7): the PTO deadline; TLP.end_seq (SND.MAX when the
         # probe went out, -1 when no probe is outstanding) and where the probe began;
         # TLP.is_retrans; and whether an RTT sample came since the last probe (§7.3).
-        self.tlp = tail_loss_probe
-        self.timer_at: float | None = None
+        self.tlp = tlp
+        self.pto_at: float | None = None
         self.tlp_end = -1
         self.tlp_start = 0
         self.tlp_retrans = False
@@ -161,6 +206,35 @@ class Recovery:
         self.delivered = 0
         self.delivered_time = 0.0
         self.first_sent_time = 0.0
+        # RACK (RFC 8985 §6.1): RACK.xmit_ts and RACK.end_seq of the most recently sent
+        # segment delivered (-1.0: none yet), RACK.rtt, RACK.fack, RACK.reordering_seen,
+        # RACK.reo_wnd_mult, RACK.reo_wnd_persist and RACK.dsack_round (-1: None); the
+        # reordering timer; and how many retransmissions are among the `sent` records.
+        self.rack = rack
+        self.rack_xmit_ts = -1.0
+        self.rack_end = 0
+        self.rack_order = -1  # the transmission number of RACK.segment
+        self.sent_count = 0
+        self.rack_rtt = 0.0
+        self.rack_fack = 0
+        self.reordering_seen = False
+        self.reo_wnd_mult = 1
+        self.reo_wnd_persist = 0
+        self.dsack_round = -1
+        self.reo_at: float | None = None
+        self.rxt_records = 0
+        # PRR (RFC 9937): prr_delivered, prr_out and RecoverFS of this recovery; the
+        # window it allows (pipe + sndcnt, as of the last ACK); the SACKed bytes its last
+        # count saw, and those the latest ACK newly SACKed; and whether the latest ACK
+        # showed a further loss (then it is not a "safe ACK").
+        self.prr = prr
+        self.prr_delivered = 0
+        self.prr_out = 0
+        self.recover_fs = 0
+        self.prr_cwnd = 0
+        self.prr_sacked = 0
+        self.newly_sacked = 0
+        self.new_loss = False
         # Counters the connection reports.
         self.fast_retransmits = 0
         self.loss_probes = 0
@@ -192,22 +266,40 @@ class Recovery:
             # in flight yet, then we can start the delivery rate interval at the
             # current time".
             self.first_sent_time = self.delivered_time = now
-        self.sent.append(
-            Sent(
-                start,
-                end + 1 if fin else end,
-                now,
-                retransmit,
-                self.delivered,
-                self.delivered_time,
-                self.first_sent_time,
-                False,
-            )
+        seg = Sent(
+            start,
+            end + 1 if fin else end,
+            now,
+            retransmit,
+            self.delivered,
+            self.delivered_time,
+            self.first_sent_time,
+            False,
         )
-        if retransmit and self.sack_ok and end > start:
-            self.rxt_log.append((start, end, snd_max))
-            if self.undo_cc is not None:
-                self.undo_ranges.append((start, end))
+        self.sent_count += 1
+        seg.order = self.sent_count
+        self.sent.append(seg)
+        if self.in_recovery:
+            self.prr_out += end - start  # RFC 9937: "prr_out += (data sent)"
+        if retransmit:
+            self.rxt_records += 1
+            if self.sack_ok and end > start:
+                if not self.rack:  # RACK finds lost retransmissions by their send time
+                    self.rxt_log.append((start, end, snd_max))
+                if self.undo_cc is not None:
+                    self.undo_ranges.append((start, end))
+
+    @property
+    def timer_at(self) -> float | None:
+        """When the recovery's timer is due: the reordering timer or the PTO."""
+        reo = self.reo_at
+        pto = self.pto_at
+        if reo is None:
+            return pto
+        return reo if pto is None or reo < pto else pto
+
+    def stop_timers(self) -> None:
+        self.reo_at = self.pto_at = None
 
     # ------------------------------------------------------------------ the scoreboard
 
@@ -223,8 +315,16 @@ class Recovery:
             out -= self._unsacked_between(self.high_rxt, self.lost_edge)
         return out
 
-    def on_sack(self, blocks: tuple[tuple[int, int], ...], una: int, snd_max: int) -> bool:
-        """RFC 6675 Update(): mark SACKed ranges; True if any byte was newly SACKed."""
+    def on_sack(
+        self,
+        blocks: tuple[tuple[int, int], ...],
+        una: int,
+        snd_max: int,
+        now: float,
+        echo_ms: int,
+    ) -> bool:
+        """RFC 6675 Update(): mark SACKed ranges; True if any byte was newly SACKed.
+        (`echo_ms` as for `on_ack_advance`.)"""
         hi = snd_max
         sacked = self.sacked
         before = sacked.total
@@ -239,10 +339,16 @@ class Recovery:
             if right <= left:
                 continue
             sacked.add(left, right)
-        changed = sacked.total > before
+        self.newly_sacked = sacked.total - before
+        changed = self.newly_sacked > 0
         if changed:
-            if self.in_recovery:
-                self.lost_edge = max(self.lost_edge, self._sack_lost_edge(una))
+            if self.rack:
+                self._rack_update_sacked(una, now, echo_ms)
+            elif self.in_recovery:
+                edge = self._sack_lost_edge(una)
+                if edge > self.lost_edge:
+                    self.lost_edge = edge
+                    self.new_loss = True
             if self.rxt_log:
                 self._find_lost_retransmissions(una)
         return changed
@@ -260,6 +366,7 @@ class Recovery:
                 continue  # it arrived
             if highest > marker:
                 self.rxt_again.append((max(start, una), end))
+                self.new_loss = True
             else:
                 keep.append((start, end, marker))
         self.rxt_log = keep
@@ -299,6 +406,8 @@ class Recovery:
         first retransmissions found lost themselves (already counted in the pipe), then
         the holes below the loss edge as far as cwnd - pipe allows. The caller sends
         each (and reports it to `on_transmit`)."""
+        if self.in_recovery and self.prr and self.sack_ok:
+            cwnd = self.prr_cwnd
         out: list[tuple[int, int]] = []
         again = self.rxt_again
         while again:
@@ -326,7 +435,10 @@ class Recovery:
         return out
 
     def send_room(self, cwnd: int, una: int, snd_max: int, mss: int) -> int:
-        """Bytes of new data the congestion window leaves room for now."""
+        """Bytes of new data the congestion window leaves room for now (in fast
+        recovery, the window PRR allows)."""
+        if self.in_recovery and self.prr and self.sack_ok:
+            cwnd = self.prr_cwnd
         room = cwnd - self.pipe(una, snd_max)
         dupacks = self.dupacks
         if dupacks > 0 and not self.in_recovery:
@@ -365,6 +477,11 @@ class Recovery:
         """A duplicate ACK (RFC 5681 §2; with SACK, RFC 6675 §2's: one that SACKs new
         data). True if it started a fast recovery."""
         self.dupacks += 1
+        if self.rack and self.sack_ok:
+            # RFC 8985 §6.2: RACK, not DupThresh, decides (reo_wnd is 0 once DupThresh
+            # segments are SACKed and no reordering was seen, which gives the same
+            # answer), in recovery as out of it: it also finds lost retransmissions.
+            return self.rack_detect(cc, una, snd_max, now)
         if self.in_recovery:
             if not self.sack_ok:
                 # Each duplicate ACK means one more segment has left the network
@@ -387,8 +504,11 @@ class Recovery:
         self.enter_recovery(cc, una, snd_max, now)
         return True
 
-    def enter_recovery(self, cc: CongestionControl, una: int, snd_max: int, now: float) -> None:
-        """Fast retransmit and fast recovery (RFC 5681 §3.2, RFC 6582, RFC 6675 §5)."""
+    def enter_recovery(
+        self, cc: CongestionControl, una: int, snd_max: int, now: float, lost_edge: int = 0
+    ) -> None:
+        """Fast retransmit and fast recovery (RFC 5681 §3.2, RFC 6582, RFC 6675 §5);
+        `lost_edge`: unSACKed bytes below it are lost (RACK's verdict), else IsLost ()."""
         in_flight = snd_max - una
         # RFC 5681 §3.2 step 2: ssthresh from FlightSize; "When [RFC3042] is in use,
         # additional data sent in limited transmit MUST NOT be included in this
@@ -400,7 +520,7 @@ class Recovery:
         cc.on_congestion(now, max(in_flight - limited, 0))
         self.lt_bytes = 0
         self.in_recovery = True
-        self.timer_at = None  # RFC 8985 §7.2: no probes during recovery
+        self.pto_at = None  # RFC 8985 §7.2: no probes during recovery
         self.tlp_end = -1  # the recovery now repairs what the probe was sent to find
         self.recover = snd_max  # RecoveryPoint = HighData
         self.recover_by_rto = False
@@ -408,8 +528,19 @@ class Recovery:
         self.fast_retransmits += 1
         self.rtx_now = True
         mss = self.mss
+        # RFC 9937 at the start of recovery: "prr_delivered = 0", "prr_out = 0", and
+        # RecoverFS the flight less what was SACKed before the ACK that began it. (Linux
+        # takes cwnd before the reduction; the RFC's choice is what we follow.) The
+        # first count is made by `prr_on_ack` for this same ACK.
+        sacked_before = self.sacked.total - self.newly_sacked if self.sack_ok else 0
+        self.prr_delivered = self.prr_out = 0
+        self.recover_fs = max(in_flight - sacked_before, 1)
+        self.prr_sacked = sacked_before if self.sack_ok else self.reno_sacked
+        self.prr_cwnd = 0  # until this ACK's count: the forced fast retransmit only
+        self.new_loss = True
         if self.sack_ok:
-            self.lost_edge = min(max(self._sack_lost_edge(una), una + mss), snd_max)
+            edge = lost_edge if lost_edge else self._sack_lost_edge(una)
+            self.lost_edge = min(max(edge, una + mss), snd_max)
         else:
             self.reno_sacked = min(DUP_THRESH * mss, max(in_flight - mss, 0))
             self.lost_edge = min(una + mss, snd_max)
@@ -421,14 +552,25 @@ class Recovery:
         ack: int,
         snd_max: int,
         now: float,
-        rtt: float,
         in_flight: int,
+        echo_ms: int,
     ) -> None:
-        """SND.UNA moved up by `acked` to `ack`; `in_flight` is the pipe before it did."""
+        """SND.UNA moved up by `acked` to `ack`; `in_flight` is the pipe before it did;
+        `echo_ms` is when (on our clock, in ms) the segment whose TSval the ACK echoes
+        was sent, or -1."""
         self.dupacks = 0
         sent = self.sent
-        while sent and sent[0].end <= ack:
-            sent.popleft()
+        newest: Sent | None = None
+        if self.rxt_records:
+            # Retransmissions sit among later transmissions: take out all that arrived.
+            newest = self._take_delivered(ack, now, echo_ms)
+            sent = self.sent
+        else:
+            while sent and sent[0].end <= ack:
+                newest = sent.popleft()
+        newest_end = ack
+        if sent and sent[0].start < ack and not sent[0].retransmitted:
+            newest = sent[0]  # partly acknowledged: sent no earlier than those taken out
         if self.sacked:
             self.sacked.trim_below(ack)
         if self.high_rxt < ack:
@@ -437,14 +579,29 @@ class Recovery:
             self.lost_edge = ack
         if self.rxt_log and ack >= self.recover:
             self.rxt_log.clear()  # the loss episode is over: its retransmissions arrived
+        if self.rack:
+            if newest is not None and not newest.retransmitted:
+                self._rack_advance(newest, min(newest.end, newest_end), now)
+            if self.dsack_round >= 0 and ack >= self.dsack_round:
+                self.dsack_round = -1  # RFC 8985 §6.2 Step 4: a round has passed
         # Congestion control: RFC 6582 §3.2 steps 3 and 5 (partial and full ACKs).
         if not self.in_recovery:
-            cc.on_ack(acked, now, rtt, in_flight)
+            cc.on_ack(acked, now, self.rtt.srtt or 0.0, in_flight)
+            if self.rto_recovery and ack >= self.recover:
+                self.rto_recovery = False
+                self._recovery_ended()  # the RTO's recovery
+            if self.rack and self.sack_ok and sent:
+                first = sent[0]
+                if first.order < self.rack_order or (
+                    first.order == self.rack_order and self.rack_end > ack
+                ):
+                    self.rack_detect(cc, ack, snd_max, now)
             return
         if ack >= self.recover:
             self.in_recovery = False
             self.rxt_log.clear()
             self.reno_sacked = 0
+            self._recovery_ended()
             cc.on_recovery_end(now)
         elif not self.sack_ok:
             # Partial ACK without SACK: the next hole starts at the new SND.UNA.
@@ -452,6 +609,9 @@ class Recovery:
             self.lost_edge = min(ack + self.mss, snd_max)
             self.high_rxt = ack
             self.rtx_now = True  # RFC 6582 §3.2 step 5 (the RTO restarts at the caller)
+            self.new_loss = True
+        elif self.rack:
+            self.rack_detect(cc, ack, snd_max, now)
         elif self.lost_edge < self.recover and not self.rtx_now:
             # Partial ACK with SACK. RFC 6675 §5 (C) sends whatever NextSeg () returns
             # while cwnd - pipe >= 1 SMSS, but its IsLost () needs SACKed data above
@@ -466,6 +626,210 @@ class Recovery:
             # that retransmission is still to go (rtx_now: ACKs fed in a batch):
             # then the original arrived late, which proves nothing.
             self.lost_edge = self.recover
+            self.new_loss = True
+
+    def prr_on_ack(self, ssthresh: int, acked: int, una: int, snd_max: int) -> None:
+        """RFC 9937's count on each ACK of a fast recovery: how much may be sent.
+
+        DeliveredData is what the ACK newly acknowledged, cumulatively or by SACK (or,
+        without SACK, the segment each duplicate ACK stands for). While the pipe is
+        above ssthresh, sending follows the delivery in proportion, so that the flight
+        comes down to ssthresh by the end of the recovery: sndcnt = ceil(prr_delivered *
+        ssthresh / RecoverFS) - prr_out. Below it, the reduction bound: the
+        conservative one (PRR-CRB, what was delivered and not yet answered, and at
+        least this ACK's DeliveredData) and, on a "safe ACK" (one that advances
+        SND.UNA and shows no further loss), one segment more (PRR-SSRB), never beyond
+        ssthresh - pipe. cwnd for this ACK is pipe + sndcnt."""
+        sacked = self.sacked.total if self.sack_ok else self.reno_sacked
+        delivered = acked + sacked - self.prr_sacked
+        self.prr_sacked = sacked
+        further_loss = self.new_loss
+        self.new_loss = False
+        if delivered <= 0:
+            return  # RFC 9937: nothing delivered, nothing to send (cwnd unchanged)
+        self.prr_delivered += delivered
+        pipe = self.pipe(una, snd_max)
+        if pipe > ssthresh:
+            sndcnt = -(-self.prr_delivered * ssthresh // self.recover_fs) - self.prr_out
+        else:
+            sndcnt = max(self.prr_delivered - self.prr_out, delivered)
+            if acked > 0 and not further_loss:
+                sndcnt += self.mss
+            sndcnt = min(ssthresh - pipe, sndcnt)
+        if sndcnt < 0:
+            sndcnt = 0
+        if self.prr_out == 0 and sndcnt == 0:
+            sndcnt = self.mss  # RFC 9937: the fast retransmit is forced on entering
+        self.prr_cwnd = pipe + sndcnt
+
+    # ------------------------------------------------------------------ RACK (RFC 8985 §6)
+
+    def _rack_advance(self, seg: Sent, end: int, now: float) -> None:
+        """RFC 8985 §6.2 Step 2 for the most recently sent segment this ACK delivered
+        (`end`: where its delivered part ends): "update the RACK.rtt to be the RTT
+        sample calculated using this ACK. Furthermore, record the most recent
+        Segment.xmit_ts in RACK.xmit_ts if it is ahead of RACK.xmit_ts." """
+        self.rack_rtt = now - seg.xmit_ts
+        order = self.rack_order
+        if seg.order > order or (seg.order == order and end > self.rack_end):
+            self.rack_xmit_ts = seg.xmit_ts
+            self.rack_order = seg.order
+            self.rack_end = end
+        if end > self.rack_fack:
+            self.rack_fack = end
+
+    def _valid_sample(self, seg: Sent, now: float, echo_ms: int) -> bool:
+        """RFC 8985 §6.2: "ignore a segment as invalid if any of its sequence range has
+        been retransmitted before and if either of two conditions is true: 1. The
+        Timestamp Echo Reply field (TSecr) of the ACK's timestamp option [RFC7323], if
+        available, indicates the ACK was not acknowledging the last retransmission of
+        the segment. 2. The segment was last retransmitted less than RACK.min_rtt ago." """
+        if not seg.retransmitted:
+            return True
+        if 0 <= echo_ms < int(seg.xmit_ts * 1000):
+            return False
+        min_rtt = self.rtt.min_rtt
+        return min_rtt is None or now - seg.xmit_ts >= min_rtt
+
+    def _take_delivered(self, ack: int, now: float, echo_ms: int) -> Sent | None:
+        """Remove every record the cumulative ACK covers; the most recently sent of them
+        that is a valid RACK sample is returned (retransmissions go through the checks
+        here, originals through the caller)."""
+        newest: Sent | None = None
+        keep: deque[Sent] = deque()
+        for seg in self.sent:
+            if seg.end > ack:
+                keep.append(seg)
+                continue
+            if seg.retransmitted:
+                self.rxt_records -= 1
+                if not seg.lost and self._valid_sample(seg, now, echo_ms):
+                    self._rack_advance(seg, seg.end, now)
+            elif newest is None or seg.order > newest.order:
+                newest = seg
+        self.sent = keep
+        return newest
+
+    def _rack_update_sacked(self, una: int, now: float, echo_ms: int) -> None:
+        """RFC 8985 §6.2 Step 2 (and Step 3, reordering) for what a SACK newly covered."""
+        sacked = self.sacked
+        starts = sacked.starts
+        ends = sacked.ends
+        fack = self.rack_fack
+        best: Sent | None = None
+        best_end = 0
+        for seg in self.sent:
+            end = seg.end
+            if end <= una or seg.lost:
+                continue
+            i = bisect_left(starts, end) - 1
+            if i < 0 or ends[i] <= seg.sacked_to:
+                continue
+            hi = ends[i] if ends[i] < end else end
+            if hi <= seg.start:
+                continue
+            seg.sacked_to = hi
+            # Step 3: "If a never-retransmitted segment that's below RACK.fack is
+            # (selectively or cumulatively) acknowledged, it has been delivered out of
+            # order." (Bytes below high_rxt were retransmitted in this episode.)
+            if not seg.retransmitted and hi <= fack and seg.start >= self.high_rxt:
+                self.reordering_seen = True
+            if not self._valid_sample(seg, now, echo_ms):
+                continue
+            if best is None or seg.order > best.order:
+                best = seg
+                best_end = hi
+        if best is not None:
+            self._rack_advance(best, best_end, now)
+
+    def reo_wnd(self) -> float:
+        """RFC 8985 §6.2 Step 4, RACK_update_reo_wnd (the D-SACK part is in `on_dsack`):
+        "If RACK.reordering_seen is FALSE: If in Fast or RTO recovery: Return 0 Else if
+        RACK.segs_sacked >= DupThresh: Return 0 / Return min(RACK.reo_wnd_mult *
+        RACK.min_RTT / 4, SRTT)"."""
+        if not self.reordering_seen and (
+            self.in_recovery or self.rto_recovery or self.sacked.total > (DUP_THRESH - 1) * self.mss
+        ):
+            return 0.0
+        rtt = self.rtt
+        min_rtt = rtt.min_rtt
+        if min_rtt is None or rtt.srtt is None:
+            return 0.0
+        return min(self.reo_wnd_mult * min_rtt / 4, rtt.srtt)
+
+    def rack_detect(self, cc: CongestionControl, una: int, snd_max: int, now: float) -> bool:
+        """RFC 8985 §6.2 Step 5, RACK_detect_loss, then what RFC 8985 §6.2 asks of the
+        sender: a fast recovery when a loss is found outside one, a reordering timer
+        for the segments not lost yet. True if it began a fast recovery.
+
+        A transmission record is lost once one sent after it was delivered and
+        RACK.rtt + RACK.reo_wnd have passed since it was sent. New data is sent in
+        sequence order, so the originals found lost are a prefix of the flight and
+        raise the loss edge; a retransmission found lost is queued to go again."""
+        self.reo_at = None
+        if self.rack_xmit_ts < 0:
+            return False
+        wait = self.rack_rtt + self.reo_wnd()
+        sacked = self.sacked
+        edge = self.lost_edge
+        found = False
+        timeout = 0.0
+        rack_order = self.rack_order
+        rack_end = self.rack_end
+        for seg in self.sent:
+            order = seg.order
+            if order > rack_order:
+                break  # the records are in the order sent: the rest came later still
+            end = seg.end
+            if order == rack_order and end > rack_end:
+                # RACK.segment's own burst, sent in sequence order: only the part below
+                # RACK.end_seq was sent before it.
+                end = rack_end
+            if end <= una or seg.lost:
+                continue
+            lo = seg.start if seg.start > una else una
+            if lo >= end or sacked.covered(lo, end) == end - lo:
+                continue  # delivered
+            remaining = seg.xmit_ts + wait - now
+            if remaining > 0:
+                if remaining > timeout:
+                    timeout = remaining
+            elif seg.retransmitted:
+                seg.lost = True  # "Segment.xmit_ts = INFINITE_TS": not judged again
+                self.rxt_again.append((lo, end))
+                found = True
+            elif end > edge:
+                edge = end if end < snd_max else snd_max
+                found = True
+        if timeout > 0:
+            # "For timely loss detection, it is RECOMMENDED that the sender install a
+            # reordering timer."
+            self.reo_at = now + timeout
+        if not found:
+            return False
+        self.new_loss = True
+        if self.in_recovery or self.rto_recovery:
+            if edge > self.lost_edge:
+                self.lost_edge = edge
+            return False
+        if una < self.recover:
+            return False  # as RFC 6675 §5.1 / RFC 6582: no new recovery below its point
+        self.enter_recovery(cc, una, snd_max, now, edge)
+        return True
+
+    def on_reorder_timeout(self, cc: CongestionControl, una: int, snd_max: int, now: float) -> bool:
+        """The reordering timer expired: RFC 8985 §6.2, "RACK_detect_loss_and_arm_timer()"
+        once more. True if a fast recovery began."""
+        self.reo_at = None
+        return self.rack_detect(cc, una, snd_max, now)
+
+    def _recovery_ended(self) -> None:
+        """RFC 8985 §6.2 Step 4: "Else if exiting Fast or RTO recovery:
+        RACK.reo_wnd_persist -= 1; If RACK.reo_wnd_persist <= 0: RACK.reo_wnd_mult = 1"."""
+        self.reo_wnd_persist -= 1
+        if self.reo_wnd_persist <= 0:
+            self.reo_wnd_persist = 0
+            self.reo_wnd_mult = 1
 
     # ------------------------------------------------------------------ timers
 
@@ -478,13 +842,17 @@ class Recovery:
         self.dupacks = 0
         self.rxt_log.clear()  # everything unSACKed is resent after a timeout anyway
         self.rxt_again.clear()
-        self.timer_at = None
+        self.pto_at = None
         self.tlp_end = -1  # the probe, if any, is "deemed lost" (RFC 8985 §7.3)
         self.undo_cc = None  # only a fast recovery is undone (Linux also undoes RTOs)
         self.undo_ranges.clear()
         self.undo_dsacked = 0
         self.recover = snd_max
         self.recover_by_rto = True
+        self.rto_recovery = True
+        for seg in self.sent:
+            if seg.retransmitted:
+                seg.lost = True  # everything unSACKed goes again from SND.UNA anyway
         if retries >= 2 and self.sacked:
             # A second timeout with SACKed data still unacknowledged: the receiver may
             # have discarded it (RFC 2018 §8, reneging). Forget the scoreboard.
@@ -525,7 +893,7 @@ class Recovery:
             or (self.recover_by_rto and una < self.recover)
             or handshaking  # our SYN is unacknowledged: the handshake's own timer
         ):
-            self.timer_at = None
+            self.pto_at = None
             return
         # "PTO = 2 * SRTT; If FlightSize is one segment: PTO += WCDelAckT" (with one
         # segment out, a delayed ACK is what the peer owes us); "Else: PTO = 1 sec"
@@ -541,7 +909,7 @@ class Recovery:
         at = now + pto
         if rto_at is not None and at > rto_at:
             at = rto_at
-        self.timer_at = at
+        self.pto_at = at
 
     def probe_due(self) -> bool:
         """The PTO expired (RFC 8985 §7.3): may a probe go now? "1. First, there is no
@@ -549,7 +917,7 @@ class Recovery:
         obtained an RTT measurement since the last loss probe transmission or the start
         of the connection" -- "If either one of these two conditions is not met, the
         sender MUST skip sending a loss probe"."""
-        self.timer_at = None
+        self.pto_at = None
         return self.tlp_end < 0 and self.tlp_sampled
 
     def on_probe_sent(self, start: int, snd_max: int, retransmit: bool) -> None:
@@ -591,8 +959,8 @@ class Recovery:
         and a round trip ago, before a segment since delivered -- "Then the sender would
         trigger a fast recovery to recover those losses". Our DupThresh rule alone would
         not: one SACKed probe is below its threshold, and the RTO would follow. True if
-        it started a recovery."""
-        if self.tlp_end < 0 or self.in_recovery:
+        it started a recovery. (RACK draws the same conclusion by itself.)"""
+        if self.tlp_end < 0 or self.in_recovery or self.rack:
             return False
         start = self.tlp_start
         if not self.sacked or self.sacked.ends[-1] <= start or una >= start:
@@ -628,8 +996,17 @@ class Recovery:
         left = una + (d - 0x100000000 if d >= 0x80000000 else d)
         return left, left + ((right32 - left32) & MASK)
 
-    def on_dsack(self, left: int, right: int) -> None:
-        """A duplicate [left, right) arrived at the peer: which retransmission it was."""
+    def on_dsack(self, left: int, right: int, una: int, snd_max: int) -> None:
+        """A duplicate [left, right) arrived at the peer: which retransmission it was;
+        and RFC 8985 §6.2 Step 4: "If RACK.dsack_round is None AND any DSACK option is
+        present on latest received ACK: RACK.dsack_round = SND.NXT; RACK.reo_wnd_mult
+        += 1; RACK.reo_wnd_persist = 16" (the round ends when SND.UNA reaches it)."""
+        if self.dsack_round >= 0 and una >= self.dsack_round:
+            self.dsack_round = -1
+        if self.dsack_round < 0:
+            self.dsack_round = snd_max
+            self.reo_wnd_mult += 1
+            self.reo_wnd_persist = REO_WND_PERSIST
         # RFC 8985 §7.4.2: "If the TLP retransmission is spurious, a receiver that uses
         # DSACK would return an ACK that covers TLP.end_seq with a DSACK option": no loss.
         if self.tlp_end >= 0 and self.tlp_retrans and right == self.tlp_end:
