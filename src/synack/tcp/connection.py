@@ -1924,7 +1924,7 @@ class Connection:
         # retransmissions found lost themselves (already counted in the pipe), then the
         # holes below the loss edge.
         rec = self._rec
-        if budget:
+        if budget and (rec.rxt_again or rec.high_rxt < rec.lost_edge):
             for start, end in rec.retransmissions(self.snd_una, self.snd_max, mss, cwnd):
                 self._send_range(out, start, end, now, retransmit=True)
                 spent += end - start
