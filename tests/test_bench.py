@@ -137,3 +137,17 @@ def test_bbr() -> None:
     # BBR and CUBIC alone at three loss rates, then the two sharing one buffer.
     assert len(rows) == 3, out
     assert "| 1 MB/s | 20 ms | bbr |" in out and "CUBIC share" in out, out
+
+
+def test_core_ab(tmp_path: Path) -> None:
+    out = run_bench(
+        "core_ab.py",
+        *("--size", "0.2", "--baseline", "1", "--rounds", "2", "--tmp-dir", str(tmp_path)),
+    )
+    # Each worker imported its own revision's core, unpacked under tmp_path.
+    sources = re.findall(r"\(synack from (.+)\)", out)
+    assert len(sources) == 2 and sources[0] != sources[1], out
+    assert all(source.startswith(str(tmp_path)) for source in sources), out
+    assert "rounds: 2 of 0.2 MB" in out, out
+    assert re.search(r"verdict: median B/A \d\.\d{3} (meets|is BELOW) the target 0.95", out), out
+    assert list(tmp_path.iterdir()) == [], "the bench left its trees behind"
