@@ -618,6 +618,12 @@ class Connection:
         self._rcv_mss = max(min(cfg.mss, self._peer_mss) - self._opt_len, 1)
         self._cc = make_congestion_control(cfg.congestion_control, self.snd_mss, cfg.initial_window)
         self._rate = RateSampler() if self._cc.uses_rate_samples else None
+        if self._rate is not None:
+            # PRR is a loss-based sender's way down to ssthresh; a model-based one sets
+            # its own window in recovery (BBR: packet conservation, then its model), as
+            # Linux's tcp_cong_control skips PRR for a congestion control with its own
+            # cong_control.
+            self._rec.prr = False
         self._rec.sack_ok = self._sack_ok
         self._rec.mss = self.snd_mss
 
