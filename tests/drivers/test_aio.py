@@ -111,6 +111,31 @@ async def test_the_datagrams_of_one_read_reach_the_host_in_one_call(
 
 
 @run
+async def test_a_no_delay_write_is_sent_inside_write_and_others_wait_for_the_loop() -> None:
+    """With TCP_NODELAY a write goes out before ``write`` returns, as asyncio's own
+    transports send; without it, one loop turn's writes wait for the loop to send them
+    together."""
+    server = await aio.start_server(echo, "127.0.0.1", 0)
+    reader, writer = await aio.open_connection(*server.addresses[0])
+    transport = writer.transport
+    stats = transport._engine.engine.carrier.stats  # type: ignore[attr-defined]
+    transport.set_no_delay(True)  # type: ignore[attr-defined]
+    before = stats.datagrams_sent
+    writer.write(b"n" * 100)
+    assert stats.datagrams_sent == before + 1
+    assert await reader.readexactly(100) == b"n" * 100
+    transport.set_no_delay(False)  # type: ignore[attr-defined]
+    before = stats.datagrams_sent
+    writer.write(b"a" * 10)
+    writer.write(b"b" * 10)
+    assert stats.datagrams_sent == before  # nothing yet: the loop's turn sends them
+    assert await reader.readexactly(20) == b"a" * 10 + b"b" * 10
+    writer.close()
+    await writer.wait_closed()
+    server.close()
+
+
+@run
 async def test_the_mss_follows_the_carriers_mtu() -> None:
     cases = (
         (CarrierConfig(), 1452 - 4),  # the CRC-32 trailer takes 4 bytes of each datagram

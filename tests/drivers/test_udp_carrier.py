@@ -236,6 +236,26 @@ def test_recv_batch_bounds(opened: list[UdpCarrier], offload: bool) -> None:
     assert rest == segments[11:]
 
 
+@pytest.mark.parametrize("offload", PATHS)
+def test_until_short_ends_a_batch_at_a_short_datagram(
+    opened: list[UdpCarrier], offload: bool
+) -> None:
+    """A datagram shorter than the MTU allows ends the batch (the end of a burst, most
+    likely): what follows stays queued, keeps the socket readable, and comes next."""
+    tx = carrier(opened, False)  # separate datagrams, so each read takes one
+    rx = carrier(opened, offload)
+    full = rx.config.mtu - 28  # IPv4 and UDP headers
+    segments = randoms(full, full, 100, full, 100)
+    assert tx.send_batch(segments, rx.sockname) == 5
+    select.select([rx], [], [], WAIT)
+    first = [bytes(v) for v, _ in rx.recv_batch(until_short=True)]
+    assert first == segments[:3]
+    readable, _, _ = select.select([rx], [], [], WAIT)
+    assert readable == [rx]
+    assert [bytes(v) for v, _ in rx.recv_batch(until_short=True)] == segments[3:]
+    assert rx.stats.datagrams_received == 5
+
+
 def test_socket_buffers_report_what_the_kernel_granted(opened: list[UdpCarrier]) -> None:
     c = carrier(opened, None, send_buffer=100_000, receive_buffer=200_000)
     with socket.fromfd(c.fileno(), socket.AF_INET, socket.SOCK_DGRAM) as dup:

@@ -229,3 +229,24 @@ def test_a_bulk_run_takes_the_batch_path(monkeypatch: Any) -> None:
         twins.advance(0.001)
     assert twins.accepted[1][0].info()["bytes_received"] == 200_000
     assert taken["segments"] > 200_000 // 1448 * 3 // 4
+
+
+def test_events_waiting_says_whether_ready_has_something() -> None:
+    twins = Twins({})
+    server = twins.servers[1]
+    drain(server)
+    assert not server.events_waiting
+    twins.clients[0].send(b"x" * 100)
+    segments = [segment for segment, _s, _d in twins.client.segments_to_send(twins.now)]
+    server.handle_segments(segments, CLIENT, twins.now)
+    assert server.events_waiting  # before segments_to_send
+    server.segments_to_send(twins.now)
+    assert server.events_waiting  # and after it
+    drain(server)
+    assert not server.events_waiting
+
+
+def drain(host: Host) -> None:
+    for endpoint in host.ready():
+        while endpoint.next_event() is not None:
+            pass

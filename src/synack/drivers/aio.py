@@ -3,10 +3,14 @@
 The shape is aioquic's driver around its sans-IO core. One `Engine` owns one UDP
 socket (a `UdpCarrier`) and the `Host` of the connections on its port. The loop
 watches the socket (``add_reader``) and keeps one timer (``call_at``) per engine.
-Every input is fed to the host, then one `LoopEngine.service` pass hands events to
-the transports, sends everything due and re-arms the timer only if the deadline
-moved. Application writes between inputs schedule one pass per loop iteration
-(``call_soon``), so a burst of small writes leaves as one burst of segments.
+Every receive pass hands the host what it read, in batches (a GRO read is one
+peer's burst), then one `LoopEngine.service` pass hands events to the transports,
+sends everything due and re-arms the timer only if the deadline came earlier (a
+deadline that moved later lets the armed timer fire early and re-arm: the RTO moves
+with every ACK). Application writes between inputs schedule one pass per loop
+iteration (``call_soon``), so a burst of small writes leaves as one burst of
+segments; on a TCP_NODELAY connection a write, and on any connection a ``close``,
+is sent at once, as asyncio's own transports and the kernel do.
 
 Each connection is a real `asyncio.Transport` (`SynackTransport`), so the
 standard `StreamReader`/`StreamWriter`, any `asyncio.Protocol` or
@@ -64,6 +68,8 @@ class LoopEngine:
         self._timer: asyncio.TimerHandle | None = None
         self._timer_at: float | None = None
         self._scheduled = False
+        self._servicing = False  # inside service(): its own transmit sends what writes add
+        self._kicked_inside = False  # kick() was called inside the current service pass
         self._writing = False
         self.now = loop.time()  # the current service pass's time, for the trace's state lines
         self.engine.exit_hook = self._exiting
@@ -106,14 +112,34 @@ class LoopEngine:
     # -- output -----------------------------------------------------------------------
 
     def kick(self) -> None:
-        """Something changed outside an input: run one service pass this loop iteration."""
-        if not self._scheduled and not self.engine.closed:
+        """Something changed outside an input: run one service pass this loop iteration.
+
+        From inside a service pass (a protocol acting on its events) only noted: the
+        pass's own transmit sends what the change made due, and another pass follows
+        only if it left events to hand out."""
+        if self._servicing:
+            self._kicked_inside = True
+        elif not self._scheduled and not self.engine.closed:
             self._scheduled = True
             self.loop.call_soon(self._kicked)
 
     def _kicked(self) -> None:
         if self._scheduled:
             self.service(self.loop.time())
+
+    def push(self) -> None:
+        """Send now what an application call made due, as asyncio's own transports send
+        in ``write`` and the kernel sends a FIN in ``close``, instead of in a service
+        pass on the next loop iteration (which a request/response exchange would pay for
+        on every message, and which input arriving first could overtake). Inside a
+        service pass the pass's own transmit sends it."""
+        if self._servicing or self.engine.closed:
+            return
+        now = self.loop.time()
+        self.now = now
+        self._transmit(now)
+        if self.host.events_waiting:
+            self.kick()
 
     def service(self, now: float) -> None:
         """Hand out events, send what is due, and re-arm the timer if it moved."""
@@ -122,8 +148,22 @@ class LoopEngine:
         if engine.closed:
             return
         self.now = now
-        host = self.host
-        for endpoint in host.ready():
+        self._servicing = True
+        self._kicked_inside = False
+        try:
+            self._hand_out(now)
+        finally:
+            self._servicing = False
+        self._transmit(now)
+        if self._kicked_inside and self.host.events_waiting:
+            self.kick()
+        if engine.idle and not self.watchers:
+            self.close()
+
+    def _hand_out(self, now: float) -> None:
+        """Each endpoint's new events to its transport, watcher or acceptor."""
+        engine = self.engine
+        for endpoint in self.host.ready():
             if isinstance(endpoint, Listener):
                 self._accept_all(endpoint)
                 continue
@@ -139,17 +179,25 @@ class LoopEngine:
                 while (event := endpoint.next_event()) is not None:
                     if isinstance(event, StateChanged):
                         engine.state_changed(endpoint, event, now)
+
+    def _transmit(self, now: float) -> None:
+        """Send what is due, and re-arm the loop's timer if the deadline came earlier."""
+        engine = self.engine
         if not engine.transmit(now) and not self._writing:
             self._writing = True
             self.loop.add_writer(engine.fileno(), self._writable)
-        t = host.get_timer()
-        if t != self._timer_at:
+        # The loop's timer is re-armed only when the deadline comes earlier. A deadline
+        # that moved later (the RTO restarted by every ACK) or went away leaves it armed:
+        # it fires early, finds nothing due, and is armed again for the real deadline.
+        # Cancelling and re-arming an asyncio timer on every segment costs more than one
+        # early wake-up per RTO interval.
+        t = self.host.get_timer()
+        armed = self._timer_at
+        if t is not None and (armed is None or t < armed):
             if self._timer is not None:
                 self._timer.cancel()
             self._timer_at = t
-            self._timer = None if t is None else self.loop.call_at(t, self._fire, t)
-        if engine.idle and not self.watchers:
-            self.close()
+            self._timer = self.loop.call_at(t, self._fire, t)
 
     def _writable(self) -> None:
         if self.engine.flush_backlog():
@@ -229,6 +277,7 @@ class SynackTransport(asyncio.Transport):
         self._lost = False
         self._reading = True
         self._eof_delivered = False
+        self._closed_conn = False  # _close_connection ran: the protocol hears no error now
         self._high = HIGH_WATER
         self._low = LOW_WATER
         self._writing_paused = False
@@ -257,7 +306,10 @@ class SynackTransport(asyncio.Transport):
         self._flush()
 
     def _on_error(self, event: Reset | TimedOut) -> None:
-        self._connection_lost(os_error(event.error))
+        # After close() handed everything to the connection, the protocol has been told
+        # (connection_lost(None) is on its way) and, as with a kernel socket closed by
+        # then, a reset that follows is nobody's to hear.
+        self._connection_lost(None if self._closed_conn else os_error(event.error))
 
     def _on_closed(self, _event: object) -> None:
         self._connection_lost(None)
@@ -323,8 +375,10 @@ class SynackTransport(asyncio.Transport):
             self._conn.shutdown()
 
     def _close_connection(self) -> None:
+        self._closed_conn = True
         with contextlib.suppress(TCPError):
             self._conn.close()
+        self._engine.push()  # the data written before close, then FIN (or RST), go now
         self._engine.kick()
         self._engine.loop.call_soon(self._connection_lost, None)
 
@@ -355,7 +409,10 @@ class SynackTransport(asyncio.Transport):
             except TCPError:
                 return  # the connection failed; its error event says how
             if n == len(data):
-                self._engine.kick()
+                if self._conn.config.no_delay:
+                    self._engine.push()
+                else:
+                    self._engine.kick()  # this loop turn's writes go out together
                 return
             data = memoryview(data)[n:]
         self._pending += data

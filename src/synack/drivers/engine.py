@@ -80,6 +80,7 @@ class Engine:
         self.exit_hook: Callable[[], None] | None = None
         self._backlog: deque[tuple[list[Any], Address]] = deque()
         self._ips: dict[str, bytes] = {}
+        self._addrs: dict[tuple[bytes, int], Address] = {}  # (ip, port) -> sendto's address
         if self.observer is not None:
             self.observer.attach(host.address, self.port)
         _live.add(self)
@@ -105,7 +106,7 @@ class Engine:
         traced = self.observer is not None
         run: list[memoryview] = []
         run_ip = ""
-        for datagram, (ip, sport) in self.carrier.recv_batch():
+        for datagram, (ip, sport) in self.carrier.recv_batch(until_short=True):
             n = len(datagram)
             if n < least:
                 garbage += 1
@@ -197,7 +198,11 @@ class Engine:
 
     def _send(self, segments: list[Any], dest: tuple[bytes, int]) -> None:
         """Send a run to one peer (one call where GSO allows); keep what the socket refused."""
-        addr = (socket.inet_ntoa(dest[0]), dest[1])
+        addr = self._addrs.get(dest)
+        if addr is None:
+            if len(self._addrs) > 4096:
+                self._addrs.clear()  # a server that has seen many peers: start afresh
+            addr = self._addrs[dest] = (socket.inet_ntoa(dest[0]), dest[1])
         if self._backlog:
             self._backlog.append((segments, addr))
             return

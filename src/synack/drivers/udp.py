@@ -118,7 +118,7 @@ _ERR_CMSG_SPACE = 512
 _EXTENDED_ERR = struct.Struct("=IBBBBII")  # struct sock_extended_err, before the offender
 SO_EE_ORIGIN_LOCAL = 1  # ee_origin of an error the sending host raised itself
 _BYTEORDER = sys.byteorder
-_MSG_TRUNC = socket.MSG_TRUNC
+_MSG_TRUNC = int(socket.MSG_TRUNC)  # a plain int: an IntFlag's & costs a Python call
 # Errors that a send fails with when the kernel will not take the datagram now but
 # may later: the caller waits for the socket to be writable and sends the rest.
 _TRY_LATER = (errno.EAGAIN, errno.EWOULDBLOCK, errno.ENOBUFS)
@@ -287,6 +287,8 @@ class UdpCarrier:
         # little (one UDP socket per client connection) stays small.
         self._area = mmap.mmap(-1, cfg.receive_area)
         self._view = memoryview(self._area)
+        # The UDP payload of a datagram as large as the MTU allows (recv_batch's until_short).
+        self._full_datagram = cfg.mtu - (IPV6_HEADER if self._v6 else IPV4_HEADER) - UDP_HEADER
 
     # ------------------------------------------------------------------ setup
 
@@ -474,7 +476,7 @@ class UdpCarrier:
     # ------------------------------------------------------------------ receiving
 
     def recv_batch(
-        self, max_datagrams: int = 1024, max_bytes: int | None = None
+        self, max_datagrams: int = 1024, max_bytes: int | None = None, *, until_short: bool = False
     ) -> list[tuple[memoryview, Address]]:
         """Every datagram waiting, up to a bound: a list of (segment, sender address).
 
@@ -482,14 +484,23 @@ class UdpCarrier:
         GRO read may carry it past by one read's worth), or the preallocated area, or
         max_bytes of it, cannot hold another largest datagram. The views point into that
         area and are valid until the next recv_batch; copy what must outlive it.
+
+        With `until_short`, a read that brought less than one full-sized datagram (the
+        MTU's worth) also ends the batch: most likely the end of a burst, and asking
+        again would cost a system call that fails with EAGAIN, about as much as the
+        request/response traffic's whole receive. Anything still queued keeps the
+        socket readable, so the next wake-up reads it.
         """
         limit = len(self._area) if max_bytes is None else min(max_bytes, len(self._area))
         self._errors_checked = max_datagrams > 0 and limit >= _SLOT  # a receive is made
+        short = self._full_datagram if until_short else 0
         if self._gro:
-            return self._recv_gro(limit - _SLOT, max_datagrams)
-        return self._recv_each(limit - _SLOT, max_datagrams)
+            return self._recv_gro(limit - _SLOT, max_datagrams, short)
+        return self._recv_each(limit - _SLOT, max_datagrams, short)
 
-    def _recv_each(self, limit: int, max_datagrams: int) -> list[tuple[memoryview, Address]]:
+    def _recv_each(
+        self, limit: int, max_datagrams: int, short: int
+    ) -> list[tuple[memoryview, Address]]:
         """One datagram per recvfrom_into (cheaper than recvmsg_into, which only GRO
         needs); each read has room for the largest datagram, so none is cut short."""
         view = self._view
@@ -520,13 +531,17 @@ class UdpCarrier:
             append((view[off:end], (addr[0], addr[1]) if v6 else addr))
             off = end
             count += 1
+            if n < short:
+                break
         st = self.stats
         st.recv_calls += count
         st.datagrams_received += count
         st.bytes_received += off
         return out
 
-    def _recv_gro(self, limit: int, max_datagrams: int) -> list[tuple[memoryview, Address]]:
+    def _recv_gro(
+        self, limit: int, max_datagrams: int, short: int
+    ) -> list[tuple[memoryview, Address]]:
         """recvmsg_into, each read perhaps several datagrams of one sender coalesced;
         the UDP_GRO control message gives the size to cut them at (the last may be
         shorter), and is absent when the read is one datagram."""
@@ -572,6 +587,8 @@ class UdpCarrier:
                 append((view[off:end], addr))
                 count += 1
             off = end
+            if n < short:
+                break
         st = self.stats
         st.recv_calls += calls
         st.datagrams_received += count

@@ -349,6 +349,15 @@ class Host:
         self._ready = {}
         return [endpoint for endpoint in ready if endpoint._events]
 
+    @property
+    def events_waiting(self) -> bool:
+        """Whether ``ready()`` would report an endpoint now (without taking them)."""
+        return (
+            any(e._events for e in self._ready)
+            or any(c._events for c in self._dirty)
+            or any(li._events for li in self._dirty_listeners)
+        )
+
     # ------------------------------------------------------------------ timers
 
     def get_timer(self) -> float | None:
