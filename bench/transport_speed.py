@@ -15,24 +15,39 @@ Cases:
 Configurations of our TCP: the internet-safe MTU (1500) with the default CRC-32 per
 datagram, the same with the TCP checksum instead, and the loopback MTU (64 KiB).
 
+Bulk runs also report each side's CPU time per segment of our TCP (process CPU time
+over the payload divided by the connection's MSS less its options): sender and
+receiver run on two vCPUs, so the busier side's cost per segment bounds the rate.
+`--profile DIR` runs each bulk transfer's sender and receiver under cProfile, writes
+DIR/KIND-sender.prof and DIR/KIND-receiver.prof, and prints each side's self time
+grouped by layer (bench/profile_groups.py); the profiler inflates Python calls, so
+read the shares there and the µs per segment from a run without it.
+
     python3 bench/transport_speed.py                   # 200 MB bulk, 2000 round trips, 3 rounds
     python3 bench/transport_speed.py --size 20 --exchanges 200 --rounds 1
     python3 bench/transport_speed.py --pin              # both processes on one vCPU (rr)
+    python3 bench/transport_speed.py --kinds os,mtu1500 --no-rr      # only these, bulk only
+    python3 bench/transport_speed.py --profile /tmp/prof --kinds mtu1500 --size 50 --rounds 1
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import cProfile
 import os
 import statistics
 import subprocess
 import sys
 import time
+from pathlib import Path
 from typing import Any
 
 from synack.drivers import aio
 from synack.drivers.udp import LOOPBACK_MTU, CarrierConfig
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+import profile_groups
 
 MB = 1_000_000
 CHUNK = 256 * 1024
@@ -44,6 +59,12 @@ CARRIERS = {
     "mtu1500-tcp-checksum": CarrierConfig(integrity="tcp"),  # as an IPv4 path needs it
     "loopback": CarrierConfig(mtu=LOOPBACK_MTU),  # datagrams up to 64 KiB
 }
+
+
+def payload_per_segment(writer: asyncio.StreamWriter) -> int | None:
+    """Payload bytes in a full segment of our TCP (None for the kernel's)."""
+    conn = getattr(writer.transport, "connection", None)
+    return None if conn is None else int(conn.snd_mss)
 
 
 # -- the child: a server that counts, or echoes -------------------------------------------
@@ -60,9 +81,13 @@ async def serve(kind: str, role: str) -> None:
 
     async def sink(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         total = 0
-        while data := await reader.read(1 << 20):
+        data = await reader.read(1 << 20)
+        cpu_start = time.process_time()  # from the first bytes on: the bulk work only
+        while data:
             total += len(data)
-        writer.write(f"{total}\n".encode())
+            data = await reader.read(1 << 20)
+        cpu = time.process_time() - cpu_start
+        writer.write(f"{total} {cpu}\n".encode())
         await writer.drain()
         writer.close()
         done.set_result(None)
@@ -91,11 +116,28 @@ async def serve(kind: str, role: str) -> None:
     server.close()
 
 
+def child_main(kind: str, role: str, profile: str | None) -> None:
+    if profile is None:
+        asyncio.run(serve(kind, role))
+        return
+    profiler = cProfile.Profile()
+    profiler.enable()
+    try:
+        asyncio.run(serve(kind, role))
+    finally:
+        profiler.disable()
+        profiler.dump_stats(profile)
+
+
 # -- the parent: the sender, timing ---------------------------------------------------------
 
 
-def start_child(kind: str, role: str, pin: int | None) -> tuple[subprocess.Popen[str], int]:
+def start_child(
+    kind: str, role: str, pin: int | None, profile: str | None = None
+) -> tuple[subprocess.Popen[str], int]:
     cmd = [sys.executable, __file__, "--child", kind, role]
+    if profile is not None:
+        cmd += ["--child-profile", profile]
     if pin is not None:
         cmd = ["taskset", "-c", str(pin), *cmd]
     child = subprocess.Popen(cmd, stdout=subprocess.PIPE, text=True)
@@ -103,11 +145,24 @@ def start_child(kind: str, role: str, pin: int | None) -> tuple[subprocess.Popen
     return child, int(child.stdout.readline())
 
 
-async def bulk(kind: str, size: int) -> float:
-    child, port = start_child(kind, "bulk", None)
+class BulkResult:
+    def __init__(self, rate: float, sender_cpu: float, receiver_cpu: float, mss: int | None):
+        self.rate = rate  # bytes per second
+        self.sender_cpu = sender_cpu  # CPU seconds of each process during the transfer
+        self.receiver_cpu = receiver_cpu
+        self.mss = mss  # payload per full segment (our TCP), else None
+
+
+async def bulk(kind: str, size: int, profile_dir: str | None = None) -> BulkResult:
+    child_prof = None if profile_dir is None else f"{profile_dir}/{kind}-receiver.prof"
+    child, port = start_child(kind, "bulk", None, child_prof)
+    profiler = None if profile_dir is None else cProfile.Profile()
     try:
         reader, writer = await open_stream(kind, "127.0.0.1", port)
         payload = memoryview(os.urandom(CHUNK))
+        if profiler is not None:
+            profiler.enable()
+        cpu_start = time.process_time()
         start = time.perf_counter()
         sent = 0
         async with asyncio.timeout(LIMIT):
@@ -118,10 +173,16 @@ async def bulk(kind: str, size: int) -> float:
             writer.write_eof()
             line = await reader.readline()
         elapsed = time.perf_counter() - start
-        if int(line) != size:
-            raise AssertionError(f"{kind}: the receiver counted {int(line)} of {size} bytes")
+        cpu = time.process_time() - cpu_start
+        if profiler is not None:
+            profiler.disable()
+            profiler.dump_stats(f"{profile_dir}/{kind}-sender.prof")
+        counted, child_cpu = line.split()
+        if int(counted) != size:
+            raise AssertionError(f"{kind}: the receiver counted {int(counted)} of {size} bytes")
+        mss = payload_per_segment(writer)
         writer.close()
-        return size / elapsed
+        return BulkResult(size / elapsed, cpu, float(child_cpu), mss)
     finally:
         await asyncio.to_thread(child.wait, LIMIT)  # the loop must run: our TCP lives on it
 
@@ -156,48 +217,90 @@ def p99(values: list[float]) -> float:
     return ordered[min(len(ordered) - 1, int(len(ordered) * 0.99))]
 
 
+def cpu_columns(results: list[BulkResult], size: int) -> str:
+    """Median CPU µs per segment (our TCP) or CPU s per GB (the kernel's), each side."""
+    mss = results[0].mss
+    snd = statistics.median(r.sender_cpu for r in results)
+    rcv = statistics.median(r.receiver_cpu for r in results)
+    if mss is None:
+        return f"{snd / size * 1e9:.2f} s/GB | {rcv / size * 1e9:.2f} s/GB"
+    segments = size / mss
+    return f"{snd / segments * 1e6:.2f} | {rcv / segments * 1e6:.2f}"
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--size", type=int, default=200, help="MB per bulk run")
     parser.add_argument("--exchanges", type=int, default=2000, help="round trips per rr run")
     parser.add_argument("--rounds", type=int, default=3, help="rounds (best and median shown)")
     parser.add_argument("--pin", action="store_true", help="rr: both processes on vCPU 0")
+    parser.add_argument(
+        "--kinds", default=",".join(["os", *CARRIERS]), help="comma-separated: os and/or carriers"
+    )
+    parser.add_argument("--no-rr", action="store_true", help="bulk only")
+    parser.add_argument("--no-bulk", action="store_true", help="rr only")
+    parser.add_argument("--profile", metavar="DIR", help="cProfile each side of each bulk run")
     parser.add_argument("--child", nargs=2, help=argparse.SUPPRESS)
+    parser.add_argument("--child-profile", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.child:
         kind, role = args.child
-        asyncio.run(serve(kind, role))
+        child_main(kind, role, args.child_profile)
         return
     if args.pin:
         os.sched_setaffinity(0, {0})
-    kinds = ["os", *CARRIERS]
-    rates: dict[str, list[float]] = {k: [] for k in kinds}
+    kinds = [k for k in args.kinds.split(",") if k]
+    for k in kinds:
+        if k != "os" and k not in CARRIERS:
+            parser.error(f"unknown kind {k!r}: os, {', '.join(CARRIERS)}")
+    if args.profile:
+        os.makedirs(args.profile, exist_ok=True)
+    size = args.size * MB
+    results: dict[str, list[BulkResult]] = {k: [] for k in kinds}
     rtts: dict[str, list[float]] = {k: [] for k in kinds}
     for i in range(args.rounds):
         order = kinds[i % len(kinds) :] + kinds[: i % len(kinds)]  # rotate: no kind always first
         for kind in order:
-            rates[kind].append(asyncio.run(bulk(kind, args.size * MB)))
-            rtts[kind].extend(
-                asyncio.run(request_response(kind, args.exchanges, 0 if args.pin else None))
-            )
-    os_best = max(rates["os"])
-    os_median = statistics.median(rtts["os"])
-    os_p99 = p99(rtts["os"])
+            if not args.no_bulk:
+                results[kind].append(asyncio.run(bulk(kind, size, args.profile)))
+            if not args.no_rr:
+                rtts[kind].extend(
+                    asyncio.run(request_response(kind, args.exchanges, 0 if args.pin else None))
+                )
     print(f"bulk: {args.size} MB per run, {args.rounds} rounds; rr: {args.exchanges} x 1 KiB")
-    print(
-        "| transport | bulk best MB/s | bulk median MB/s | ratio to os (best) "
-        "| rr median µs | rr p99 µs | rr median ratio to os |"
-    )
-    print("|---|---|---|---|---|---|---|")
-    for kind in kinds:
-        best = max(rates[kind])
-        median = statistics.median(rates[kind])
-        med = statistics.median(rtts[kind])
+    if not args.no_bulk:
+        base = max(r.rate for r in results["os"]) if "os" in results else None
         print(
-            f"| {kind} | {best / MB:7.1f} | {median / MB:7.1f} | {best / os_best:5.3f} "
-            f"| {med * 1e6:7.1f} | {p99(rtts[kind]) * 1e6:7.1f} | {med / os_median:5.2f} |"
+            "| transport | bulk best MB/s | bulk median MB/s | ratio to os (best) "
+            "| sender CPU µs/segment | receiver CPU µs/segment |"
         )
-    print(f"os rr p99: {os_p99 * 1e6:.1f} µs")
+        print("|---|---|---|---|---|---|")
+        for kind in kinds:
+            rates = [r.rate for r in results[kind]]
+            ratio = f"{max(rates) / base:5.3f}" if base else "-"
+            print(
+                f"| {kind} | {max(rates) / MB:7.1f} | {statistics.median(rates) / MB:7.1f} "
+                f"| {ratio} | {cpu_columns(results[kind], size)} |"
+            )
+        print(
+            "each round's MB/s:", {k: [round(r.rate / MB) for r in v] for k, v in results.items()}
+        )
+    if not args.no_rr:
+        os_median = statistics.median(rtts["os"]) if "os" in rtts else None
+        print("| transport | rr median µs | rr p99 µs | rr median ratio to os |")
+        print("|---|---|---|---|")
+        for kind in kinds:
+            med = statistics.median(rtts[kind])
+            ratio = f"{med / os_median:5.2f}" if os_median else "-"
+            print(f"| {kind} | {med * 1e6:7.1f} | {p99(rtts[kind]) * 1e6:7.1f} | {ratio} |")
+    if args.profile:
+        for kind in kinds:
+            mss = results[kind][-1].mss
+            segments = size // mss if mss else None
+            for side in ("sender", "receiver"):
+                print()
+                path = f"{args.profile}/{kind}-{side}.prof"
+                print("\n".join(profile_groups.table(path, segments, f"{kind} {side}")))
 
 
 if __name__ == "__main__":

@@ -151,3 +151,21 @@ def test_core_ab(tmp_path: Path) -> None:
     assert "rounds: 2 of 0.2 MB" in out, out
     assert re.search(r"verdict: median B/A \d\.\d{3} (meets|is BELOW) the target 0.95", out), out
     assert list(tmp_path.iterdir()) == [], "the bench left its trees behind"
+
+
+def test_transport_speed() -> None:
+    out = run_bench(
+        "transport_speed.py",
+        *("--size", "2", "--exchanges", "20", "--rounds", "1", "--kinds", "os,mtu1500"),
+    )
+    # Bulk: each side's CPU per segment of our TCP; then the round trips against the kernel's.
+    assert re.search(r"^\| mtu1500 \| .* \| \d+\.\d\d \| \d+\.\d\d \|$", out, re.M), out
+    assert re.search(r"^\| mtu1500 \| +\d+\.\d \| +\d+\.\d \| +\d+\.\d\d \|$", out, re.M), out
+
+
+def test_segment_cost() -> None:
+    out = run_bench("segment_cost.py", "--size", "2", "--rounds", "1", "--kinds", "mtu1500")
+    row = [line for line in out.splitlines() if line.startswith("| mtu1500 |")]
+    assert len(row) == 1, out
+    cells = [float(c) for c in row[0].strip("|").split("|")[1:]]
+    assert len(cells) == 6 and all(c > 0 for c in cells[:3]), out
