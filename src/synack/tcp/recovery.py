@@ -122,6 +122,7 @@ class Recovery:
         "prr",
         "prr_cwnd",
         "prr_delivered",
+        "prr_entry",
         "prr_out",
         "prr_sacked",
         "pto_at",
@@ -232,6 +233,7 @@ class Recovery:
         self.prr_out = 0
         self.recover_fs = 0
         self.prr_cwnd = 0
+        self.prr_entry = False  # the next count is the one of the ACK that began it
         self.prr_sacked = 0
         self.newly_sacked = 0
         self.new_loss = False
@@ -528,14 +530,17 @@ class Recovery:
         self.fast_retransmits += 1
         self.rtx_now = True
         mss = self.mss
-        # RFC 9937 at the start of recovery: "prr_delivered = 0", "prr_out = 0", and
-        # RecoverFS the flight less what was SACKed before the ACK that began it. (Linux
-        # takes cwnd before the reduction; the RFC's choice is what we follow.) The
-        # first count is made by `prr_on_ack` for this same ACK.
+        # RFC 9937 §6.1: "prr_delivered = 0", "prr_out = 0", "RecoverFS = SND.NXT -
+        # SND.UNA", and "RecoverFS -= (bytes SACKed in scoreboard) - (bytes newly
+        # SACKed)": bytes SACKed before the ACK that began the recovery will not be
+        # counted as delivered during it. (Linux takes cwnd before the reduction; the
+        # RFC's choice is what we follow.) The first count, `prr_on_ack` for this same
+        # ACK, adds what it cumulatively acknowledged.
         sacked_before = self.sacked.total - self.newly_sacked if self.sack_ok else 0
         self.prr_delivered = self.prr_out = 0
         self.recover_fs = max(in_flight - sacked_before, 1)
         self.prr_sacked = sacked_before if self.sack_ok else self.reno_sacked
+        self.prr_entry = True
         self.prr_cwnd = 0  # until this ACK's count: the forced fast retransmit only
         self.new_loss = True
         if self.sack_ok:
@@ -573,6 +578,7 @@ class Recovery:
             newest = sent[0]  # partly acknowledged: sent no earlier than those taken out
         if self.sacked:
             self.sacked.trim_below(ack)
+        rxt_below = self.high_rxt  # bytes below it were retransmitted in this episode
         if self.high_rxt < ack:
             self.high_rxt = ack
         if self.lost_edge < ack:
@@ -580,7 +586,15 @@ class Recovery:
         if self.rxt_log and ack >= self.recover:
             self.rxt_log.clear()  # the loss episode is over: its retransmissions arrived
         if self.rack:
-            if newest is not None and not newest.retransmitted:
+            # RFC 8985 §6.2 Step 2: "ignore a segment as invalid if any of its sequence
+            # range has been retransmitted before" (and the two conditions, which an
+            # original transmission always meets): an original record's newly
+            # acknowledged bytes below high_rxt were resent, the ACK may be the copy's.
+            if (
+                newest is not None
+                and not newest.retransmitted
+                and max(newest.start, ack - acked) >= rxt_below
+            ):
                 self._rack_advance(newest, min(newest.end, newest_end), now)
             if self.dsack_round >= 0 and ack >= self.dsack_round:
                 self.dsack_round = -1  # RFC 8985 §6.2 Step 4: a round has passed
@@ -629,37 +643,47 @@ class Recovery:
             self.new_loss = True
 
     def prr_on_ack(self, ssthresh: int, acked: int, una: int, snd_max: int) -> None:
-        """RFC 9937's count on each ACK of a fast recovery: how much may be sent.
-
-        DeliveredData is what the ACK newly acknowledged, cumulatively or by SACK (or,
-        without SACK, the segment each duplicate ACK stands for). While the pipe is
-        above ssthresh, sending follows the delivery in proportion, so that the flight
-        comes down to ssthresh by the end of the recovery: sndcnt = ceil(prr_delivered *
-        ssthresh / RecoverFS) - prr_out. Below it, the reduction bound: the
-        conservative one (PRR-CRB, what was delivered and not yet answered, and at
-        least this ACK's DeliveredData) and, on a "safe ACK" (one that advances
-        SND.UNA and shows no further loss), one segment more (PRR-SSRB), never beyond
-        ssthresh - pipe. cwnd for this ACK is pipe + sndcnt."""
+        """RFC 9937 §6.2, on each ACK of a fast recovery: how much may be sent, as the
+        window `prr_cwnd` = pipe + SndCnt that `retransmissions` and `send_room` use."""
+        if self.prr_entry:
+            # §6.1: "RecoverFS += (bytes newly cumulatively acknowledged)" by the ACK that
+            # began the recovery (RACK may start one on an ACK that moves SND.UNA).
+            self.prr_entry = False
+            self.recover_fs += acked
+        # "DeliveredData = (bytes newly cumulatively acknowledged)", plus "(bytes newly
+        # selectively acknowledged)" with SACK, or without it the segment each duplicate
+        # ACK stands for (counted in reno_sacked, at most the flight: the RFC's "if
+        # prr_delivered < RecoverFS" guard against ACK splitting).
         sacked = self.sacked.total if self.sack_ok else self.reno_sacked
         delivered = acked + sacked - self.prr_sacked
         self.prr_sacked = sacked
         further_loss = self.new_loss
         self.new_loss = False
         if delivered <= 0:
-            return  # RFC 9937: nothing delivered, nothing to send (cwnd unchanged)
+            return  # "If (DeliveredData is 0) Return"
         self.prr_delivered += delivered
         pipe = self.pipe(una, snd_max)
+        mss = self.mss
         if pipe > ssthresh:
-            sndcnt = -(-self.prr_delivered * ssthresh // self.recover_fs) - self.prr_out
+            # "SndCnt = CEIL(prr_delivered * ssthresh / RecoverFS) - prr_out", counted in
+            # whole segments, as the RFC's examples count and Linux's tcp_cwnd_reduction
+            # does: in bytes the ceiling allows a fraction of a segment, which a bulk
+            # sender does not send, and every transmission would come one ACK late.
+            out = -(-self.prr_delivered * ssthresh // (self.recover_fs * mss)) * mss
+            sndcnt = out - self.prr_out
         else:
+            # "PRR-CRB by default": "SndCnt = MAX(prr_delivered - prr_out, DeliveredData)";
+            # "if (safeACK) { // PRR-SSRB when recovery is in good progress: SndCnt +=
+            # SMSS }", a safe ACK being one where "SND.UNA advances" and "no further loss
+            # indicated"; "SndCnt = MIN(ssthresh - pipe, SndCnt)".
             sndcnt = max(self.prr_delivered - self.prr_out, delivered)
             if acked > 0 and not further_loss:
-                sndcnt += self.mss
+                sndcnt += mss
             sndcnt = min(ssthresh - pipe, sndcnt)
         if sndcnt < 0:
             sndcnt = 0
         if self.prr_out == 0 and sndcnt == 0:
-            sndcnt = self.mss  # RFC 9937: the fast retransmit is forced on entering
+            sndcnt = mss  # "Force a fast retransmit upon entering recovery"
         self.prr_cwnd = pipe + sndcnt
 
     # ------------------------------------------------------------------ RACK (RFC 8985 §6)
@@ -821,7 +845,11 @@ class Recovery:
         """The reordering timer expired: RFC 8985 §6.2, "RACK_detect_loss_and_arm_timer()"
         once more. True if a fast recovery began."""
         self.reo_at = None
-        return self.rack_detect(cc, una, snd_max, now)
+        self.newly_sacked = 0  # no ACK began this recovery: nothing was newly SACKed
+        began = self.rack_detect(cc, una, snd_max, now)
+        if began:
+            self.prr_entry = False  # the next ACK's cumulative part is not RecoverFS's
+        return began
 
     def _recovery_ended(self) -> None:
         """RFC 8985 §6.2 Step 4: "Else if exiting Fast or RTO recovery:
