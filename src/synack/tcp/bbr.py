@@ -21,7 +21,7 @@ v1: sharing a one-BDP drop-tail buffer with CUBIC, this BBR takes most of it (CU
 kept 4-34% of the link on the fake network, docs/benchmarks.md). At 10 ms the paced
 BBR flow itself sees only 4-5% loss there while CUBIC's bursts see 13-38%, so no loss threshold
 high enough to let 5% random loss pass (the first target) can tell the competition
-apart; a v2-style inflight_hi at 10% over 100 segments was tried and changed nothing.
+apart; a v2-style inflight_hi at 10% over 100 segments was tried and did not help.
 
 Not taken from Linux's v1: its long-term bandwidth sampling for token-bucket policers
 (it needs 20% loss to engage), the TSO-specific parts of the quantization budget, and
