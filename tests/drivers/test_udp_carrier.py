@@ -485,3 +485,20 @@ def test_ipv6(opened: list[UdpCarrier]) -> None:
     assert me.send_batch([b"x"], dead) == 1
     wait_for_error(me)
     assert me.errors() == [(errno.ECONNREFUSED, dead)]
+
+
+@pytest.mark.parametrize("offload", PATHS)
+def test_a_datagram_in_parts_arrives_joined(opened: list[UdpCarrier], offload: bool) -> None:
+    """A datagram given as a tuple of buffers (a segment and its trailer) is sent
+    gathered and arrives as one datagram, in a GSO burst or alone."""
+    tx = carrier(opened, offload)
+    rx = carrier(opened, offload)
+    heads = randoms(*[1000] * 5)
+    tails = randoms(*[4] * 5)
+    assert tx.send_batch([(h, t) for h, t in zip(heads, tails, strict=True)], rx.sockname) == 5
+    assert tx.send_batch([(heads[0], tails[0])], rx.sockname) == 1
+    expected = [h + t for h, t in zip(heads, tails, strict=True)] + [heads[0] + tails[0]]
+    assert [data for data, _ in receive(rx, 6)] == expected
+    assert tx.stats.bytes_sent == 6 * 1004
+    if offload and tx.gso:
+        assert tx.stats.send_calls == 2  # the five went in one call

@@ -154,21 +154,26 @@ class Engine:
             if self.observer is not None:
                 self._trace_sent(out, now)
             run: list[Any] = []
-            dest: tuple[bytes, int] | None = None
+            dip = b""
+            dport = -1
             crc = self.crc
             crc32 = zlib.crc32
             for segment, _src, dst in out:
-                key = (dst, segment[2] << 8 | segment[3])
-                if key != dest:
-                    if run and dest is not None:
-                        self._send(run, dest)
+                port = segment[2] << 8 | segment[3]
+                if port != dport or dst != dip:
+                    if run:
+                        self._send(run, (dip, dport))
                     run = []
-                    dest = key
+                    dip = dst
+                    dport = port
                 if crc:
-                    segment = segment + crc32(segment).to_bytes(CRC_TRAILER, "big")
-                run.append(segment)
-            if run and dest is not None:
-                self._send(run, dest)
+                    # The trailer rides as a second buffer of the datagram (sent gathered):
+                    # joining it to the segment would copy the segment once more.
+                    run.append((segment, crc32(segment).to_bytes(CRC_TRAILER, "big")))
+                else:
+                    run.append(segment)
+            if run:
+                self._send(run, (dip, dport))
         return not self._backlog
 
     # -- tracing (only when an observer is set) ----------------------------------------

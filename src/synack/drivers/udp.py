@@ -66,6 +66,7 @@ import sys
 from collections import deque
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Any
 
 __all__ = [
     "CRC_TRAILER",
@@ -77,6 +78,7 @@ __all__ = [
     "Buffer",
     "CarrierConfig",
     "CarrierStats",
+    "Datagram",
     "UdpCarrier",
     "gso_runs",
     "mss_for",
@@ -84,6 +86,9 @@ __all__ = [
 
 Address = tuple[str, int]
 Buffer = bytes | bytearray | memoryview
+# One datagram: a buffer, or a tuple of buffers sent gathered (sendmsg's iovec), so a
+# segment and its trailer need not be joined by a copy.
+Datagram = Buffer | tuple[Buffer, ...]
 
 IPV4_HEADER = 20
 IPV6_HEADER = 40
@@ -364,21 +369,22 @@ class UdpCarrier:
 
     # ------------------------------------------------------------------ sending
 
-    def send_batch(self, segments: Sequence[Buffer], addr: Address) -> int:
+    def send_batch(self, segments: Sequence[Datagram], addr: Address) -> int:
         """Send segments to one peer, in order; returns how many the kernel dealt with.
 
-        A return short of len(segments) means the socket buffer is full (EAGAIN or
-        ENOBUFS): nothing from segments[count:] went out; wait until the socket is
-        writable and send those. A datagram the kernel refuses for good (too large, a
-        bad address, no route) is dropped as the network would drop it, counted in
-        stats.send_refused, and reported by errors().
+        Each is one datagram: a buffer, or a tuple of buffers that make it up together
+        (sent gathered, not joined). A return short of len(segments) means the socket
+        buffer is full (EAGAIN or ENOBUFS): nothing from segments[count:] went out; wait
+        until the socket is writable and send those. A datagram the kernel refuses for
+        good (too large, a bad address, no route) is dropped as the network would drop
+        it, counted in stats.send_refused, and reported by errors().
         """
         n = len(segments)
         if n == 0:
             return 0
         if not self._gso or n == 1:
             return self._send_each(segments, 0, n, addr)
-        sizes = [len(s) for s in segments]
+        sizes = [len(s) if s.__class__ is not tuple else sum(map(len, s)) for s in segments]
         for i, j in gso_runs(sizes):
             if j - i == 1:
                 if self._send_each(segments, i, j, addr) < j:
@@ -390,14 +396,16 @@ class UdpCarrier:
         return n
 
     def _send_run(
-        self, segments: Sequence[Buffer], i: int, j: int, size: int, addr: Address
+        self, segments: Sequence[Datagram], i: int, j: int, size: int, addr: Address
     ) -> int:
         """segments[i:j] in one GSO sendmsg; returns the index reached (i when the
         socket is full)."""
         cmsg = self._gso_cmsg.get(size)
         if cmsg is None:
             cmsg = self._gso_cmsg[size] = [(SOL_UDP, UDP_SEGMENT, size.to_bytes(2, _BYTEORDER))]
-        chunk = segments[i:j]
+        chunk: Sequence[Any] = segments[i:j]
+        if chunk[0].__class__ is tuple:
+            chunk = [part for datagram in chunk for part in datagram]
         attempt = 0
         while True:
             try:
@@ -418,7 +426,7 @@ class UdpCarrier:
         st.bytes_sent += nbytes
         return j
 
-    def _gso_refused(self, segments: Sequence[Buffer], i: int, j: int, addr: Address) -> int:
+    def _gso_refused(self, segments: Sequence[Datagram], i: int, j: int, addr: Address) -> int:
         """A GSO send failed with EIO/EINVAL: the route's device cannot segment for us
         (or the address is bad). Send the run one by one; if that works, GSO was the
         trouble, and it stays off from now on."""
@@ -429,15 +437,21 @@ class UdpCarrier:
             self.stats.gso_fallbacks += 1
         return reached
 
-    def _send_each(self, segments: Sequence[Buffer], i: int, j: int, addr: Address) -> int:
-        """One sendto per segment of segments[i:j]; returns the index reached."""
+    def _send_each(self, segments: Sequence[Datagram], i: int, j: int, addr: Address) -> int:
+        """One sendto (sendmsg for a datagram in parts) per segment of segments[i:j];
+        returns the index reached."""
         sendto = self._sock.sendto
+        sendmsg = self._sock.sendmsg
         sent = 0
         nbytes = 0
         attempt = 0
         while i < j:
+            datagram = segments[i]
             try:
-                nbytes += sendto(segments[i], addr)
+                if datagram.__class__ is tuple:
+                    nbytes += sendmsg(datagram, (), 0, addr)
+                else:
+                    nbytes += sendto(datagram, addr)  # type: ignore[arg-type]
                 sent += 1
             except OSError as e:
                 if e.errno in _TRY_LATER:
