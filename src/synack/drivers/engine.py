@@ -98,41 +98,59 @@ class Engine:
         host = self.host
         port = self.port
         ips = self._ips
-        crc = self.crc
+        trailer = CRC_TRAILER if self.crc else 0
         crc32 = zlib.crc32
         from_bytes = int.from_bytes
-        least = _HEADER_MIN + CRC_TRAILER if crc else _HEADER_MIN
+        least = _HEADER_MIN + trailer
         garbage = corrupt = 0
         traced = self.observer is not None
         run: list[memoryview] = []
         run_ip = ""
-        for datagram, (ip, sport) in self.carrier.recv_batch(until_short=True):
-            n = len(datagram)
-            if n < least:
-                garbage += 1
-                continue
-            if crc:
-                n -= CRC_TRAILER
-                segment = datagram[:n]
-                if crc32(segment) != from_bytes(datagram[n:], "big"):
-                    corrupt += 1
-                    continue
-            else:
-                segment = datagram
-            if (segment[0] << 8 | segment[1]) != sport or (segment[2] << 8 | segment[3]) != port:
-                translate_ports(segment, sport, port, fix_checksum=not crc)
-                self.translated += 1
-            if traced:
-                self._handle_traced(segment, self._ip_bytes(ip), now)
-            elif ip == run_ip:
-                run.append(segment)
-            else:
+        for read, size, (ip, sport) in self.carrier.recv_reads(until_short=True):
+            if ip != run_ip and not traced:
                 if run:
                     host.handle_segments(run, ips[run_ip], now)
-                run = [segment]
+                run = []
                 run_ip = ip
                 if ip not in ips:
                     self._ip_bytes(ip)
+            total = len(read)
+            start = 0
+            while True:  # each datagram of the read (GRO: `size` bytes each, the last maybe less)
+                end = start + size if start + size < total else total
+                n = end - start
+                if n < least:
+                    garbage += 1
+                elif trailer:
+                    n -= trailer
+                    segment = read[start : start + n]
+                    if crc32(segment) != from_bytes(read[start + n : end], "big"):
+                        corrupt += 1
+                    else:
+                        if (
+                            segment[0] << 8 | segment[1] != sport
+                            or segment[2] << 8 | segment[3] != port
+                        ):
+                            translate_ports(segment, sport, port, fix_checksum=False)
+                            self.translated += 1
+                        run.append(segment)
+                else:
+                    segment = read[start:end]
+                    if (
+                        segment[0] << 8 | segment[1] != sport
+                        or segment[2] << 8 | segment[3] != port
+                    ):
+                        translate_ports(segment, sport, port, fix_checksum=True)
+                        self.translated += 1
+                    run.append(segment)
+                start = end
+                if start >= total:
+                    break
+            if traced:
+                rip = self._ip_bytes(ip)
+                for segment in run:
+                    self._handle_traced(segment, rip, now)
+                run = []
         if run:
             host.handle_segments(run, ips[run_ip], now)
         if garbage:

@@ -497,13 +497,31 @@ class UdpCarrier:
         Reads until the socket has nothing more (EAGAIN), max_datagrams are in hand (a
         GRO read may carry it past by one read's worth), or the preallocated area, or
         max_bytes of it, cannot hold another largest datagram. The views point into that
-        area and are valid until the next recv_batch; copy what must outlive it.
+        area and are valid until the next receive; copy what must outlive it.
 
         With `until_short`, a read that brought less than one full-sized datagram (the
         MTU's worth) also ends the batch: most likely the end of a burst, and asking
         again would cost a system call that fails with EAGAIN, about as much as the
         request/response traffic's whole receive. Anything still queued keeps the
         socket readable, so the next wake-up reads it.
+        """
+        return [
+            (view[k : k + size], addr)
+            for view, size, addr in self.recv_reads(
+                max_datagrams, max_bytes, until_short=until_short
+            )
+            for k in range(0, len(view) or 1, size)  # an empty datagram is one too
+        ]
+
+    def recv_reads(
+        self, max_datagrams: int = 1024, max_bytes: int | None = None, *, until_short: bool = False
+    ) -> list[tuple[memoryview, int, Address]]:
+        """`recv_batch` by read: (bytes of one read, size to cut them at, sender) each.
+
+        One read is one datagram (size is its length), or with GRO several of one
+        sender's, each `size` bytes but the last, which may be shorter. An engine cuts
+        them itself, in the loop that checks them, instead of having a list of views
+        made first.
         """
         limit = len(self._area) if max_bytes is None else min(max_bytes, len(self._area))
         self._errors_checked = max_datagrams > 0 and limit >= _SLOT  # a receive is made
@@ -514,13 +532,13 @@ class UdpCarrier:
 
     def _recv_each(
         self, limit: int, max_datagrams: int, short: int
-    ) -> list[tuple[memoryview, Address]]:
+    ) -> list[tuple[memoryview, int, Address]]:
         """One datagram per recvfrom_into (cheaper than recvmsg_into, which only GRO
         needs); each read has room for the largest datagram, so none is cut short."""
         view = self._view
         recv = self._sock.recvfrom_into
         v6 = self._v6
-        out: list[tuple[memoryview, Address]] = []
+        out: list[tuple[memoryview, int, Address]] = []
         append = out.append
         off = 0
         count = 0
@@ -542,7 +560,7 @@ class UdpCarrier:
                 continue
             failed = 0
             end = off + n
-            append((view[off:end], (addr[0], addr[1]) if v6 else addr))
+            append((view[off:end], n or 1, (addr[0], addr[1]) if v6 else addr))
             off = end
             count += 1
             if n < short:
@@ -555,14 +573,14 @@ class UdpCarrier:
 
     def _recv_gro(
         self, limit: int, max_datagrams: int, short: int
-    ) -> list[tuple[memoryview, Address]]:
+    ) -> list[tuple[memoryview, int, Address]]:
         """recvmsg_into, each read perhaps several datagrams of one sender coalesced;
         the UDP_GRO control message gives the size to cut them at (the last may be
         shorter), and is absent when the read is one datagram."""
         view = self._view
         recv = self._sock.recvmsg_into
         v6 = self._v6
-        out: list[tuple[memoryview, Address]] = []
+        out: list[tuple[memoryview, int, Address]] = []
         append = out.append
         off = 0
         calls = 0
@@ -594,11 +612,10 @@ class UdpCarrier:
                 if level == SOL_UDP and kind == UDP_GRO:
                     size = int.from_bytes(data[:4], _BYTEORDER)
             if 0 < size < n:
-                for k in range(off, end, size):
-                    append((view[k : min(k + size, end)], addr))
-                    count += 1
+                append((view[off:end], size, addr))
+                count += (n + size - 1) // size
             else:
-                append((view[off:end], addr))
+                append((view[off:end], n or 1, addr))
                 count += 1
             off = end
             if n < short:
