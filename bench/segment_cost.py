@@ -144,7 +144,7 @@ def main() -> None:
         print(f"| {kind} | " + " | ".join(f"{v:.2f}" for v in per) + f" | {r['segments']:.0f} |")
     if args.profile:
         for kind in kinds:
-            profiler = cProfile.Profile()
+            profiler = cProfile.Profile(time.process_time)
             profiler.enable()
             asyncio.run(transfer(kind, args.size * MB))
             profiler.disable()

@@ -18,10 +18,12 @@ datagram, the same with the TCP checksum instead, and the loopback MTU (64 KiB).
 Bulk runs also report each side's CPU time per segment of our TCP (process CPU time
 over the payload divided by the connection's MSS less its options): sender and
 receiver run on two vCPUs, so the busier side's cost per segment bounds the rate.
-`--profile DIR` runs each bulk transfer's sender and receiver under cProfile, writes
-DIR/KIND-sender.prof and DIR/KIND-receiver.prof, and prints each side's self time
-grouped by layer (bench/profile_groups.py); the profiler inflates Python calls, so
-read the shares there and the µs per segment from a run without it.
+`--profile DIR` runs each bulk transfer's sender and receiver under cProfile, timed
+by process CPU time (a wall clock would charge a system call for the other process
+it wakes and gives the CPU to), writes DIR/KIND-sender.prof and DIR/KIND-receiver.prof,
+and prints each side's self time grouped by layer (bench/profile_groups.py); the
+profiler inflates Python calls, so read the shares there and the µs per segment from
+a run without it.
 
     python3 bench/transport_speed.py                   # 200 MB bulk, 2000 round trips, 3 rounds
     python3 bench/transport_speed.py --size 20 --exchanges 200 --rounds 1
@@ -120,7 +122,7 @@ def child_main(kind: str, role: str, profile: str | None) -> None:
     if profile is None:
         asyncio.run(serve(kind, role))
         return
-    profiler = cProfile.Profile()
+    profiler = cProfile.Profile(time.process_time)
     profiler.enable()
     try:
         asyncio.run(serve(kind, role))
@@ -156,7 +158,7 @@ class BulkResult:
 async def bulk(kind: str, size: int, profile_dir: str | None = None) -> BulkResult:
     child_prof = None if profile_dir is None else f"{profile_dir}/{kind}-receiver.prof"
     child, port = start_child(kind, "bulk", None, child_prof)
-    profiler = None if profile_dir is None else cProfile.Profile()
+    profiler = None if profile_dir is None else cProfile.Profile(time.process_time)
     try:
         reader, writer = await open_stream(kind, "127.0.0.1", port)
         payload = memoryview(os.urandom(CHUNK))

@@ -86,9 +86,9 @@ __all__ = [
 
 Address = tuple[str, int]
 Buffer = bytes | bytearray | memoryview
-# One datagram: a buffer, or a tuple of buffers sent gathered (sendmsg's iovec), so a
-# segment and its trailer need not be joined by a copy.
-Datagram = Buffer | tuple[Buffer, ...]
+# One datagram: a buffer, or two sent gathered (sendmsg's iovec), so that a segment
+# and its trailer need not be joined by a copy.
+Datagram = Buffer | tuple[Buffer, Buffer]
 
 IPV4_HEADER = 20
 IPV6_HEADER = 40
@@ -372,8 +372,8 @@ class UdpCarrier:
     def send_batch(self, segments: Sequence[Datagram], addr: Address) -> int:
         """Send segments to one peer, in order; returns how many the kernel dealt with.
 
-        Each is one datagram: a buffer, or a tuple of buffers that make it up together
-        (sent gathered, not joined). A return short of len(segments) means the socket
+        Each is one datagram: a buffer, or a pair of buffers that make it up together
+        (sent gathered, not joined); one call's are all of one kind. A return short of len(segments) means the socket
         buffer is full (EAGAIN or ENOBUFS): nothing from segments[count:] went out; wait
         until the socket is writable and send those. A datagram the kernel refuses for
         good (too large, a bad address, no route) is dropped as the network would drop
@@ -384,7 +384,10 @@ class UdpCarrier:
             return 0
         if not self._gso or n == 1:
             return self._send_each(segments, 0, n, addr)
-        sizes = [len(s) if s.__class__ is not tuple else sum(map(len, s)) for s in segments]
+        if segments[0].__class__ is tuple:  # an engine's run is all one kind
+            sizes = [len(a) + len(b) for a, b in segments]  # type: ignore[arg-type]
+        else:
+            sizes = [len(s) for s in segments]
         for i, j in gso_runs(sizes):
             if j - i == 1:
                 if self._send_each(segments, i, j, addr) < j:
