@@ -55,12 +55,22 @@ def test_converges_to_a_constant_rtt() -> None:
     assert est.rto == pytest.approx(0.05 + est.granularity)
 
 
-def test_constant_rtt_below_rto_min_gives_rto_min() -> None:
+def test_rto_min_floors_the_variance_term_as_linux_does() -> None:
+    """RFC 6298 §2.4's minimum applied as Linux's tcp_rto_min: RTO >= SRTT + rto_min.
+    With a steady RTT RTTVAR decays to nothing; a floor on the whole RTO would leave
+    2 round trips on a 100 ms path, where Linux waits 300 ms."""
+    for rtt in (0.01, 0.1):
+        est = estimator(rto_min=0.2)
+        for _ in range(100):
+            est.sample(rtt)
+        assert est.srtt == pytest.approx(rtt)
+        assert est.rttvar < 0.001
+        assert est.rto == pytest.approx(rtt + 0.2)
+    # A variance term above rto_min is RFC 6298's own.
     est = estimator(rto_min=0.2)
-    for _ in range(100):
-        est.sample(0.01)
-    assert est.srtt == pytest.approx(0.01)
-    assert est.rto == 0.2
+    est.sample(0.1)  # RTTVAR = 0.05, K*RTTVAR = 0.2
+    est.sample(0.3)  # RTTVAR = 3/4*0.05 + 1/4*0.2 = 0.0875, SRTT = 0.125
+    assert est.rto == pytest.approx(0.125 + 4 * 0.0875)
 
 
 def test_granularity_is_the_floor_of_the_variance_term() -> None:
@@ -220,7 +230,7 @@ def test_handshake_with_sample_or_without_loss_keeps_rto() -> None:
     sampled.sample(0.05)  # timestamps gave a sample despite the retransmission
     sampled.backoff()
     sampled.on_handshake_complete(syn_retransmitted=True)
-    assert sampled.rto == 0.2
+    assert sampled.rto == pytest.approx(0.05 + 0.2)
 
 
 def test_forget_samples_keeps_backed_off_rto_until_next_sample() -> None:

@@ -72,7 +72,8 @@ def test_rto_from_the_handshake_sample() -> None:
 
 
 def test_rto_is_at_least_rto_min() -> None:
-    # RFC 6298 §2.4 allows a minimum; the config's rto_min (200 ms, as Linux) applies.
+    # RFC 6298 §2.4 allows a minimum; the config's rto_min (200 ms, as Linux) floors
+    # the variance term, so the RTO is at least SRTT + rto_min.
     s = established(rtt=0.0)
     assert s.conn.rto == pytest.approx(0.2)
     s = established(rtt=0.0, rto_min=0.5, rto_initial=1.0)
@@ -167,7 +168,8 @@ def test_karn_no_sample_from_a_retransmitted_segment() -> None:
     s.at(0.55)
     ack(s, 6)  # a fresh segment: a valid sample of 0.1 s
     assert s.conn.srtt == pytest.approx(0.1)
-    assert s.conn.rto == pytest.approx(0.25)  # 0.1 + 4 * (3/4 * 0.05)
+    # 0.1 + max(4 * (3/4 * 0.05), rto_min): the 200 ms floor of the variance term.
+    assert s.conn.rto == pytest.approx(0.3)
 
 
 @pytest.mark.parametrize("echo", ["original", "retransmission"])

@@ -65,7 +65,8 @@ class Config:
 
     # Retransmission timeout bounds (RFC 6298). RFC 6298 §2.4 says the minimum
     # SHOULD be 1 s; like Linux we default to 200 ms, which the RFC permits and
-    # which today's networks and loss recovery are tuned for.
+    # which today's networks and loss recovery are tuned for, and like Linux's
+    # tcp_rto_min it bounds the RTO's variance term: RTO >= SRTT + rto_min.
     rto_initial: float = 1.0
     rto_min: float = 0.2
     rto_max: float = 120.0

@@ -35,7 +35,8 @@ class RttEstimator:
     """SRTT, RTTVAR and the RTO of one connection; all times in seconds.
 
     `rto` is the value to arm the retransmission timer with: the RTO of
-    RFC 6298 §2 clamped to [rto_min, rto_max] and doubled by each `backoff`.
+    RFC 6298 §2 with its variance term at least rto_min (Linux's floor: the RTO is
+    at least SRTT + rto_min), at most rto_max, and doubled by each `backoff`.
     Before the first sample `srtt`, `min_rtt` and `latest_rtt` are None,
     `rttvar` is 0.0 and `rto` is rto_initial (RFC 6298 §2.1).
     """
@@ -113,15 +114,22 @@ class RttEstimator:
             srtt = (1.0 - alpha) * srtt + alpha * rtt
         self.srtt = srtt
         self.rttvar = rttvar
-        # RFC 6298 §2.2/2.3: "RTO <- SRTT + max (G, K*RTTVAR)"; §2.4 rounds it up to the
-        # minimum; §2.5 allows a maximum. A valid sample ends any backoff: Karn's algorithm
-        # keeps the backed-off RTO only until an ACK for an unretransmitted segment.
+        # RFC 6298 §2.2/2.3: "RTO <- SRTT + max (G, K*RTTVAR)"; §2.5 allows a maximum.
+        # §2.4's minimum ("if it is less than 1 second, then the RTO SHOULD be rounded up
+        # to 1 second") is applied as Linux applies its 200 ms tcp_rto_min: to the
+        # variance term, so RTO >= SRTT + rto_min (Linux keeps rttvar_us >= rto_min). A
+        # floor on the whole RTO would be 2 round trips on a 100 ms path: a lost
+        # retransmission, which RACK finds one round trip after sending it, would lose
+        # the race to the timer. A valid sample ends any backoff: Karn's algorithm keeps
+        # the backed-off RTO only until an ACK for an unretransmitted segment.
         k_rttvar = K * rttvar
         g = self.granularity
-        rto = srtt + (k_rttvar if k_rttvar > g else g)
-        if rto < self.rto_min:
-            rto = self.rto_min
-        elif rto > self.rto_max:
+        if k_rttvar < g:
+            k_rttvar = g
+        if k_rttvar < self.rto_min:
+            k_rttvar = self.rto_min
+        rto = srtt + k_rttvar
+        if rto > self.rto_max:
             rto = self.rto_max
         self._base_rto = rto
         self.rto = rto
