@@ -109,6 +109,9 @@ class Recovery:
         "dupacks",
         "fast_retransmits",
         "first_sent_time",
+        "frto",
+        "frto_new",
+        "frto_sacked_orig",
         "high_rxt",
         "in_recovery",
         "loss_probe_recoveries",
@@ -141,6 +144,7 @@ class Recovery:
         "reo_wnd_persist",
         "reordering_seen",
         "rto_recovery",
+        "rto_xmit_ms",
         "rtt",
         "rtx_now",
         "rxt_again",
@@ -150,6 +154,7 @@ class Recovery:
         "sacked",
         "sent",
         "sent_count",
+        "spurious_rtos",
         "tlp",
         "tlp_end",
         "tlp_retrans",
@@ -158,6 +163,7 @@ class Recovery:
         "undo_cc",
         "undo_dsacked",
         "undo_ranges",
+        "undo_rto",
     )
 
     def __init__(
@@ -199,6 +205,16 @@ class Recovery:
         self.undo_cc: CongestionControl | None = None
         self.undo_ranges: list[tuple[int, int]] = []
         self.undo_dsacked = 0
+        # Undoing a spurious RTO (RFC 4015's response): the timeout's reduction may be
+        # undone (undo_cc is the state before it); it was found spurious (undo_rto); when
+        # its retransmission left, on our clock in ms (Eifel detection, RFC 3522, compares
+        # the echoed timestamp with it); F-RTO (RFC 5682 §3) is watching the ACKs, and its
+        # step 2b asks for new data, not retransmissions, on the next transmission.
+        self.undo_rto = False
+        self.rto_xmit_ms = -1
+        self.frto = False
+        self.frto_new = False
+        self.frto_sacked_orig = False  # the latest ACK SACKed never-retransmitted bytes
         # Transmissions still outstanding, oldest first, and the delivery state their
         # records copy (draft-cheng-iccrg-delivery-rate-estimation §3.1: C.delivered,
         # C.delivered_time, C.first_sent_time). Rate sampling itself is the congestion
@@ -242,6 +258,7 @@ class Recovery:
         self.loss_probes = 0
         self.loss_probe_recoveries = 0
         self.dsack_undos = 0
+        self.spurious_rtos = 0
 
     def reset(self, iss: int) -> None:
         """The send sequence starts at `iss` (a new ISN)."""
@@ -254,6 +271,7 @@ class Recovery:
             "loss_probes": self.loss_probes,
             "loss_probe_recoveries": self.loss_probe_recoveries,
             "dsack_undos": self.dsack_undos,
+            "spurious_rtos": self.spurious_rtos,
         }
 
     # ------------------------------------------------------------------ what was sent
@@ -285,6 +303,8 @@ class Recovery:
             self.prr_out += end - start  # RFC 9937: "prr_out += (data sent)"
         if retransmit:
             self.rxt_records += 1
+            if self.rto_xmit_ms < 0 and self.undo_cc is not None and self.rto_recovery:
+                self.rto_xmit_ms = int(now * 1000)  # the RTO's first retransmission
             if self.sack_ok and end > start:
                 if not self.rack:  # RACK finds lost retransmissions by their send time
                     self.rxt_log.append((start, end, snd_max))
@@ -330,6 +350,11 @@ class Recovery:
         hi = snd_max
         sacked = self.sacked
         before = sacked.total
+        frto = self.frto
+        if frto:
+            # Never-retransmitted bytes sent before the timeout, for F-RTO.
+            lo, top = self.high_rxt, min(hi, self.recover)
+            orig_before = sacked.covered(lo, top) if lo < top else 0
         for left32, right32 in blocks:
             d = (left32 - una) & MASK
             left = una + (d - 0x100000000 if d >= 0x80000000 else d)
@@ -343,6 +368,8 @@ class Recovery:
             sacked.add(left, right)
         self.newly_sacked = sacked.total - before
         changed = self.newly_sacked > 0
+        if frto:
+            self.frto_sacked_orig = changed and lo < top and sacked.covered(lo, top) > orig_before
         if changed:
             if self.rack:
                 self._rack_update_sacked(una, now, echo_ms)
@@ -408,6 +435,8 @@ class Recovery:
         first retransmissions found lost themselves (already counted in the pipe), then
         the holes below the loss edge as far as cwnd - pipe allows. The caller sends
         each (and reports it to `on_transmit`)."""
+        if self.frto_new:
+            return []  # F-RTO step 2b: new data first (see on_ack_after_rto)
         if self.in_recovery and self.prr and self.sack_ok:
             cwnd = self.prr_cwnd
         out: list[tuple[int, int]] = []
@@ -603,6 +632,8 @@ class Recovery:
             cc.on_ack(acked, now, self.rtt.srtt or 0.0, in_flight)
             if self.rto_recovery and ack >= self.recover:
                 self.rto_recovery = False
+                self.undo_cc = None  # the timeout was not found spurious
+                self.frto = self.frto_new = False
                 self._recovery_ended()  # the RTO's recovery
             if self.rack and self.sack_ok and sent:
                 first = sent[0]
@@ -861,10 +892,26 @@ class Recovery:
 
     # ------------------------------------------------------------------ timers
 
-    def on_rto(self, una: int, snd_max: int, retries: int) -> None:
-        """The retransmission timer expired with data outstanding (after the caller's
-        cc.on_rto): go back to SND.UNA and resend, in slow start, whatever the
-        scoreboard does not show as received (RFC 6675 §5.1)."""
+    def on_rto(
+        self, cc: CongestionControl, una: int, snd_max: int, now: float, retries: int
+    ) -> None:
+        """The retransmission timer expired with data outstanding: reduce the window
+        (`cc.on_rto`), resend SND.UNA at once and, in slow start, whatever is deemed
+        lost (RFC 6675 §5.1, RFC 8985 §6.3), watching for the timeout to prove spurious
+        (F-RTO, RFC 5682; Eifel detection, RFC 3522)."""
+        if not self.in_recovery and not self.rto_recovery:
+            # A new loss episode: keep the state before the reduction for an undo, and
+            # let F-RTO judge the timeout, as Linux does (tcp_enter_loss: "new_recovery"),
+            # with SACK its SACK-enhanced variant (RFC 5682 §3). A timeout that ends a
+            # fast recovery keeps that recovery's undo state and gets no F-RTO.
+            self.undo_cc = cc.snapshot()
+            self.frto = True
+            self.rto_xmit_ms = -1  # Linux's retrans_stamp: the episode's first
+        elif self.rto_recovery:
+            self.frto = False  # a second timeout: the first was not spurious
+        self.undo_rto = False
+        self.frto_new = False
+        cc.on_rto(now, snd_max - una)
         self.in_recovery = False
         self.reno_sacked = 0
         self.dupacks = 0
@@ -872,21 +919,119 @@ class Recovery:
         self.rxt_again.clear()
         self.pto_at = None
         self.tlp_end = -1  # the probe, if any, is "deemed lost" (RFC 8985 §7.3)
-        self.undo_cc = None  # only a fast recovery is undone (Linux also undoes RTOs)
         self.undo_ranges.clear()
         self.undo_dsacked = 0
         self.recover = snd_max
         self.recover_by_rto = True
         self.rto_recovery = True
-        for seg in self.sent:
-            if seg.retransmitted:
-                seg.lost = True  # everything unSACKed goes again from SND.UNA anyway
+        self.rtx_now = True  # RFC 6298 §5.4: "Retransmit the earliest segment"
         if retries >= 2 and self.sacked:
             # A second timeout with SACKed data still unacknowledged: the receiver may
             # have discarded it (RFC 2018 §8, reneging). Forget the scoreboard.
             self.sacked.clear()
         self.high_rxt = una
-        self.lost_edge = snd_max
+        self.lost_edge = self._rto_lost_edge(una, snd_max, now)
+
+    def _rto_lost_edge(self, una: int, snd_max: int, now: float) -> int:
+        """RFC 8985 §6.3, RACK_mark_losses_on_RTO: "For each segment, Segment, not
+        acknowledged yet: If SEG.SEQ == SND.UNA OR Segment.xmit_ts + RACK.rtt +
+        RACK.reo_wnd - Now() <= 0: Segment.lost = TRUE". Segments sent since are still
+        in flight and stay in the pipe; RACK finds them lost later, if they are, as
+        ACKs come. Originals go out in sequence order, so those lost are a prefix of
+        the flight, up to the returned edge. Without RACK (or a RACK sample yet),
+        everything goes again, as RFC 6675 §5.1 says."""
+        if not (self.rack and self.sack_ok) or self.rack_xmit_ts < 0:
+            for seg in self.sent:
+                if seg.retransmitted:
+                    seg.lost = True  # everything unSACKed goes again from SND.UNA
+            return snd_max
+        deadline = now - self.rack_rtt - self.reo_wnd()
+        sacked = self.sacked
+        first = una + self.mss
+        nxt = sacked.next_gap(una)
+        if nxt < snd_max:
+            first = nxt + self.mss  # the segment at the first hole at or above SND.UNA
+        edge = first if first < snd_max else snd_max
+        for seg in self.sent:
+            end = seg.end
+            if end <= una or end <= edge or seg.xmit_ts > deadline:
+                continue
+            lo = seg.start if seg.start > una else una
+            if sacked.covered(lo, end) == end - lo:
+                continue  # delivered
+            if seg.retransmitted:
+                seg.lost = True  # "Segment.xmit_ts = INFINITE_TS": not judged again
+            edge = end if end < snd_max else snd_max
+        return edge
+
+    def on_ack_after_rto(
+        self, acked: int, ack: int, snd_max: int, echo_ms: int, new_data: bool, sacked: bool
+    ) -> bool:
+        """An ACK in a timeout's recovery that may still be undone, before SND.UNA moves
+        (`acked` bytes, up to `ack`); `echo_ms`: when the segment whose TSval it echoes
+        was sent (-1: none); `new_data`: unsent data waits and the peer's window has room
+        for it; `sacked`: it SACKed something new. True if the timeout proved spurious
+        (then `undo` restores the window and the caller resumes with new data).
+
+        Linux (tcp_process_loss) uses both detections, and so do we: Eifel (RFC 3522:
+        an ACK that moves SND.UNA echoes a timestamp older than the retransmission, so
+        the original arrived) and F-RTO (RFC 5682 §3, with SACK its SACK-enhanced
+        variant)."""
+        if acked > 0 and 0 <= echo_ms < self.rto_xmit_ms:
+            self.undo_rto = True
+            return True
+        if not self.frto:
+            return False
+        # F-RTO step 3b, as Linux words it: "A timeout is spurious if not all data are
+        # lost, i.e., never-retransmitted data are (s)acked" (FLAG_ORIG_SACK_ACKED).
+        # Everything below high_rxt was resent since the timeout; data first sent after
+        # it (beyond the recovery point, Linux's high_seq) does not count.
+        if min(ack, self.recover) > self.high_rxt or self.frto_sacked_orig:
+            self.undo_rto = True
+            return True
+        self.frto_new = False
+        if snd_max > self.recover:
+            # Step 3a: new data went out after the timeout, and a duplicate ACK or a
+            # SACK came back: "the loss was real", conventional recovery goes on.
+            if acked <= 0 or sacked:
+                self.frto = False
+        elif acked > 0 and ack < self.recover and new_data:
+            # Step 2b: the first ACK that advances the window without acknowledging all
+            # sent before the timeout: "transmit up to two new (previously unsent)
+            # segments" -- the window after one ACK in slow start -- not retransmissions.
+            self.frto_new = True
+        else:
+            self.frto = False  # step 2a, or nothing new to send: conventional recovery
+        return False
+
+    def undo_timeout(self, cc: CongestionControl, una: int) -> CongestionControl:
+        """RFC 4015's response to a spurious timeout, as Linux does it
+        (tcp_try_undo_loss): the congestion state from before the timeout (cwnd and
+        ssthresh never below their values now), the loss marks cleared so that nothing
+        more is resent, and sending resumes with new data (§2: "resume the
+        transmission with the next unsent segment"). `una` is SND.UNA before the ACK."""
+        prior = self.undo_cc
+        self.undo_cc = None
+        self.undo_rto = self.frto = self.frto_new = False
+        self.frto_sacked_orig = False
+        self.rto_recovery = False
+        self.recover_by_rto = False
+        self.recover = una
+        self.rtx_now = False
+        self.lost_edge = self.high_rxt  # "unmark loss": only what was resent went again
+        self.rxt_again.clear()
+        # The ACKs now coming are the originals' (that is what made the timeout
+        # spurious): the retransmissions sent since must give RACK no sample, or every
+        # segment sent before them, its ACK still on the way, would look lost.
+        since = self.rto_xmit_ms
+        for seg in self.sent:
+            if seg.retransmitted and int(seg.xmit_ts * 1000) >= since:
+                seg.lost = True
+        self.spurious_rtos += 1
+        self._recovery_ended()
+        if prior is None or prior.mss != cc.mss:
+            return cc
+        return cc.undone_by(prior)
 
     def resend_from(self, start: int, snd_max: int) -> None:
         """Deem everything in [start, snd_max) lost (a FIN sent after an unacknowledged
@@ -1055,7 +1200,7 @@ class Recovery:
         loss), the state from before its reduction, as Linux's D-SACK undo and the
         Eifel response (RFC 4015) restore it: cwnd never below what it has grown to
         since (RFC 9438 §4.9 restores CUBIC's state the same way)."""
-        if not self.undo_dsacked or self.undo_ranges or self.in_recovery:
+        if not self.undo_dsacked or self.undo_ranges or self.in_recovery or self.rto_recovery:
             return cc
         prior = self.undo_cc
         self.undo_cc = None
