@@ -698,7 +698,6 @@ class Connection:
             self._ooo_starts
             or rec.sacked
             or rec.in_recovery
-            or rec.rto_recovery  # F-RTO and Eifel watch each ACK (_after_rto_ack)
             or self._fin_seq >= 0
             or self._rcv_fin_seq >= 0
             or self._read_closed
@@ -1292,23 +1291,29 @@ class Connection:
         rec = self._rec
         new_sack = False
         rate = self._rate
-        prior_in_flight = rec.pipe(snd_una, self.snd_max) if rate is not None else 0
+        sack = opts is not None and opts.sack_blocks and self._sack_ok
+        # The flight before this ACK (Linux's prior_in_flight), taken before its SACK
+        # blocks change the scoreboard: the congestion control judges by it whether the
+        # window was in use, and the rate sampler sets it beside the sample.
+        prior_in_flight = rec.pipe(snd_una, self.snd_max) if sack or rate is not None else -1
         dsack: tuple[int, int] | None = None
-        if opts is not None and opts.sack_blocks and self._sack_ok:
+        if sack:
+            assert opts is not None
             dsack = rec.dsack_of(opts.sack_blocks, seg.ack, snd_una)
             if dsack is not None:
                 rec.on_dsack(dsack[0], dsack[1], snd_una, self.snd_max)
             echo_ms = -1
             if self._ts_ok and seg.tsecr:
                 echo_ms = int(now * 1000) - ((self._ts_now(now) - seg.tsecr) & MASK)
-            new_sack = rec.on_sack(opts.sack_blocks, snd_una, self.snd_max, now, echo_ms)
+            # RFC 2883 §4: a D-SACK block reports a duplicate, not data newly held above
+            # SND.UNA; the scoreboard (RFC 6675 Update ()) takes the blocks after it.
+            blocks = opts.sack_blocks[1:] if dsack is not None else opts.sack_blocks
+            new_sack = rec.on_sack(blocks, snd_una, self.snd_max, now, echo_ms)
         elif not seg.payload and wnd == self.snd_wnd:
             rec.on_plain_duplicate_ack(ack, snd_una)
         self._probes = 0
-        if rec.rto_recovery and rec.undo_cc is not None:
-            self._after_rto_ack(seg, ack, new_sack, now)
         if ack > snd_una:
-            self._ack_advance(ack, seg.tsecr, now)
+            self._ack_advance(ack, seg.tsecr, now, prior_in_flight)
         if self._sack_ok:
             # RFC 6675 §2: with SACK, a duplicate ACK is one that SACKs octets not SACKed
             # before -- "even if it carries new data, changes the advertised window, or
@@ -1358,19 +1363,6 @@ class Connection:
                 newest = max(newest, self._unwrap_ack(block[1]) - 1)
             self._sample_rate(prior_in_flight, newest, now)
 
-    def _after_rto_ack(self, seg: _Inbound, ack: int, new_sack: bool, now: float) -> None:
-        """An ACK after a timeout that may yet prove spurious (F-RTO, Eifel detection:
-        Recovery.on_ack_after_rto); if it does, undo the timeout's reduction."""
-        rec = self._rec
-        echo_ms = -1
-        if self._ts_ok and seg.tsecr:
-            echo_ms = int(now * 1000) - ((self._ts_now(now) - seg.tsecr) & MASK)
-        nxt = self.snd_nxt
-        new_data = self._sndbuf_seq + len(self._sndbuf) > nxt and self.snd_wl2 + self.snd_wnd > nxt
-        una = self.snd_una
-        if rec.on_ack_after_rto(ack - una, ack, self.snd_max, echo_ms, new_data, new_sack):
-            self._cc = rec.undo_timeout(self._cc, una)
-
     def _sample_rate(self, prior_in_flight: int, newest: int, now: float) -> None:
         """Give the congestion control this ACK's delivery-rate sample (BBR only)."""
         rate = self._rate
@@ -1382,12 +1374,14 @@ class Connection:
         rs.in_flight = rec.pipe(self.snd_una, self.snd_max)
         cc.on_rate_sample(rs, now)
 
-    def _ack_advance(self, ack: int, tsecr: int, now: float) -> None:
-        """New data acknowledged: free it, measure, grow the window, move the state on."""
+    def _ack_advance(self, ack: int, tsecr: int, now: float, in_flight: int = -1) -> None:
+        """New data acknowledged: free it, measure, grow the window, move the state on.
+        `in_flight`: the pipe before this ACK, when its SACK blocks have since changed it."""
         snd_una = self.snd_una
         acked = ack - snd_una
         rec = self._rec
-        in_flight = rec.pipe(snd_una, self.snd_max)
+        if in_flight < 0:
+            in_flight = rec.pipe(snd_una, self.snd_max)
         self.snd_una = ack
         if self.snd_nxt < ack:
             self.snd_nxt = ack
@@ -1723,7 +1717,8 @@ class Connection:
             return
         # The loss window: go back to SND.UNA and resend, in slow start, whatever the
         # scoreboard does not show as received (RFC 6675 §5.1).
-        self._rec.on_rto(self._cc, self.snd_una, self.snd_max, now, self._retries)
+        self._cc.on_rto(now, self.snd_max - self.snd_una)
+        self._rec.on_rto(self.snd_una, self.snd_max, self._retries)
         self._rto_at = now + self._rtt.rto
 
     # ------------------------------------------------------------------ tail loss probe
