@@ -698,6 +698,7 @@ class Connection:
             self._ooo_starts
             or rec.sacked
             or rec.in_recovery
+            or rec.rto_recovery  # F-RTO and Eifel watch each ACK (_after_rto_ack)
             or self._fin_seq >= 0
             or self._rcv_fin_seq >= 0
             or self._read_closed
@@ -1312,6 +1313,8 @@ class Connection:
         elif not seg.payload and wnd == self.snd_wnd:
             rec.on_plain_duplicate_ack(ack, snd_una)
         self._probes = 0
+        if rec.rto_recovery and rec.undo_cc is not None:
+            self._after_rto_ack(seg, ack, new_sack, now)
         if ack > snd_una:
             self._ack_advance(ack, seg.tsecr, now, prior_in_flight)
         if self._sack_ok:
@@ -1362,6 +1365,19 @@ class Connection:
                 block = blocks[1] if dsack is not None and len(blocks) > 1 else blocks[0]
                 newest = max(newest, self._unwrap_ack(block[1]) - 1)
             self._sample_rate(prior_in_flight, newest, now)
+
+    def _after_rto_ack(self, seg: _Inbound, ack: int, new_sack: bool, now: float) -> None:
+        """An ACK after a timeout that may yet prove spurious (F-RTO, Eifel detection:
+        Recovery.on_ack_after_rto); if it does, undo the timeout's reduction."""
+        rec = self._rec
+        echo_ms = -1
+        if self._ts_ok and seg.tsecr:
+            echo_ms = int(now * 1000) - ((self._ts_now(now) - seg.tsecr) & MASK)
+        nxt = self.snd_nxt
+        new_data = self._sndbuf_seq + len(self._sndbuf) > nxt and self.snd_wl2 + self.snd_wnd > nxt
+        una = self.snd_una
+        if rec.on_ack_after_rto(ack - una, ack, self.snd_max, echo_ms, new_data, new_sack):
+            self._cc = rec.undo_timeout(self._cc, una)
 
     def _sample_rate(self, prior_in_flight: int, newest: int, now: float) -> None:
         """Give the congestion control this ACK's delivery-rate sample (BBR only)."""
@@ -1717,8 +1733,7 @@ class Connection:
             return
         # The loss window: go back to SND.UNA and resend, in slow start, whatever the
         # scoreboard does not show as received (RFC 6675 §5.1).
-        self._cc.on_rto(now, self.snd_max - self.snd_una)
-        self._rec.on_rto(self.snd_una, self.snd_max, self._retries)
+        self._rec.on_rto(self._cc, self.snd_una, self.snd_max, now, self._retries)
         self._rto_at = now + self._rtt.rto
 
     # ------------------------------------------------------------------ tail loss probe
