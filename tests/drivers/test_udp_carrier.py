@@ -26,6 +26,7 @@ from synack.drivers.udp import (
     MAX_UDP_PAYLOAD,
     Address,
     CarrierConfig,
+    Datagram,
     UdpCarrier,
     gso_runs,
     mss_for,
@@ -489,16 +490,19 @@ def test_ipv6(opened: list[UdpCarrier]) -> None:
 
 @pytest.mark.parametrize("offload", PATHS)
 def test_a_datagram_in_parts_arrives_joined(opened: list[UdpCarrier], offload: bool) -> None:
-    """A datagram given as a tuple of buffers (a segment and its trailer) is sent
-    gathered and arrives as one datagram, in a GSO burst or alone."""
+    """A datagram given as a pair of buffers (a segment and its trailer) is sent
+    gathered and arrives as one datagram, in a GSO burst (beside a whole one) or alone."""
     tx = carrier(opened, offload)
     rx = carrier(opened, offload)
     heads = randoms(*[1000] * 5)
     tails = randoms(*[4] * 5)
-    assert tx.send_batch([(h, t) for h, t in zip(heads, tails, strict=True)], rx.sockname) == 5
+    burst: list[Datagram] = [(h, t) for h, t in zip(heads, tails, strict=True)]
+    burst[-1] = heads[-1][:500] + tails[-1]  # a shorter last one, whole, in the same run
+    assert tx.send_batch(burst, rx.sockname) == 5
     assert tx.send_batch([(heads[0], tails[0])], rx.sockname) == 1
-    expected = [h + t for h, t in zip(heads, tails, strict=True)] + [heads[0] + tails[0]]
+    expected = [h + t for h, t in zip(heads[:4], tails[:4], strict=True)]
+    expected += [heads[-1][:500] + tails[-1], heads[0] + tails[0]]
     assert [data for data, _ in receive(rx, 6)] == expected
-    assert tx.stats.bytes_sent == 6 * 1004
+    assert tx.stats.bytes_sent == 5 * 1004 + 504
     if offload and tx.gso:
         assert tx.stats.send_calls == 2  # the five went in one call

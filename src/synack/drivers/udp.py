@@ -373,7 +373,7 @@ class UdpCarrier:
         """Send segments to one peer, in order; returns how many the kernel dealt with.
 
         Each is one datagram: a buffer, or a pair of buffers that make it up together
-        (sent gathered, not joined); one call's are all of one kind. A return short of len(segments) means the socket
+        (sent gathered, not joined). A return short of len(segments) means the socket
         buffer is full (EAGAIN or ENOBUFS): nothing from segments[count:] went out; wait
         until the socket is writable and send those. A datagram the kernel refuses for
         good (too large, a bad address, no route) is dropped as the network would drop
@@ -384,10 +384,7 @@ class UdpCarrier:
             return 0
         if not self._gso or n == 1:
             return self._send_each(segments, 0, n, addr)
-        if segments[0].__class__ is tuple:  # an engine's run is all one kind
-            sizes = [len(a) + len(b) for a, b in segments]  # type: ignore[arg-type]
-        else:
-            sizes = [len(s) for s in segments]
+        sizes = [len(s) if s.__class__ is not tuple else len(s[0]) + len(s[1]) for s in segments]
         for i, j in gso_runs(sizes):
             if j - i == 1:
                 if self._send_each(segments, i, j, addr) < j:
@@ -407,8 +404,10 @@ class UdpCarrier:
         if cmsg is None:
             cmsg = self._gso_cmsg[size] = [(SOL_UDP, UDP_SEGMENT, size.to_bytes(2, _BYTEORDER))]
         chunk: Sequence[Any] = segments[i:j]
-        if chunk[0].__class__ is tuple:
-            chunk = [part for datagram in chunk for part in datagram]
+        # A run is of one size but its last datagram, so its first and last say whether
+        # any comes in parts (an engine chooses by size).
+        if chunk[0].__class__ is tuple or chunk[-1].__class__ is tuple:
+            chunk = [p for d in chunk for p in (d if d.__class__ is tuple else (d,))]
         attempt = 0
         while True:
             try:
