@@ -433,3 +433,20 @@ def test_default_buffers_hold_a_window_of_full_segments_and_a_given_config_is_ke
     kept = config_for(loopback, mine)  # the caller's buffers stand; only MSS and checksum
     assert (kept.receive_buffer, kept.send_buffer) == (1 << 20, 1 << 20)
     assert kept.mss == loopback.segment_mss
+
+
+@run
+async def test_no_delay_is_on_by_default_as_asyncio_sets_it_and_a_config_decides() -> None:
+    """asyncio sets TCP_NODELAY on its own TCP sockets; our transports start with it on
+    too, on both ends, unless the caller's Config says otherwise."""
+    server = await aio.start_server(echo, "127.0.0.1", 0)
+    _reader, writer = await aio.open_connection(*server.addresses[0])
+    assert writer.transport.connection.config.no_delay  # type: ignore[attr-defined]
+    assert server.engine.host.config.no_delay
+    writer.close()
+    await writer.wait_closed()
+    _reader, writer = await aio.open_connection(*server.addresses[0], config=Config())
+    assert not writer.transport.connection.config.no_delay  # type: ignore[attr-defined]
+    writer.close()
+    await writer.wait_closed()
+    server.close()

@@ -9,8 +9,9 @@ sends everything due and re-arms the timer only if the deadline came earlier (a
 deadline that moved later lets the armed timer fire early and re-arm: the RTO moves
 with every ACK). Application writes between inputs schedule one pass per loop
 iteration (``call_soon``), so a burst of small writes leaves as one burst of
-segments; on a TCP_NODELAY connection a write, and on any connection a ``close``,
-is sent at once, as asyncio's own transports and the kernel do.
+segments; on a TCP_NODELAY connection (the default, as asyncio sets it on its own
+TCP sockets) a write, and on any connection a ``close``, is sent at once, as
+asyncio's own transports and the kernel do.
 
 Each connection is a real `asyncio.Transport` (`SynackTransport`), so the
 standard `StreamReader`/`StreamWriter`, any `asyncio.Protocol` or
@@ -545,6 +546,15 @@ _HANDLERS: dict[type, Callable[[SynackTransport, Any], None]] = {
 # -- opening connections and servers ----------------------------------------------------
 
 
+def _asyncio_config(carrier: CarrierConfig, config: Config | None) -> Config:
+    """`config_for`, with TCP_NODELAY on unless the caller's `Config` says otherwise:
+    asyncio's own TCP transports set it on every socket (since Python 3.6), so a
+    write is sent at once, not held by Nagle's algorithm."""
+    if config is None:
+        return replace(config_for(carrier, None), no_delay=True)
+    return config_for(carrier, config)
+
+
 def _source_address(ip: str) -> str:
     """The local address the kernel would send from to `ip` (a connect sends nothing)."""
     with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as probe:
@@ -587,7 +597,7 @@ async def create_connection(
     except BaseException:
         udp.close()
         raise
-    engine = LoopEngine(loop, udp, Host(udp.sockname[0], config_for(carrier_cfg, config)))
+    engine = LoopEngine(loop, udp, Host(udp.sockname[0], _asyncio_config(carrier_cfg, config)))
     conn = engine.host.connect((ip, port), loop.time(), local_port=engine.port)
     done: asyncio.Future[None] = loop.create_future()
 
@@ -688,7 +698,7 @@ async def create_server(
         except BaseException:
             udp.close()
             raise
-        engine = LoopEngine(loop, udp, Host(ip, config_for(carrier_cfg, config)))
+        engine = LoopEngine(loop, udp, Host(ip, _asyncio_config(carrier_cfg, config)))
     listener = engine.host.listen(engine.port, backlog)
 
     def accepted(conn: Connection) -> None:
