@@ -428,25 +428,26 @@ def test_rto_does_not_resend_sacked_data() -> None:
     assert offsets(ack(s, MSS, ((2 * MSS, 3 * MSS),))) == [MSS, 3 * MSS]
 
 
-def test_a_dsack_of_the_rto_retransmission_leaves_the_flight_as_it_was() -> None:
-    """The ACK of a flight is lost; the RTO resends its first segment, which the peer
-    already had. The answer acknowledges the whole flight and reports the duplicate in a
-    D-SACK block (RFC 2883 §4.1.1). That block is not data newly held above SND.UNA (RFC
-    6675 Update () keeps the scoreboard of SACKed data), so the flight the congestion
-    control judges the window's use by is the one before this ACK, as Linux's
-    prior_in_flight is: one segment in a one-segment window, a window in use, and slow
-    start after the timeout (RFC 5681 §3.1) grows it to two segments, which leave at once.
-    Counted with the duplicate, the flight was nothing, the window looked unused and
-    stayed at one segment, whose lone ACK the peer may delay (RFC 5681 §4.2)."""
-    s = established(rtt=0.1, sack=True, peer=SACK_PEER, tail_loss_probe=False)
+def test_a_dsack_of_a_probe_leaves_the_flight_as_it_was() -> None:
+    """A window-limited flight arrives whole but its ACKs are lost; the tail loss probe
+    resends its last segment (RFC 8985 §7.3), which the peer already had. The answer
+    acknowledges the flight and reports the duplicate in a D-SACK block (RFC 2883
+    §4.1.1). That block is not data newly held above SND.UNA (the scoreboard of RFC
+    6675 Update () is of SACKed data), so this is no duplicate ACK, and the flight the
+    congestion control judges the window's use by is the one before the ACK, as Linux's
+    prior_in_flight is: the whole window, in use, and slow start grows it by two
+    segments (RFC 3465's L = 2*SMSS). Counted with the duplicate, the flight looked one
+    segment short of the window and the window unused, so it did not grow (after a
+    timeout the same miscount kept cwnd at one segment, whose lone ACK the peer may
+    delay 40 ms, RFC 5681 §4.2)."""
+    s = established(rtt=0.1, sack=True, peer=SACK_PEER, initial_window=4)
     flight(s, 4)
-    assert offsets(fire(s)) == [0]
-    assert s.conn.cwnd == MSS
-    s.conn.send(bytes(4 * MSS))
-    s.at(0.55)
-    out = ack(s, 4 * MSS, ((0, MSS),))
-    assert s.conn.cwnd == 2 * MSS
-    assert offsets(out) == [4 * MSS, 5 * MSS]
+    assert s.conn.cwnd == 4 * MSS
+    assert offsets(fire(s)) == [3 * MSS]  # the probe
+    assert s.conn.stats["loss_probes"] == 1
+    ack(s, 4 * MSS, ((3 * MSS, 4 * MSS),))
+    assert s.conn.cwnd == 6 * MSS
+    assert not s.conn.info()["in_recovery"]
 
 
 def test_sack_blocks_beyond_what_was_sent_are_ignored() -> None:
