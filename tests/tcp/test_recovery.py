@@ -95,8 +95,7 @@ def test_a_partial_ack_sends_the_segments_it_shows_lost_at_once() -> None:
     transmission that has since been delivered: the partial ACK proves that the
     retransmission it covers arrived, so the unSACKed segments sent before it are lost.
     """
-    # The classic path (RFC 6675 and this Linux-like rule; the clock stands still here,
-    # where RACK would not trust an ACK sooner than min_RTT after the retransmission).
+    # The classic path (RFC 6675 and this Linux-like rule).
     s: Sock = established(
         rtt=0.1, sack=True, peer=SACK_PEER, congestion_control="newreno", rack=False
     )
@@ -108,9 +107,11 @@ def test_a_partial_ack_sends_the_segments_it_shows_lost_at_once() -> None:
         resent += data(ack(s, 0, sack_blocks((1, last))))
     assert offsets(resent) == [0]
     assert s.conn.cwnd == 5 * MSS  # RFC 5681 eq. (4): FlightSize / 2
-    # The retransmission arrives: a partial ACK up to the hole at 8. Nothing is in the
-    # pipe any more (cwnd - pipe = 5 SMSS), and segments 8 and 9 went out before the
-    # retransmission that just arrived: both are resent now, not after the RTO.
+    # The retransmission arrives, and its partial ACK one round trip later (sooner, it
+    # could only be the original's, RFC 8985 §6.2): up to the hole at 8. Nothing is in
+    # the pipe any more (cwnd - pipe = 5 SMSS), and segments 8 and 9 went out before
+    # the retransmission that just arrived: both are resent now, not after the RTO.
+    s.at(0.2)
     assert offsets(data(ack(s, 8 * MSS))) == [8 * MSS, 9 * MSS]
     assert s.conn.info()["timeouts"] == 0
     assert offsets(data(ack(s, 10 * MSS))) == []
@@ -132,7 +133,9 @@ def test_a_partial_ack_resends_a_hole_below_sacked_data_at_once() -> None:
     for last in range(2, 8):
         resent += data(ack(s, 0, sack_blocks((1, last))))
     assert offsets(resent) == [0]
-    # Segments 0 and 8 were lost; the partial ACK brings the SACK of 9 with it.
+    # Segments 0 and 8 were lost; the partial ACK, a round trip after the
+    # retransmission, brings the SACK of 9 with it.
+    s.at(0.2)
     assert offsets(data(ack(s, 8 * MSS, sack_blocks((9, 10))))) == [8 * MSS]
     assert s.conn.info()["timeouts"] == 0
 

@@ -1170,6 +1170,10 @@ class Connection:
             if rcv_wnd == 0 and seq == rcv_nxt and flags & ACK and state in SYNCHRONIZED:
                 ack = self._unwrap_ack(seg.ack)
                 if self.snd_una - self.max_snd_wnd <= ack <= self.snd_max:
+                    # RFC 7323 §4.3 (2) holds for it too (SEG.SEQ = Last.ACK.sent), as
+                    # in Linux, whose tcp_sequence() passes a probe at RCV.NXT: our
+                    # answer echoes the probe's TSval, the prober's RTT sample is true.
+                    self._take_tsval(seg, seq, now)
                     self._process_ack_field(seg, ack, seq, now)
             self.counters["dropped"] += 1
             if plen and seq < rcv_nxt:

@@ -16,8 +16,9 @@ has been delivered and a reordering window has passed), or, with
 ``Config.loss_detection = "dupack"`` or without SACK, by RFC 6675's DupThresh
 rule; then tail loss probes (RFC 8985 §7), Proportional Rate Reduction for how
 much may be sent during recovery (RFC 9937, which obsoleted RFC 6937 in December
-2025), and undo of spurious fast recovery (RFC 3708 with D-SACK, RFC 4015's
-response).
+2025), RACK's marking on a timeout (RFC 8985 §6.3), and undo: of a spurious fast
+recovery (RFC 3708 with D-SACK) and of a spurious timeout (F-RTO, RFC 5682, and Eifel
+detection, RFC 3522), with RFC 4015's response.
 
 Every transmission is also kept as a `Sent` record, in the order sent: the
 per-segment state that time-based loss detection and delivery-rate estimation
@@ -38,9 +39,10 @@ from synack.wire.seq import MASK, seq_lt
 
 # RFC 5681 §3.2 and RFC 6675: three duplicate ACKs (or that many SACKed segments) mean loss.
 DUP_THRESH = 3
-# RFC 8985 §7.2's WCDelAckT, the worst-case delayed-ACK timer of the peer added to the
-# PTO when one segment is in flight: "The RECOMMENDED value for WCDelAckT is 200ms"
-# (Linux's TCP_DELACK_MAX is the same 200 ms).
+# RFC 8985 §7.2's TLP.max_ack_delay (WCDelAckT in its drafts): "when the FlightSize is
+# one segment, the sender MAY inflate the PTO by TLP.max_ack_delay to accommodate a
+# potentially delayed acknowledgment"; "The actual value of TLP.max_ack_delay is
+# implementation specific." 200 ms, as Linux's TCP_DELACK_MAX.
 WCDELACKT = 0.2
 _FAR = 1 << 62
 # RFC 8985 §6.2 Step 4: the reordering window grown by D-SACKs is kept for this many
@@ -146,8 +148,10 @@ class Recovery:
         "rto_recovery",
         "rto_xmit_ms",
         "rtt",
+        "rtx_at",
         "rtx_now",
         "rxt_again",
+        "rxt_latest",
         "rxt_log",
         "rxt_records",
         "sack_ok",
@@ -190,6 +194,7 @@ class Recovery:
         self.rxt_log: list[tuple[int, int, int]] = []
         self.rxt_again: list[tuple[int, int]] = []
         self.rtx_now = False  # resend the first hole now, whatever the window says
+        self.rtx_at = 0.0  # when the current fast recovery's first retransmission left
         # Tail loss probe (RFC 8985 §7): the PTO deadline; TLP.end_seq (SND.MAX when the
         # probe went out, -1 when no probe is outstanding) and where the probe began;
         # TLP.is_retrans; and whether an RTT sample came since the last probe (§7.3).
@@ -240,6 +245,7 @@ class Recovery:
         self.dsack_round = -1
         self.reo_at: float | None = None
         self.rxt_records = 0
+        self.rxt_latest: dict[int, int] = {}  # start -> order of its latest retransmission
         # PRR (RFC 9937): prr_delivered, prr_out and RecoverFS of this recovery; the
         # window it allows (pipe + sndcnt, as of the last ACK); the SACKed bytes its last
         # count saw, and those the latest ACK newly SACKed; and whether the latest ACK
@@ -303,6 +309,9 @@ class Recovery:
             self.prr_out += end - start  # RFC 9937: "prr_out += (data sent)"
         if retransmit:
             self.rxt_records += 1
+            self.rxt_latest[start] = seg.order
+            if self.rtx_at < 0:
+                self.rtx_at = now  # the recovery's first retransmission
             if self.rto_xmit_ms < 0 and self.undo_cc is not None and self.rto_recovery:
                 self.rto_xmit_ms = int(now * 1000)  # the RTO's first retransmission
             if self.sack_ok and end > start:
@@ -555,9 +564,15 @@ class Recovery:
         self.tlp_end = -1  # the recovery now repairs what the probe was sent to find
         self.recover = snd_max  # RecoveryPoint = HighData
         self.recover_by_rto = False
-        self.high_rxt = una
+        # HighRxt: what a previous recovery retransmitted above SND.UNA (it may resend
+        # bytes past its own recovery point) is still in flight, not lost again until
+        # shown to be; starting over from SND.UNA resent it at once (tests/tcp/
+        # test_recovery_bugs.py). Linux likewise keeps an skb's retransmitted mark.
+        if self.high_rxt < una:
+            self.high_rxt = una
         self.fast_retransmits += 1
         self.rtx_now = True
+        self.rtx_at = -1.0
         mss = self.mss
         # RFC 9937 §6.1: "prr_delivered = 0", "prr_out = 0", "RecoverFS = SND.NXT -
         # SND.UNA", and "RecoverFS -= (bytes SACKed in scoreboard) - (bytes newly
@@ -657,7 +672,7 @@ class Recovery:
             self.new_loss = True
         elif self.rack:
             self.rack_detect(cc, ack, snd_max, now)
-        elif self.lost_edge < self.recover and not self.rtx_now:
+        elif self.lost_edge < self.recover and not self.rtx_now and self._rtx_answered(now):
             # Partial ACK with SACK. RFC 6675 §5 (C) sends whatever NextSeg () returns
             # while cwnd - pipe >= 1 SMSS, but its IsLost () needs SACKed data above
             # a hole, and after a partial ACK there may be none (a lost tail). Here
@@ -668,10 +683,16 @@ class Recovery:
             # the recovery point still not SACKed is lost, and NextSeg () rule (1)
             # resends it now instead of after the RTO. (RFC 6582 §3.2 step 5 draws
             # the same conclusion without SACK, for the next segment.) Not while
-            # that retransmission is still to go (rtx_now: ACKs fed in a batch):
-            # then the original arrived late, which proves nothing.
+            # that retransmission is still to go (rtx_now: ACKs fed in a batch), nor
+            # sooner than min_RTT after it left (RFC 8985 §6.2's test of a sample):
+            # then the ACK is the original's, which proves nothing.
             self.lost_edge = self.recover
             self.new_loss = True
+
+    def _rtx_answered(self, now: float) -> bool:
+        """Whether an ACK now can be the answer to the recovery's first retransmission."""
+        min_rtt = self.rtt.min_rtt
+        return self.rtx_at >= 0 and (min_rtt is None or now - self.rtx_at >= min_rtt)
 
     def prr_on_ack(self, ssthresh: int, acked: int, una: int, snd_max: int) -> None:
         """RFC 9937 §6.2, on each ACK of a fast recovery: how much may be sent, as the
@@ -758,6 +779,8 @@ class Recovery:
                 continue
             if seg.retransmitted:
                 self.rxt_records -= 1
+                if not self.rxt_records:
+                    self.rxt_latest.clear()
                 if not seg.lost and self._valid_sample(seg, now, echo_ms):
                     self._rack_advance(seg, seg.end, now)
             elif newest is None or seg.order > newest.order:
@@ -851,6 +874,8 @@ class Recovery:
                     timeout = remaining
             elif seg.retransmitted:
                 seg.lost = True  # "Segment.xmit_ts = INFINITE_TS": not judged again
+                if self.rxt_latest.get(seg.start, order) > order:
+                    continue  # sent again since (Linux's skb keeps only its latest send)
                 self.rxt_again.append((lo, end))
                 found = True
             elif end > edge:
@@ -918,7 +943,9 @@ class Recovery:
         self.rxt_log.clear()  # everything unSACKed is resent after a timeout anyway
         self.rxt_again.clear()
         self.pto_at = None
-        self.tlp_end = -1  # the probe, if any, is "deemed lost" (RFC 8985 §7.3)
+        # RFC 8985 §7.1: "Reset TLP.is_retrans and TLP.end_seq when initiating a
+        # connection, fast recovery, or RTO recovery."
+        self.tlp_end = -1
         self.undo_ranges.clear()
         self.undo_dsacked = 0
         self.recover = snd_max
@@ -1052,11 +1079,11 @@ class Recovery:
     ) -> None:
         """RFC 8985 §7.2: (re)start the PTO, or stop it where no probe may be sent.
 
-        "the sender SHOULD start or restart a loss probe PTO timer after transmitting
+        "The sender SHOULD start or restart a loss probe PTO timer after transmitting
         new data (that was not itself a loss probe) or upon receiving an ACK that
-        cumulatively acknowledges new data", only if "the connection supports SACK",
-        "has no SACKed sequences in the SACK scoreboard" and "is not in loss recovery"
-        (fast recovery, or the RTO's until SND.UNA passes its recovery point)."""
+        cumulatively acknowledges new data unless it is already in fast recovery, RTO
+        recovery, or segments have been SACKed" (an RTO's recovery lasts until SND.UNA
+        passes its recovery point). RACK-TLP needs SACK: without it, no probe."""
         flight = snd_max - una
         if (
             flight <= 0
@@ -1068,9 +1095,9 @@ class Recovery:
         ):
             self.pto_at = None
             return
-        # "PTO = 2 * SRTT; If FlightSize is one segment: PTO += WCDelAckT" (with one
-        # segment out, a delayed ACK is what the peer owes us); "Else: PTO = 1 sec"
-        # without an RTT sample. Linux takes max(2*SRTT, 1.5*SRTT + 200 ms) for one
+        # TLP_calc_PTO(): "PTO = 2 * SRTT; If FlightSize is one segment: PTO +=
+        # TLP.max_ack_delay" (with one segment out, a delayed ACK is what the peer
+        # owes us); "Else: PTO = 1 sec" without an RTT sample. Linux takes max(2*SRTT, 1.5*SRTT + 200 ms) for one
         # segment, which differs only above a 400 ms SRTT; we follow the RFC.
         if srtt is None:
             pto = 1.0
@@ -1078,7 +1105,7 @@ class Recovery:
             pto = 2 * srtt
             if flight <= self.mss:
                 pto += WCDELACKT
-        # "If Now() + PTO > TCP_RTO_expire(): PTO = TCP_RTO_expire() - Now()"
+        # "If Now() + PTO > TCP_RTO_expiration(): PTO = TCP_RTO_expiration() - Now()"
         at = now + pto
         if rto_at is not None and at > rto_at:
             at = rto_at
@@ -1087,9 +1114,9 @@ class Recovery:
     def probe_due(self) -> bool:
         """The PTO expired (RFC 8985 §7.3): may a probe go now? "1. First, there is no
         other previous loss probe still in flight" and "2. Second, the sender has
-        obtained an RTT measurement since the last loss probe transmission or the start
-        of the connection" -- "If either one of these two conditions is not met, the
-        sender MUST skip sending a loss probe"."""
+        obtained an RTT measurement since the last loss probe transmission" -- "If
+        either one of these two conditions is not met, then the sender MUST skip
+        sending a loss probe and MUST proceed to re-arm the RTO timer"."""
         self.pto_at = None
         return self.tlp_end < 0 and self.tlp_sampled
 
@@ -1109,10 +1136,11 @@ class Recovery:
         elif ack > self.tlp_end:
             # "Repaired the single loss": neither a DSACK nor a duplicate ACK said the
             # original arrived too, so the original (or its ACK) was lost: "Invoke
-            # congestion control to lower cwnd for the loss". Linux does so with a CWR
-            # episode (ssthresh from cwnd, cwnd = ssthresh) and waits, as the RFC's
-            # "ACK.seq > TLP.end_seq" does, for an ACK beyond the probe: the ACK of
-            # exactly TLP.end_seq may be the original's, the probe's DSACK still to come.
+            # congestion control to react to the loss event the probe has repaired".
+            # Linux does so with a CWR episode (ssthresh from cwnd, cwnd = ssthresh)
+            # and waits, as the RFC's "ACK's ack. number > TLP.end_seq" does, for an
+            # ACK beyond the probe: the ACK of exactly TLP.end_seq may be the
+            # original's, the probe's DSACK still to come.
             self.tlp_end = -1
             self.loss_probe_recoveries += 1
             if not self.in_recovery:
@@ -1120,9 +1148,10 @@ class Recovery:
                 cc.on_recovery_end(now)
 
     def on_plain_duplicate_ack(self, ack: int, una: int) -> None:
-        """RFC 8985 §7.4.2: a duplicate ACK without SACK blocks after the probe's end was
-        acknowledged means "both the original data segment and the TLP probe
-        retransmission" arrived: no loss, the episode is over."""
+        """RFC 8985 §7.4.2: "Else If ACK is a DupAck without any SACK option: TLP.end_seq
+        = None /* Case 2, above */" -- the original and the probe both arrived (a
+        receiver without DSACK answers the second copy so): no loss, the episode is
+        over."""
         if self.tlp_end >= 0 and self.tlp_retrans and ack == una >= self.tlp_end:
             self.tlp_end = -1
 
@@ -1180,8 +1209,8 @@ class Recovery:
             self.dsack_round = snd_max
             self.reo_wnd_mult += 1
             self.reo_wnd_persist = REO_WND_PERSIST
-        # RFC 8985 §7.4.2: "If the TLP retransmission is spurious, a receiver that uses
-        # DSACK would return an ACK that covers TLP.end_seq with a DSACK option": no loss.
+        # RFC 8985 §7.4.2: "Else if ACK has a DSACK option matching TLP.end_seq:
+        # TLP.end_seq = None /* Case 1, above */": the probe was a duplicate, no loss.
         if self.tlp_end >= 0 and self.tlp_retrans and right == self.tlp_end:
             self.tlp_end = -1
         # RFC 3708: a retransmission whose D-SACK comes back was unnecessary -- the
