@@ -317,9 +317,11 @@ def compare_profiles(a: Worker, b: Worker, args: argparse.Namespace) -> None:
         print(f"| {where}:{name} | {na:.2f} | {nb:.2f} | {ta:.2f} | {tb:.2f} | {diff:+.2f} |")
 
 
-def instructions(label: str, src: Path, size: int) -> int:
+def instructions(label: str, src: Path, size: int, pad: int) -> int:
     """Instructions of the interpreter running one lossless transfer of `size` bytes in
-    `src`'s core, start-up included (valgrind's count does not depend on other load)."""
+    `src`'s core, start-up included. Other load does not change the count; where objects
+    land in memory does a little (dicts and sets keyed by object identity), so `pad`
+    bytes of environment shift the layout between repeats."""
     request = json.dumps({"op": "transfer", "size": size}) + "\n"
     done = subprocess.run(
         [
@@ -330,7 +332,7 @@ def instructions(label: str, src: Path, size: int) -> int:
         capture_output=True,
         text=True,
         timeout=REPLY_TIMEOUT * 4,
-        env=dict(os.environ, PYTHONPATH=str(src), PYTHONHASHSEED="0"),
+        env=dict(os.environ, PYTHONPATH=str(src), PYTHONHASHSEED="0", CORE_AB_PAD="x" * pad),
     )
     found = re.search(r"I\s+refs:\s+([\d,]+)", done.stderr)
     if done.returncode != 0 or found is None:
@@ -340,23 +342,39 @@ def instructions(label: str, src: Path, size: int) -> int:
 
 def compare_instructions(sides: dict[str, Path], args: argparse.Namespace) -> None:
     """Instructions per data segment on each side: two transfer sizes, the difference
-    divided by the difference in segments, so start-up and the handshake drop out."""
+    divided by the difference in segments, so start-up and the handshake drop out;
+    `--repeats` memory layouts each."""
     if shutil.which("valgrind") is None:
         raise SystemExit("--instructions needs valgrind (Debian's package)")
     large = int(args.size * MB)
     small = large // 5
-    jobs = [(label, src, size) for label, src in sides.items() for size in (small, large)]
-    # The counts do not depend on what else runs: the four runs share the CPUs.
+    pads = [1000 * i for i in range(max(1, args.repeats))]
+    jobs = [
+        (label, src, size, pad)
+        for label, src in sides.items()
+        for pad in pads
+        for size in (small, large)
+    ]
+    # The counts do not depend on what else runs: the runs share the CPUs.
     with ThreadPoolExecutor(len(os.sched_getaffinity(0))) as pool:
         counts = dict(zip(jobs, pool.map(lambda job: instructions(*job), jobs), strict=True))
     per_segment = {
-        label: (counts[label, src, large] - counts[label, src, small]) / ((large - small) / PAYLOAD)
+        label: [
+            (counts[label, src, large, pad] - counts[label, src, small, pad])
+            / ((large - small) / PAYLOAD)
+            for pad in pads
+        ]
         for label, src in sides.items()
     }
-    a, b = per_segment["A"], per_segment["B"]
+    a, b = (statistics.mean(per_segment[label]) for label in "AB")
+
+    def shown(label: str) -> str:
+        values = per_segment[label]
+        return f"{statistics.mean(values):,.0f} ({min(values):,.0f}-{max(values):,.0f})"
+
     print(
         f"instructions per data segment (valgrind, {small / MB:g} and {large / MB:g} MB "
-        f"subtracted): A {a:,.0f}, B {b:,.0f}, B/A {b / a:.3f}"
+        f"subtracted, {len(pads)} memory layouts): A {shown('A')}, B {shown('B')}, B/A {b / a:.3f}"
     )
     verdict = "meets" if a / b >= args.target else "is BELOW"
     print(
@@ -390,6 +408,9 @@ def main() -> None:
         "--instructions",
         action="store_true",
         help="count instructions per segment with valgrind instead (deterministic, slow)",
+    )
+    parser.add_argument(
+        "--repeats", type=int, default=2, help="memory layouts per side for --instructions"
     )
     parser.add_argument("--top", type=int, default=25, help="rows of the profile table")
     parser.add_argument("--verbose", action="store_true", help="print every round")

@@ -193,13 +193,51 @@ def test_core_ab_instructions(tmp_path: Path) -> None:
         pytest.skip("no valgrind here (scripts/system-deps installs Debian's)")
     out = run_bench(
         "core_ab.py",
-        *("--instructions", "--size", "0.1", "--tmp-dir", str(tmp_path)),
+        *("--instructions", "--size", "0.1", "--repeats", "1", "--tmp-dir", str(tmp_path)),
         timeout=280,
     )
-    found = re.search(r"A ([\d,]+), B ([\d,]+), B/A", out)
+    found = re.search(r"A ([\d,]+) \(.+\), B ([\d,]+) \(.+\), B/A", out)
     assert found is not None, out
     # Tens of thousands of instructions per segment each side (the interpreter's loop,
     # the checksum, both ends of the connection), and the two cores within a factor of 2.
     a, b = (int(group.replace(",", "")) for group in found.groups())
     assert 20_000 < a < 2_000_000 and 0.5 < b / a < 2, out
     assert list(tmp_path.iterdir()) == [], "the bench left its trees behind"
+
+
+def _no_tun() -> str | None:
+    if os.geteuid() != 0 or not os.path.exists("/dev/net/tun") or shutil.which("ip") is None:
+        return "the kernel's side runs in network namespaces: needs root, /dev/net/tun and ip"
+    return None
+
+
+@pytest.mark.root
+@pytest.mark.skipif(_no_tun() is not None, reason=_no_tun() or "")
+def test_side_by_side() -> None:
+    proc = subprocess.Popen(
+        [
+            sys.executable, str(BENCH / "side_by_side.py"), "--losses", "5", "--seconds", "1",
+            "--exchanges", "10", "--capacity-seconds", "0",
+        ],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env=dict(os.environ, PYTHONUNBUFFERED="1"),
+    )  # fmt: skip
+    try:
+        out, err = proc.communicate(timeout=150)
+    finally:
+        if proc.poll() is None:
+            proc.terminate()  # its finally removes the namespaces
+            proc.communicate(timeout=30)
+    assert proc.returncode == 0, err[-2000:]
+    # Both stacks with both congestion controls: some goodput, every exchange done.
+    for stack in ("kernel", "synack"):
+        for cc in ("cubic", "bbr"):
+            row = re.search(rf"^\| 5% \| {stack} \| {cc} \| (\d+\.\d\d) \|(.*)$", out, re.M)
+            assert row is not None, out
+            assert float(row.group(1)) > 0 and "| 10 of 10 |" in row.group(2), out
+    verdicts = re.findall(r"^- 5%, (cubic|bbr): .*: (met|NOT met)$", out, re.M)
+    assert len(verdicts) == 4, out  # goodput and p99, for each congestion control
+    namespaces = subprocess.run(["ip", "netns", "list"], capture_output=True, text=True).stdout
+    assert f"synack-{proc.pid}-" not in namespaces, "the bench left its namespaces behind"
