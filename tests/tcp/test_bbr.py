@@ -359,6 +359,42 @@ def test_a_second_loss_in_one_recovery_changes_nothing() -> None:
     assert bbr.cwnd == 30 * MSS
 
 
+def test_a_loss_on_a_standing_queue_bounds_the_flight_and_random_loss_does_not() -> None:
+    """A recovery that begins while every RTT sample of two rounds sat 50% above RTprop
+    (a drop-tail buffer someone keeps full) halves the flight BBR may keep; the same loss
+    on an empty queue (random loss) keeps v1's packet conservation only."""
+    rtt = 0.05
+    queued = Bbr(MSS)
+    now, delivered = rounds(queued, 12, 1e6, rtt, 0.0, 0)
+    alone = Bbr(MSS)
+    rounds(alone, 12, 1e6, rtt, 0.0, 0)
+    now, delivered = rounds(queued, 2, 1e6, 1.5 * rtt, now, delivered)
+    full = alone.cwnd
+    assert full > 20 * MSS
+    queued.on_congestion(now, 20 * MSS)
+    alone.on_congestion(now, 20 * MSS)
+    assert alone.cwnd == 20 * MSS
+    assert queued.cwnd == 10 * MSS
+    # The bound outlasts the recovery, then grows by one segment a round.
+    queued.on_recovery_end(now)
+    alone.on_recovery_end(now)
+    assert alone.cwnd == full
+    assert queued.cwnd == 10 * MSS
+    now, delivered = rounds(queued, 3, 1e6, rtt, now, delivered)
+    assert queued.cwnd == 13 * MSS
+
+
+def test_a_loss_on_a_standing_queue_ends_startup() -> None:
+    bbr = Bbr(MSS)
+    now, delivered = 0.0, 0
+    for i in range(4):  # the rate still doubling: Startup
+        now, delivered = rounds(bbr, 1, 1e5 * 2**i, 0.05 if i < 2 else 0.08, now, delivered)
+    assert bbr.mode is Mode.STARTUP
+    bbr.on_congestion(now, 40 * MSS)
+    assert bbr.filled_pipe
+    assert bbr.cwnd == 20 * MSS
+
+
 def test_a_timeout_restarts_from_one_segment_and_restores_after_the_episode() -> None:
     bbr = Bbr(MSS)
     now, delivered = rounds(bbr, 12, 1e6, 0.05, 0.0, 0)
