@@ -434,6 +434,32 @@ async def test_rate_limit_and_queue_drops() -> None:
     assert stats.lost == 0
 
 
+def _rmem_max() -> int:
+    with open("/proc/sys/net/core/rmem_max") as f:
+        return int(f.read())
+
+
+@pytest.mark.skipif(
+    _rmem_max() < 1 << 20, reason="net.core.rmem_max caps every socket below the burst"
+)
+@run_async
+async def test_a_burst_waits_in_the_relays_socket_not_dropped() -> None:
+    """400 datagrams sent while the relay cannot read (the test holds the loop) wait
+    in its listening socket: about four times what the default 208 KB buffer holds.
+    The rate limit paces them on, so the only queue that may drop is the relay's
+    own, and here it is large enough."""
+    n = 400
+    link = Impairment(rate=4_000_000.0, queue_limit=n)
+    async with relayed(link, seed=1) as (relay, server, client):
+        transport, _ = await client()
+        for i in range(n):  # no await: the relay's loop does not run meanwhile
+            transport.sendto(seq_payload(i, 1200))
+        await settle([server])
+        stats = relay.up.stats
+    assert stats.received == stats.passed == len(server.got) == n
+    assert sorted(int.from_bytes(d[:4], "big") for _t, d, _a in server.got) == list(range(n))
+
+
 @run_async
 async def test_each_client_has_its_own_mapping_and_idle_ones_expire() -> None:
     async with relayed(Impairment(), echo=True, idle_timeout=0.3) as (relay, server, client):

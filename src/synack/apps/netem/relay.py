@@ -12,6 +12,8 @@ Datagrams from clients form the "up" direction, answers from the target the
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import socket
 from collections.abc import Callable
 from typing import Any
 
@@ -24,6 +26,12 @@ from synack.errors import UserError, describe_os_error
 IPV4_UDP_OVERHEAD = 28  # IPv4 header (20) + UDP header (8): counted by the rate limit
 IPV6_UDP_OVERHEAD = 48
 MAX_CLIENTS = 1024
+# SO_RCVBUF / SO_SNDBUF asked for on every relay socket (Linux caps it at
+# net.core.rmem_max / wmem_max). With the default (208 KB, about 90 full datagrams)
+# a sender's burst overflowed the listening socket before the relay could read it:
+# drops no seed decides and the summary cannot count, in front of the bottleneck
+# queue that is meant to be the only one.
+SOCKET_BUFFER = 4 * 1024 * 1024
 
 
 def format_address(addr: tuple[Any, ...]) -> str:
@@ -42,6 +50,13 @@ def describe_trace(trace: Trace) -> str:
         else:
             words.append(event)
     return " ".join(words)
+
+
+def _enlarge_buffers(transport: asyncio.BaseTransport) -> None:
+    sock = transport.get_extra_info("socket")
+    for option in (socket.SO_RCVBUF, socket.SO_SNDBUF):
+        with contextlib.suppress(OSError):
+            sock.setsockopt(socket.SOL_SOCKET, option, SOCKET_BUFFER)
 
 
 class _Mapping:
@@ -139,6 +154,7 @@ class UdpRelay:
         except OSError as exc:
             raise listen_error(exc, *self.listen) from None
         self._listener = listener
+        _enlarge_buffers(listener)
         sockname = listener.get_extra_info("sockname")
         self.down.overhead = IPV6_UDP_OVERHEAD if len(sockname) > 2 else IPV4_UDP_OVERHEAD
         self.address = (sockname[0], sockname[1])
@@ -203,6 +219,7 @@ class UdpRelay:
         if mapping.closed:
             transport.close()
             return
+        _enlarge_buffers(transport)
         mapping.transport = transport
         pending, mapping.pending = mapping.pending, []
         for data in pending:
