@@ -17,8 +17,9 @@ process of its own, so the relay's CPU and each endpoint's are measured apart.
   rr    --exchanges 1 KiB request / 1 KiB response round trips, one at a time
         (TCP_NODELAY); median and 99th percentile.
 
-The rate caps count whole IP packets on both relays (the UDP relay adds its 28
-bytes of IPv4 and UDP headers), so both stacks meet the same bottleneck. Both use
+The rate caps count whole IP packets on both relays (the UDP relay counts each
+datagram with its 28 bytes of IPv4 and UDP headers), so both stacks meet the same
+bottleneck. Both use
 the kernel's autotuning maxima (tcp_wmem, tcp_rmem) as their buffer limits. A first
 "capacity" pass runs bulk with no impairment and no cap, to show what the relay can
 move here and so that the cap is well below it. The table puts each goodput beside
@@ -54,7 +55,6 @@ DELAY = 0.020  # seconds each way: a 40 ms round trip
 REQUEST = 1024
 CHUNK = 256 * 1024
 KERNEL_PORT = 5001
-UDP_IP_OVERHEAD = 28  # the IPv4 and UDP headers around each relayed datagram
 GRACE = 30.0  # seconds an endpoint may outlive its planned run before it gives up
 STACKS = ("kernel", "synack")
 CCS = ("cubic", "bbr")
@@ -362,7 +362,6 @@ async def run_pair(case: Case, test: str, a: Any, log: Callable[[str], None]) ->
             tun_relay.start()
         else:
             udp_relay = UdpRelay(("127.0.0.1", 0), (host, port), up, down, seed=a.seed)
-            udp_relay.up.overhead = udp_relay.down.overhead = UDP_IP_OVERHEAD
             host, port = await udp_relay.start()
         client = await start(endpoint_cmd("client", case, test, host, port, a), client_ns)
         procs.append(client)
@@ -445,7 +444,7 @@ def table(cases: list[Case], a: Any) -> list[str]:
     ]
     for c in cases:
         mss = int(c.info.get("payload_mss") or 1448)
-        estimate = None if c.capacity else mathis(mss, c.loss)
+        estimate = None if c.capacity or not c.loss else mathis(mss, c.loss)
         good = statistics.median(c.goodput) if c.goodput else None
         ratio = "-" if estimate is None or good is None else f"{good / estimate:.1f}x"
         rounds = "-".join(ms(v) for v in sorted({min(c.p99s), max(c.p99s)})) if c.p99s else "-"

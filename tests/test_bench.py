@@ -212,6 +212,7 @@ def _no_tun() -> str | None:
 
 
 @pytest.mark.root
+@pytest.mark.slow  # about 20 s: eight pairs of endpoint processes
 @pytest.mark.skipif(_no_tun() is not None, reason=_no_tun() or "")
 def test_side_by_side() -> None:
     proc = subprocess.Popen(
