@@ -8,10 +8,26 @@ import pytest
 
 from synack.testing.bottleneck import bottleneck_run, buffer_packets
 
+# At 5-10 MB/s and 100 ms, BBR leaves Startup on its first loss with a queue with the
+# flight bounded at half of Startup's overshoot (about 1.4 BDPs), and then, paced, it is
+# never again in a recovery that meets a standing queue: the bound only grows, CUBIC's
+# bursts take the drops and keep 14-16% (docs/benchmarks.md).
+_NO_LOSS_AFTER_STARTUP = pytest.mark.xfail(
+    strict=True, reason="BBR is not in recovery again after Startup at 100 ms (0.16 here)"
+)
+
 
 @pytest.mark.parametrize(
     ("rate", "rtt"),
-    [(1e6, 0.01), (1e6, 0.04), (1e6, 0.1), (2e6, 0.01), (2e6, 0.04), (2e6, 0.1)],
+    [
+        (1e6, 0.01),
+        (1e6, 0.04),
+        (1e6, 0.1),
+        (2e6, 0.01),
+        (2e6, 0.04),
+        (2e6, 0.1),
+        pytest.param(5e6, 0.1, marks=(_NO_LOSS_AFTER_STARTUP, pytest.mark.slow)),
+    ],
 )
 def test_cubic_keeps_a_quarter_of_a_one_bdp_buffer_beside_bbr(rate: float, rtt: float) -> None:
     run = bottleneck_run(
