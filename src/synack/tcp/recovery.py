@@ -1035,8 +1035,8 @@ class Recovery:
         """RFC 4015's response to a spurious timeout, as Linux does it
         (tcp_try_undo_loss): the congestion state from before the timeout (cwnd and
         ssthresh never below their values now), the loss marks cleared so that nothing
-        more is resent, and sending resumes with new data (§2: "resume the
-        transmission with the next unsent segment"). `una` is SND.UNA before the ACK."""
+        more is resent, and sending resumes with new data rather than going back N.
+        `una` is SND.UNA before the ACK."""
         prior = self.undo_cc
         self.undo_cc = None
         self.undo_rto = self.frto = self.frto_new = False
