@@ -143,7 +143,7 @@ class LoopEngine:
             self.kick()
 
     def service(self, now: float) -> None:
-        """Hand out events, send what is due, and re-arm the timer if it moved."""
+        """Hand out events, send what is due, and re-arm the timer if the deadline came earlier."""
         self._scheduled = False
         engine = self.engine
         if engine.closed:
