@@ -21,6 +21,8 @@ generic routes (no kernel TLS in Python 3.11: no sendfile under TLS).
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import socket as _socket
 from typing import IO
 
 from . import tls as _tls
@@ -142,6 +144,20 @@ async def sendfile(
     return await get(transport).sendfile(writer, file, offset, count)
 
 
+def set_datagram_buffers(transport: asyncio.BaseTransport, size: int) -> None:
+    """Ask for `size`-byte receive and send buffers on a datagram endpoint's socket.
+
+    For UDP apps (the netem relay) whose bursts would overflow the default buffers;
+    the kernel caps the size (net.core.rmem_max / wmem_max) and a refusal is ignored.
+    """
+    sock = transport.get_extra_info("socket")
+    if sock is None:
+        return
+    for option in (_socket.SO_RCVBUF, _socket.SO_SNDBUF):
+        with contextlib.suppress(OSError):
+            sock.setsockopt(_socket.SOL_SOCKET, option, size)
+
+
 def set_nodelay(writer: asyncio.StreamWriter, *, transport: str = DEFAULT_TRANSPORT) -> None:
     """Disable Nagle's algorithm where the transport has such a switch."""
     get(transport).set_nodelay(writer)
@@ -176,6 +192,7 @@ __all__ = [
     "peer_name",
     "register",
     "sendfile",
+    "set_datagram_buffers",
     "set_nodelay",
     "start_server",
     "supports_unix",

@@ -12,8 +12,6 @@ Datagrams from clients form the "up" direction, answers from the target the
 from __future__ import annotations
 
 import asyncio
-import contextlib
-import socket
 from collections.abc import Callable
 from typing import Any
 
@@ -22,6 +20,7 @@ from synack.apps.netem.impair import Impairment, Lane, Trace
 from synack.apps.netem.outbox import Outbox
 from synack.apps.netem.summary import LaneReport, Summary
 from synack.errors import UserError, describe_os_error
+from synack.transport import set_datagram_buffers
 
 IPV4_UDP_OVERHEAD = 28  # IPv4 header (20) + UDP header (8): counted by the rate limit
 IPV6_UDP_OVERHEAD = 48
@@ -50,13 +49,6 @@ def describe_trace(trace: Trace) -> str:
         else:
             words.append(event)
     return " ".join(words)
-
-
-def _enlarge_buffers(transport: asyncio.BaseTransport) -> None:
-    sock = transport.get_extra_info("socket")
-    for option in (socket.SO_RCVBUF, socket.SO_SNDBUF):
-        with contextlib.suppress(OSError):
-            sock.setsockopt(socket.SOL_SOCKET, option, SOCKET_BUFFER)
 
 
 class _Mapping:
@@ -154,7 +146,7 @@ class UdpRelay:
         except OSError as exc:
             raise listen_error(exc, *self.listen) from None
         self._listener = listener
-        _enlarge_buffers(listener)
+        set_datagram_buffers(listener, SOCKET_BUFFER)
         sockname = listener.get_extra_info("sockname")
         self.down.overhead = IPV6_UDP_OVERHEAD if len(sockname) > 2 else IPV4_UDP_OVERHEAD
         self.address = (sockname[0], sockname[1])
@@ -219,7 +211,7 @@ class UdpRelay:
         if mapping.closed:
             transport.close()
             return
-        _enlarge_buffers(transport)
+        set_datagram_buffers(transport, SOCKET_BUFFER)
         mapping.transport = transport
         pending, mapping.pending = mapping.pending, []
         for data in pending:
