@@ -390,9 +390,10 @@ def test_a_loss_on_a_standing_queue_ends_startup() -> None:
     for i in range(4):  # the rate still doubling: Startup
         now, delivered = rounds(bbr, 1, 1e5 * 2**i, 0.05 if i < 2 else 0.08, now, delivered)
     assert bbr.mode is Mode.STARTUP
-    bbr.on_congestion(now, 40 * MSS)
+    bbr.on_congestion(now, 200 * MSS)
     assert bbr.filled_pipe
-    assert bbr.cwnd == 20 * MSS
+    # Not half of Startup's overshoot (100 segments): one BDP of the model.
+    assert bbr.cwnd == bbr.inflight(1.0) < 50 * MSS
 
 
 def test_a_timeout_restarts_from_one_segment_and_restores_after_the_episode() -> None:

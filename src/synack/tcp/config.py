@@ -39,9 +39,10 @@ class Config:
 
     # "newreno" (RFC 5681, RFC 6582), "cubic" (RFC 9438) or "bbr" (BBR v1, paced; see
     # synack.tcp.bbr). CUBIC is the default, as in Linux: on a clean path it fills the
-    # link as BBR does, and it shares a buffer fairly with the other loss-based flows
-    # of the Internet, where our BBR v1 takes most of a shallow one (CUBIC kept 4-34%
-    # beside it on the fake network). Choose "bbr" for a lossy path (Wi-Fi, mobile):
+    # link as BBR does, and it is the known quantity beside the other loss-based flows
+    # of the Internet; our BBR, with its queue-gated inflight_hi, leaves CUBIC 34-82% of
+    # a one-BDP buffer in most rows on the fake network but 16-20% at 5-10 MB/s and
+    # 100 ms (docs/benchmarks.md). Choose "bbr" for a lossy path (Wi-Fi, mobile):
     # it keeps >= 80% of the bottleneck at 1% and 5% random loss, where CUBIC falls to
     # a few percent to 40% (docs/benchmarks.md).
     congestion_control: str = "cubic"
