@@ -46,6 +46,7 @@ import statistics
 import struct
 import sys
 import time
+from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
@@ -56,6 +57,7 @@ REQUEST = 1024
 CHUNK = 256 * 1024
 KERNEL_PORT = 5001
 GRACE = 30.0  # seconds an endpoint may outlive its planned run before it gives up
+BIN = 0.050  # seconds: the slow exchanges' histogram
 STACKS = ("kernel", "synack")
 CCS = ("cubic", "bbr")
 
@@ -66,6 +68,17 @@ def sysctl_max(name: str) -> int:
     """The largest buffer the kernel's autotuning may give (tcp_wmem/tcp_rmem max)."""
     with open(f"/proc/sys/net/ipv4/{name}") as f:
         return int(f.read().split()[2])
+
+
+def cpu_and_wait() -> tuple[float, float]:
+    """Seconds this thread has run, and waited runnable for a vCPU (schedstat): on a
+    shared machine a low CPU share with a long wait means starved, not idle."""
+    try:
+        with open("/proc/thread-self/schedstat") as f:
+            ran, waited, _ = f.read().split()
+    except OSError:
+        return time.process_time(), 0.0
+    return int(ran) / 1e9, int(waited) / 1e9
 
 
 def synack_config(cc: str, no_delay: bool) -> Any:
@@ -162,7 +175,7 @@ async def serve(args: argparse.Namespace) -> dict[str, Any]:
 
     async def sink(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         total = len(await reader.read(1 << 20))
-        start, cpu = time.monotonic(), time.process_time()
+        start, (cpu, wait) = time.monotonic(), cpu_and_wait()
         try:
             async with asyncio.timeout_at(loop.time() + args.seconds):
                 while data := await reader.read(1 << 20):
@@ -170,7 +183,8 @@ async def serve(args: argparse.Namespace) -> dict[str, Any]:
         except TimeoutError:
             pass
         elapsed = time.monotonic() - start
-        result = {"bytes": total, "elapsed": elapsed, "cpu": time.process_time() - cpu}
+        ran, waited = cpu_and_wait()
+        result = {"bytes": total, "elapsed": elapsed, "cpu": ran - cpu, "wait": waited - wait}
         result["info"] = info_of(args.stack, writer)
         writer.transport.abort()  # the client stops on the reset
         done.set_result(result)
@@ -205,7 +219,7 @@ async def bulk_client(args: argparse.Namespace) -> dict[str, Any]:
     block = os.urandom(4 * 1024 * 1024)  # random bytes: checksums do real work
     view = memoryview(block)
     sent = 0
-    cpu = time.process_time()
+    cpu, wait = cpu_and_wait()
     try:
         async with asyncio.timeout(args.seconds + GRACE):
             while True:
@@ -221,7 +235,8 @@ async def bulk_client(args: argparse.Namespace) -> dict[str, Any]:
     else:
         info = synack_info(writer)
     writer.transport.abort()
-    return {"sent": sent, "cpu": time.process_time() - cpu, "info": info}
+    ran, waited = cpu_and_wait()
+    return {"sent": sent, "cpu": ran - cpu, "wait": waited - wait, "info": info}
 
 
 async def rr_client(args: argparse.Namespace) -> dict[str, Any]:
@@ -349,7 +364,7 @@ async def run_pair(case: Case, test: str, a: Any, log: Callable[[str], None]) ->
         else:
             server_ns = client_ns = None
             host = "127.0.0.1"
-        cpu = time.process_time()  # this process only relays while the endpoints run
+        cpu, wait = cpu_and_wait()  # this process only relays while the endpoints run
         server = await start(endpoint_cmd("server", case, test, host, 0, a), server_ns)
         procs.append(server)
         assert server.stdout is not None
@@ -367,7 +382,8 @@ async def run_pair(case: Case, test: str, a: Any, log: Callable[[str], None]) ->
         procs.append(client)
         got_client = await last_json(client, limit)
         got_server = await last_json(server, limit)
-        relay_cpu = time.process_time() - cpu
+        ran, waited = cpu_and_wait()
+        relay_cpu, relay_wait = ran - cpu, waited - wait
         if tun_relay is not None:
             summary = tun_relay.stop()
         else:
@@ -392,7 +408,11 @@ async def run_pair(case: Case, test: str, a: Any, log: Callable[[str], None]) ->
     if test == "bulk":
         case.goodput.append(got_server["bytes"] / got_server["elapsed"])
         case.info = got_client["info"]
-        case.add_cpu("relay", relay_cpu, got_server["elapsed"])
+        elapsed = got_server["elapsed"]
+        case.add_cpu("relay", relay_cpu, elapsed)
+        case.add_cpu("relay wait", relay_wait, elapsed)
+        case.add_cpu("sender wait", got_client["wait"], elapsed)
+        case.add_cpu("receiver wait", got_server["wait"], elapsed)
         case.relay_cost.append(relay_cpu / max(1, case.drops[-1][1]))
         case.add_cpu("sender", got_client["cpu"], got_server["elapsed"])
         case.add_cpu("receiver", got_server["cpu"], got_server["elapsed"])
@@ -439,8 +459,9 @@ def table(cases: list[Case], a: Any) -> list[str]:
     lines = [
         "| loss each way | stack | CC | goodput MB/s | Mathis MB/s | of Mathis "
         "| rr median ms | rr p99 ms (rounds) | rr max ms | exchanges "
-        "| CPU relay / sender / receiver (bulk) | relay µs/packet | relay dropped |",
-        "|---|---|---|---|---|---|---|---|---|---|---|---|---|",
+        "| CPU relay / sender / receiver (bulk) | waiting for a vCPU, same order "
+        "| relay µs/packet | relay dropped |",
+        "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     for c in cases:
         mss = int(c.info.get("payload_mss") or 1448)
@@ -452,6 +473,7 @@ def table(cases: list[Case], a: Any) -> list[str]:
         dropped = sum(d for d, _ in c.drops)
         received = sum(r for _, r in c.drops)
         cpu = " / ".join(pct(c.cpu.get(k, [])) for k in ("relay", "sender", "receiver"))
+        wait = " / ".join(pct(c.cpu.get(f"{k} wait", [])) for k in ("relay", "sender", "receiver"))
         loss = "none, no delay, no cap" if c.capacity else f"{c.loss:.0%}"
         lines.append(
             f"| {loss} | {c.stack} | {c.cc} | {mb(c.goodput)} "
@@ -459,7 +481,8 @@ def table(cases: list[Case], a: Any) -> list[str]:
             f"| {ms(statistics.median(c.times)) if c.times else '-'} | {p99} ({rounds}) "
             f"| {ms(max(c.times)) if c.times else '-'} "
             f"| {len(c.times) if c.asked else '-'}{f' of {c.asked}' if c.asked else ''} "
-            f"| {cpu} | {statistics.median(c.relay_cost) * 1e6:.1f} "
+            f"| {cpu} | {wait} "
+            f"| {f'{statistics.median(c.relay_cost) * 1e6:.1f}' if c.relay_cost else '-'} "
             f"| {dropped / received if received else 0:.1%} of {received} |"
         )
     return lines
@@ -504,9 +527,14 @@ def tails(cases: list[Case]) -> str:
             continue
         slow = sorted(t for t in c.times if t > 0.1)
         spread = " / ".join(ms(v) for v in (slow[0], statistics.median(slow), slow[-1]))
+        bins = Counter(int(t / BIN) for t in slow)
+        clusters = ", ".join(
+            f"{b * BIN * 1e3:.0f}-{(b + 1) * BIN * 1e3:.0f}: {n}" for b, n in sorted(bins.items())
+        )
         lines.append(
             f"- {c.loss:.0%} {c.stack} {c.cc}: {len(slow)} of {len(c.times)} slow"
-            f"{f' ({spread})' if slow else ''}; {json.dumps(c.rr_info)}"
+            f"{f' ({spread}; by {BIN * 1e3:.0f} ms: {clusters})' if slow else ''}; "
+            f"{json.dumps(c.rr_info)}"
         )
     return "\n".join(lines)
 
@@ -525,6 +553,7 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     p.add_argument("--stacks", default=",".join(STACKS))
     p.add_argument("--ccs", default=",".join(CCS))
     p.add_argument("--no-rr", action="store_true", help="bulk only")
+    p.add_argument("--no-bulk", action="store_true", help="request/response only")
     p.add_argument("--capacity-seconds", type=float, default=5, help="0: no capacity pass")
     return p.parse_args(argv)
 
@@ -544,7 +573,11 @@ async def run_all(a: argparse.Namespace, log: Callable[[str], None]) -> list[Cas
             cases += [Case(stack, cc, loss) for stack in stacks]
     for round_ in range(a.rounds):
         for case in cases:
-            tests = ["bulk"] if case.capacity or a.no_rr else ["bulk", "rr"]
+            tests = [
+                test
+                for test, off in (("bulk", a.no_bulk and not case.capacity), ("rr", a.no_rr))
+                if not off and not (test == "rr" and case.capacity)
+            ]
             for test in tests:
                 log(f"round {round_ + 1}: {case.stack} {case.cc} {case.loss:.0%} {test}")
                 await run_pair(case, test, a, log)
