@@ -10,14 +10,17 @@ and the sender's RTO (about 240 ms on this 40 ms path) fires once before the ACK
 
 from __future__ import annotations
 
+import random
+
 import pytest
 
 from synack.tcp import Config
-from synack.tcp.congestion import NewReno
+from synack.tcp.congestion import CongestionControl, NewReno
 from synack.tcp.connection import Connection
 from synack.tcp.recovery import Recovery
 from synack.tcp.rtt import RttEstimator
-from synack.testing.fakenet import FakeNetwork, Link, connected_pair
+from synack.testing.fakenet import FakeNetwork, Link, PacketEvent, connected_pair
+from synack.wire.tcp import unpack_header
 
 from .conftest import MSS, established, fire
 from .test_retransmit import SACK_PEER, ack, flight, offsets
@@ -182,3 +185,83 @@ def test_an_ack_of_the_whole_flight_with_a_dsack_shows_the_timeout_spurious() ->
     assert s.conn.info()["spurious_rtos"] == 1
     assert s.conn.cwnd == 10 * MSS
     assert offsets(out) == [4 * MSS, 5 * MSS, 6 * MSS, 7 * MSS]
+
+
+def unjustified_undos(
+    seed: int, timestamps: bool, monkeypatch: pytest.MonkeyPatch
+) -> tuple[int, list[str]]:
+    """1 MB over 20 ms with 10% loss each way: how many timeouts were undone, and those
+    undone although no copy of SND.UNA's segment sent before the timeout ever arrived
+    (the retransmission was needed: the loss was real)."""
+    net = FakeNetwork(seed=seed, link=Link(delay=0.01))
+    cfg = Config(secret=b"spurious" * 4, timestamps=timestamps)
+    client, server = connected_pair(net, cfg)
+    net.set_default_link(Link(delay=0.01, loss=0.1))
+    sent_at: dict[int, float] = {}
+    delivered: dict[int, list[float]] = {}  # seq -> send times of the copies delivered
+    held: list[bytes | bytearray] = []
+
+    def tap(now: float, event: str, data: bytes | bytearray, src: bytes, dst: bytes) -> None:
+        if src != client.local_ip or len(data) <= (data[12] >> 4) * 4:
+            return
+        if event == PacketEvent.SENT:
+            sent_at[id(data)] = now
+            held.append(data)
+        elif event == PacketEvent.DELIVERED:
+            delivered.setdefault(unpack_header(data)[2], []).append(sent_at[id(data)])
+
+    net.tap = tap
+    rtos: list[tuple[float, int]] = []
+    timeout = client._retransmit_timeout
+
+    def watched(now: float) -> None:
+        rtos.append((now, client.snd_una & 0xFFFFFFFF))
+        timeout(now)
+
+    client._retransmit_timeout = watched  # type: ignore[method-assign]
+    undo = Recovery.undo_timeout
+    wrong: list[str] = []
+    count = 0
+
+    def checked(self: Recovery, cc: CongestionControl, una: int) -> CongestionControl:
+        nonlocal count
+        count += 1
+        at, seq = rtos[-1]
+        if not any(t < at for t in delivered.get(seq, [])):
+            wrong.append(f"seed {seed}: the RTO at {at:.3f} was undone, its loss was real")
+        return undo(self, cc, una)
+
+    size = 1 << 20
+    payload = random.Random(seed).randbytes(size)
+    got = bytearray()
+    queued = client.send(payload)
+
+    def feed(now: float) -> None:
+        nonlocal queued
+        if queued < size:
+            queued += client.send(payload[queued:])
+
+    net.set_app(CLIENT, feed)
+    net.set_app(SERVER, lambda now: got.extend(server.receive()))
+    with monkeypatch.context() as patch:
+        patch.setattr(Recovery, "undo_timeout", checked)
+        net.run_until(lambda: len(got) == size, 600.0, what="1 MB at 10% loss")
+    assert got == payload
+    return count, wrong
+
+
+@pytest.mark.parametrize("timestamps", [True, False], ids=["timestamps", "no-timestamps"])
+def test_under_random_loss_only_spurious_timeouts_are_undone(
+    timestamps: bool, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Random loss of 10% each way times out now and then; some timeouts are spurious
+    (the segment arrived, its ACKs were lost). Each one undone must be: a copy of the
+    segment at SND.UNA sent before the timer fired reached the receiver. Linux's F-RTO
+    (a new SACK, or a cumulative ACK on the first ACK, of data sent before the timeout)
+    also undid timeouts whose segment was lost while only the later segments' ACKs
+    were (without timestamps, seeds 0-7, the cumulative rule on the first ACK alone
+    undid two: seeds 0 and 3); with timestamps the echo decides (Eifel), without them
+    D-SACKs (RFC 3708) and RFC 5682's two-ACK F-RTO."""
+    found = [unjustified_undos(seed, timestamps, monkeypatch) for seed in (2, 3)]
+    assert sum(count for count, _ in found) > 0  # timeouts were undone
+    assert [line for _, wrong in found for line in wrong] == []

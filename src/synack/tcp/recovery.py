@@ -113,7 +113,6 @@ class Recovery:
         "first_sent_time",
         "frto",
         "frto_new",
-        "frto_sacked_orig",
         "high_rxt",
         "in_recovery",
         "loss_probe_recoveries",
@@ -219,7 +218,6 @@ class Recovery:
         self.rto_xmit_ms = -1
         self.frto = False
         self.frto_new = False
-        self.frto_sacked_orig = False  # the latest ACK SACKed never-retransmitted bytes
         # Transmissions still outstanding, oldest first, and the delivery state their
         # records copy (draft-cheng-iccrg-delivery-rate-estimation §3.1: C.delivered,
         # C.delivered_time, C.first_sent_time). Rate sampling itself is the congestion
@@ -359,11 +357,6 @@ class Recovery:
         hi = snd_max
         sacked = self.sacked
         before = sacked.total
-        frto = self.frto
-        if frto:
-            # Never-retransmitted bytes sent before the timeout, for F-RTO.
-            lo, top = self.high_rxt, min(hi, self.recover)
-            orig_before = sacked.covered(lo, top) if lo < top else 0
         for left32, right32 in blocks:
             d = (left32 - una) & MASK
             left = una + (d - 0x100000000 if d >= 0x80000000 else d)
@@ -377,8 +370,6 @@ class Recovery:
             sacked.add(left, right)
         self.newly_sacked = sacked.total - before
         changed = self.newly_sacked > 0
-        if frto:
-            self.frto_sacked_orig = changed and lo < top and sacked.covered(lo, top) > orig_before
         if changed:
             if self.rack:
                 self._rack_update_sacked(una, now, echo_ms)
@@ -1000,26 +991,38 @@ class Recovery:
         for it; `sacked`: it SACKed something new. True if the timeout proved spurious
         (then `undo` restores the window and the caller resumes with new data).
 
-        Linux (tcp_process_loss) uses both detections, and so do we: Eifel (RFC 3522:
-        an ACK that moves SND.UNA echoes a timestamp older than the retransmission, so
-        the original arrived) and F-RTO (RFC 5682 §3, with SACK its SACK-enhanced
-        variant)."""
-        if acked > 0 and 0 <= echo_ms < self.rto_xmit_ms:
-            self.undo_rto = True
+        Three detections, each decisive where it applies. Eifel (RFC 3522), with
+        timestamps: an ACK that moves SND.UNA echoes a TSval older than the timeout's
+        retransmission, so the original arrived -- or the retransmission's own, so it
+        filled the hole. RFC 3708, with D-SACK: every retransmission since the timeout
+        was reported as a duplicate. Otherwise F-RTO (RFC 5682): new data, not
+        retransmissions, after the first ACK that moves SND.UNA, and the verdict from
+        the ACK that follows. Linux also lets F-RTO decide on the first ACK, and counts
+        a new SACK of data sent before the timeout; both hold as well when the segment
+        was lost and only the ACKs of later ones were (seeded runs at 10% loss undid
+        such timeouts: tests/tcp/test_spurious_rto.py), so we do not."""
+        if acked > 0 and echo_ms >= 0 and self.rto_xmit_ms >= 0:
+            if echo_ms < self.rto_xmit_ms:
+                self.undo_rto = True
+                return True
+            self.frto = False  # the retransmission drew this ACK: the loss was real
+            return False
+        if self.undo_dsacked and not self.undo_ranges:
+            self.undo_rto = True  # RFC 3708: every retransmission arrived twice
             return True
         if not self.frto:
             return False
-        # F-RTO step 3b, as Linux words it: "A timeout is spurious if not all data are
-        # lost, i.e., never-retransmitted data are (s)acked" (FLAG_ORIG_SACK_ACKED).
-        # Everything below high_rxt was resent since the timeout; data first sent after
-        # it (beyond the recovery point, Linux's high_seq) does not count.
-        if min(ack, self.recover) > self.high_rxt or self.frto_sacked_orig:
-            self.undo_rto = True
-            return True
         self.frto_new = False
         if snd_max > self.recover:
-            # Step 3a: new data went out after the timeout, and a duplicate ACK or a
-            # SACK came back: "the loss was real", conventional recovery goes on.
+            # Step 3, the ACK after new data went out: (b) it moves SND.UNA over data
+            # sent before the timeout and never retransmitted (everything below
+            # high_rxt was resent since; data SACKed before proves nothing): the
+            # timeout was spurious; (a) a duplicate ACK or a SACK: "the loss was real",
+            # conventional recovery goes on.
+            top = ack if ack < self.recover else self.recover
+            if acked > 0 and self._unsacked_between(self.high_rxt, top) > 0:
+                self.undo_rto = True
+                return True
             if acked <= 0 or sacked:
                 self.frto = False
         elif acked > 0 and ack < self.recover and new_data:
@@ -1040,7 +1043,6 @@ class Recovery:
         prior = self.undo_cc
         self.undo_cc = None
         self.undo_rto = self.frto = self.frto_new = False
-        self.frto_sacked_orig = False
         self.rto_recovery = False
         self.recover_by_rto = False
         self.recover = una
