@@ -22,7 +22,7 @@ A revision may also be a directory holding `synack/` (an experiment's copy of sr
 
     python3 bench/core_ab.py                              # before issue 12 against HEAD
     python3 bench/core_ab.py --after WORKTREE --rounds 200 --time-limit 600
-    python3 bench/core_ab.py --instructions               # needs valgrind; about a minute
+    python3 bench/core_ab.py --instructions               # needs valgrind; minutes
     python3 bench/core_ab.py --profile                    # cProfile per function, both sides
 """
 
@@ -44,6 +44,7 @@ from concurrent.futures import ThreadPoolExecutor
 from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 ROOT = Path(__file__).resolve().parent.parent
 BENCH = ROOT / "bench"
@@ -89,19 +90,21 @@ def worker(expected_src: str) -> None:
             raise SystemExit(f"unknown request {request}")
 
 
-def profile(bulk: object, size: int, config: object) -> list[tuple[str, str, int, float]]:
+def profile(bulk: Any, size: int, config: Any) -> list[tuple[str, str, int, float]]:
     """(file under src, function, calls, own seconds) for one lossless transfer. The
-    profiler's own clock is wall time (a CPU clock costs a system call per event, which
-    would swamp the figures); the medians over several runs drop the preempted moments."""
+    profiler's clock is wall time (a CPU clock costs a system call per event, which
+    would swamp the figures), so the seconds mean something only on a quiet machine;
+    the calls are exact anywhere."""
     import cProfile
     import pstats
 
     profiler = cProfile.Profile()
     profiler.enable()
-    bulk.transfer(size, 0.0, config)  # type: ignore[attr-defined]
+    bulk.transfer(size, 0.0, config)
     profiler.disable()
     rows = []
-    for (filename, _line, name), stat in pstats.Stats(profiler).stats.items():  # type: ignore[attr-defined]
+    stats: Any = pstats.Stats(profiler)
+    for (filename, _line, name), stat in stats.stats.items():
         calls, tottime = stat[1], stat[2]
         marker = filename.rfind("/synack/")
         where = filename[marker + 1 :] if marker >= 0 else Path(filename).name
@@ -304,7 +307,9 @@ def compare_profiles(a: Worker, b: Worker, args: argparse.Namespace) -> None:
 
     print(
         f"cProfile, {len(runs['A'])} x {args.size:g} MB lossless per side, medians; per data "
-        f"segment, profiler overhead included: {total('A')}, {total('B')}"
+        f"segment, profiler overhead included: {total('A')}, {total('B')}; the calls are "
+        f"exact, the µs wall time (load average {os.getloadavg()[0]:.1f}: trust them only "
+        f"on a quiet machine)"
     )
     print("| function | calls/seg A | calls/seg B | µs/seg A | µs/seg B | B - A |")
     print("|---|---|---|---|---|---|")
@@ -317,15 +322,26 @@ def compare_profiles(a: Worker, b: Worker, args: argparse.Namespace) -> None:
         print(f"| {where}:{name} | {na:.2f} | {nb:.2f} | {ta:.2f} | {tb:.2f} | {diff:+.2f} |")
 
 
-def instructions(label: str, src: Path, size: int, pad: int) -> int:
-    """Instructions of the interpreter running one lossless transfer of `size` bytes in
-    `src`'s core, start-up included. Other load does not change the count; where objects
-    land in memory does a little (dicts and sets keyed by object identity), so `pad`
-    bytes of environment shift the layout between repeats."""
+# What cachegrind reports, by the name its summary gives each count.
+COUNTERS = {
+    "instructions": "I refs",
+    "L1 data misses": "D1 misses",
+    "mispredicted branches": "Mispredicts",
+}
+
+
+def instructions(label: str, src: Path, size: int, pad: int, caches: bool) -> dict[str, int]:
+    """Cachegrind's counts for the interpreter running one lossless transfer of `size`
+    bytes in `src`'s core, start-up included (instructions; with `caches`, also simulated
+    L1 data misses and mispredicted branches). Other load does not change them; where
+    objects land in memory does a little (dicts and sets keyed by object identity), so
+    `pad` bytes of environment shift the layout between repeats."""
     request = json.dumps({"op": "transfer", "size": size}) + "\n"
+    sim = "yes" if caches else "no"
     done = subprocess.run(
         [
-            *("valgrind", "--tool=cachegrind", "--cache-sim=no", "--cachegrind-out-file=/dev/null"),
+            *("valgrind", "--tool=cachegrind", f"--cache-sim={sim}", f"--branch-sim={sim}"),
+            "--cachegrind-out-file=/dev/null",
             *(sys.executable, "-S", __file__, "--worker", str(src)),
         ],
         input=request,
@@ -334,23 +350,27 @@ def instructions(label: str, src: Path, size: int, pad: int) -> int:
         timeout=REPLY_TIMEOUT * 4,
         env=dict(os.environ, PYTHONPATH=str(src), PYTHONHASHSEED="0", CORE_AB_PAD="x" * pad),
     )
-    found = re.search(r"I\s+refs:\s+([\d,]+)", done.stderr)
-    if done.returncode != 0 or found is None:
+    counts = {}
+    for name, summary in COUNTERS.items():
+        found = re.search(summary.replace(" ", r"\s+") + r":\s+([\d,]+)", done.stderr)
+        if found is not None:
+            counts[name] = int(found.group(1).replace(",", ""))
+    if done.returncode != 0 or "instructions" not in counts:
         raise SystemExit(f"valgrind on {label} failed: {done.stderr[-2000:]}")
-    return int(found.group(1).replace(",", ""))
+    return counts
 
 
 def compare_instructions(sides: dict[str, Path], args: argparse.Namespace) -> None:
-    """Instructions per data segment on each side: two transfer sizes, the difference
-    divided by the difference in segments, so start-up and the handshake drop out;
-    `--repeats` memory layouts each."""
+    """Counts per data segment on each side: two transfer sizes, the difference divided
+    by the difference in segments, so start-up and the handshake drop out; `--repeats`
+    memory layouts each."""
     if shutil.which("valgrind") is None:
         raise SystemExit("--instructions needs valgrind (Debian's package)")
     large = int(args.size * MB)
     small = large // 5
     pads = [1000 * i for i in range(max(1, args.repeats))]
     jobs = [
-        (label, src, size, pad)
+        (label, src, size, pad, args.caches)
         for label, src in sides.items()
         for pad in pads
         for size in (small, large)
@@ -358,24 +378,31 @@ def compare_instructions(sides: dict[str, Path], args: argparse.Namespace) -> No
     # The counts do not depend on what else runs: the runs share the CPUs.
     with ThreadPoolExecutor(len(os.sched_getaffinity(0))) as pool:
         counts = dict(zip(jobs, pool.map(lambda job: instructions(*job), jobs), strict=True))
-    per_segment = {
-        label: [
-            (counts[label, src, large, pad] - counts[label, src, small, pad])
-            / ((large - small) / PAYLOAD)
-            for pad in pads
-        ]
-        for label, src in sides.items()
-    }
-    a, b = (statistics.mean(per_segment[label]) for label in "AB")
-
-    def shown(label: str) -> str:
-        values = per_segment[label]
-        return f"{statistics.mean(values):,.0f} ({min(values):,.0f}-{max(values):,.0f})"
-
     print(
-        f"instructions per data segment (valgrind, {small / MB:g} and {large / MB:g} MB "
-        f"subtracted, {len(pads)} memory layouts): A {shown('A')}, B {shown('B')}, B/A {b / a:.3f}"
+        f"per data segment (valgrind, {small / MB:g} and {large / MB:g} MB subtracted, "
+        f"{len(pads)} memory layouts; mean and range):"
     )
+    means = {}
+    for counter in counts[jobs[0]]:
+        per_segment = {
+            label: [
+                (
+                    counts[label, src, large, pad, args.caches][counter]
+                    - counts[label, src, small, pad, args.caches][counter]
+                )
+                / ((large - small) / PAYLOAD)
+                for pad in pads
+            ]
+            for label, src in sides.items()
+        }
+        means[counter] = [statistics.mean(per_segment[label]) for label in "AB"]
+        a, b = means[counter]
+        shown = {
+            label: f"{statistics.mean(v):,.0f} ({min(v):,.0f}-{max(v):,.0f})"
+            for label, v in per_segment.items()
+        }
+        print(f"{counter}: A {shown['A']}, B {shown['B']}, B/A {b / a:.3f}")
+    a, b = means["instructions"]
     verdict = "meets" if a / b >= args.target else "is BELOW"
     print(
         f"verdict: speed by instruction count A/B {a / b:.3f} {verdict} the target {args.target:g}"
@@ -408,6 +435,11 @@ def main() -> None:
         "--instructions",
         action="store_true",
         help="count instructions per segment with valgrind instead (deterministic, slow)",
+    )
+    parser.add_argument(
+        "--caches",
+        action="store_true",
+        help="with --instructions: also simulated L1 data misses and mispredicted branches",
     )
     parser.add_argument(
         "--repeats", type=int, default=2, help="memory layouts per side for --instructions"

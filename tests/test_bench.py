@@ -196,7 +196,7 @@ def test_core_ab_instructions(tmp_path: Path) -> None:
         *("--instructions", "--size", "0.1", "--repeats", "1", "--tmp-dir", str(tmp_path)),
         timeout=280,
     )
-    found = re.search(r"A ([\d,]+) \(.+\), B ([\d,]+) \(.+\), B/A", out)
+    found = re.search(r"instructions: A ([\d,]+) \(.+\), B ([\d,]+) \(.+\), B/A", out)
     assert found is not None, out
     # Tens of thousands of instructions per segment each side (the interpreter's loop,
     # the checksum, both ends of the connection), and the two cores within a factor of 2.
