@@ -772,6 +772,8 @@ class Recovery:
                 self.rxt_records -= 1
                 if not self.rxt_records:
                     self.rxt_latest.clear()
+                elif self.rxt_latest.get(seg.start) == seg.order:
+                    del self.rxt_latest[seg.start]
                 if not seg.lost and self._valid_sample(seg, now, echo_ms):
                     self._rack_advance(seg, seg.end, now)
             elif newest is None or seg.order > newest.order:
@@ -922,9 +924,10 @@ class Recovery:
             # fast recovery keeps that recovery's undo state and gets no F-RTO.
             self.undo_cc = cc.snapshot()
             self.frto = True
-            self.rto_xmit_ms = -1  # Linux's retrans_stamp: the episode's first
         elif self.rto_recovery:
             self.frto = False  # a second timeout: the first was not spurious
+        if not self.rto_recovery:
+            self.rto_xmit_ms = -1  # Linux's retrans_stamp: the episode's first, to come
         self.undo_rto = False
         self.frto_new = False
         cc.on_rto(now, snd_max - una)
