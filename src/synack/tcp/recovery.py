@@ -29,8 +29,9 @@ burst sent at one instant, as Linux's per-skb state covers a TSO burst; see
 
 from __future__ import annotations
 
-from bisect import bisect_left
+from bisect import bisect_left, bisect_right
 from collections import deque
+from collections.abc import Iterable
 
 from synack.tcp.congestion import CongestionControl
 from synack.tcp.ranges import RangeSet
@@ -48,6 +49,10 @@ _FAR = 1 << 62
 # RFC 8985 §6.2 Step 4: the reordering window grown by D-SACKs is kept for this many
 # recoveries without one ("Reset the window after 16 DSACK-free recoveries").
 REO_WND_PERSIST = 16
+
+
+def _end(seg: Sent) -> int:
+    return seg.end
 
 
 class Sent:
@@ -123,6 +128,8 @@ class Recovery:
         "mss",
         "new_loss",
         "newly_sacked",
+        "orig_high",
+        "originals",
         "prr",
         "prr_cwnd",
         "prr_delivered",
@@ -153,16 +160,19 @@ class Recovery:
         "rxt_latest",
         "rxt_log",
         "rxt_records",
+        "rxt_sent",
         "sack_ok",
         "sacked",
         "sent",
         "sent_count",
+        "seq_sorted",
         "spurious_rtos",
         "tlp",
         "tlp_end",
         "tlp_retrans",
         "tlp_sampled",
         "tlp_start",
+        "tsorted",
         "undo_cc",
         "undo_dsacked",
         "undo_ranges",
@@ -223,6 +233,19 @@ class Recovery:
         # C.delivered_time, C.first_sent_time). Rate sampling itself is the congestion
         # controller's; these are kept here so that every record has them.
         self.sent: deque[Sent] = deque()
+        # The records RACK may still judge, in the order sent: those neither lost, nor
+        # wholly SACKed, nor acknowledged (as Linux's tsorted_sent_queue). A record
+        # leaves when `rack_detect` walks past it so judged; the walk stops at
+        # RACK.segment, so its cost is what is still in doubt, not the flight.
+        self.tsorted: deque[Sent] = deque()
+        # Indexes so that a SACK touches only the records it concerns: the original
+        # transmissions not yet acknowledged, in sequence order (which is the order
+        # sent, while `seq_sorted` holds), and the retransmissions (few: one per loss).
+        # `orig_high`: where the latest original ended.
+        self.originals: deque[Sent] = deque()
+        self.rxt_sent: list[Sent] = []
+        self.seq_sorted = True
+        self.orig_high = -1
         self.delivered = 0
         self.delivered_time = 0.0
         self.first_sent_time = 0.0
@@ -303,6 +326,16 @@ class Recovery:
         self.sent_count += 1
         seg.order = self.sent_count
         self.sent.append(seg)
+        self.tsorted.append(seg)
+        if retransmit:
+            if self.rack:
+                self.rxt_sent.append(seg)
+        elif seg.end > start:
+            if start < self.orig_high:
+                self.seq_sorted = False  # sent below new data: the index no longer holds
+            self.orig_high = seg.end
+            if self.rack and self.seq_sorted:
+                self.originals.append(seg)
         if self.in_recovery:
             self.prr_out += end - start  # RFC 9937: "prr_out += (data sent)"
         if retransmit:
@@ -357,6 +390,8 @@ class Recovery:
         hi = snd_max
         sacked = self.sacked
         before = sacked.total
+        track = self.rack and self.seq_sorted
+        pieces: list[tuple[int, int]] = []
         for left32, right32 in blocks:
             d = (left32 - una) & MASK
             left = una + (d - 0x100000000 if d >= 0x80000000 else d)
@@ -367,12 +402,21 @@ class Recovery:
                 continue  # RFC 2018: blocks beyond what we sent are bogus
             if right <= left:
                 continue
+            if track:
+                # The bytes this block newly covers: only the records they fall in can
+                # change (see _rack_update_sacked).
+                gap = sacked.next_gap(left)
+                while gap < right:
+                    nxt = sacked.next_start(gap)
+                    top = right if nxt is None or nxt > right else nxt
+                    pieces.append((gap, top))
+                    gap = sacked.next_gap(top) if top < right else right
             sacked.add(left, right)
         self.newly_sacked = sacked.total - before
         changed = self.newly_sacked > 0
         if changed:
             if self.rack:
-                self._rack_update_sacked(una, now, echo_ms)
+                self._rack_update_sacked(una, now, echo_ms, pieces)
             elif self.in_recovery:
                 edge = self._sack_lost_edge(una)
                 if edge > self.lost_edge:
@@ -608,6 +652,9 @@ class Recovery:
         else:
             while sent and sent[0].end <= ack:
                 newest = sent.popleft()
+        originals = self.originals
+        while originals and originals[0].end <= ack:
+            originals.popleft()
         newest_end = ack
         if sent and sent[0].start < ack and not sent[0].retransmitted:
             newest = sent[0]  # partly acknowledged: sent no earlier than those taken out
@@ -772,6 +819,7 @@ class Recovery:
                 self.rxt_records -= 1
                 if not self.rxt_records:
                     self.rxt_latest.clear()
+                    self.rxt_sent.clear()
                 elif self.rxt_latest.get(seg.start) == seg.order:
                     del self.rxt_latest[seg.start]
                 if not seg.lost and self._valid_sample(seg, now, echo_ms):
@@ -781,15 +829,76 @@ class Recovery:
         self.sent = keep
         return newest
 
-    def _rack_update_sacked(self, una: int, now: float, echo_ms: int) -> None:
-        """RFC 8985 §6.2 Step 2 (and Step 3, reordering) for what a SACK newly covered."""
+    def _rack_update_sacked(
+        self, una: int, now: float, echo_ms: int, pieces: list[tuple[int, int]]
+    ) -> None:
+        """RFC 8985 §6.2 Step 2 (and Step 3, reordering) for what a SACK newly covered
+        (`pieces`: the byte ranges it newly covered).
+
+        A record is judged against the scoreboard block that is the last to start
+        below its end: a candidate when that block reaches past what the record last
+        saw of it. That holds for the records the new bytes fall in, for some
+        retransmissions, and for every original whose end lies inside a block: the
+        last is the most recently sent such original, so one bisect per block finds
+        it instead of a walk over the flight."""
+        if not self.seq_sorted:
+            self._rack_sacked_records(self.sent, una, now, echo_ms, None, 0)
+            return
+        sacked = self.sacked
+        starts = sacked.starts
+        ends = sacked.ends
+        originals = self.originals
+        while originals and originals[0].end <= una:
+            originals.popleft()
+        records: list[Sent] = []
+        count = len(originals)
+        for lo, hi in pieces:
+            j = bisect_right(originals, lo, key=_end)
+            while j < count and originals[j].start < hi:
+                records.append(originals[j])
+                j += 1
+        rxt = [seg for seg in self.rxt_sent if seg.end > una and not seg.lost]
+        self.rxt_sent = rxt
+        records += rxt
+        # Originals wholly SACKed inside a block: candidates again on every SACK.
+        best: Sent | None = None
+        fack = self.rack_fack
+        find_reordering = not self.reordering_seen
+        for k in range(len(starts) - 1, -1, -1):
+            if best is not None and not find_reordering:
+                break
+            start = starts[k]
+            end = ends[k]
+            if best is None:
+                j = bisect_left(originals, end, key=_end) - 1
+                if j >= 0 and originals[j].end > start:
+                    best = originals[j]
+            if find_reordering and start < fack:
+                # Step 3 for them: the one ending last at or below RACK.fack in this
+                # block has the highest start.
+                top = end - 1 if end - 1 < fack else fack
+                j = bisect_right(originals, top, key=_end) - 1
+                if j >= 0 and originals[j].end > start and originals[j].start >= self.high_rxt:
+                    self.reordering_seen = True
+                    find_reordering = False
+        self._rack_sacked_records(records, una, now, echo_ms, best, 0 if best is None else best.end)
+
+    def _rack_sacked_records(
+        self,
+        records: Iterable[Sent],
+        una: int,
+        now: float,
+        echo_ms: int,
+        best: Sent | None,
+        best_end: int,
+    ) -> None:
+        """Judge `records` against the scoreboard; RACK advances to the most recently
+        sent valid one among them and `best` (delivered up to `best_end`)."""
         sacked = self.sacked
         starts = sacked.starts
         ends = sacked.ends
         fack = self.rack_fack
-        best: Sent | None = None
-        best_end = 0
-        for seg in self.sent:
+        for seg in records:
             end = seg.end
             if end <= una or seg.lost:
                 continue
@@ -847,26 +956,34 @@ class Recovery:
         timeout = 0.0
         rack_order = self.rack_order
         rack_end = self.rack_end
-        for seg in self.sent:
+        queue = self.tsorted
+        kept: list[Sent] = []
+        while queue:
+            seg = queue[0]
             order = seg.order
             if order > rack_order:
                 break  # the records are in the order sent: the rest came later still
+            queue.popleft()
             end = seg.end
+            if end <= una or seg.lost:
+                continue  # acknowledged, or judged lost already: out for good
+            lo = seg.start if seg.start > una else una
+            if sacked.covered(lo, end) == end - lo:
+                continue  # wholly SACKed: out for good (until a reneging resets it)
+            kept.append(seg)
             if order == rack_order and end > rack_end:
                 # RACK.segment's own burst, sent in sequence order: only the part below
                 # RACK.end_seq was sent before it.
                 end = rack_end
-            if end <= una or seg.lost:
-                continue
-            lo = seg.start if seg.start > una else una
-            if lo >= end or sacked.covered(lo, end) == end - lo:
-                continue  # delivered
+                if lo >= end or sacked.covered(lo, end) == end - lo:
+                    continue  # delivered
             remaining = seg.xmit_ts + wait - now
             if remaining > 0:
                 if remaining > timeout:
                     timeout = remaining
             elif seg.retransmitted:
                 seg.lost = True  # "Segment.xmit_ts = INFINITE_TS": not judged again
+                kept.pop()
                 if self.rxt_latest.get(seg.start, order) > order:
                     continue  # sent again since (Linux's skb keeps only its latest send)
                 self.rxt_again.append((lo, end))
@@ -874,6 +991,7 @@ class Recovery:
             elif end > edge:
                 edge = end if end < snd_max else snd_max
                 found = True
+        queue.extendleft(reversed(kept))
         if timeout > 0:
             # "For timely loss detection, it is RECOMMENDED that the sender install a
             # reordering timer."
@@ -950,6 +1068,8 @@ class Recovery:
             # A second timeout with SACKed data still unacknowledged: the receiver may
             # have discarded it (RFC 2018 §8, reneging). Forget the scoreboard.
             self.sacked.clear()
+            # What was SACKed is in doubt again: RACK judges every record once more.
+            self.tsorted = deque(seg for seg in self.sent if not seg.lost)
         self.high_rxt = una
         self.lost_edge = self._rto_lost_edge(una, snd_max, now)
 
