@@ -13,8 +13,8 @@ process with that tree first on the path; the rounds alternate A B, B A, ... so 
 machine whose speed drifts moves both sides alike. The segments each side sends are
 hashed: equal digests mean both made the same decisions.
 
-    python3 bench/rack_cost.py                          # HEAD~1 against WORKTREE
-    python3 bench/rack_cost.py --before f862597 --after WORKTREE --rounds 3
+    python3 bench/rack_cost.py                          # f862597 (the walks) against WORKTREE
+    python3 bench/rack_cost.py --before HEAD --after WORKTREE --rounds 3
     python3 bench/rack_cost.py --rate 50e6 --measure 0.5
 """
 
@@ -99,7 +99,7 @@ def tree(rev: str, into: Path) -> Path:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--before", default="HEAD~1")
+    parser.add_argument("--before", default="f862597", help="default: before the indexes")
     parser.add_argument("--after", default="WORKTREE")
     parser.add_argument("--rate", type=float, default=20e6, help="bottleneck bytes/s")
     parser.add_argument("--rtt", type=float, default=0.04)

@@ -139,6 +139,13 @@ def test_bbr() -> None:
     assert "| 1 MB/s | 20 ms | bbr |" in out and "CUBIC share" in out, out
 
 
+def test_rack_cost() -> None:
+    out = run_bench("rack_cost.py", "--rate", "2e6", "--measure", "0.2", "--rounds", "1")
+    # The walks' revision and the indexes' made the same decisions, segment for segment.
+    assert re.search(r"^round 1: before .* same segments: True$", out, re.M), out
+    assert re.search(r"after/before median \d\.\d{3}", out), out
+
+
 def test_core_ab(tmp_path: Path) -> None:
     out = run_bench(
         "core_ab.py",
