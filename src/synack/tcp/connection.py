@@ -378,9 +378,11 @@ class Connection:
     def get_timer(self) -> float | None:
         """When ``handle_timer`` must next be called, or None if no timer is running."""
         best: float | None = None
+        rec = self._rec
         for t in (
             self._rto_at,
-            self._rec.timer_at,
+            rec.reo_at,  # the recovery's two timers, read directly: this runs per segment
+            rec.pto_at,
             self._pace_at,
             self._delack_at,
             self._persist_at,
@@ -1314,7 +1316,7 @@ class Connection:
             # SND.UNA; the scoreboard (RFC 6675 Update ()) takes the blocks after it.
             blocks = opts.sack_blocks[1:] if dsack is not None else opts.sack_blocks
             new_sack = rec.on_sack(blocks, snd_una, self.snd_max, now, echo_ms)
-        elif not seg.payload and wnd == self.snd_wnd:
+        elif not seg.payload and wnd == self.snd_wnd and rec.tlp_end >= 0:
             rec.on_plain_duplicate_ack(ack, snd_una)
         self._probes = 0
         if rec.rto_recovery and rec.undo_cc is not None:
@@ -1330,7 +1332,8 @@ class Connection:
                 rec.pto_at = None  # §7.2: no PTO while the scoreboard holds SACKed data
                 if rec.tlp_reveals_loss(self._cc, self.snd_una, self.snd_max, now):
                     self._rtt_seq = -1  # Karn
-            self._cc = rec.undo(self._cc)
+            if rec.undo_dsacked:
+                self._cc = rec.undo(self._cc)
             if rec.in_recovery and rec.prr:
                 # RFC 9937: how much this ACK lets the recovery send.
                 rec.prr_on_ack(
@@ -1453,7 +1456,8 @@ class Connection:
         else:
             self._rto_at = now + self._rtt.rto
         if rec.tlp:
-            rec.after_ack_advance_tlp(self._cc, ack, now)
+            if rec.tlp_end >= 0:
+                rec.after_ack_advance_tlp(self._cc, ack, now)
             # RFC 8985 §7.2: restart the PTO "upon receiving an ACK that cumulatively
             # acknowledges new data".
             self._arm_tlp(now)
@@ -2016,7 +2020,8 @@ class Connection:
                     self.snd_max = nxt
                 if rec.tlp:
                     self._arm_tlp(now)  # RFC 8985 §7.2: "after transmitting new data"
-                rec.on_new_data_sent(flight, cwnd, self.snd_una, self.snd_max)
+                if rec.dupacks > 0:  # limited transmit's count; nothing otherwise
+                    rec.on_new_data_sent(flight, cwnd, self.snd_una, self.snd_max)
                 spent += count * mss + tail
             if self._rate is not None and nxt >= data_end:
                 # draft-cheng-iccrg-delivery-rate-estimation §3.4: everything queued is

@@ -672,12 +672,13 @@ class Recovery:
             # range has been retransmitted before" (and the two conditions, which an
             # original transmission always meets): an original record's newly
             # acknowledged bytes below high_rxt were resent, the ACK may be the copy's.
-            if (
-                newest is not None
-                and not newest.retransmitted
-                and max(newest.start, ack - acked) >= rxt_below
-            ):
-                self._rack_advance(newest, min(newest.end, newest_end), now)
+            if newest is not None and not newest.retransmitted:
+                lo = ack - acked  # (comparisons, not max()/min(): this runs per ACK)
+                if newest.start > lo:
+                    lo = newest.start
+                if lo >= rxt_below:
+                    end = newest.end
+                    self._rack_advance(newest, end if end < newest_end else newest_end, now)
             if self.dsack_round >= 0 and ack >= self.dsack_round:
                 self.dsack_round = -1  # RFC 8985 §6.2 Step 4: a round has passed
         # Congestion control: RFC 6582 §3.2 steps 3 and 5 (partial and full ACKs).
