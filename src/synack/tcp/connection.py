@@ -1460,7 +1460,14 @@ class Connection:
                 rec.after_ack_advance_tlp(self._cc, ack, now)
             # RFC 8985 §7.2: restart the PTO "upon receiving an ACK that cumulatively
             # acknowledges new data".
-            self._arm_tlp(now)
+            rec.arm_tlp(
+                self.snd_una,
+                self.snd_max,
+                self.snd_una == self.iss,
+                self._rtt.srtt,
+                self._rto_at,
+                now,
+            )
 
         if self._send_blocked and len(self._sndbuf) <= self._send_limit // 2:
             self._send_blocked = False
@@ -1756,17 +1763,6 @@ class Connection:
     def _recovery_at(self, value: float | None) -> None:
         """Nothing: `_recovery_timer` clears whichever of the two timers it ran."""
 
-    def _arm_tlp(self, now: float) -> None:
-        """RFC 8985 §7.2: (re)start the PTO after new data went out or was acknowledged."""
-        self._rec.arm_tlp(
-            self.snd_una,
-            self.snd_max,
-            self.snd_una == self.iss,
-            self._rtt.srtt,
-            self._rto_at,
-            now,
-        )
-
     def _recovery_timer(self, now: float) -> None:
         """RACK's reordering timer (RFC 8985 §6.2) or the PTO (§7.3) expired."""
         rec = self._rec
@@ -2019,7 +2015,15 @@ class Connection:
                 if nxt > self.snd_max:
                     self.snd_max = nxt
                 if rec.tlp:
-                    self._arm_tlp(now)  # RFC 8985 §7.2: "after transmitting new data"
+                    # RFC 8985 §7.2: "after transmitting new data"
+                    rec.arm_tlp(
+                        self.snd_una,
+                        self.snd_max,
+                        self.snd_una == self.iss,
+                        self._rtt.srtt,
+                        self._rto_at,
+                        now,
+                    )
                 if rec.dupacks > 0:  # limited transmit's count; nothing otherwise
                     rec.on_new_data_sent(flight, cwnd, self.snd_una, self.snd_max)
                 spent += count * mss + tail
@@ -2053,7 +2057,14 @@ class Connection:
             if self.snd_max < self.snd_nxt:
                 self.snd_max = self.snd_nxt
             if rec.tlp:
-                self._arm_tlp(now)  # a lone FIN is new data too
+                rec.arm_tlp(  # a lone FIN is new data too
+                    self.snd_una,
+                    self.snd_max,
+                    self.snd_una == self.iss,
+                    self._rtt.srtt,
+                    self._rto_at,
+                    now,
+                )
 
     def _send_new(
         self,
@@ -2104,7 +2115,7 @@ class Connection:
                 n = mss if i < count else tail
                 flags = ACK | last if i * mss + n == sent else ACK
                 out.append(self._build_data(nxt + i * mss, flags, off + i * mss, n, now))
-        self._rec.on_transmit(nxt, end, last & FIN != 0, now, 0, retransmit=False)
+        self._rec.on_send(nxt, end, last & FIN != 0, now)
         if self._rate is not None:
             self._rate.on_send_range(nxt, now, self.snd_max == self.snd_una)
         nxt = end + 1 if last & FIN else end
@@ -2173,7 +2184,7 @@ class Connection:
                 self._rtt_time = now
             if self._rate is not None and n:
                 self._rate.on_send_range(start, now, self.snd_max == self.snd_una)
-        self._rec.on_transmit(start, end, fin, now, self.snd_max, retransmit=retransmit)
+        self._rec.on_transmit(start, end, fin, now, self.snd_max, retransmit)
         self._data_sent(now)
 
     def _send_pure_ack(self, out: list[bytes], now: float) -> None:

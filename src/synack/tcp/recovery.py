@@ -58,19 +58,12 @@ def _end(seg: Sent) -> int:
 class Sent:
     """One transmission of [start, end) (end includes a FIN's number) at `xmit_ts`.
 
-    The delivery-rate fields are the hook for a rate sampler (BBR): the
-    connection's delivery state *when this was sent*, per
-    draft-cheng-iccrg-delivery-rate-estimation §3.2 (C.delivered, C.delivered_time,
-    C.first_sent_time, C.is_app_limited), filled in by `Recovery.on_transmit` from
-    `Recovery.delivered` and friends, which `on_ack_advance`/`on_sack` advance.
+    Only what RACK, the scoreboard and the undo read: a rate sampler (BBR) keeps its
+    own stamps (rate.py), so the bulk path's one record per burst stays small.
     """
 
     __slots__ = (
-        "delivered",
-        "delivered_time",
         "end",
-        "first_sent_time",
-        "is_app_limited",
         "lost",
         "order",
         "retransmitted",
@@ -80,28 +73,16 @@ class Sent:
     )
 
     def __init__(
-        self,
-        start: int,
-        end: int,
-        xmit_ts: float,
-        retransmitted: bool,
-        delivered: int,
-        delivered_time: float,
-        first_sent_time: float,
-        is_app_limited: bool,
+        self, start: int, end: int, xmit_ts: float, retransmitted: bool, order: int
     ) -> None:
         self.start = start
         self.end = end
         self.xmit_ts = xmit_ts
         self.retransmitted = retransmitted
-        self.delivered = delivered
-        self.delivered_time = delivered_time
-        self.first_sent_time = first_sent_time
-        self.is_app_limited = is_app_limited
         self.lost = False  # RACK deemed this retransmission lost and queued it again
         # Place in the order of transmission: RACK_sent_after compares by this, which
         # is what "sent after" means, where xmit_ts may tie (a burst, a frozen clock).
-        self.order = 0
+        self.order = order
         self.sacked_to = start  # SACKed up to here (RACK counts each byte delivered once)
 
 
@@ -109,13 +90,10 @@ class Recovery:
     """The sender's loss detection and recovery state (one per connection)."""
 
     __slots__ = (
-        "delivered",
-        "delivered_time",
         "dsack_round",
         "dsack_undos",
         "dupacks",
         "fast_retransmits",
-        "first_sent_time",
         "frto",
         "frto_new",
         "high_rxt",
@@ -228,10 +206,7 @@ class Recovery:
         self.rto_xmit_ms = -1
         self.frto = False
         self.frto_new = False
-        # Transmissions still outstanding, oldest first, and the delivery state their
-        # records copy (draft-cheng-iccrg-delivery-rate-estimation §3.1: C.delivered,
-        # C.delivered_time, C.first_sent_time). Rate sampling itself is the congestion
-        # controller's; these are kept here so that every record has them.
+        # Transmissions still outstanding, oldest first.
         self.sent: deque[Sent] = deque()
         # The records RACK may still judge, in the order sent: those neither lost, nor
         # wholly SACKed, nor acknowledged (as Linux's tsorted_sent_queue). A record
@@ -246,9 +221,6 @@ class Recovery:
         self.rxt_sent: list[Sent] = []
         self.seq_sorted = True
         self.orig_high = -1
-        self.delivered = 0
-        self.delivered_time = 0.0
-        self.first_sent_time = 0.0
         # RACK (RFC 8985 §6.1): RACK.xmit_ts and RACK.end_seq of the most recently sent
         # segment delivered (-1.0: none yet), RACK.rtt, RACK.fack, RACK.reordering_seen,
         # RACK.reo_wnd_mult, RACK.reo_wnd_persist and RACK.dsack_round (-1: None); the
@@ -303,53 +275,50 @@ class Recovery:
 
     # ------------------------------------------------------------------ what was sent
 
-    def on_transmit(
-        self, start: int, end: int, fin: bool, now: float, snd_max: int, *, retransmit: bool
-    ) -> None:
-        """Data [start, end), and a FIN after it if `fin`, left at `now` (`snd_max` is
-        SND.MAX after it)."""
-        if not self.sent:
-            # draft-cheng-iccrg-delivery-rate-estimation §3.2: "If there are no packets
-            # in flight yet, then we can start the delivery rate interval at the
-            # current time".
-            self.first_sent_time = self.delivered_time = now
-        seg = Sent(
-            start,
-            end + 1 if fin else end,
-            now,
-            retransmit,
-            self.delivered,
-            self.delivered_time,
-            self.first_sent_time,
-            False,
-        )
-        self.sent_count += 1
-        seg.order = self.sent_count
+    def on_send(self, start: int, end: int, fin: bool, now: float) -> None:
+        """New data [start, end), and a FIN after it if `fin`, left at `now`: the bulk
+        path's one call per burst, so it does only what new data needs."""
+        self.sent_count = order = self.sent_count + 1
+        seg_end = end + 1 if fin else end
+        seg = Sent(start, seg_end, now, False, order)
         self.sent.append(seg)
         self.tsorted.append(seg)
-        if retransmit:
-            if self.rack:
-                self.rxt_sent.append(seg)
-        elif seg.end > start:
+        if seg_end > start:
             if start < self.orig_high:
                 self.seq_sorted = False  # sent below new data: the index no longer holds
-            self.orig_high = seg.end
+            self.orig_high = seg_end
             if self.rack and self.seq_sorted:
                 self.originals.append(seg)
         if self.in_recovery:
             self.prr_out += end - start  # RFC 9937: "prr_out += (data sent)"
-        if retransmit:
-            self.rxt_records += 1
-            self.rxt_latest[start] = seg.order
-            if self.rtx_at < 0:
-                self.rtx_at = now  # the recovery's first retransmission
-            if self.rto_xmit_ms < 0 and self.undo_cc is not None and self.rto_recovery:
-                self.rto_xmit_ms = int(now * 1000)  # the RTO's first retransmission
-            if self.sack_ok and end > start:
-                if not self.rack:  # RACK finds lost retransmissions by their send time
-                    self.rxt_log.append((start, end, snd_max))
-                if self.undo_cc is not None:
-                    self.undo_ranges.append((start, end))
+
+    def on_transmit(
+        self, start: int, end: int, fin: bool, now: float, snd_max: int, retransmit: bool
+    ) -> None:
+        """Data [start, end), and a FIN after it if `fin`, left at `now` (`snd_max` is
+        SND.MAX after it)."""
+        if not retransmit:
+            self.on_send(start, end, fin, now)
+            return
+        self.sent_count = order = self.sent_count + 1
+        seg = Sent(start, end + 1 if fin else end, now, True, order)
+        self.sent.append(seg)
+        self.tsorted.append(seg)
+        if self.rack:
+            self.rxt_sent.append(seg)
+        if self.in_recovery:
+            self.prr_out += end - start  # RFC 9937: "prr_out += (data sent)"
+        self.rxt_records += 1
+        self.rxt_latest[start] = order
+        if self.rtx_at < 0:
+            self.rtx_at = now  # the recovery's first retransmission
+        if self.rto_xmit_ms < 0 and self.undo_cc is not None and self.rto_recovery:
+            self.rto_xmit_ms = int(now * 1000)  # the RTO's first retransmission
+        if self.sack_ok and end > start:
+            if not self.rack:  # RACK finds lost retransmissions by their send time
+                self.rxt_log.append((start, end, snd_max))
+            if self.undo_cc is not None:
+                self.undo_ranges.append((start, end))
 
     @property
     def timer_at(self) -> float | None:
