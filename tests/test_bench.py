@@ -141,8 +141,10 @@ def test_bbr() -> None:
 
 def test_rack_cost() -> None:
     out = run_bench("rack_cost.py", "--rate", "2e6", "--measure", "0.2", "--rounds", "1")
-    # The walks' revision and the indexes' made the same decisions, segment for segment.
-    assert re.search(r"^round 1: before .* same segments: True$", out, re.M), out
+    # Not the same segments since RFC 8985 §6.2 Steps 2-3 judge only newly SACKed bytes
+    # (f862597 re-judged earlier ones): tests/tcp/test_rack_index.py holds the indexes
+    # to a full walk with the new semantics instead.
+    assert re.search(r"^round 1: before .* same segments: (True|False)$", out, re.M), out
     assert re.search(r"after/before median \d\.\d{3}", out), out
 
 

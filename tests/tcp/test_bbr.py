@@ -384,6 +384,27 @@ def test_a_loss_on_a_standing_queue_bounds_the_flight_and_random_loss_does_not()
     assert queued.cwnd == 13 * MSS
 
 
+def test_a_queue_already_answered_by_a_cut_does_not_cut_again() -> None:
+    """The rounds just after a cut still time segments sent before it: a loss then
+    (random loss as the queue drains) keeps the bound; once two rounds of segments sent
+    after the cut show the queue still standing, a loss halves it again."""
+    rtt = 0.05
+    bbr = Bbr(MSS)
+    now, delivered = rounds(bbr, 12, 1e6, rtt, 0.0, 0)
+    now, delivered = rounds(bbr, 2, 1e6, 1.5 * rtt, now, delivered)
+    bbr.on_congestion(now, 20 * MSS)
+    assert bbr.cwnd == 10 * MSS
+    bbr.on_recovery_end(now)
+    now, delivered = rounds(bbr, 2, 1e6, 1.5 * rtt, now, delivered)
+    bbr.on_congestion(now, 12 * MSS)
+    assert bbr.cwnd == 12 * MSS  # packet conservation only: the bound stays
+    bbr.on_recovery_end(now)
+    assert bbr.cwnd == 12 * MSS  # 10 segments grown by one a round
+    now, delivered = rounds(bbr, 1, 1e6, 1.5 * rtt, now, delivered)
+    bbr.on_congestion(now, 12 * MSS)
+    assert bbr.cwnd == 6 * MSS
+
+
 def test_a_loss_on_a_standing_queue_ends_startup() -> None:
     bbr = Bbr(MSS)
     now, delivered = 0.0, 0

@@ -2,12 +2,16 @@
 
 `Recovery.rack_detect` walks only the records still in doubt (`tsorted`) and
 `_rack_update_sacked` only the records a SACK concerns (`originals`, `rxt_sent`);
-before, both walked every transmission record on every ACK. `WalkAll` below is that
-former code, kept here as the reference: the same seeded lossy transfers, run once
+before, both walked every transmission record on every ACK. `WalkAll` below walks
+every record, kept here as the reference: the same seeded lossy transfers, run once
 with each, must put the very same segments on the wire at the very same times.
-The digests in `PINNED` were recorded on HEAD (f862597) before this change; they pin
-the whole core's behaviour on those runs, so a change elsewhere that is meant to alter
-it must record them again.
+The digests in `PINNED` pin the whole core's behaviour on those runs, so a change
+elsewhere that is meant to alter it must record them again. They were first recorded
+on f862597, before the indexes, and recorded again when RFC 8985 §6.2 Steps 2-3 came
+to judge only the newly SACKed bytes (before, a record wholly SACKed earlier was
+judged again on every SACK, so reordering was "seen" with none on the path, and
+RACK.rtt could come from a segment SACKed by an earlier ACK) and BBR stopped cutting
+inflight_hi twice for one queue: `WalkAll` follows the new Steps 2-3.
 """
 
 from __future__ import annotations
@@ -35,32 +39,26 @@ class WalkAll(Recovery):
     def _rack_update_sacked(
         self, una: int, now: float, echo_ms: int, pieces: list[tuple[int, int]]
     ) -> None:
-        from bisect import bisect_left
-
-        sacked = self.sacked
-        starts = sacked.starts
-        ends = sacked.ends
-        fack = self.rack_fack
+        # Step 3 on the newly SACKed bytes, in sequence order, as RFC 8985 §6.2 words it.
+        for lo, hi in pieces:
+            if hi > self.rack_fack:
+                self.rack_fack = hi
+            elif hi < self.rack_fack and lo >= self.high_rxt:
+                self.reordering_seen = True
+        # Step 2: the most recently sent valid record the new bytes fall in.
         best = None
         best_end = 0
         for seg in self.sent:
-            end = seg.end
-            if end <= una or seg.lost:
+            if seg.end <= una or seg.lost:
                 continue
-            i = bisect_left(starts, end) - 1
-            if i < 0 or ends[i] <= seg.sacked_to:
-                continue
-            hi = ends[i] if ends[i] < end else end
-            if hi <= seg.start:
-                continue
-            seg.sacked_to = hi
-            if not seg.retransmitted and hi <= fack and seg.start >= self.high_rxt:
-                self.reordering_seen = True
-            if not self._valid_sample(seg, now, echo_ms):
-                continue
-            if best is None or seg.order > best.order:
-                best = seg
-                best_end = hi
+            for lo, hi in pieces:
+                if hi <= seg.start or lo >= seg.end:
+                    continue
+                end = min(hi, seg.end)
+                newer = best is None or (seg.order, end) > (best.order, best_end)
+                if newer and self._valid_sample(seg, now, echo_ms):
+                    best = seg
+                    best_end = end
         if best is not None:
             self._rack_advance(best, best_end, now)
 
@@ -149,11 +147,11 @@ RUNS: dict[str, Callable[[int], object]] = {
     "cubic": cubic_heavy_loss,
     "bbr+cubic": bbr_beside_cubic,
 }
-# Recorded on HEAD f862597, before the indexes, with the plain Recovery.
+# Recorded with Recovery and WalkAll alike, once Steps 2-3 judged only new bytes (see above).
 PINNED = {
-    ("bbr", 1): "aaa1ddffac7e748365a9b17b5f88113afd5496d8700ffc79098d0ec45dfac8c8",
-    ("cubic", 3): "4dbab294247e280db2d2519ec8c0db07ee94ae8235d63e2eb6d8cd881d97e9c5",
-    ("bbr+cubic", 5): "45f0a9f85eef19786ff838f1a8a98d9ba33b426bc4730c5bd3717c235db45a1e",
+    ("bbr", 1): "63c07bf52c028fb47c5c47aa30b7184536e088001979f2ecc8ffd9a6a69d4b3b",
+    ("cubic", 3): "95ada2746b5a91f16f91b39409c42c98ea77cd8fa628271807345b0c88c93963",
+    ("bbr+cubic", 5): "a4ebd2f0e60fa56e7c84c00d36f0367275f7d7183509e93cecd69b3c7fe51f75",
 }
 
 

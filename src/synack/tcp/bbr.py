@@ -90,6 +90,12 @@ QUEUE_THRESH: Final = 0.25
 # additive increase: a loss-based flow's own pace), so that the flow finds its share
 # again once the other flow leaves or backs off.
 INFLIGHT_HI_GROWTH: Final = 1
+# After a cut in round r, the queue signal counts again only once both its rounds time
+# segments sent after the cut: round r+1 still times segments sent in round r, so from
+# round r+3 (r+2 and r+3). Earlier samples time the queue already answered: Startup's,
+# still in them after Drain, once cut BBR a second time, to half a BDP, on a random
+# loss (tests/tcp/test_bbr_paths.py, 1 MB/s, 100 ms, 1%: 0.75 of the link).
+QUEUE_ROUNDS_AFTER_CUT: Final = 3
 
 
 class Mode(Enum):
@@ -106,6 +112,7 @@ class Bbr(CongestionControl):
     uses_rate_samples: ClassVar[bool] = True
 
     __slots__ = (
+        "_bound_round",
         "_btl_bw",
         "_conservation_until",
         "_cycle_index",
@@ -164,6 +171,7 @@ class Bbr(CongestionControl):
         self._round_min_rtt = math.inf
         self._prev_round_min_rtt = math.inf
         self._inflight_hi = math.inf  # bytes; inf until a loss with a queue
+        self._bound_round = -QUEUE_ROUNDS_AFTER_CUT  # round_count at the latest cut
         self.pacing_rate = 0.0  # bytes/s; 0.0 until the first RTT is known (no pacing)
         self.send_quantum = mss
         self._enter_startup()
@@ -422,12 +430,15 @@ class Bbr(CongestionControl):
             self.filled_pipe = True
             hi = max(hi, MIN_PIPE_SEGMENTS * self.mss)
             self._inflight_hi = hi
+            self._bound_round = self.round_count
             self._prior_cwnd = min(self._prior_cwnd, hi)
             self.cwnd = min(self.cwnd, hi)
 
     def _queue_delay(self) -> float:
         """The queue every RTT sample of this round and the last one waited behind
-        (0.0 before there are samples)."""
+        (0.0 before there are samples, or while they may predate the latest cut)."""
+        if self.round_count < self._bound_round + QUEUE_ROUNDS_AFTER_CUT:
+            return 0.0
         d = min(self._round_min_rtt, self._prev_round_min_rtt) - self.min_rtt
         return 0.0 if math.isnan(d) or d == math.inf else d
 

@@ -1315,7 +1315,7 @@ class Connection:
             # RFC 2883 §4: a D-SACK block reports a duplicate, not data newly held above
             # SND.UNA; the scoreboard (RFC 6675 Update ()) takes the blocks after it.
             blocks = opts.sack_blocks[1:] if dsack is not None else opts.sack_blocks
-            new_sack = rec.on_sack(blocks, snd_una, self.snd_max, now, echo_ms)
+            new_sack = rec.on_sack(blocks, snd_una, self.snd_max, now, echo_ms, ack)
         elif not seg.payload and wnd == self.snd_wnd and rec.tlp_end >= 0:
             rec.on_plain_duplicate_ack(ack, snd_una)
         self._probes = 0

@@ -29,9 +29,8 @@ burst sent at one instant, as Linux's per-skb state covers a TSO burst; see
 
 from __future__ import annotations
 
-from bisect import bisect_left, bisect_right
+from bisect import bisect_right
 from collections import deque
-from collections.abc import Iterable
 
 from synack.tcp.congestion import CongestionControl
 from synack.tcp.ranges import RangeSet
@@ -67,7 +66,6 @@ class Sent:
         "lost",
         "order",
         "retransmitted",
-        "sacked_to",
         "start",
         "xmit_ts",
     )
@@ -83,7 +81,6 @@ class Sent:
         # Place in the order of transmission: RACK_sent_after compares by this, which
         # is what "sent after" means, where xmit_ts may tie (a burst, a frozen clock).
         self.order = order
-        self.sacked_to = start  # SACKed up to here (RACK counts each byte delivered once)
 
 
 class Recovery:
@@ -108,6 +105,7 @@ class Recovery:
         "newly_sacked",
         "orig_high",
         "originals",
+        "prior_fack",
         "prr",
         "prr_cwnd",
         "prr_delivered",
@@ -232,6 +230,9 @@ class Recovery:
         self.sent_count = 0
         self.rack_rtt = 0.0
         self.rack_fack = 0
+        # RACK.fack before the SACK blocks of an ACK that also moves SND.UNA (-1: none):
+        # Step 3 judges its cumulatively acknowledged bytes against it.
+        self.prior_fack = -1
         self.reordering_seen = False
         self.reo_wnd_mult = 1
         self.reo_wnd_persist = 0
@@ -353,13 +354,16 @@ class Recovery:
         snd_max: int,
         now: float,
         echo_ms: int,
+        ack: int,
     ) -> bool:
         """RFC 6675 Update(): mark SACKed ranges; True if any byte was newly SACKed.
-        (`echo_ms` as for `on_ack_advance`.)"""
+        (`echo_ms` as for `on_ack_advance`; `ack`: the ACK's cumulative acknowledgement.)"""
         hi = snd_max
         sacked = self.sacked
         before = sacked.total
-        track = self.rack and self.seq_sorted
+        track = self.rack
+        if track and ack > una:
+            self.prior_fack = self.rack_fack  # on_ack_advance follows and reads it
         pieces: list[tuple[int, int]] = []
         for left32, right32 in blocks:
             d = (left32 - una) & MASK
@@ -372,8 +376,8 @@ class Recovery:
             if right <= left:
                 continue
             if track:
-                # The bytes this block newly covers: only the records they fall in can
-                # change (see _rack_update_sacked).
+                # The bytes this block newly covers: RACK judges only these (RFC 8985
+                # §6.2: "for each Segment newly acknowledged").
                 gap = sacked.next_gap(left)
                 while gap < right:
                     nxt = sacked.next_start(gap)
@@ -385,6 +389,8 @@ class Recovery:
         changed = self.newly_sacked > 0
         if changed:
             if self.rack:
+                if len(pieces) > 1:
+                    pieces.sort()  # blocks come most recent first; Step 3 goes in sequence
                 self._rack_update_sacked(una, now, echo_ms, pieces)
             elif self.in_recovery:
                 edge = self._sack_lost_edge(una)
@@ -627,9 +633,25 @@ class Recovery:
         newest_end = ack
         if sent and sent[0].start < ack and not sent[0].retransmitted:
             newest = sent[0]  # partly acknowledged: sent no earlier than those taken out
+        rxt_below = self.high_rxt  # bytes below it were retransmitted in this episode
+        if self.rack:
+            fack = self.prior_fack
+            if fack < 0:
+                fack = self.rack_fack  # no SACK blocks on this ACK
+            self.prior_fack = -1
+            lo = ack - acked
+            if fack > lo and not self.reordering_seen:
+                # RFC 8985 §6.2 Step 3 for the bytes acknowledged cumulatively, not
+                # SACKed before: "Else if Segment.end_seq < RACK.fack AND
+                # Segment.retransmitted is FALSE: RACK.reordering_seen = TRUE". Such
+                # bytes below RACK.fack (as it was before this ACK) are a late arrival.
+                if lo < rxt_below:
+                    lo = rxt_below
+                top = ack if ack < fack else fack
+                if lo < top and self._unsacked_between(lo, top) > 0:
+                    self.reordering_seen = True
         if self.sacked:
             self.sacked.trim_below(ack)
-        rxt_below = self.high_rxt  # bytes below it were retransmitted in this episode
         if self.high_rxt < ack:
             self.high_rxt = ack
         if self.lost_edge < ack:
@@ -802,91 +824,49 @@ class Recovery:
     def _rack_update_sacked(
         self, una: int, now: float, echo_ms: int, pieces: list[tuple[int, int]]
     ) -> None:
-        """RFC 8985 §6.2 Step 2 (and Step 3, reordering) for what a SACK newly covered
-        (`pieces`: the byte ranges it newly covered).
-
-        A record is judged against the scoreboard block that is the last to start
-        below its end: a candidate when that block reaches past what the record last
-        saw of it. That holds for the records the new bytes fall in, for some
-        retransmissions, and for every original whose end lies inside a block: the
-        last is the most recently sent such original, so one bisect per block finds
-        it instead of a walk over the flight."""
-        if not self.seq_sorted:
-            self._rack_sacked_records(self.sent, una, now, echo_ms, None, 0)
-            return
-        sacked = self.sacked
-        starts = sacked.starts
-        ends = sacked.ends
-        originals = self.originals
-        while originals and originals[0].end <= una:
-            originals.popleft()
-        records: list[Sent] = []
-        count = len(originals)
+        """RFC 8985 §6.2 Steps 2 and 3 for the bytes a SACK newly covered (`pieces`, in
+        sequence order): only the records they fall in are newly acknowledged."""
+        # Step 3: "If Segment.end_seq > RACK.fack: RACK.fack = Segment.end_seq; Else if
+        # Segment.end_seq < RACK.fack AND Segment.retransmitted is FALSE:
+        # RACK.reordering_seen = TRUE" (bytes below high_rxt were retransmitted in this
+        # episode). A piece never straddles RACK.fack: the byte below it is SACKed.
+        fack = self.rack_fack
+        high_rxt = self.high_rxt
         for lo, hi in pieces:
-            j = bisect_right(originals, lo, key=_end)
-            while j < count and originals[j].start < hi:
-                records.append(originals[j])
-                j += 1
-        rxt = [seg for seg in self.rxt_sent if seg.end > una and not seg.lost]
-        self.rxt_sent = rxt
-        records += rxt
-        # Originals wholly SACKed inside a block: candidates again on every SACK.
-        best: Sent | None = None
-        fack = self.rack_fack
-        find_reordering = not self.reordering_seen
-        for k in range(len(starts) - 1, -1, -1):
-            if best is not None and not find_reordering:
-                break
-            start = starts[k]
-            end = ends[k]
-            if best is None:
-                j = bisect_left(originals, end, key=_end) - 1
-                if j >= 0 and originals[j].end > start:
-                    best = originals[j]
-            if find_reordering and start < fack:
-                # Step 3 for them: the one ending last at or below RACK.fack in this
-                # block has the highest start.
-                top = end - 1 if end - 1 < fack else fack
-                j = bisect_right(originals, top, key=_end) - 1
-                if j >= 0 and originals[j].end > start and originals[j].start >= self.high_rxt:
-                    self.reordering_seen = True
-                    find_reordering = False
-        self._rack_sacked_records(records, una, now, echo_ms, best, 0 if best is None else best.end)
-
-    def _rack_sacked_records(
-        self,
-        records: Iterable[Sent],
-        una: int,
-        now: float,
-        echo_ms: int,
-        best: Sent | None,
-        best_end: int,
-    ) -> None:
-        """Judge `records` against the scoreboard; RACK advances to the most recently
-        sent valid one among them and `best` (delivered up to `best_end`)."""
-        sacked = self.sacked
-        starts = sacked.starts
-        ends = sacked.ends
-        fack = self.rack_fack
-        for seg in records:
-            end = seg.end
-            if end <= una or seg.lost:
-                continue
-            i = bisect_left(starts, end) - 1
-            if i < 0 or ends[i] <= seg.sacked_to:
-                continue
-            hi = ends[i] if ends[i] < end else end
-            if hi <= seg.start:
-                continue
-            seg.sacked_to = hi
-            # Step 3: "If a never-retransmitted segment that's below RACK.fack is
-            # (selectively or cumulatively) acknowledged, it has been delivered out of
-            # order." (Bytes below high_rxt were retransmitted in this episode.)
-            if not seg.retransmitted and hi <= fack and seg.start >= self.high_rxt:
+            if hi > fack:
+                fack = hi
+            elif hi < fack and lo >= high_rxt:
                 self.reordering_seen = True
-            if not self._valid_sample(seg, now, echo_ms):
+        self.rack_fack = fack
+        # Step 2: RACK advances to the most recently sent valid record among them.
+        candidates: list[tuple[Sent, int]] = []
+        if self.seq_sorted:
+            originals = self.originals
+            while originals and originals[0].end <= una:
+                originals.popleft()
+            count = len(originals)
+            for lo, hi in pieces:
+                j = bisect_right(originals, lo, key=_end)
+                while j < count and originals[j].start < hi:
+                    seg = originals[j]
+                    candidates.append((seg, hi if hi < seg.end else seg.end))
+                    j += 1
+            rxt = [seg for seg in self.rxt_sent if seg.end > una and not seg.lost]
+            self.rxt_sent = rxt
+        else:
+            rxt = [seg for seg in self.sent if seg.end > una and not seg.lost]
+        for seg in rxt:
+            for lo, hi in pieces:
+                if lo < seg.end and seg.start < hi:
+                    candidates.append((seg, hi if hi < seg.end else seg.end))
+        best: Sent | None = None
+        best_end = 0
+        for seg, hi in candidates:
+            if best is not None and (
+                seg.order < best.order or (seg.order == best.order and hi <= best_end)
+            ):
                 continue
-            if best is None or seg.order > best.order:
+            if self._valid_sample(seg, now, echo_ms):
                 best = seg
                 best_end = hi
         if best is not None:
