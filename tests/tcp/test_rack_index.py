@@ -170,3 +170,45 @@ def test_same_segments_as_the_full_walk(
     indexed = digest_of(monkeypatch, kind, seed, Recovery)
     assert indexed == digest_of(monkeypatch, kind, seed, WalkAll)
     assert indexed == PINNED[(kind, seed)]
+
+
+# Larger flights, one flow each, 40 ms: what bench/rack_cost.py measures. The digests
+# cover both directions, so the receiver's ACKs (its SACK blocks) are pinned as well as
+# the sender's segments. Recorded at 5e7da33, before the per-ACK cost work on the
+# scoreboard and RACK's queue, which must leave every one unchanged.
+PATHS: dict[tuple[str, float, float, int, float], str] = {
+    ("bbr", 20e6, 0.01, 2, 0.3): "19c3eb5a000e53de682ed7c850c8ebdb09d78cea3db54795759fd2840f320ee6",
+    ("bbr", 20e6, 0.05, 3, 0.3): "ef2c149f51851ce1da9f9fd0a870b1a49b3aeffeba7c746d0293f16ba83f2148",
+    ("bbr", 50e6, 0.01, 6, 0.3): "e225f4b1faa229d46c7fcc34fc574328aaddc09444161f3580111e8bb028a0b4",
+    (
+        "cubic",
+        20e6,
+        0.01,
+        4,
+        1.0,
+    ): "c6ffcecabfcce3f4e74ac5dafa37228e2fbad717e043e9bd10dd40b3574022d6",
+    (
+        "cubic",
+        20e6,
+        0.05,
+        5,
+        1.0,
+    ): "344b66ab2eb3f57491c8cdeac1f5ec01b617ab7501efcebc5bb2734392e769c7",
+    (
+        "cubic",
+        50e6,
+        0.002,
+        8,
+        0.7,
+    ): "268ce6ba506270bf0a67d81a8e2db355f32602d9de34a1c5a980c81b1178b565",
+}
+
+
+@pytest.mark.parametrize("path", sorted(PATHS))
+def test_same_segments_on_large_flights(
+    monkeypatch: pytest.MonkeyPatch, path: tuple[str, float, float, int, float]
+) -> None:
+    cc, rate, loss, seed, measure = path
+    with wire_digest(monkeypatch) as digest:
+        bottleneck_run([cc], rate, 0.04, loss=loss, warmup=0.3, measure=measure, seed=seed)
+    assert digest.hexdigest() == PATHS[path]
