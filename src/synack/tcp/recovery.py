@@ -29,7 +29,7 @@ burst sent at one instant, as Linux's per-skb state covers a TSO burst; see
 
 from __future__ import annotations
 
-from bisect import bisect_right
+from bisect import bisect_left, bisect_right, insort
 from collections import deque
 
 from synack.tcp.congestion import CongestionControl
@@ -52,6 +52,14 @@ REO_WND_PERSIST = 16
 
 def _end(seg: Sent) -> int:
     return seg.end
+
+
+def _start(seg: Sent) -> int:
+    return seg.start
+
+
+def _order(seg: Sent) -> int:
+    return seg.order
 
 
 class Sent:
@@ -98,6 +106,7 @@ class Recovery:
         "loss_probe_recoveries",
         "loss_probes",
         "lost_edge",
+        "lost_originals",
         "lt_bytes",
         "lt_una",
         "mss",
@@ -137,6 +146,7 @@ class Recovery:
         "rxt_log",
         "rxt_records",
         "rxt_sent",
+        "rxt_span",
         "sack_ok",
         "sacked",
         "sent",
@@ -211,12 +221,19 @@ class Recovery:
         # leaves when `rack_detect` walks past it so judged; the walk stops at
         # RACK.segment, so its cost is what is still in doubt, not the flight.
         self.tsorted: deque[Sent] = deque()
+        # The original transmissions RACK has found lost (and sent before RACK.segment),
+        # taken out of `tsorted` while `seq_sorted` holds: in the order sent, which is
+        # then sequence order, so that only the newest of them can still move the loss
+        # edge or the reordering timer, and `rack_detect` need not walk the others
+        # again on every ACK (see `_rack_lost_originals`).
+        self.lost_originals: deque[Sent] = deque()
         # Indexes so that a SACK touches only the records it concerns: the original
         # transmissions not yet acknowledged, in sequence order (which is the order
         # sent, while `seq_sorted` holds), and the retransmissions (few: one per loss).
         # `orig_high`: where the latest original ended.
         self.originals: deque[Sent] = deque()
-        self.rxt_sent: list[Sent] = []
+        self.rxt_sent: list[Sent] = []  # in the order of their starts
+        self.rxt_span = 0  # the longest of them
         self.seq_sorted = True
         self.orig_high = -1
         # RACK (RFC 8985 §6.1): RACK.xmit_ts and RACK.end_seq of the most recently sent
@@ -306,7 +323,13 @@ class Recovery:
         self.sent.append(seg)
         self.tsorted.append(seg)
         if self.rack:
-            self.rxt_sent.append(seg)
+            rxt = self.rxt_sent  # by start (see _rack_update_sacked)
+            if rxt and rxt[-1].start > start:
+                insort(rxt, seg, key=_start)
+            else:
+                rxt.append(seg)
+            if seg.end - start > self.rxt_span:
+                self.rxt_span = seg.end - start
         if self.in_recovery:
             self.prr_out += end - start  # RFC 9937: "prr_out += (data sent)"
         self.rxt_records += 1
@@ -838,37 +861,69 @@ class Recovery:
             elif hi < fack and lo >= high_rxt:
                 self.reordering_seen = True
         self.rack_fack = fack
-        # Step 2: RACK advances to the most recently sent valid record among them.
-        candidates: list[tuple[Sent, int]] = []
+        # Step 2: RACK advances to the most recently sent valid record among them: the
+        # valid one with the highest (transmission number, end of its newly SACKed part).
+        best: Sent | None = None
+        best_end = 0
         if self.seq_sorted:
             originals = self.originals
             while originals and originals[0].end <= una:
                 originals.popleft()
-            count = len(originals)
-            for lo, hi in pieces:
-                j = bisect_right(originals, lo, key=_end)
-                while j < count and originals[j].start < hi:
-                    seg = originals[j]
-                    candidates.append((seg, hi if hi < seg.end else seg.end))
-                    j += 1
-            rxt = [seg for seg in self.rxt_sent if seg.end > una and not seg.lost]
-            self.rxt_sent = rxt
+            # Originals are valid samples, sent in sequence order: the newest the new
+            # bytes fall in is the last one below the end of the highest piece.
+            for lo, hi in reversed(pieces):
+                k = bisect_left(originals, hi, key=_start) - 1
+                if k >= 0:
+                    seg = originals[k]
+                    end = seg.end
+                    if end > lo:
+                        best = seg
+                        best_end = hi if hi < end else end
+                        break
+            rxt = self.rxt_sent
+            n = 0
+            while n < len(rxt) and rxt[n].end <= una:
+                n += 1
+            if n:
+                del rxt[:n]
+            if rxt:
+                span = self.rxt_span
+                for lo, hi in pieces:
+                    # Retransmissions by start: those starting below `hi`, back to where
+                    # none can reach above `lo` (none is longer than `span`).
+                    k = bisect_left(rxt, hi, key=_start)
+                    bottom = lo - span
+                    while k:
+                        k -= 1
+                        seg = rxt[k]
+                        if seg.start <= bottom:
+                            break
+                        end = seg.end
+                        if end <= lo or seg.lost:
+                            continue
+                        top = hi if hi < end else end
+                        if best is not None and (
+                            seg.order < best.order or (seg.order == best.order and top <= best_end)
+                        ):
+                            continue
+                        if self._valid_sample(seg, now, echo_ms):
+                            best = seg
+                            best_end = top
         else:
-            rxt = [seg for seg in self.sent if seg.end > una and not seg.lost]
-        for seg in rxt:
-            for lo, hi in pieces:
-                if lo < seg.end and seg.start < hi:
-                    candidates.append((seg, hi if hi < seg.end else seg.end))
-        best: Sent | None = None
-        best_end = 0
-        for seg, hi in candidates:
-            if best is not None and (
-                seg.order < best.order or (seg.order == best.order and hi <= best_end)
-            ):
-                continue
-            if self._valid_sample(seg, now, echo_ms):
-                best = seg
-                best_end = hi
+            for seg in self.sent:
+                end = seg.end
+                if end <= una or seg.lost:
+                    continue
+                for lo, hi in pieces:
+                    if lo < end and seg.start < hi:
+                        top = hi if hi < end else end
+                        if best is not None and (
+                            seg.order < best.order or (seg.order == best.order and top <= best_end)
+                        ):
+                            continue
+                        if self._valid_sample(seg, now, echo_ms):
+                            best = seg
+                            best_end = top
         if best is not None:
             self._rack_advance(best, best_end, now)
 
@@ -907,6 +962,15 @@ class Recovery:
         rack_order = self.rack_order
         rack_end = self.rack_end
         queue = self.tsorted
+        lost = self.lost_originals
+        index_lost = self.seq_sorted
+        if lost and not index_lost:
+            # Sent out of sequence order since: back into the queue, judged one by one.
+            queue.extendleft(reversed(lost))
+            self.tsorted = queue = deque(sorted(queue, key=_order))
+            lost.clear()
+        starts = sacked.starts
+        ends = sacked.ends
         kept: list[Sent] = []
         while queue:
             seg = queue[0]
@@ -918,8 +982,11 @@ class Recovery:
             if end <= una or seg.lost:
                 continue  # acknowledged, or judged lost already: out for good
             lo = seg.start if seg.start > una else una
-            if sacked.covered(lo, end) == end - lo:
-                continue  # wholly SACKed: out for good (until a reneging resets it)
+            # Wholly SACKed (the range holding `lo` reaches `end`): out for good (until
+            # a reneging resets it).
+            i = bisect_right(starts, lo) - 1
+            if lo >= end or (i >= 0 and ends[i] >= end):
+                continue
             kept.append(seg)
             if order == rack_order and end > rack_end:
                 # RACK.segment's own burst, sent in sequence order: only the part below
@@ -938,9 +1005,20 @@ class Recovery:
                     continue  # sent again since (Linux's skb keeps only its latest send)
                 self.rxt_again.append((lo, end))
                 found = True
-            elif end > edge:
-                edge = end if end < snd_max else snd_max
-                found = True
+            else:
+                if index_lost and order < rack_order:
+                    kept.pop()
+                    if lost and lost[-1].order > order:
+                        insort(lost, seg, key=_order)  # it waited, newer ones did not
+                    else:
+                        lost.append(seg)
+                if end > edge:
+                    edge = end if end < snd_max else snd_max
+                    found = True
+        if lost:
+            timeout, edge, found = self._rack_lost_originals(
+                una, snd_max, now, wait, timeout, edge, found
+            )
         queue.extendleft(reversed(kept))
         if timeout > 0:
             # "For timely loss detection, it is RECOMMENDED that the sender install a
@@ -957,6 +1035,56 @@ class Recovery:
             return False  # as RFC 6675 §5.1 / RFC 6582: no new recovery below its point
         self.enter_recovery(cc, una, snd_max, now, edge)
         return True
+
+    def _rack_lost_originals(
+        self,
+        una: int,
+        snd_max: int,
+        now: float,
+        wait: float,
+        timeout: float,
+        edge: int,
+        found: bool,
+    ) -> tuple[float, int, bool]:
+        """RACK_detect_loss for the originals found lost before (`lost_originals`), as
+        if each were judged again: acknowledged or wholly SACKed ones leave; one still
+        within RACK.rtt + RACK.reo_wnd of its sending counts toward the reordering
+        timer; one past it moves the loss edge up to its end. Sent in sequence order,
+        the newest undelivered one gives the longest wait and, of those past their
+        time, the newest gives the highest end: the others change nothing, and are
+        not looked at (a delivered one met on the way leaves)."""
+        lost = self.lost_originals
+        while lost and lost[0].end <= una:
+            lost.popleft()
+        starts = self.sacked.starts
+        ends = self.sacked.ends
+        newest = True  # no undelivered record seen yet: it would set the timeout
+        k = len(lost) - 1
+        while k >= 0:
+            seg = lost[k]
+            end = seg.end
+            remaining = seg.xmit_ts + wait - now
+            if remaining <= 0 and end <= edge:
+                break  # past its time, and nothing older reaches higher
+            if remaining > 0 and not newest:
+                k -= 1
+                continue  # an older record waits less than one already counted
+            lo = seg.start if seg.start > una else una
+            i = bisect_right(starts, lo) - 1
+            if lo >= end or (i >= 0 and ends[i] >= end):
+                del lost[k]  # delivered: out for good
+                k -= 1
+                continue
+            if remaining > 0:
+                newest = False
+                if remaining > timeout:
+                    timeout = remaining
+                k -= 1
+                continue
+            edge = end if end < snd_max else snd_max
+            found = True
+            break
+        return timeout, edge, found
 
     def on_reorder_timeout(self, cc: CongestionControl, una: int, snd_max: int, now: float) -> bool:
         """The reordering timer expired: RFC 8985 §6.2, "RACK_detect_loss_and_arm_timer()"
@@ -1020,6 +1148,7 @@ class Recovery:
             self.sacked.clear()
             # What was SACKed is in doubt again: RACK judges every record once more.
             self.tsorted = deque(seg for seg in self.sent if not seg.lost)
+            self.lost_originals.clear()
         self.high_rxt = una
         self.lost_edge = self._rto_lost_edge(una, snd_max, now)
 
