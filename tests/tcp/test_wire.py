@@ -40,8 +40,10 @@ from synack.wire.tcp import (
     pack_segment,
     parse_options,
     parse_segment,
+    sack_option_size,
     unpack_header,
     unpack_timestamps,
+    unpack_ts_sack,
 )
 
 SRC = address_bytes("192.0.2.1")
@@ -661,3 +663,45 @@ def test_option_encoders_are_encode_options(
     assert encode_timestamps(tsval, tsecr) == encode_options(Options(timestamps=(tsval, tsecr)))
     masked = tuple((left & MASK, right & MASK) for left, right in blocks)
     assert encode_sack(blocks) == encode_options(Options(sack_blocks=masked))
+
+
+_U32 = st.integers(0, 0xFFFFFFFF)
+
+
+@settings(max_examples=400, deadline=None, derandomize=True)
+@given(
+    st.tuples(_U32, _U32),
+    st.lists(st.tuples(_U32, _U32), max_size=3),
+    st.integers(-1, 39),
+    st.integers(0, 255),
+    st.binary(max_size=8),
+)
+def test_unpack_ts_sack_agrees_with_the_general_parser(
+    ts: tuple[int, int],
+    blocks: list[tuple[int, int]],
+    where: int,
+    byte: int,
+    payload: bytes,
+) -> None:
+    """NOP NOP TS NOP NOP SACK, as every ACK reporting holes carries it, intact or with
+    one byte of its options changed: where the shortcut answers, the general parser
+    reads the same; the intact layout with one to three blocks it always answers."""
+    sack = encode_sack(blocks)
+    assert len(sack) == sack_option_size(len(blocks))
+    opts = bytearray(encode_timestamps(*ts) + sack)
+    if 0 <= where < len(opts):
+        opts[where] = byte
+    data = header(bytes(opts), payload)
+    hlen = HEADER_SIZE + len(opts)
+    fast = unpack_ts_sack(data, hlen)
+    try:
+        parsed = parse_options(data, HEADER_SIZE, hlen)
+    except MalformedSegment:
+        parsed = None
+    if fast is not None:
+        assert parsed == Options(timestamps=fast[0], sack_blocks=fast[1])
+    intact = where < 0 or where >= len(opts) or opts == encode_timestamps(*ts) + sack
+    if intact and blocks:
+        assert fast == (ts, tuple(blocks))
+    if not blocks:
+        assert fast is None  # timestamps alone: unpack_timestamps' layout

@@ -74,8 +74,10 @@ from synack.wire.tcp import (
     pack_burst,
     pack_segment,
     parse_options,
+    sack_option_size,
     unpack_header,
     unpack_timestamps,
+    unpack_ts_sack,
 )
 
 _ESTABLISHED = State.ESTABLISHED
@@ -944,6 +946,10 @@ class Connection:
         ts = unpack_timestamps(data, hlen)
         if ts is not None:
             tsval, tsecr = ts
+        elif (ts_sack := unpack_ts_sack(data, hlen)) is not None:
+            ts, blocks = ts_sack
+            tsval, tsecr = ts
+            opts = Options(sack_blocks=blocks, timestamps=ts)
         elif hlen > HEADER_SIZE:
             try:
                 opts = parse_options(data, HEADER_SIZE, hlen)
@@ -1784,7 +1790,7 @@ class Connection:
 
     def _send_probe(self, now: float) -> None:
         out = self._queued
-        mss = self.snd_mss - len(self._sack_option())
+        mss = self.snd_mss - self._sack_option_size()
         buf_seq = self._sndbuf_seq
         data_end = buf_seq + len(self._sndbuf)
         nxt = max(self.snd_nxt, buf_seq)
@@ -1936,10 +1942,9 @@ class Connection:
 
     def _transmit(self, out: list[bytes], now: float) -> None:
         """Send what the windows allow: retransmissions first, then new data, then FIN."""
-        sack_option = self._sack_option()
         # Options take room from the payload (RFC 9293 §3.7.1): SACK blocks, when they
         # ride on data segments, make the segments that much shorter.
-        mss = self.snd_mss - len(sack_option)
+        mss = self.snd_mss - self._sack_option_size()
         cwnd = self._cc.cwnd
         buf_seq = self._sndbuf_seq
         data_end = buf_seq + len(self._sndbuf)
@@ -2009,7 +2014,7 @@ class Connection:
             if count or tail:
                 flight = self.snd_max - self.snd_una
                 nxt = self._send_new(
-                    out, now, nxt, count, tail, data_end, fin_seq, mss, sack_option
+                    out, now, nxt, count, tail, data_end, fin_seq, mss, self._sack_option()
                 )
                 self.snd_nxt = nxt
                 if nxt > self.snd_max:
@@ -2271,6 +2276,16 @@ class Connection:
         if not (self._sack_ok and self._ooo_starts):
             return b""
         return encode_sack(self._sack_blocks())
+
+    def _sack_option_size(self) -> int:
+        """len(self._sack_option()), without building it (a receiver of bulk data with
+        holes would otherwise build its blocks twice per ACK): as many blocks as the
+        option has room for, or as there are ranges held."""
+        if not (self._sack_ok and self._ooo_starts):
+            return 0
+        held = len(self._ooo_ranges)
+        room = 3 if self._ts_ok else 4
+        return sack_option_size(held if held < room else room)
 
     def _ack_sack_option(self) -> bytes:
         """The SACK option of an ACK without data: a pending D-SACK block first (RFC
