@@ -402,6 +402,8 @@ class Recovery:
                 # The bytes this block newly covers: RACK judges only these (RFC 8985
                 # §6.2: "for each Segment newly acknowledged").
                 gap = sacked.next_gap(left)
+                if gap >= right:
+                    continue  # SACKed before (an ACK repeats its older blocks): no news
                 while gap < right:
                     nxt = sacked.next_start(gap)
                     top = right if nxt is None or nxt > right else nxt
