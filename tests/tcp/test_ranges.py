@@ -13,6 +13,8 @@ ops = st.lists(
     st.one_of(
         st.tuples(st.just("add"), st.integers(0, 300), st.integers(0, 40)),
         st.tuples(st.just("trim"), st.integers(0, 300), st.just(0)),
+        # At or just past the top: the next segment of a run, the newest SACK block.
+        st.tuples(st.just("top"), st.integers(0, 3), st.integers(0, 40)),
     ),
     max_size=30,
 )
@@ -26,6 +28,9 @@ def test_rangeset_matches_a_set_of_numbers(
     ranges = RangeSet()
     model: set[int] = set()
     for op, a, n in steps:
+        if op == "top":
+            op = "add"
+            a += ranges.ends[-1] if ranges else 0
         if op == "add":
             fresh = set(range(a, a + n)) - model
             assert ranges.add(a, a + n) == len(fresh)

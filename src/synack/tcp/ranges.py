@@ -43,6 +43,16 @@ class RangeSet:
             return 0
         starts = self.starts
         ends = self.ends
+        if starts and start >= ends[-1]:
+            # At or past the top (the next segment of a run, the newest SACK block):
+            # the common case of both sides, without the bisects.
+            if start == ends[-1]:
+                ends[-1] = end
+            else:
+                starts.append(start)
+                ends.append(end)
+            self.total += end - start
+            return end - start
         # First range that touches or follows `start`, last one that touches `end`.
         i = bisect_left(ends, start)
         j = bisect_right(starts, end)
