@@ -25,10 +25,11 @@ from typing import Any
 import pytest
 
 import synack.tcp.connection as connection_module
+import synack.testing.bottleneck as bottleneck_module
 from synack.tcp.congestion import CongestionControl
 from synack.tcp.recovery import Recovery
 from synack.testing.bottleneck import bottleneck_run
-from synack.testing.fakenet import FakeNetwork
+from synack.testing.fakenet import FakeNetwork, Link
 
 
 class WalkAll(Recovery):
@@ -212,3 +213,56 @@ def test_same_segments_on_large_flights(
     with wire_digest(monkeypatch) as digest:
         bottleneck_run([cc], rate, 0.04, loss=loss, warmup=0.3, measure=measure, seed=seed)
     assert digest.hexdigest() == PATHS[path]
+
+
+# Impaired paths: duplicates and reordering (D-SACK blocks, RACK's reordering window),
+# and heavy loss (timeouts, lost retransmissions). Recorded at 5e7da33 as above.
+DUPLICATE = (("duplicate", 0.02), ("reorder", 0.01), ("jitter", 0.002))
+IMPAIRED: dict[tuple[str, float, float, tuple[tuple[str, float], ...], int], str] = {
+    (
+        "bbr",
+        20e6,
+        0.05,
+        DUPLICATE,
+        1,
+    ): "1371ed50a15893c4a0b8bfe6fe6949e02d425bf85db9019cb57ac697eb97f63d",
+    (
+        "cubic",
+        5e6,
+        0.05,
+        DUPLICATE,
+        2,
+    ): "de9b01396e02380b77ce54ec87d11787ead8d1dcfea1e79fe6c10eb908b7918c",
+    (
+        "bbr",
+        5e6,
+        0.35,
+        DUPLICATE,
+        2,
+    ): "ab2e374de1f810f1173338c825918ccde77b41faf221e2e244ec49fb87918fd4",
+    (
+        "cubic",
+        1e6,
+        0.35,
+        (("reorder", 0.03),),
+        1,
+    ): "ec606fb0f5bd6dc4e995790d7b4d4b0f784810db2b0f653435f018938c04d473",
+}
+
+
+@pytest.mark.parametrize("path", sorted(IMPAIRED))
+def test_same_segments_on_impaired_paths(
+    monkeypatch: pytest.MonkeyPatch,
+    path: tuple[str, float, float, tuple[tuple[str, float], ...], int],
+) -> None:
+    cc, rate, loss, knobs, seed = path
+
+    def link(**kw: Any) -> Link:
+        if kw.get("loss"):  # the links of the measured part, after the handshakes
+            kw.update(knobs)
+        return Link(**kw)
+
+    monkeypatch.setattr(bottleneck_module, "Link", link)
+    with wire_digest(monkeypatch) as digest:
+        bottleneck_run([cc], rate, 0.04, loss=loss, warmup=0.3, measure=0.4, seed=seed)
+    assert digest.hexdigest() == IMPAIRED[path]

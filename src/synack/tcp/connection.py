@@ -71,6 +71,7 @@ from synack.wire.tcp import (
     encode_sack,
     encode_timestamps,
     pack_ack,
+    pack_ack_sack,
     pack_burst,
     pack_segment,
     parse_options,
@@ -2287,8 +2288,8 @@ class Connection:
         room = 3 if self._ts_ok else 4
         return sack_option_size(held if held < room else room)
 
-    def _ack_sack_option(self) -> bytes:
-        """The SACK option of an ACK without data: a pending D-SACK block first (RFC
+    def _ack_sack_blocks(self) -> list[tuple[int, int]]:
+        """The SACK blocks of an ACK without data: a pending D-SACK block first (RFC
         2883 §4: the first block of the SACK option should be a D-SACK block naming the
         duplicate that triggered the ACK), then as many of our blocks as still fit, the
         one holding the duplicate first ("the second SACK block in that SACK option
@@ -2296,13 +2297,15 @@ class Connection:
         most recent)."""
         dsack = self._dsack
         if dsack is None:
-            return self._sack_option()
+            if not (self._sack_ok and self._ooo_starts):
+                return []
+            return self._sack_blocks()
         self._dsack = None
         room = 2 if self._ts_ok else 3
         blocks = [dsack]
         if self._ooo_starts:
             blocks += self._sack_blocks()[:room]
-        return encode_sack(blocks)
+        return blocks
 
     def _build_data(self, seq: int, flags: int, offset: int, n: int, now: float) -> bytes:
         """One data (or FIN) segment off the hot path: retransmissions and lone FINs."""
@@ -2318,9 +2321,27 @@ class Connection:
         """A segment without data: an ACK, a RST or a probe."""
         if flags & RST:
             return self._build_with_options(seq, ack, flags, 0, b"")
-        opts = self._ts_option(now)
-        if sack:
-            opts += self._ack_sack_option()
+        blocks = self._ack_sack_blocks() if sack else []
+        if blocks and self._ts_ok:
+            # A receiver with holes sends one of these per segment: packed in one
+            # call, its checksum summed arithmetically (as _send_ack's pack_ack).
+            self.segs_out += 1
+            seg = pack_ack_sack(
+                self.local_port,
+                self.remote_port,
+                seq,
+                ack,
+                flags,
+                self._window_field(),
+                self._ts_now(now),
+                self._ts_recent,
+                blocks,
+                self._csum_pseudo,
+            )
+            if flags & ACK:
+                self._after_ack_sent()
+            return seg
+        opts = self._ts_option(now) + encode_sack(blocks)
         seg = self._build_with_options(seq, ack, flags, self._window_field(), opts)
         if flags & ACK:
             self._after_ack_sent()

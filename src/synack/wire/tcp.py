@@ -433,6 +433,76 @@ def pack_ack(
     )
 
 
+# The fixed header, NOP NOP TS and NOP NOP SACK with one to three blocks: an ACK that
+# reports holes. Key: the number of blocks.
+_HEADER_TS_SACK = {n: struct.Struct("!HHIIBBHHH4sII3sB" + "II" * n) for n in (1, 2, 3)}
+# The ones'-complement sum of NOP NOP SACK and its length byte, but for 8 * blocks.
+_SACK_PREFIX_SUM = 0x0101 + (OptionKind.SACK << 8) + 2
+
+
+def pack_ack_sack(
+    sport: int,
+    dport: int,
+    seq: int,
+    ack: int,
+    flags: int,
+    window: int,
+    tsval: int,
+    tsecr: int,
+    blocks: Sequence[tuple[int, int]],
+    pseudo: int | None,
+) -> bytes:
+    """A segment without payload whose options are NOP NOP TS(`tsval`, `tsecr`) NOP NOP
+    SACK(`blocks`, one to three, edges taken modulo 2**32): what a receiver with holes
+    sends for every segment that arrives (RFC 5681 §4.2's immediate duplicate ACK).
+
+    Equal to `pack_segment` with those options; the checksum is summed arithmetically,
+    as `pack_ack` sums it."""
+    seq &= _MASK
+    ack &= _MASK
+    count = len(blocks)
+    hlen = HEADER_TS_SIZE + 4 + 8 * count
+    offset = (hlen >> 2) << 4
+    edges = [edge & _MASK for block in blocks for edge in block]
+    csum = 0
+    if pseudo is not None:
+        csum = (
+            pseudo
+            + hlen
+            + sport
+            + dport
+            + seq
+            + ack
+            + (offset << 8)
+            + flags
+            + window
+            + _TS_PREFIX_SUM
+            + tsval
+            + tsecr
+            + _SACK_PREFIX_SUM
+            + 8 * count
+            + sum(edges)
+        ) % 0xFFFF
+        csum = 0xFFFF - csum if csum else 0
+    return _HEADER_TS_SACK[count].pack(
+        sport,
+        dport,
+        seq,
+        ack,
+        offset,
+        flags,
+        window,
+        csum,
+        0,
+        TS_PREFIX,
+        tsval,
+        tsecr,
+        _SACK_AFTER_TS,
+        2 + 8 * count,
+        *edges,
+    )
+
+
 def pack_burst(
     out: list[bytes],
     sport: int,
