@@ -1627,12 +1627,14 @@ class Connection:
         ranges = self._ooo_ranges
         room = 3 if self._ts_ok else 4
         out: list[tuple[int, int]] = []
-        for seq in self._sack_recent:
-            block = ranges.find(seq)
-            if block is not None and block not in out:
-                out.append(block)
         starts = ranges.starts
         ends = ranges.ends
+        for seq in self._sack_recent:
+            i = bisect.bisect_right(starts, seq) - 1  # RangeSet.find, on every ACK
+            if i >= 0 and seq < ends[i]:
+                block = (starts[i], ends[i])
+                if block not in out:
+                    out.append(block)
         i = len(starts) - 1
         while len(out) < room and i >= 0:
             block = (starts[i], ends[i])
