@@ -35,7 +35,7 @@ from collections import deque
 from synack.tcp.congestion import CongestionControl
 from synack.tcp.ranges import RangeSet
 from synack.tcp.rtt import RttEstimator
-from synack.wire.seq import MASK, seq_lt
+from synack.wire.seq import MASK
 
 # RFC 5681 §3.2 and RFC 6675: three duplicate ACKs (or that many SACKed segments) mean loss.
 DUP_THRESH = 3
@@ -45,6 +45,7 @@ DUP_THRESH = 3
 # implementation specific." 200 ms, as Linux's TCP_DELACK_MAX.
 WCDELACKT = 0.2
 _FAR = 1 << 62
+_HALF = 1 << 31
 # RFC 8985 §6.2 Step 4: the reordering window grown by D-SACKs is kept for this many
 # recoveries without one ("Reset the window after 16 DSACK-free recoveries").
 REO_WND_PERSIST = 16
@@ -388,6 +389,8 @@ class Recovery:
         if track and ack > una:
             self.prior_fack = self.rack_fack  # on_ack_advance follows and reads it
         pieces: list[tuple[int, int]] = []
+        starts = sacked.starts
+        ends = sacked.ends
         for left32, right32 in blocks:
             d = (left32 - una) & MASK
             left = una + (d - 0x100000000 if d >= 0x80000000 else d)
@@ -401,7 +404,8 @@ class Recovery:
             if track:
                 # The bytes this block newly covers: RACK judges only these (RFC 8985
                 # §6.2: "for each Segment newly acknowledged").
-                gap = sacked.next_gap(left)
+                i = bisect_right(starts, left) - 1  # sacked.next_gap(left), in place
+                gap = ends[i] if i >= 0 and left < ends[i] else left
                 if gap >= right:
                     continue  # SACKed before (an ACK repeats its older blocks): no news
                 while gap < right:
@@ -1394,11 +1398,12 @@ class Recovery:
         left32, right32 = blocks[0]
         if left32 == right32:
             return None
-        if seq_lt(ack32, right32):  # not below the cumulative ACK: within the second?
+        # seq_lt(a, b) written out, (a - b) mod 2**32 >= 2**31: this runs on every ACK.
+        if (ack32 - right32) & MASK >= _HALF:  # not below the cumulative ACK: within the second?
             if len(blocks) < 2:
                 return None
             l2, r2 = blocks[1]
-            if seq_lt(left32, l2) or seq_lt(r2, right32):
+            if (left32 - l2) & MASK >= _HALF or (r2 - right32) & MASK >= _HALF:
                 return None
         d = (left32 - una) & MASK
         left = una + (d - 0x100000000 if d >= 0x80000000 else d)
