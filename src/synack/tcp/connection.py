@@ -1623,25 +1623,26 @@ class Connection:
 
     def _sack_blocks(self) -> list[tuple[int, int]]:
         """Up to three (with timestamps) or four SACK blocks (RFC 2018 §4): first the
-        block holding the latest arrival, then those of earlier arrivals, then the rest."""
+        block holding the latest arrival, then those of earlier arrivals, then the rest.
+        (Ranges are taken by index, disjoint and so distinct: this runs on every ACK of
+        a receiver with holes.)"""
         ranges = self._ooo_ranges
         room = 3 if self._ts_ok else 4
-        out: list[tuple[int, int]] = []
         starts = ranges.starts
         ends = ranges.ends
+        picked: list[int] = []
         for seq in self._sack_recent:
-            i = bisect.bisect_right(starts, seq) - 1  # RangeSet.find, on every ACK
-            if i >= 0 and seq < ends[i]:
-                block = (starts[i], ends[i])
-                if block not in out:
-                    out.append(block)
+            i = bisect.bisect_right(starts, seq) - 1  # RangeSet.find
+            if i >= 0 and seq < ends[i] and i not in picked:
+                picked.append(i)
+                if len(picked) == room:
+                    break
         i = len(starts) - 1
-        while len(out) < room and i >= 0:
-            block = (starts[i], ends[i])
-            if block not in out:
-                out.append(block)
+        while len(picked) < room and i >= 0:
+            if i not in picked:
+                picked.append(i)
             i -= 1
-        return out[:room]
+        return [(starts[i], ends[i]) for i in picked]
 
     def _process_fin(self, now: float) -> None:
         """RFC 9293 §3.10.7.4 "eighth, check the FIN bit"."""
