@@ -1557,12 +1557,22 @@ class Connection:
 
     def _store_ooo(self, seq: int, payload: memoryview) -> None:
         end = seq + len(payload)
-        held = self._ooo_ranges.find_overlap(seq, end)
+        ranges = self._ooo_ranges
+        if not ranges or seq >= ranges.ends[-1]:
+            # Above all that is held (after a hole, the segments that follow it): no
+            # duplicate, nothing to trim, a new last segment.
+            ranges.add(seq, end)
+            self._ooo_starts.append(seq)
+            self._ooo_data.append(bytes(payload))
+            self._ooo_bytes += end - seq
+            self._note_sack(seq)
+            return
+        held = ranges.find_overlap(seq, end)
         if held is not None:
             # RFC 2883 §4.1.3: a duplicate of data already held out of order is reported
             # in a D-SACK block (the part that overlaps the first block held, as Linux).
             self._note_dsack(max(seq, held[0]), min(end, held[1]))
-        self._ooo_ranges.add(seq, end)
+        ranges.add(seq, end)
         starts = self._ooo_starts
         datas = self._ooo_data
         i = bisect.bisect_left(starts, seq)
