@@ -1,6 +1,7 @@
 """RACK's indexes change nothing but the cost.
 
-`Recovery.rack_detect` walks only the records still in doubt (`tsorted`) and
+`Recovery.rack_detect` walks only the records still in doubt (`tsorted`; of the
+originals found lost, `lost_originals`, only the newest that matters) and
 `_rack_update_sacked` only the records a SACK concerns (`originals`, `rxt_sent`);
 before, both walked every transmission record on every ACK. `WalkAll` below walks
 every record, kept here as the reference: the same seeded lossy transfers, run once
