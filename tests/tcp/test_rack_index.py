@@ -36,9 +36,7 @@ class WalkAll(Recovery):
 
     __slots__ = ()
 
-    def _rack_update_sacked(
-        self, una: int, now: float, echo_ms: int, pieces: list[tuple[int, int]]
-    ) -> None:
+    def _rack_update_sacked(self, una: int, now: float, pieces: list[tuple[int, int]]) -> None:
         # Step 3 on the newly SACKed bytes, in sequence order, as RFC 8985 §6.2 words it.
         for lo, hi in pieces:
             if hi > self.rack_fack:
@@ -56,7 +54,7 @@ class WalkAll(Recovery):
                     continue
                 end = min(hi, seg.end)
                 newer = best is None or (seg.order, end) > (best.order, best_end)
-                if newer and self._valid_sample(seg, now, echo_ms):
+                if newer and self._valid_sample(seg, now, -1):
                     best = seg
                     best_end = end
         if best is not None:

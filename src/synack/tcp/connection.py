@@ -1309,13 +1309,10 @@ class Connection:
             dsack = rec.dsack_of(opts.sack_blocks, seg.ack, snd_una)
             if dsack is not None:
                 rec.on_dsack(dsack[0], dsack[1], snd_una, self.snd_max)
-            echo_ms = -1
-            if self._ts_ok and seg.tsecr:
-                echo_ms = int(now * 1000) - ((self._ts_now(now) - seg.tsecr) & MASK)
             # RFC 2883 §4: a D-SACK block reports a duplicate, not data newly held above
             # SND.UNA; the scoreboard (RFC 6675 Update ()) takes the blocks after it.
             blocks = opts.sack_blocks[1:] if dsack is not None else opts.sack_blocks
-            new_sack = rec.on_sack(blocks, snd_una, self.snd_max, now, echo_ms, ack)
+            new_sack = rec.on_sack(blocks, snd_una, self.snd_max, now, ack)
         elif not seg.payload and wnd == self.snd_wnd and rec.tlp_end >= 0:
             rec.on_plain_duplicate_ack(ack, snd_una)
         self._probes = 0

@@ -353,11 +353,10 @@ class Recovery:
         una: int,
         snd_max: int,
         now: float,
-        echo_ms: int,
         ack: int,
     ) -> bool:
         """RFC 6675 Update(): mark SACKed ranges; True if any byte was newly SACKed.
-        (`echo_ms` as for `on_ack_advance`; `ack`: the ACK's cumulative acknowledgement.)"""
+        (`ack`: the ACK's cumulative acknowledgement.)"""
         hi = snd_max
         sacked = self.sacked
         before = sacked.total
@@ -391,7 +390,7 @@ class Recovery:
             if self.rack:
                 if len(pieces) > 1:
                     pieces.sort()  # blocks come most recent first; Step 3 goes in sequence
-                self._rack_update_sacked(una, now, echo_ms, pieces)
+                self._rack_update_sacked(una, now, pieces)
             elif self.in_recovery:
                 edge = self._sack_lost_edge(una)
                 if edge > self.lost_edge:
@@ -789,7 +788,8 @@ class Recovery:
         been retransmitted before and if either of two conditions is true: 1. The
         Timestamp Echo Reply field (TSecr) of the ACK's timestamp option [RFC7323], if
         available, indicates the ACK was not acknowledging the last retransmission of
-        the segment. 2. The segment was last retransmitted less than RACK.min_rtt ago." """
+        the segment. 2. The segment was last retransmitted less than RACK.min_rtt ago."
+        (`echo_ms` -1: no echo, or one that cannot name this segment's copies.)"""
         if not seg.retransmitted:
             return True
         if 0 <= echo_ms < int(seg.xmit_ts * 1000):
@@ -821,11 +821,16 @@ class Recovery:
         self.sent = keep
         return newest
 
-    def _rack_update_sacked(
-        self, una: int, now: float, echo_ms: int, pieces: list[tuple[int, int]]
-    ) -> None:
+    def _rack_update_sacked(self, una: int, now: float, pieces: list[tuple[int, int]]) -> None:
         """RFC 8985 §6.2 Steps 2 and 3 for the bytes a SACK newly covered (`pieces`, in
-        sequence order): only the records they fall in are newly acknowledged."""
+        sequence order): only the records they fall in are newly acknowledged.
+
+        Step 2's first test of a retransmitted record, the TSecr, is not applied to them:
+        the receiver echoes TS.Recent, which only a segment at its left edge sets (RFC
+        7323 §4.3), so an ACK that SACKs data above a hole echoes an older segment,
+        never the copy SACKed. Applied, the test refused every SACKed retransmission,
+        and one lost again below it waited for the RTO. Linux (tcp_rack_advance) tests
+        a SACKed retransmission by RACK.min_rtt alone, as here."""
         # Step 3: "If Segment.end_seq > RACK.fack: RACK.fack = Segment.end_seq; Else if
         # Segment.end_seq < RACK.fack AND Segment.retransmitted is FALSE:
         # RACK.reordering_seen = TRUE" (bytes below high_rxt were retransmitted in this
@@ -866,7 +871,7 @@ class Recovery:
                 seg.order < best.order or (seg.order == best.order and hi <= best_end)
             ):
                 continue
-            if self._valid_sample(seg, now, echo_ms):
+            if self._valid_sample(seg, now, -1):
                 best = seg
                 best_end = hi
         if best is not None:

@@ -1,0 +1,69 @@
+"""Retransmission timeouts that RACK (RFC 8985 §6) makes unnecessary, each found by
+`RtoAudit` in bench/recovery.py's 10 MB runs at 10% loss each way (issue 12 point 13)
+and kept here as the smallest seeded run that showed it. In each, a segment sent after
+the lost one got through with its ACK, so the sender knew of the loss; the lost segment
+must go again by RACK, one RACK.rtt + RACK.reo_wnd after it was sent, not at the RTO.
+docs/benchmarks.md ("The avoidable RTOs at 10% loss") tells how each was found.
+"""
+
+from __future__ import annotations
+
+import pytest
+
+from synack.tcp import Config
+from synack.testing import PacketEvent
+from synack.testing.loss_runs import CLIENT, BulkRun, bulk_transfer
+from synack.wire.checksum import address_bytes
+from synack.wire.seq import MASK
+from synack.wire.tcp import unpack_header
+
+LOSS = 0.1
+SENDER = address_bytes(CLIENT)
+
+
+def copies(
+    size: int, rtt: float, seed: int, offset: int
+) -> tuple[BulkRun, list[tuple[float, bool]]]:
+    """The run (`loss_runs.bulk_transfer`, CUBIC) and every transmission of the segment
+    at `offset` bytes into the data: (when it left, whether the network lost it)."""
+    sent: list[tuple[float, bool]] = []
+    first: list[int] = []
+
+    def tap(
+        now: float, event: PacketEvent, data: bytes | bytearray, src: bytes, _dst: bytes
+    ) -> None:
+        if src != SENDER or event not in (PacketEvent.SENT, PacketEvent.LOST):
+            return
+        _sp, _dp, seq, _ack, hlen, _flags, _w, _c, _u = unpack_header(data)
+        if len(data) == hlen:
+            return  # a pure ACK
+        if not first:
+            first.append(seq)  # the first data segment is at offset 0
+        if (seq - first[0]) & MASK != offset:
+            return
+        if event is PacketEvent.SENT:
+            sent.append((now, False))
+        else:
+            sent[-1] = (sent[-1][0], True)  # the link drops it as it is sent
+
+    run = bulk_transfer(size, rtt, LOSS, seed, Config(congestion_control="cubic"), tap=tap)
+    return run, sent
+
+
+def rtos_between(run: BulkRun, start: float, end: float) -> list[float]:
+    return [v.at for v in run.verdicts if start <= v.at <= end]
+
+
+def test_a_retransmission_lost_again_goes_when_a_later_ones_sack_arrives() -> None:
+    """20 ms, seed 7: the segment at 83,984 is lost three times; its third copy (0.235 s)
+    leaves just before the copy of a later hole, whose SACK is back one RTT later. That
+    ACK echoes an older TSval (the receiver's TS.Recent stays at its left edge, RFC 7323
+    §4.3), and RACK took the echo to mean it did not answer the copy: no sample, and the
+    fourth copy waited for the RTO (0.435 s, at b5153f2)."""
+    rtt = 0.02
+    run, sent = copies(100_000, rtt, 7, 83_984)
+    assert [lost for _t, lost in sent] == [True, True, True, False]
+    third, fourth = sent[2][0], sent[3][0]
+    assert fourth == pytest.approx(third + rtt)  # reo_wnd is 0 in recovery
+    assert rtos_between(run, third, fourth) == []
+    assert run.avoidable == 0
