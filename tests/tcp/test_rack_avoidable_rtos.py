@@ -67,3 +67,18 @@ def test_a_retransmission_lost_again_goes_when_a_later_ones_sack_arrives() -> No
     assert fourth == pytest.approx(third + rtt)  # reo_wnd is 0 in recovery
     assert rtos_between(run, third, fourth) == []
     assert run.avoidable == 0
+
+
+def test_a_copy_sacked_exactly_min_rtt_after_it_left_is_a_sample() -> None:
+    """100 ms, seed 29: the segment at 82,536 is lost twice; the copies of later holes
+    that left with the second copy (0.45 s) are SACKed at 0.55 s, one RTT later, exactly
+    RACK.min_rtt -- but 0.55 - 0.45 is 0.0999... in floating point, which RACK took for
+    "less than min_RTT ago" (RFC 8985 §6.2 condition 2): no sample, and the third copy
+    waited for the RTO (0.85 s, at b5153f2). Linux compares whole microseconds."""
+    rtt = 0.1
+    run, sent = copies(100_000, rtt, 29, 82_536)
+    assert [lost for _t, lost in sent] == [True, True, False]
+    second, third = sent[1][0], sent[2][0]
+    assert third == pytest.approx(second + rtt)
+    assert rtos_between(run, second, third) == []
+    assert run.avoidable == 0

@@ -795,7 +795,10 @@ class Recovery:
         if 0 <= echo_ms < int(seg.xmit_ts * 1000):
             return False
         min_rtt = self.rtt.min_rtt
-        return min_rtt is None or now - seg.xmit_ts >= min_rtt
+        # In whole microseconds, as Linux compares them (tcp_rack_advance): an answer in
+        # exactly min_RTT is the copy's, however the float subtraction rounds (on the
+        # fake network, 0.55 - 0.45 < 0.1 refused every copy SACKed one RTT after it).
+        return min_rtt is None or round((now - seg.xmit_ts) * 1e6) >= round(min_rtt * 1e6)
 
     def _take_delivered(self, ack: int, now: float, echo_ms: int) -> Sent | None:
         """Remove every record the cumulative ACK covers; the most recently sent of them
