@@ -51,7 +51,8 @@ def copies(
 
 
 def rtos_between(run: BulkRun, start: float, end: float) -> list[float]:
-    return [v.at for v in run.verdicts if start <= v.at <= end]
+    """The RTOs taken after `start`, up to `end`."""
+    return [v.at for v in run.verdicts if start < v.at <= end]
 
 
 def test_a_retransmission_lost_again_goes_when_a_later_ones_sack_arrives() -> None:
@@ -81,4 +82,23 @@ def test_a_copy_sacked_exactly_min_rtt_after_it_left_is_a_sample() -> None:
     second, third = sent[1][0], sent[2][0]
     assert third == pytest.approx(second + rtt)
     assert rtos_between(run, second, third) == []
+    assert run.avoidable == 0
+
+
+def test_a_dsack_of_the_timeouts_retransmission_reveals_the_loss_beside_it() -> None:
+    """100 ms, seed 16: the segment at 218,648 arrives but its ACK is lost; the next
+    (220,096) and the tail loss probe are lost. Two RTOs resend 218,648; the second copy
+    arrives (6.87 s) and its ACK, back at 6.92 s, moves SND.UNA to 220,096 with a D-SACK
+    of the copy: sent after 220,096, it was delivered, so 220,096 is lost. But a
+    duplicate leaves TS.Recent alone (RFC 7323 §4.3), the echo is older than the copy
+    and RACK refused it; the D-SACK also undid the timeout, which takes the copy's
+    sample away: 220,096 waited for a third RTO (8.44 s, at b5153f2)."""
+    rtt = 0.1
+    run, resent = copies(400_000, rtt, 16, 218_648)
+    _run, lost = copies(400_000, rtt, 16, 220_096)
+    assert [x for _t, x in resent] == [False, True, False]
+    assert [x for _t, x in lost] == [True, False]
+    dsacked_copy, repair = resent[-1][0], lost[1][0]
+    assert repair == pytest.approx(dsacked_copy + rtt)  # when the D-SACK arrives
+    assert rtos_between(run, dsacked_copy, repair) == []
     assert run.avoidable == 0

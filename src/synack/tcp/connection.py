@@ -1309,6 +1309,8 @@ class Connection:
             dsack = rec.dsack_of(opts.sack_blocks, seg.ack, snd_una)
             if dsack is not None:
                 rec.on_dsack(dsack[0], dsack[1], snd_una, self.snd_max)
+                if rec.rack:
+                    rec.rack_on_dsack(dsack[0], dsack[1], snd_una, ack, now)
             # RFC 2883 §4: a D-SACK block reports a duplicate, not data newly held above
             # SND.UNA; the scoreboard (RFC 6675 Update ()) takes the blocks after it.
             blocks = opts.sack_blocks[1:] if dsack is not None else opts.sack_blocks

@@ -1305,6 +1305,29 @@ class Recovery:
                 self.undo_dsacked += 1
                 break
 
+    def rack_on_dsack(self, left: int, right: int, una: int, ack: int, now: float) -> None:
+        """RFC 8985 §6.2 Step 2 for a retransmission that this ACK acknowledges
+        cumulatively and reports by D-SACK (it arrived twice): the ACK left the receiver
+        when the second copy of [left, right) arrived. Its TSecr cannot name the copy --
+        a duplicate does not set TS.Recent (RFC 7323 §4.3), so the echo is older than
+        the retransmission and Step 2's first test would refuse it -- and a spurious
+        timeout's undo, which this ACK may make, takes the cumulative ACK's sample away.
+        Refused, a segment lost beside the one an RTO resent waited for a second RTO.
+        Linux (tcp_rack_advance) tests a cumulatively acknowledged retransmission by
+        RACK.min_rtt alone, as here. Called before the rest of the ACK."""
+        best: Sent | None = None
+        for seg in self.rxt_sent:
+            if (
+                una < seg.end <= ack
+                and seg.start < right
+                and left < seg.end
+                and not seg.lost
+                and (best is None or seg.order > best.order)
+            ):
+                best = seg
+        if best is not None and self._valid_sample(best, now, -1):
+            self._rack_advance(best, best.end, now)
+
     def undo(self, cc: CongestionControl) -> CongestionControl:
         """The congestion controller to continue with: `cc`, or, when every
         retransmission of the last fast recovery has been reported by a D-SACK (RFC
