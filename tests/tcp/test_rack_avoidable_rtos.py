@@ -102,3 +102,18 @@ def test_a_dsack_of_the_timeouts_retransmission_reveals_the_loss_beside_it() -> 
     assert repair == pytest.approx(dsacked_copy + rtt)  # when the D-SACK arrives
     assert rtos_between(run, dsacked_copy, repair) == []
     assert run.avoidable == 0
+
+
+def test_the_rto_waits_for_racks_reordering_timer() -> None:
+    """100 ms, seed 35 (reordering seen, so RACK.reo_wnd is SRTT): the segment at 640,016
+    is lost at 19.92 s and segments sent with it and after it are SACKed from 20.02 s.
+    RACK arms one reordering timer for the latest segment in doubt (RFC 8985 §6.2), which
+    fell at 20.2338 s, a hair after the RTO (SRTT + 200 ms from the last ACK): the RTO
+    fired first (at b5153f2). Now the RTO waits for the pending reordering timer, RACK
+    resends the segment, and the RTO restarts from that retransmission."""
+    rtt = 0.1
+    run, sent = copies(700_000, rtt, 35, 640_016)
+    assert [lost for _t, lost in sent] == [True, False]
+    first, repair = sent[0][0], sent[1][0]
+    assert rtos_between(run, first, repair) == []
+    assert run.avoidable == 0

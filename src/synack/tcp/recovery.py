@@ -966,6 +966,12 @@ class Recovery:
         self.enter_recovery(cc, una, snd_max, now, edge)
         return True
 
+    def resends(self, seq: int) -> bool:
+        """Whether the byte at `seq` is deemed lost and waits to be sent again."""
+        if self.high_rxt <= seq < self.lost_edge:
+            return True
+        return any(start <= seq < end for start, end in self.rxt_again)
+
     def on_reorder_timeout(self, cc: CongestionControl, una: int, snd_max: int, now: float) -> bool:
         """The reordering timer expired: RFC 8985 §6.2, "RACK_detect_loss_and_arm_timer()"
         once more. True if a fast recovery began."""
