@@ -1,6 +1,6 @@
-"""Retransmission timeouts that RACK (RFC 8985 §6) makes unnecessary, each found by
-`RtoAudit` in bench/recovery.py's 10 MB runs at 10% loss each way (issue 12 point 13)
-and kept here as the smallest seeded run that showed it. In each, a segment sent after
+"""Retransmission timeouts that RACK (RFC 8985 §6) makes unnecessary, of the four kinds
+`RtoAudit` found in bench/recovery.py's runs at 10% loss each way (issue 12 point 13),
+each kept here as the smallest seeded run that showed it. In each, a segment sent after
 the lost one got through with its ACK, so the sender knew of the loss; the lost segment
 must go again by RACK, one RACK.rtt + RACK.reo_wnd after it was sent, not at the RTO.
 docs/benchmarks.md ("The avoidable RTOs at 10% loss") tells how each was found.
