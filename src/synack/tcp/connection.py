@@ -1316,13 +1316,12 @@ class Connection:
             dsack = rec.dsack_of(opts.sack_blocks, seg.ack, snd_una)
             if dsack is not None:
                 rec.on_dsack(dsack[0], dsack[1], snd_una, self.snd_max)
-            echo_ms = -1
-            if self._ts_ok and seg.tsecr:
-                echo_ms = int(now * 1000) - ((self._ts_now(now) - seg.tsecr) & MASK)
+                if rec.rack:
+                    rec.rack_on_dsack(dsack[0], dsack[1], snd_una, ack, now)
             # RFC 2883 §4: a D-SACK block reports a duplicate, not data newly held above
             # SND.UNA; the scoreboard (RFC 6675 Update ()) takes the blocks after it.
             blocks = opts.sack_blocks[1:] if dsack is not None else opts.sack_blocks
-            new_sack = rec.on_sack(blocks, snd_una, self.snd_max, now, echo_ms, ack)
+            new_sack = rec.on_sack(blocks, snd_una, self.snd_max, now, ack)
         elif not seg.payload and wnd == self.snd_wnd and rec.tlp_end >= 0:
             rec.on_plain_duplicate_ack(ack, snd_una)
         self._probes = 0
@@ -1740,6 +1739,15 @@ class Connection:
 
     def _retransmit_timeout(self, now: float) -> None:
         """RFC 6298 §5.4-5.6 (and RFC 5681 §3.1 for the window)."""
+        reo_at = self._rec.reo_at
+        if reo_at is not None and reo_at > now:
+            # RACK's reordering timer (RFC 8985 §6.2) is pending: RACK judges the flight
+            # then, and the RTO waits for it, as in Linux, where the reordering timer
+            # takes the RTO timer's place. RFC 8985 arms the timer for the latest of the
+            # segments in doubt, so it may fall a hair after an RTO that an earlier
+            # one's loss (RACK could tell it) would otherwise meet.
+            self._rto_at = reo_at
+            return
         self._retries += 1
         self.counters["timeouts"] += 1
         cfg = self.config
@@ -1791,6 +1799,13 @@ class Connection:
             return
         if rec.reo_at is not None and now >= rec.reo_at:
             rec.on_reorder_timeout(self._cc, self.snd_una, self.snd_max, now)
+            rto_at = self._rto_at
+            if rto_at is not None and rto_at <= now and rec.resends(self.snd_una):
+                # The RTO is due too (it waited for this timer: `_retransmit_timeout`),
+                # but RACK has found the segment at SND.UNA lost and it goes again now:
+                # the RTO restarts from that retransmission (RFC 6298 (5.1)), as Linux
+                # re-arms it once its reordering timer has run (tcp_rack_reo_timeout).
+                self._rto_at = now + self._rtt.rto
         if rec.pto_at is None or now < rec.pto_at:
             return
         # The PTO: send one probe to draw an ACK (and its SACK blocks) from the peer,

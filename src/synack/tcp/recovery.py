@@ -377,11 +377,10 @@ class Recovery:
         una: int,
         snd_max: int,
         now: float,
-        echo_ms: int,
         ack: int,
     ) -> bool:
         """RFC 6675 Update(): mark SACKed ranges; True if any byte was newly SACKed.
-        (`echo_ms` as for `on_ack_advance`; `ack`: the ACK's cumulative acknowledgement.)"""
+        (`ack`: the ACK's cumulative acknowledgement.)"""
         hi = snd_max
         sacked = self.sacked
         before = sacked.total
@@ -420,7 +419,7 @@ class Recovery:
             if self.rack:
                 if len(pieces) > 1:
                     pieces.sort()  # blocks come most recent first; Step 3 goes in sequence
-                self._rack_update_sacked(una, now, echo_ms, pieces)
+                self._rack_update_sacked(una, now, pieces)
             elif self.in_recovery:
                 edge = self._sack_lost_edge(una)
                 if edge > self.lost_edge:
@@ -818,13 +817,17 @@ class Recovery:
         been retransmitted before and if either of two conditions is true: 1. The
         Timestamp Echo Reply field (TSecr) of the ACK's timestamp option [RFC7323], if
         available, indicates the ACK was not acknowledging the last retransmission of
-        the segment. 2. The segment was last retransmitted less than RACK.min_rtt ago." """
+        the segment. 2. The segment was last retransmitted less than RACK.min_rtt ago."
+        (`echo_ms` -1: no echo, or one that cannot name this segment's copies.)"""
         if not seg.retransmitted:
             return True
         if 0 <= echo_ms < int(seg.xmit_ts * 1000):
             return False
         min_rtt = self.rtt.min_rtt
-        return min_rtt is None or now - seg.xmit_ts >= min_rtt
+        # In whole microseconds, as Linux compares them (tcp_rack_advance): an answer in
+        # exactly min_RTT is the copy's, however the float subtraction rounds (on the
+        # fake network, 0.55 - 0.45 < 0.1 refused every copy SACKed one RTT after it).
+        return min_rtt is None or round((now - seg.xmit_ts) * 1e6) >= round(min_rtt * 1e6)
 
     def _take_delivered(self, ack: int, now: float, echo_ms: int) -> Sent | None:
         """Remove every record the cumulative ACK covers; the most recently sent of them
@@ -850,11 +853,16 @@ class Recovery:
         self.sent = keep
         return newest
 
-    def _rack_update_sacked(
-        self, una: int, now: float, echo_ms: int, pieces: list[tuple[int, int]]
-    ) -> None:
+    def _rack_update_sacked(self, una: int, now: float, pieces: list[tuple[int, int]]) -> None:
         """RFC 8985 §6.2 Steps 2 and 3 for the bytes a SACK newly covered (`pieces`, in
-        sequence order): only the records they fall in are newly acknowledged."""
+        sequence order): only the records they fall in are newly acknowledged.
+
+        Step 2's first test of a retransmitted record, the TSecr, is not applied to them:
+        the receiver echoes TS.Recent, which only a segment at its left edge sets (RFC
+        7323 §4.3), so an ACK that SACKs data above a hole echoes an older segment,
+        never the copy SACKed. Applied, the test refused every SACKed retransmission,
+        and one lost again below it waited for the RTO. Linux (tcp_rack_advance) tests
+        a SACKed retransmission by RACK.min_rtt alone, as here."""
         # Step 3: "If Segment.end_seq > RACK.fack: RACK.fack = Segment.end_seq; Else if
         # Segment.end_seq < RACK.fack AND Segment.retransmitted is FALSE:
         # RACK.reordering_seen = TRUE" (bytes below high_rxt were retransmitted in this
@@ -912,7 +920,7 @@ class Recovery:
                             seg.order < best.order or (seg.order == best.order and top <= best_end)
                         ):
                             continue
-                        if self._valid_sample(seg, now, echo_ms):
+                        if self._valid_sample(seg, now, -1):
                             best = seg
                             best_end = top
         else:
@@ -927,7 +935,7 @@ class Recovery:
                             seg.order < best.order or (seg.order == best.order and top <= best_end)
                         ):
                             continue
-                        if self._valid_sample(seg, now, echo_ms):
+                        if self._valid_sample(seg, now, -1):
                             best = seg
                             best_end = top
         if best is not None:
@@ -1091,6 +1099,12 @@ class Recovery:
             found = True
             break
         return timeout, edge, found
+
+    def resends(self, seq: int) -> bool:
+        """Whether the byte at `seq` is deemed lost and waits to be sent again."""
+        if self.high_rxt <= seq < self.lost_edge:
+            return True
+        return any(start <= seq < end for start, end in self.rxt_again)
 
     def on_reorder_timeout(self, cc: CongestionControl, una: int, snd_max: int, now: float) -> bool:
         """The reordering timer expired: RFC 8985 §6.2, "RACK_detect_loss_and_arm_timer()"
@@ -1432,6 +1446,29 @@ class Recovery:
                 del ranges[i]
                 self.undo_dsacked += 1
                 break
+
+    def rack_on_dsack(self, left: int, right: int, una: int, ack: int, now: float) -> None:
+        """RFC 8985 §6.2 Step 2 for a retransmission that this ACK acknowledges
+        cumulatively and reports by D-SACK (it arrived twice): the ACK left the receiver
+        when the second copy of [left, right) arrived. Its TSecr cannot name the copy --
+        a duplicate does not set TS.Recent (RFC 7323 §4.3), so the echo is older than
+        the retransmission and Step 2's first test would refuse it -- and a spurious
+        timeout's undo, which this ACK may make, takes the cumulative ACK's sample away.
+        Refused, a segment lost beside the one an RTO resent waited for a second RTO.
+        Linux (tcp_rack_advance) tests a cumulatively acknowledged retransmission by
+        RACK.min_rtt alone, as here. Called before the rest of the ACK."""
+        best: Sent | None = None
+        for seg in self.rxt_sent:
+            if (
+                una < seg.end <= ack
+                and seg.start < right
+                and left < seg.end
+                and not seg.lost
+                and (best is None or seg.order > best.order)
+            ):
+                best = seg
+        if best is not None and self._valid_sample(best, now, -1):
+            self._rack_advance(best, best.end, now)
 
     def undo(self, cc: CongestionControl) -> CongestionControl:
         """The congestion controller to continue with: `cc`, or, when every

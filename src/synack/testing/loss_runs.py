@@ -29,7 +29,7 @@ from typing import Any
 from synack.tcp.config import Config
 from synack.tcp.connection import Connection
 from synack.tcp.endpoint import Datagram, Endpoint
-from synack.testing.fakenet import FakeNetwork, Link, PacketEvent, connected_pair
+from synack.testing.fakenet import FakeNetwork, Link, PacketEvent, Tap, connected_pair
 from synack.wire.seq import MASK
 from synack.wire.tcp import parse_options, unpack_header, unpack_timestamps
 
@@ -251,14 +251,26 @@ def bulk_transfer(
     config: Config | None = None,
     *,
     timeout: float = 7200.0,
+    tap: Tap | None = None,
 ) -> BulkRun:
     """Move `size` random bytes client -> server over a path of `rtt` with `loss` each way
-    (from the end of the handshake on); the sender's application keeps its buffer full."""
+    (from the end of the handshake on); the sender's application keeps its buffer full.
+    `tap`, if given, is told of every packet after the audit."""
     net = FakeNetwork(seed=seed, link=Link(delay=rtt / 2))
     client, server = connected_pair(net, config, client_address=CLIENT, server_address=SERVER)
     net.set_default_link(Link(delay=rtt / 2, loss=loss))
     audit = RtoAudit(client, client.local_ip, server.local_ip)
     audit.install(net)
+    if tap is not None:
+        audit_tap, user_tap = audit.tap, tap
+
+        def both(
+            now: float, event: PacketEvent, data: bytes | bytearray, src: bytes, dst: bytes
+        ) -> None:
+            audit_tap(now, event, data, src, dst)
+            user_tap(now, event, data, src, dst)
+
+        net.tap = both
     chunk = memoryview(random.Random(seed).randbytes(1 << 20))
     sent = received = 0
     worst_srtt = 0.0

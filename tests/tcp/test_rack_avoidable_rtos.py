@@ -1,0 +1,119 @@
+"""Retransmission timeouts that RACK (RFC 8985 §6) makes unnecessary, of the four kinds
+`RtoAudit` found in bench/recovery.py's runs at 10% loss each way (issue 12 point 13),
+each kept here as the smallest seeded run that showed it. In each, a segment sent after
+the lost one got through with its ACK, so the sender knew of the loss; the lost segment
+must go again by RACK, one RACK.rtt + RACK.reo_wnd after it was sent, not at the RTO.
+docs/benchmarks.md ("The avoidable RTOs at 10% loss") tells how each was found.
+"""
+
+from __future__ import annotations
+
+import pytest
+
+from synack.tcp import Config
+from synack.testing import PacketEvent
+from synack.testing.loss_runs import CLIENT, BulkRun, bulk_transfer
+from synack.wire.checksum import address_bytes
+from synack.wire.seq import MASK
+from synack.wire.tcp import unpack_header
+
+LOSS = 0.1
+SENDER = address_bytes(CLIENT)
+
+
+def copies(
+    size: int, rtt: float, seed: int, offset: int
+) -> tuple[BulkRun, list[tuple[float, bool]]]:
+    """The run (`loss_runs.bulk_transfer`, CUBIC) and every transmission of the segment
+    at `offset` bytes into the data: (when it left, whether the network lost it)."""
+    sent: list[tuple[float, bool]] = []
+    first: list[int] = []
+
+    def tap(
+        now: float, event: PacketEvent, data: bytes | bytearray, src: bytes, _dst: bytes
+    ) -> None:
+        if src != SENDER or event not in (PacketEvent.SENT, PacketEvent.LOST):
+            return
+        _sp, _dp, seq, _ack, hlen, _flags, _w, _c, _u = unpack_header(data)
+        if len(data) == hlen:
+            return  # a pure ACK
+        if not first:
+            first.append(seq)  # the first data segment is at offset 0
+        if (seq - first[0]) & MASK != offset:
+            return
+        if event is PacketEvent.SENT:
+            sent.append((now, False))
+        else:
+            sent[-1] = (sent[-1][0], True)  # the link drops it as it is sent
+
+    run = bulk_transfer(size, rtt, LOSS, seed, Config(congestion_control="cubic"), tap=tap)
+    return run, sent
+
+
+def rtos_between(run: BulkRun, start: float, end: float) -> list[float]:
+    """The RTOs taken after `start`, up to `end`."""
+    return [v.at for v in run.verdicts if start < v.at <= end]
+
+
+def test_a_retransmission_lost_again_goes_when_a_later_ones_sack_arrives() -> None:
+    """20 ms, seed 7: the segment at 83,984 is lost three times; its third copy (0.235 s)
+    leaves just before the copy of a later hole, whose SACK is back one RTT later. That
+    ACK echoes an older TSval (the receiver's TS.Recent stays at its left edge, RFC 7323
+    §4.3), and RACK took the echo to mean it did not answer the copy: no sample, and the
+    fourth copy waited for the RTO (0.435 s, at b5153f2)."""
+    rtt = 0.02
+    run, sent = copies(100_000, rtt, 7, 83_984)
+    assert [lost for _t, lost in sent] == [True, True, True, False]
+    third, fourth = sent[2][0], sent[3][0]
+    assert fourth == pytest.approx(third + rtt)  # reo_wnd is 0 in recovery
+    assert rtos_between(run, third, fourth) == []
+    assert run.avoidable == 0
+
+
+def test_a_copy_sacked_exactly_min_rtt_after_it_left_is_a_sample() -> None:
+    """100 ms, seed 29: the segment at 82,536 is lost twice; the copies of later holes
+    that left with the second copy (0.45 s) are SACKed at 0.55 s, one RTT later, exactly
+    RACK.min_rtt -- but 0.55 - 0.45 is 0.0999... in floating point, which RACK took for
+    "less than min_RTT ago" (RFC 8985 §6.2 condition 2): no sample, and the third copy
+    waited for the RTO (0.85 s, at b5153f2). Linux compares whole microseconds."""
+    rtt = 0.1
+    run, sent = copies(100_000, rtt, 29, 82_536)
+    assert [lost for _t, lost in sent] == [True, True, False]
+    second, third = sent[1][0], sent[2][0]
+    assert third == pytest.approx(second + rtt)
+    assert rtos_between(run, second, third) == []
+    assert run.avoidable == 0
+
+
+def test_a_dsack_of_the_timeouts_retransmission_reveals_the_loss_beside_it() -> None:
+    """100 ms, seed 16: the segment at 218,648 arrives but its ACK is lost; the next
+    (220,096) and the tail loss probe are lost. Two RTOs resend 218,648; the second copy
+    arrives (6.87 s) and its ACK, back at 6.92 s, moves SND.UNA to 220,096 with a D-SACK
+    of the copy: sent after 220,096, it was delivered, so 220,096 is lost. But a
+    duplicate leaves TS.Recent alone (RFC 7323 §4.3), the echo is older than the copy
+    and RACK refused it; the D-SACK also undid the timeout, which takes the copy's
+    sample away: 220,096 waited for a third RTO (8.44 s, at b5153f2)."""
+    rtt = 0.1
+    run, resent = copies(400_000, rtt, 16, 218_648)
+    _run, lost = copies(400_000, rtt, 16, 220_096)
+    assert [x for _t, x in resent] == [False, True, False]
+    assert [x for _t, x in lost] == [True, False]
+    dsacked_copy, repair = resent[-1][0], lost[1][0]
+    assert repair == pytest.approx(dsacked_copy + rtt)  # when the D-SACK arrives
+    assert rtos_between(run, dsacked_copy, repair) == []
+    assert run.avoidable == 0
+
+
+def test_the_rto_waits_for_racks_reordering_timer() -> None:
+    """100 ms, seed 35 (reordering seen, so RACK.reo_wnd is SRTT): the segment at 640,016
+    is lost at 19.92 s and segments sent with it and after it are SACKed from 20.02 s.
+    RACK arms one reordering timer for the latest segment in doubt (RFC 8985 §6.2), which
+    fell at 20.2338 s, a hair after the RTO (SRTT + 200 ms from the last ACK): the RTO
+    fired first (at b5153f2). Now the RTO waits for the pending reordering timer, RACK
+    resends the segment, and the RTO restarts from that retransmission."""
+    rtt = 0.1
+    run, sent = copies(700_000, rtt, 35, 640_016)
+    assert [lost for _t, lost in sent] == [True, False]
+    first, repair = sent[0][0], sent[1][0]
+    assert rtos_between(run, first, repair) == []
+    assert run.avoidable == 0
