@@ -342,6 +342,35 @@ async def last_json(proc: asyncio.subprocess.Process, limit: float) -> dict[str,
     return dict(json.loads(out.decode().strip().splitlines()[-1]))
 
 
+async def start_capture(ns: str, device: str, path: str) -> asyncio.subprocess.Process:
+    """dumpcap on `device` inside `ns`, returned once it is capturing."""
+    proc = await asyncio.create_subprocess_exec(
+        "ip", "netns", "exec", ns, "dumpcap", "-q", "-i", device, "-w", path,
+        stderr=asyncio.subprocess.PIPE, start_new_session=True,
+    )  # fmt: skip
+    assert proc.stderr is not None
+    async with asyncio.timeout(GRACE):
+        while b"Capturing" not in await proc.stderr.readline():
+            if proc.returncode is not None:
+                raise RuntimeError(f"dumpcap failed in {ns}")
+    return proc
+
+
+async def sample_ss(namespaces: list[str], path: str, every: float = 0.02) -> None:
+    """`ss -tin` in each namespace every `every` seconds (the kernel's rto, rtt,
+    backoff), one timestamped block per sample, until cancelled."""
+    with open(path, "w") as out:
+        while True:
+            for ns in namespaces:
+                proc = await asyncio.create_subprocess_exec(
+                    "ip", "netns", "exec", ns, "ss", "-tinH", "state", "established",
+                    stdout=asyncio.subprocess.PIPE,
+                )  # fmt: skip
+                text, _ = await proc.communicate()
+                out.write(f"@ {time.time():.6f} {ns}\n{text.decode()}")
+            await asyncio.sleep(every)
+
+
 async def run_pair(case: Case, test: str, a: Any, log: Callable[[str], None]) -> None:
     """One bulk or rr run of `case`: relay, server and client, all stopped after."""
     from synack.apps.netem import tun
@@ -353,11 +382,31 @@ async def run_pair(case: Case, test: str, a: Any, log: Callable[[str], None]) ->
     udp_relay = None
     tun_relay = None
     limit = a.seconds + a.exchanges * 0.5 + 3 * GRACE
+    captures: list[asyncio.subprocess.Process] = []
+    sampler = None
+    stem = ""
+    if a.capture:
+        os.makedirs(a.capture, exist_ok=True)
+        stem = os.path.join(
+            a.capture, f"{case.stack}-{case.cc}-{case.loss * 100:g}-{test}-{len(case.drops)}"
+        )
+        if case.stack == "synack":  # each endpoint writes its own
+            os.environ["SYNACK_PCAP"] = stem + "-{pid}.pcap"
+            os.environ["SYNACK_TRACE_JSON"] = stem + "-{pid}.jsonl"
     try:
         if case.stack == "kernel":
             topology = tun.Topology()
             topology.setup()
             assert topology.dev_a is not None and topology.dev_b is not None
+            if a.capture:
+                for ns, dev, end in (
+                    (topology.ns_a, topology.name_a, "client"),
+                    (topology.ns_b, topology.name_b, "server"),
+                ):
+                    captures.append(await start_capture(ns, dev, f"{stem}-{end}.pcap"))
+                sampler = asyncio.create_task(
+                    sample_ss([topology.ns_a, topology.ns_b], f"{stem}-ss.txt")
+                )
             tun_relay = tun.TunRelay(topology.dev_a, topology.dev_b, up, down, seed=a.seed)
             server_ns, client_ns = topology.ns_b, topology.ns_a
             host = tun.B_ADDRESS
@@ -391,9 +440,13 @@ async def run_pair(case: Case, test: str, a: Any, log: Callable[[str], None]) ->
             summary = await udp_relay.stop()
             udp_relay = None
     finally:
-        for proc in procs:
+        for proc in procs + captures:
             if proc.returncode is None:
                 await tun.stop_command(proc)
+        if sampler is not None:
+            sampler.cancel()
+        os.environ.pop("SYNACK_PCAP", None)
+        os.environ.pop("SYNACK_TRACE_JSON", None)
         if udp_relay is not None:
             await udp_relay.stop()
         if tun_relay is not None:
@@ -555,6 +608,12 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     p.add_argument("--no-rr", action="store_true", help="bulk only")
     p.add_argument("--no-bulk", action="store_true", help="request/response only")
     p.add_argument("--capacity-seconds", type=float, default=5, help="0: no capacity pass")
+    p.add_argument(
+        "--capture",
+        metavar="DIR",
+        help="write pcaps of every run into DIR: the kernel's from dumpcap on both TUN "
+        "devices (and `ss -tin` samples), ours from SYNACK_PCAP and SYNACK_TRACE_JSON",
+    )
     return p.parse_args(argv)
 
 
