@@ -103,21 +103,25 @@ def kernel_socket(cc: str, no_delay: bool) -> socket.socket:
 
 def kernel_info(sock: Any) -> dict[str, Any]:
     """The few TCP_INFO fields the table uses (struct tcp_info in linux/tcp.h)."""
-    raw = sock.getsockopt(socket.IPPROTO_TCP, socket.TCP_INFO, 104)
+    raw = sock.getsockopt(socket.IPPROTO_TCP, socket.TCP_INFO, 248)
     cc = sock.getsockopt(socket.IPPROTO_TCP, socket.TCP_CONGESTION, 16)
-    return {
+    info = {
         "congestion_control": cc.split(b"\0")[0].decode(),
         "payload_mss": struct.unpack_from("I", raw, 16)[0],  # tcpi_snd_mss
         "srtt": struct.unpack_from("I", raw, 68)[0] / 1e6,  # tcpi_rtt, µs
         "retransmits": struct.unpack_from("I", raw, 100)[0],  # tcpi_total_retrans
     }
+    if len(raw) >= 244:  # Linux 6.7 and later
+        info["timeouts"] = struct.unpack_from("H", raw, 240)[0]  # tcpi_total_rto
+        info["rto_recoveries"] = struct.unpack_from("H", raw, 242)[0]
+    return info
 
 
 def synack_info(writer: asyncio.StreamWriter) -> dict[str, Any]:
     info = writer.transport.connection.info()  # type: ignore[attr-defined]
     out = {"congestion_control": info["congestion_control"], "srtt": info["srtt"]}
     out["payload_mss"] = info["snd_mss"]  # already less the options of every segment
-    for key in ("retransmits", "timeouts", "loss_probes"):
+    for key in ("retransmits", "timeouts", "loss_probes", "fast_retransmits", "spurious_rtos"):
         if key in info:
             out[key] = info[key]
     return out
@@ -675,6 +679,9 @@ def main(argv: list[str]) -> None:
     print("\n".join(verdicts(cases)))
     print()
     print(tails(cases))
+    for c in cases:
+        if c.goodput and not c.capacity:
+            print(f"bulk sender, {c.loss:.0%} {c.stack} {c.cc}, last round: {json.dumps(c.info)}")
     for c in cases:
         if c.capacity and c.relay_cost:
             cost = statistics.median(c.relay_cost)
