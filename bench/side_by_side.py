@@ -435,6 +435,10 @@ async def run_pair(case: Case, test: str, a: Any, log: Callable[[str], None]) ->
         procs.append(client)
         got_client = await last_json(client, limit)
         got_server = await last_json(server, limit)
+        if a.capture and topology is not None:  # the namespaces' TCP counters (nstat's)
+            for ns, end in ((topology.ns_a, "client"), (topology.ns_b, "server")):
+                with open(f"{stem}-{end}-netstat.txt", "wb") as f:
+                    f.write(tun.ip("netns", "exec", ns, "cat", "/proc/net/netstat").encode())
         ran, waited = cpu_and_wait()
         relay_cpu, relay_wait = ran - cpu, waited - wait
         if tun_relay is not None:
@@ -681,7 +685,11 @@ def main(argv: list[str]) -> None:
     print(tails(cases))
     for c in cases:
         if c.goodput and not c.capacity:
-            print(f"bulk sender, {c.loss:.0%} {c.stack} {c.cc}, last round: {json.dumps(c.info)}")
+            rounds = " ".join(f"{g / MB:.3f}" for g in c.goodput)
+            print(
+                f"bulk, {c.loss:.0%} {c.stack} {c.cc}: MB/s by round {rounds}; "
+                f"the sender's counters, last round: {json.dumps(c.info)}"
+            )
     for c in cases:
         if c.capacity and c.relay_cost:
             cost = statistics.median(c.relay_cost)
