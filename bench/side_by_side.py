@@ -103,21 +103,25 @@ def kernel_socket(cc: str, no_delay: bool) -> socket.socket:
 
 def kernel_info(sock: Any) -> dict[str, Any]:
     """The few TCP_INFO fields the table uses (struct tcp_info in linux/tcp.h)."""
-    raw = sock.getsockopt(socket.IPPROTO_TCP, socket.TCP_INFO, 104)
+    raw = sock.getsockopt(socket.IPPROTO_TCP, socket.TCP_INFO, 248)
     cc = sock.getsockopt(socket.IPPROTO_TCP, socket.TCP_CONGESTION, 16)
-    return {
+    info = {
         "congestion_control": cc.split(b"\0")[0].decode(),
         "payload_mss": struct.unpack_from("I", raw, 16)[0],  # tcpi_snd_mss
         "srtt": struct.unpack_from("I", raw, 68)[0] / 1e6,  # tcpi_rtt, µs
         "retransmits": struct.unpack_from("I", raw, 100)[0],  # tcpi_total_retrans
     }
+    if len(raw) >= 244:  # Linux 6.7 and later
+        info["timeouts"] = struct.unpack_from("H", raw, 240)[0]  # tcpi_total_rto
+        info["rto_recoveries"] = struct.unpack_from("H", raw, 242)[0]
+    return info
 
 
 def synack_info(writer: asyncio.StreamWriter) -> dict[str, Any]:
     info = writer.transport.connection.info()  # type: ignore[attr-defined]
     out = {"congestion_control": info["congestion_control"], "srtt": info["srtt"]}
     out["payload_mss"] = info["snd_mss"]  # already less the options of every segment
-    for key in ("retransmits", "timeouts", "loss_probes"):
+    for key in ("retransmits", "timeouts", "loss_probes", "fast_retransmits", "spurious_rtos"):
         if key in info:
             out[key] = info[key]
     return out
@@ -342,6 +346,35 @@ async def last_json(proc: asyncio.subprocess.Process, limit: float) -> dict[str,
     return dict(json.loads(out.decode().strip().splitlines()[-1]))
 
 
+async def start_capture(ns: str, device: str, path: str) -> asyncio.subprocess.Process:
+    """dumpcap on `device` inside `ns`, returned once it is capturing."""
+    proc = await asyncio.create_subprocess_exec(
+        "ip", "netns", "exec", ns, "dumpcap", "-q", "-i", device, "-w", path,
+        stderr=asyncio.subprocess.PIPE, start_new_session=True,
+    )  # fmt: skip
+    assert proc.stderr is not None
+    async with asyncio.timeout(GRACE):
+        while b"Capturing" not in await proc.stderr.readline():
+            if proc.returncode is not None:
+                raise RuntimeError(f"dumpcap failed in {ns}")
+    return proc
+
+
+async def sample_ss(namespaces: list[str], path: str, every: float = 0.02) -> None:
+    """`ss -tin` in each namespace every `every` seconds (the kernel's rto, rtt,
+    backoff), one timestamped block per sample, until cancelled."""
+    with open(path, "w") as out:
+        while True:
+            for ns in namespaces:
+                proc = await asyncio.create_subprocess_exec(
+                    "ip", "netns", "exec", ns, "ss", "-tinH", "state", "established",
+                    stdout=asyncio.subprocess.PIPE,
+                )  # fmt: skip
+                text, _ = await proc.communicate()
+                out.write(f"@ {time.time():.6f} {ns}\n{text.decode()}")
+            await asyncio.sleep(every)
+
+
 async def run_pair(case: Case, test: str, a: Any, log: Callable[[str], None]) -> None:
     """One bulk or rr run of `case`: relay, server and client, all stopped after."""
     from synack.apps.netem import tun
@@ -353,11 +386,31 @@ async def run_pair(case: Case, test: str, a: Any, log: Callable[[str], None]) ->
     udp_relay = None
     tun_relay = None
     limit = a.seconds + a.exchanges * 0.5 + 3 * GRACE
+    captures: list[asyncio.subprocess.Process] = []
+    sampler = None
+    stem = ""
+    if a.capture:
+        os.makedirs(a.capture, exist_ok=True)
+        stem = os.path.join(
+            a.capture, f"{case.stack}-{case.cc}-{case.loss * 100:g}-{test}-{len(case.drops)}"
+        )
+        if case.stack == "synack":  # each endpoint writes its own
+            os.environ["SYNACK_PCAP"] = stem + "-{pid}.pcap"
+            os.environ["SYNACK_TRACE_JSON"] = stem + "-{pid}.jsonl"
     try:
         if case.stack == "kernel":
             topology = tun.Topology()
             topology.setup()
             assert topology.dev_a is not None and topology.dev_b is not None
+            if a.capture:
+                for ns, dev, end in (
+                    (topology.ns_a, topology.name_a, "client"),
+                    (topology.ns_b, topology.name_b, "server"),
+                ):
+                    captures.append(await start_capture(ns, dev, f"{stem}-{end}.pcap"))
+                sampler = asyncio.create_task(
+                    sample_ss([topology.ns_a, topology.ns_b], f"{stem}-ss.txt")
+                )
             tun_relay = tun.TunRelay(topology.dev_a, topology.dev_b, up, down, seed=a.seed)
             server_ns, client_ns = topology.ns_b, topology.ns_a
             host = tun.B_ADDRESS
@@ -382,6 +435,10 @@ async def run_pair(case: Case, test: str, a: Any, log: Callable[[str], None]) ->
         procs.append(client)
         got_client = await last_json(client, limit)
         got_server = await last_json(server, limit)
+        if a.capture and topology is not None:  # the namespaces' TCP counters (nstat's)
+            for ns, end in ((topology.ns_a, "client"), (topology.ns_b, "server")):
+                with open(f"{stem}-{end}-netstat.txt", "wb") as f:
+                    f.write(tun.ip("netns", "exec", ns, "cat", "/proc/net/netstat").encode())
         ran, waited = cpu_and_wait()
         relay_cpu, relay_wait = ran - cpu, waited - wait
         if tun_relay is not None:
@@ -391,9 +448,13 @@ async def run_pair(case: Case, test: str, a: Any, log: Callable[[str], None]) ->
             summary = await udp_relay.stop()
             udp_relay = None
     finally:
-        for proc in procs:
+        for proc in procs + captures:
             if proc.returncode is None:
                 await tun.stop_command(proc)
+        if sampler is not None:
+            sampler.cancel()
+        os.environ.pop("SYNACK_PCAP", None)
+        os.environ.pop("SYNACK_TRACE_JSON", None)
         if udp_relay is not None:
             await udp_relay.stop()
         if tun_relay is not None:
@@ -555,6 +616,12 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     p.add_argument("--no-rr", action="store_true", help="bulk only")
     p.add_argument("--no-bulk", action="store_true", help="request/response only")
     p.add_argument("--capacity-seconds", type=float, default=5, help="0: no capacity pass")
+    p.add_argument(
+        "--capture",
+        metavar="DIR",
+        help="write pcaps of every run into DIR: the kernel's from dumpcap on both TUN "
+        "devices (and `ss -tin` samples), ours from SYNACK_PCAP and SYNACK_TRACE_JSON",
+    )
     return p.parse_args(argv)
 
 
@@ -616,6 +683,13 @@ def main(argv: list[str]) -> None:
     print("\n".join(verdicts(cases)))
     print()
     print(tails(cases))
+    for c in cases:
+        if c.goodput and not c.capacity:
+            rounds = " ".join(f"{g / MB:.3f}" for g in c.goodput)
+            print(
+                f"bulk, {c.loss:.0%} {c.stack} {c.cc}: MB/s by round {rounds}; "
+                f"the sender's counters, last round: {json.dumps(c.info)}"
+            )
     for c in cases:
         if c.capacity and c.relay_cost:
             cost = statistics.median(c.relay_cost)

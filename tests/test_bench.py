@@ -251,3 +251,12 @@ def test_side_by_side() -> None:
     assert len(verdicts) == 4, out  # goodput and p99, for each congestion control
     namespaces = subprocess.run(["ip", "netns", "list"], capture_output=True, text=True).stdout
     assert f"synack-{proc.pid}-" not in namespaces, "the bench left its namespaces behind"
+
+
+def test_rr_random_loss() -> None:
+    out = run_bench("rr_random_loss.py", "--seeds", "1,2", "--exchanges", "60")
+    for seed in (1, 2):
+        assert re.search(
+            rf"^seed {seed}: median \d+ ms, p99 \d+ ms, .*server timeouts \d+$", out, re.M
+        )
+    assert re.search(r"^all 120: median 40 ms, p99 \d+ ms, max \d+ ms, over 250 ms \d+", out, re.M)

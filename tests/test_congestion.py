@@ -162,8 +162,8 @@ class TestCommon:
         cc = cls(1460)
         cc.set_mss(1000)
         before = cc.cwnd
-        cc.on_ack(5000, 1.0, 0.1, cc.cwnd)
-        assert cc.cwnd == before + 2000  # L = 2*SMSS of the new MSS
+        cc.on_ack(20_000, 1.0, 0.1, cc.cwnd)
+        assert cc.cwnd == before + cls.slow_start_limit * 1000  # L*SMSS of the new MSS
 
     @pytest.mark.parametrize("cls", [NewReno, Cubic])
     def test_restart_after_idle_returns_to_initial_window(
@@ -591,6 +591,23 @@ class TestCubic:
         _, hc = run_rounds(cubic, 0.0, 0.1, 6)
         _, hr = run_rounds(reno, 0.0, 0.1, 6)
         assert hc == hr
+
+    def test_slow_start_doubles_with_stretch_acks(self) -> None:
+        """HyStart++'s L = 8 for a sender that does not pace (RFC 9406 §4.2-4.3): a
+        receiver that reads in batches and acknowledges five segments at once still
+        lets slow start double per round trip (NewReno's L = 2: 1.4x)."""
+        cubic, reno = Cubic(MSS), NewReno(MSS)
+        _, hc = run_rounds(cubic, 0.0, 0.1, 3, ack_bytes=5 * MSS)
+        _, hr = run_rounds(reno, 0.0, 0.1, 3, ack_bytes=5 * MSS)
+        assert hc == [10 * MSS, 20 * MSS, 40 * MSS, 80 * MSS]
+        assert hr[1] == 14 * MSS
+        cc = Cubic(MSS)
+        cc.on_ack(10 * MSS, 0.1, 0.1, cc.cwnd)  # a stretch ACK for the whole window
+        assert cc.cwnd == 18 * MSS  # at most eight segments counted
+        cc.on_congestion(0.2, cc.cwnd)
+        cc.on_rto(0.3, cc.cwnd)
+        cc.on_ack(4 * MSS, 0.4, 0.1, cc.cwnd)
+        assert cc.cwnd == 2 * MSS  # after an RTO, RFC 3465 §2.3's L = 1*SMSS still
 
     def test_mss_change_keeps_the_curve(self) -> None:
         cc = cubic_after_loss(self.W_MAX)

@@ -435,18 +435,18 @@ def test_a_dsack_of_a_probe_leaves_the_flight_as_it_was() -> None:
     §4.1.1). That block is not data newly held above SND.UNA (the scoreboard of RFC
     6675 Update () is of SACKed data), so this is no duplicate ACK, and the flight the
     congestion control judges the window's use by is the one before the ACK, as Linux's
-    prior_in_flight is: the whole window, in use, and slow start grows it by two
-    segments (RFC 3465's L = 2*SMSS). Counted with the duplicate, the flight looked one
-    segment short of the window and the window unused, so it did not grow (after a
-    timeout the same miscount kept cwnd at one segment, whose lone ACK the peer may
-    delay 40 ms, RFC 5681 §4.2)."""
+    prior_in_flight is: the whole window, in use, and slow start grows it by the four
+    segments acknowledged (CUBIC's L = 8*SMSS, RFC 9406). Counted with the duplicate,
+    the flight looked one segment short of the window and the window unused, so it did
+    not grow (after a timeout the same miscount kept cwnd at one segment, whose lone
+    ACK the peer may delay 40 ms, RFC 5681 §4.2)."""
     s = established(rtt=0.1, sack=True, peer=SACK_PEER, initial_window=4)
     flight(s, 4)
     assert s.conn.cwnd == 4 * MSS
     assert offsets(fire(s)) == [3 * MSS]  # the probe
     assert s.conn.stats["loss_probes"] == 1
     ack(s, 4 * MSS, ((3 * MSS, 4 * MSS),))
-    assert s.conn.cwnd == 6 * MSS
+    assert s.conn.cwnd == 8 * MSS
     assert not s.conn.info()["in_recovery"]
 
 

@@ -9,13 +9,15 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterable
 
+import pytest
+
 from synack.tcp import Config, Connection, State
 from synack.tcp.endpoint import Datagram, Endpoint
 from synack.testing import FakeNetwork, Link, connected_pair
 from synack.wire.seq import MASK
 from synack.wire.tcp import unpack_header
 
-from .conftest import MSS, Sock, advance, established, recv
+from .conftest import MSS, Sock, advance, established, fire, recv
 from .test_retransmit import SACK_PEER, ack, offsets
 
 CLIENT = "198.18.0.1"
@@ -196,6 +198,42 @@ def test_the_probe_resends_the_last_segment_and_its_ack_ends_the_episode() -> No
     assert ack(s, 4 * MSS) == []
     assert s.conn.cwnd >= cwnd
     assert s.conn.get_timer() is None
+
+
+@pytest.mark.parametrize("segments", [1, 2])
+def test_a_skipped_probe_leaves_the_rto_where_the_data_armed_it(segments: int) -> None:
+    """§7.3: while an earlier probe is unresolved the sender "MUST skip sending a loss
+    probe and MUST proceed to re-arm the RTO timer". Here a request's probe was answered
+    by an ACK of exactly TLP.end_seq, which leaves the episode open (§7.4.2); the next
+    request is lost, its PTO comes and no probe may go. The RTO then fires where RFC
+    6298 §5.1 armed it when that request went out (with one segment, the PTO was capped
+    at that very deadline), as Linux's tcp_rearm_rto does: not a full RTO after the
+    PTO, which made a lost request wait two RTOs."""
+    s: Sock = established(rtt=0.04, sack=True, peer=SACK_PEER, congestion_control="newreno")
+    s.conn.send(bytes(MSS))
+    recv(s)
+    [probe] = fire(s)  # the first request's probe: the episode begins
+    assert offsets([probe]) == [0]
+    s.at(s.now + 0.04)
+    assert ack(s, MSS) == []  # exactly TLP.end_seq: the episode stays open
+    assert s.conn.get_timer() is None
+    s.at(s.now + 0.01)
+    sent_at = s.now
+    s.conn.send(bytes(segments * MSS))
+    assert offsets(recv(s)) == [MSS + i * MSS for i in range(segments)]
+    rto = s.conn.rto
+    pto = s.conn.get_timer()
+    assert pto is not None
+    if segments == 1:
+        assert pto == pytest.approx(sent_at + rto)  # 2*SRTT + 200 ms, capped at the RTO
+    else:
+        assert pto < sent_at + rto - 0.05  # 2*SRTT: well before the RTO
+    sent = advance(s, sent_at + 2 * rto)
+    assert s.conn.info()["loss_probes"] == 1  # no second probe
+    assert s.conn.info()["timeouts"] == 1
+    when, first = sent[0]
+    assert offsets([first]) == [MSS]
+    assert when == pytest.approx(sent_at + rto)
 
 
 # ---------------------------------------------------------------------------- request/response

@@ -91,6 +91,8 @@ class CongestionControl(ABC):
     send_quantum: int = 0
     # The shortest interval a delivery-rate sample may span (BBR's RTprop; inf: unknown).
     min_rtt: float = math.inf
+    # Slow start's L: segments one ACK may add to cwnd (RFC 3465's 2 unless a class says).
+    slow_start_limit: ClassVar[int] = 2
 
     __slots__ = (
         "_abc_limit",
@@ -116,7 +118,7 @@ class CongestionControl(ABC):
         # keeps slow start doubling per RTT when the peer delays its ACKs (RFC 5681's plain
         # min(N, SMSS) would grow 1.5x), and RFC 3465 §2.3's L = 1*SMSS in the slow start
         # that follows a retransmission timeout, whose ACKs may cover segments sent long ago.
-        self._abc_limit = 2 * mss
+        self._abc_limit = self.slow_start_limit * mss
         self._reduced = False  # the window was already reduced in this loss episode
         # The flight the previous ACK left behind (-1: judge the next ACK afresh), and
         # whether the window was in use at the last transmission.
@@ -215,13 +217,14 @@ class CongestionControl(ABC):
         self.cwnd = self.mss
 
     def _slow_start(self, cwnd: int, acked: int) -> None:
-        """RFC 5681 §3.1 slow start, "cwnd += min(N, SMSS)", with RFC 3465's L = 2*SMSS:
-        cwnd += min(N, L). Stop at ssthresh; from there congestion avoidance counts."""
+        """RFC 5681 §3.1 slow start, "cwnd += min(N, SMSS)", with RFC 3465's L = 2*SMSS
+        (or the class's `slow_start_limit`): cwnd += min(N, L). Stop at ssthresh; from
+        there congestion avoidance counts."""
         limit = self._abc_limit
         cwnd += acked if acked < limit else limit
         if cwnd >= self.ssthresh:
             cwnd = self.ssthresh
-            self._abc_limit = 2 * self.mss
+            self._abc_limit = self.slow_start_limit * self.mss
         self.cwnd = cwnd
 
     @property
@@ -321,10 +324,18 @@ class Cubic(CongestionControl):
     in bytes (C premultiplied by the MSS) so that `on_ack` needs no unit
     conversions, and the properties below give them back in segments.
     Fast convergence (§4.7) is on. Slow start is NewReno's (§4.10 permits it
-    in place of HyStart++).
+    in place of HyStart++), with HyStart++'s per-ACK limit but not its
+    delay-based exit: see `slow_start_limit`.
     """
 
     name = "cubic"
+    # RFC 9438 §4.10: CUBIC "SHOULD use the HyStart++ slow start algorithm [RFC9406]",
+    # whose slow start adds min(N, L*SMSS) per ACK with L = 8 for a sender that does
+    # not pace (RFC 9406 §4.2-4.3); ours does not. A receiver that reads in batches
+    # (GRO: ours, Linux's) acknowledges 4-8 segments at once, and RFC 3465's L = 2 then
+    # grows cwnd by only 1.25x per round trip. Linux's tcp_slow_start counts every
+    # acknowledged segment.
+    slow_start_limit = 8
 
     __slots__ = (
         "_alpha_mss",
@@ -482,7 +493,7 @@ class Cubic(CongestionControl):
         # "cwnd = max(ssthresh, 2)", "ssthresh = max(ssthresh, 2)".
         self._cwnd_prior = cwnd
         self.ssthresh = self.cwnd = max(int(in_flight * BETA_CUBIC), 2 * mss)
-        self._abc_limit = 2 * mss
+        self._abc_limit = self.slow_start_limit * mss
         self._epoch_started = False  # the next stage starts at the first ACK after recovery
         self._stale = True
         self._flight_left = -1
