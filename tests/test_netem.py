@@ -618,8 +618,12 @@ def synack_cmd(*args: str) -> list[str]:
     return [sys.executable, "-m", "synack", *args]
 
 
-@run_async
-async def test_cli_summary_at_stop_matches_what_the_receiver_saw() -> None:
+@pytest.mark.parametrize("offload", [True, False], ids=["offload", "no-offload"])
+def test_cli_summary_at_stop_matches_what_the_receiver_saw(offload: bool) -> None:
+    run_async(cli_summary_run)(offload)
+
+
+async def cli_summary_run(offload: bool) -> None:
     loop = asyncio.get_running_loop()
     server_t, server = await loop.create_datagram_endpoint(
         lambda: Recorder(echo=True), local_addr=(LOOPBACK, 0)
@@ -641,6 +645,7 @@ async def test_cli_summary_at_stop_matches_what_the_receiver_saw() -> None:
             "--seed",
             "4",
             "--json",
+            *([] if offload else ["--no-offload"]),
         ),
         stdout=asyncio.subprocess.PIPE,
         stderr=asyncio.subprocess.PIPE,
@@ -667,6 +672,7 @@ async def test_cli_summary_at_stop_matches_what_the_receiver_saw() -> None:
     summary = json.loads(out)
     up, down = summary["directions"]["up"], summary["directions"]["down"]
     assert summary["seed"] == 4 and summary["clients"] == 1
+    assert summary["offload"] == ("UDP GSO, UDP GRO" if offload else "off")  # this kernel has both
     assert up["received"] == n and up["passed"] == len(server.got)
     assert down["received"] == len(server.got) and down["passed"] == len(me.got)
     for d in (up, down):

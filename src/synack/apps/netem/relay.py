@@ -392,7 +392,11 @@ class UdpRelay:
         """What the relay has done so far (it keeps running)."""
         elapsed = asyncio.get_running_loop().time() - self._started
         here, there = format_address(self.address), format_address(self._target_addr)
-        notes: dict[str, Any] = {"clients": self.clients_seen}
+        offload = [name for name, on in (("UDP GSO", self.gso), ("UDP GRO", self.gro)) if on]
+        notes: dict[str, Any] = {
+            "clients": self.clients_seen,
+            "offload": ", ".join(offload) or "off",
+        }
         if self.target_errors:
             notes["target_errors"] = self.target_errors
         return Summary(
