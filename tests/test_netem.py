@@ -383,6 +383,57 @@ def flip(data: bytes, bit: int | None) -> bytes:
     return bytes(damaged)
 
 
+class ShortSends:
+    """A carrier stand-in whose socket is full for the first `full` sends (they take
+    only `take` datagrams), then takes everything; its fileno is a real, writable
+    UDP socket's, so the loop calls the relay socket back when it may send."""
+
+    def __init__(self, full: int, take: int) -> None:
+        import socket as socket_module
+
+        self.sock = socket_module.socket(socket_module.AF_INET, socket_module.SOCK_DGRAM)
+        self.full, self.take = full, take
+        self.sent: list[tuple[bytes, Any]] = []
+
+    def send_batch(self, datagrams: list[bytes], addr: Any) -> int:
+        n = len(datagrams)
+        if self.full > 0:
+            self.full -= 1
+            n = min(n, self.take)
+        self.sent += [(d, addr) for d in datagrams[:n]]
+        return n
+
+    def fileno(self) -> int:
+        return self.sock.fileno()
+
+    def close(self) -> None:
+        self.sock.close()
+
+
+@run_async
+async def test_a_full_socket_keeps_the_rest_in_order_and_sends_it_when_writable() -> None:
+    """When the kernel takes only part of a batch (EAGAIN), the rest waits in the relay
+    socket, later batches queue behind it, and all goes out in order once the socket
+    is writable: nothing is dropped that no seed decided."""
+    from synack.apps.netem.relay import _Socket
+
+    loop = asyncio.get_running_loop()
+    carrier = ShortSends(full=2, take=1)
+    sock = _Socket(loop, carrier)  # type: ignore[arg-type]
+    a, b = ("127.0.0.1", 1), ("127.0.0.1", 2)
+    first = [b"a%d" % i for i in range(5)]
+    second = [b"b%d" % i for i in range(3)]
+    assert sock.send(first, a) == (5, sum(map(len, first)))  # taken: 1 sent, 4 queued
+    assert sock.send(second, b) == (3, sum(map(len, second)))  # queued behind them
+    assert carrier.sent == [(b"a0", a)] and len(sock.backlog) == 7
+    async with asyncio.timeout(5):
+        while sock.backlog:
+            await asyncio.sleep(0.001)
+    expected = [(d, a) for d in first] + [(d, b) for d in second]
+    assert carrier.sent == expected
+    assert sock.close() == 0
+
+
 def offload_runs(rng: random.Random) -> list[list[bytes]]:
     """Datagrams numbered in their first 4 bytes, in runs a GSO sender may make: one
     size, the last perhaps shorter; runs of several sizes, and an empty datagram."""
