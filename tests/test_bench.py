@@ -148,6 +148,19 @@ def test_rack_cost() -> None:
     assert re.search(r"after/before median \d\.\d{3}", out), out
 
 
+def test_relay_cost() -> None:
+    out = run_bench(
+        "relay_cost.py", "--rounds", "1", "--packets", "2000", "--rates", "20000",
+        "--impair", "none,sbs",
+    )  # fmt: skip
+    # Both revisions relayed the load, with and without side_by_side's impairment.
+    for impair in ("none", "sbs"):
+        row = rf"^\| {impair} \| 20,000 \| (\d+\.\d) \(.*\) \| (\d+\.\d) \(.*\) \| \d\.\d\d "
+        found = re.search(row, out, re.M)
+        assert found is not None, out
+        assert float(found.group(1)) > 0 and float(found.group(2)) > 0, out
+
+
 def test_core_ab(tmp_path: Path) -> None:
     out = run_bench(
         "core_ab.py",

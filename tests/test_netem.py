@@ -150,6 +150,37 @@ def test_decisions_do_not_depend_on_what_came_before() -> None:
     ]
 
 
+@pytest.mark.parametrize(
+    "link",
+    [
+        Impairment(),
+        Impairment(loss=0.1),
+        Impairment(loss=0.05, delay=0.02, rate=2e6, queue_limit=20),
+        Impairment(delay=0.01, rate=1e6, queue_limit=5),
+    ],
+    ids=["nothing", "loss", "loss-delay-rate", "delay-rate-drops"],
+)
+def test_the_plain_path_decides_and_times_as_the_general_one(link: Impairment) -> None:
+    """With only loss, delay and rate on, `admit` takes a shorter path that builds no
+    `Fate`; the same datagrams at the same times get the same copies, times, counts
+    and draws as on the general path (the one every other knob takes)."""
+    rng = random.Random(7)
+    plain, general = Lane(link, 3, "up", overhead=28), Lane(link, 3, "up", overhead=28)
+    general._plain = False  # the path `decide` drives
+    assert plain._plain
+    now = 0.0
+    for _ in range(5000):
+        now += rng.choice((0.0, 0.0, 0.00001, 0.0005, 0.003))  # bursts and gaps
+        data = rng.randbytes(rng.randrange(0, 1500))
+        assert plain.admit(data, now) == general.admit(data, now)
+    assert plain.stats == general.stats
+    assert plain.rng.getstate() == general.rng.getstate()
+    if link.loss:
+        assert plain.stats.lost > 0
+    if link.queue_limit < 1000:
+        assert plain.stats.queue_dropped > 0
+
+
 def test_lane_rates_match_the_settings() -> None:
     n = 20_000
     lane = Lane(Impairment(loss=0.05, duplicate=0.02, reorder=0.03, corrupt=0.01), 4, "up")
@@ -344,6 +375,156 @@ async def test_same_seed_same_fates_end_to_end() -> None:
     assert other == expected(6) != first
 
 
+def flip(data: bytes, bit: int | None) -> bytes:
+    if bit is None:
+        return data
+    damaged = bytearray(data)
+    damaged[bit >> 3] ^= 0x80 >> (bit & 7)
+    return bytes(damaged)
+
+
+class ShortSends:
+    """A carrier stand-in whose socket is full for the first `full` sends (they take
+    only `take` datagrams), then takes everything; its fileno is a real, writable
+    UDP socket's, so the loop calls the relay socket back when it may send."""
+
+    def __init__(self, full: int, take: int) -> None:
+        import socket as socket_module
+
+        self.sock = socket_module.socket(socket_module.AF_INET, socket_module.SOCK_DGRAM)
+        self.full, self.take = full, take
+        self.sent: list[tuple[bytes, Any]] = []
+
+    def send_batch(self, datagrams: list[bytes], addr: Any) -> int:
+        n = len(datagrams)
+        if self.full > 0:
+            self.full -= 1
+            n = min(n, self.take)
+        self.sent += [(d, addr) for d in datagrams[:n]]
+        return n
+
+    def fileno(self) -> int:
+        return self.sock.fileno()
+
+    def close(self) -> None:
+        self.sock.close()
+
+
+@run_async
+async def test_a_full_socket_keeps_the_rest_in_order_and_sends_it_when_writable() -> None:
+    """When the kernel takes only part of a batch (EAGAIN), the rest waits in the relay
+    socket, later batches queue behind it, and all goes out in order once the socket
+    is writable: nothing is dropped that no seed decided."""
+    from synack.apps.netem.relay import _Socket
+
+    loop = asyncio.get_running_loop()
+    carrier = ShortSends(full=2, take=1)
+    sock = _Socket(loop, carrier)  # type: ignore[arg-type]
+    a, b = ("127.0.0.1", 1), ("127.0.0.1", 2)
+    first = [b"a%d" % i for i in range(5)]
+    second = [b"b%d" % i for i in range(3)]
+    assert sock.send(first, a) == (5, sum(map(len, first)))  # taken: 1 sent, 4 queued
+    assert sock.send(second, b) == (3, sum(map(len, second)))  # queued behind them
+    assert carrier.sent == [(b"a0", a)] and len(sock.backlog) == 7
+    async with asyncio.timeout(5):
+        while sock.backlog:
+            await asyncio.sleep(0.001)
+    expected = [(d, a) for d in first] + [(d, b) for d in second]
+    assert carrier.sent == expected
+    assert sock.close() == 0
+
+
+def offload_runs(rng: random.Random) -> list[list[bytes]]:
+    """Datagrams numbered in their first 4 bytes, in runs a GSO sender may make: one
+    size, the last perhaps shorter; runs of several sizes, and an empty datagram."""
+    runs: list[list[bytes]] = []
+    seq = 0
+    for _ in range(40):
+        size = rng.choice((8, 100, 1200, 1452, 9000))
+        count = rng.randrange(1, 12)
+        run = []
+        for i in range(count):
+            length = size if i < count - 1 else rng.randrange(4, size + 1)
+            run.append(seq.to_bytes(4, "big") + rng.randbytes(length - 4))
+            seq += 1
+        runs.append(run)
+    runs.insert(5, [b""])
+    return runs
+
+
+@pytest.mark.parametrize("offload", [True, False], ids=["gso-gro", "one-per-call"])
+@pytest.mark.parametrize(
+    "link",
+    [Impairment(loss=0.3), Impairment(loss=0.2, duplicate=0.1, corrupt=0.05)],
+    ids=["plain", "general"],
+)
+def test_gso_and_gro_change_no_decision(offload: bool, link: Impairment) -> None:
+    """Runs of datagrams of several sizes sent with UDP GSO (as synack's carrier
+    sends), so that with GRO the relay reads several in one call: each meets the fate
+    the pure module predicts for its place in the sequence, in order, whether the
+    relay reads and sends one per call or many. The answers come back likewise."""
+    run_async(gso_gro_run)(offload, link)
+
+
+async def gso_gro_run(offload: bool, link: Impairment) -> None:
+    from synack.drivers.udp import UdpCarrier
+
+    seed = 12
+    runs = offload_runs(random.Random(4))
+    sent = [d for run in runs for d in run]
+    fates = predict(seed, "up", link, [len(d) for d in sent])
+    expected = [
+        flip(d, c.bit) for d, f in zip(sent, fates, strict=True) if not f.lost for c in f.copies
+    ]
+    echoed = [d for d in expected if d]  # asyncio's sendto sends no empty datagram
+    loop = asyncio.get_running_loop()
+    server_t, server = await loop.create_datagram_endpoint(
+        lambda: Recorder(echo=True), local_addr=(LOOPBACK, 0)
+    )
+    relay = UdpRelay(
+        (LOOPBACK, 0),
+        server_t.get_extra_info("sockname")[:2],
+        link,
+        Impairment(),
+        seed=seed,
+        gso=None if offload else False,
+        gro=None if offload else False,
+    )
+    address = await relay.start()
+    client = UdpCarrier.bound(LOOPBACK)
+    back: list[bytes] = []
+    loop.add_reader(client.fileno(), lambda: back.extend(bytes(v) for v, _a in client.recv_batch()))
+    try:
+        for run in runs:
+            assert client.send_batch(run, address) == len(run)
+            await asyncio.sleep(0.002)  # slow enough that nothing queues anywhere
+        async with asyncio.timeout(3):
+            while len(back) < len(echoed):
+                await asyncio.sleep(0.01)
+        listening, upstream = relay.socket_stats()
+    finally:
+        loop.remove_reader(client.fileno())
+        client.close()
+        await relay.stop()
+        server_t.close()
+    got = [d for _t, d, _a in server.got]
+    assert len(got) == len(expected) == relay.up.stats.passed
+    assert got == expected  # each copy, each flipped bit, in order
+    assert relay.up.stats.corrupted == sum(d not in sent for d in expected)
+    assert (relay.up.stats.corrupted > 0) == (link.corrupt > 0)
+    assert b"" in got  # the empty datagram went through
+    assert sorted(back) == sorted(g for g in got if g)  # the answers came back
+    assert listening.datagrams_received == len(sent)
+    assert upstream.datagrams_sent == len(expected)
+    assert relay.gro == relay.gso == offload  # this kernel has both
+    if offload:  # several datagrams per call, each way
+        assert listening.recv_calls < len(sent) / 2
+        assert upstream.send_calls < len(expected) / 2
+    else:
+        assert listening.recv_calls == len(sent)
+        assert upstream.send_calls == len(expected)
+
+
 @run_async
 async def test_duplicates_and_reordering_are_what_the_receiver_sees() -> None:
     n = 400
@@ -488,8 +669,12 @@ def synack_cmd(*args: str) -> list[str]:
     return [sys.executable, "-m", "synack", *args]
 
 
-@run_async
-async def test_cli_summary_at_stop_matches_what_the_receiver_saw() -> None:
+@pytest.mark.parametrize("offload", [True, False], ids=["offload", "no-offload"])
+def test_cli_summary_at_stop_matches_what_the_receiver_saw(offload: bool) -> None:
+    run_async(cli_summary_run)(offload)
+
+
+async def cli_summary_run(offload: bool) -> None:
     loop = asyncio.get_running_loop()
     server_t, server = await loop.create_datagram_endpoint(
         lambda: Recorder(echo=True), local_addr=(LOOPBACK, 0)
@@ -511,6 +696,7 @@ async def test_cli_summary_at_stop_matches_what_the_receiver_saw() -> None:
             "--seed",
             "4",
             "--json",
+            *([] if offload else ["--no-offload"]),
         ),
         stdout=asyncio.subprocess.PIPE,
         stderr=asyncio.subprocess.PIPE,
@@ -537,6 +723,7 @@ async def test_cli_summary_at_stop_matches_what_the_receiver_saw() -> None:
     summary = json.loads(out)
     up, down = summary["directions"]["up"], summary["directions"]["down"]
     assert summary["seed"] == 4 and summary["clients"] == 1
+    assert summary["offload"] == ("UDP GSO, UDP GRO" if offload else "off")  # this kernel has both
     assert up["received"] == n and up["passed"] == len(server.got)
     assert down["received"] == len(server.got) and down["passed"] == len(me.got)
     for d in (up, down):

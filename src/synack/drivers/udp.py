@@ -336,6 +336,19 @@ class UdpCarrier:
             raise
         return carrier
 
+    @classmethod
+    def connected(cls, host: str, port: int, config: CarrierConfig | None = None) -> UdpCarrier:
+        """A carrier on a new port connected to (host, port), an IP address: the kernel
+        hands it datagrams from there only (a relay's socket towards its target)."""
+        family = socket.AF_INET6 if ":" in host else socket.AF_INET
+        carrier = cls(config, family=family)
+        try:
+            carrier._sock.connect((host, port))
+        except BaseException:
+            carrier.close()
+            raise
+        return carrier
+
     @property
     def sockname(self) -> Address:
         name = self._sock.getsockname()

@@ -113,6 +113,13 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
         default=argparse.SUPPRESS,
         help="clients relayed at once (1024)",
     )
+    netem.add_argument(
+        "--no-offload",
+        action="store_true",
+        default=argparse.SUPPRESS,
+        help="one datagram per system call: no UDP GSO sends or GRO reads (used where the "
+        "kernel offers them; the decisions are the same either way)",
+    )
     _add_common(netem)
     modes = netem.add_subparsers(dest="mode", metavar="[tun]")
     tun = modes.add_parser(
@@ -249,7 +256,8 @@ def cmd_netem(args: argparse.Namespace) -> int:
         raise UsageError(f"invalid --idle-timeout {idle!r}: must be more than 0")
     clients = getattr(args, "max_clients", None)
     max_clients = 1024 if clients is None else parse_count("--max-clients", clients)
-    return run(_relay(options, listen_at, target_at, idle_timeout, max_clients))
+    offload = not getattr(args, "no_offload", False)
+    return run(_relay(options, listen_at, target_at, idle_timeout, max_clients, offload))
 
 
 def _stop_on_signals(stop: asyncio.Event) -> None:
@@ -271,6 +279,7 @@ async def _relay(
     target: tuple[str, int],
     idle_timeout: float,
     max_clients: int,
+    offload: bool = True,
 ) -> int:
     from synack.apps.netem.relay import UdpRelay, format_address
 
@@ -284,6 +293,8 @@ async def _relay(
         max_clients=max_clients,
         log=_err,
         verbose=options.verbose,
+        gso=None if offload else False,
+        gro=None if offload else False,
     )
     await relay.start()
     stop = asyncio.Event()

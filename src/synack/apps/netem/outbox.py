@@ -5,6 +5,11 @@ reorders), so they wait in a plain FIFO; only reordered copies need a heap. One
 `call_at` timer per direction is armed for the earliest of the two heads and
 re-armed only when that moves, and each firing hands on everything that is due,
 so a busy direction costs one timer wake-up per batch, not one per datagram.
+
+Copies are handed on in batches too: consecutive copies for one destination go to
+`send` in one list, which a UDP socket can send with one system call (GSO). Copies
+due at once when `put` takes them wait in a list until the caller's `flush`, so a
+whole read's worth leaves together.
 """
 
 from __future__ import annotations
@@ -18,8 +23,9 @@ from typing import Any
 
 from synack.apps.netem.impair import MAX_IN_FLIGHT, LaneStats
 
-# send(data, destination) -> True if handed on, False if it could not be
-Send = Callable[[bytes, Any], bool]
+# send(copies, destination) -> (how many were handed on, their bytes); the others
+# could not be (counted as errors).
+Send = Callable[[list[bytes], Any], tuple[int, int]]
 
 
 class Outbox:
@@ -31,41 +37,60 @@ class Outbox:
         self._stats = stats
         self._fifo: deque[tuple[float, bytes, Any]] = deque()
         self._held: list[tuple[float, int, bytes, Any]] = []
+        self._due: list[tuple[bytes, Any]] = []  # due at once, waiting for flush()
         self._seq = itertools.count()
         self._timer: asyncio.TimerHandle | None = None
         self._timer_at = 0.0
         self._closed = False
 
     def __len__(self) -> int:
-        return len(self._fifo) + len(self._held)
+        return len(self._fifo) + len(self._held) + len(self._due)
 
     def put(self, when: float, data: bytes, dest: Any, reordered: bool) -> None:
+        """Take a copy to hand on at `when`; one due now waits for `flush`."""
         if self._closed:
             self._stats.unsent += 1
             return
         if len(self) >= MAX_IN_FLIGHT:
             self._stats.overflow += 1
             return
+        fifo = self._fifo
         if reordered:
             heapq.heappush(self._held, (when, next(self._seq), data, dest))
-        elif (
-            not self._fifo
-            and when <= self._loop.time()
-            and not (self._held and self._held[0][0] <= when)
-        ):
-            self._hand_on(data, dest)
+        elif fifo:
+            # Behind the FIFO's head, which the armed timer already covers.
+            fifo.append((when, data, dest))
+            return
+        elif when <= self._loop.time() and not (self._held and self._held[0][0] <= when):
+            self._due.append((data, dest))
             return
         else:
-            self._fifo.append((when, data, dest))
+            fifo.append((when, data, dest))
         self._arm()
 
-    def _hand_on(self, data: bytes, dest: Any) -> None:
+    def flush(self) -> None:
+        """Hand on the copies `put` found due; call after each batch of puts."""
+        if self._due:
+            due, self._due = self._due, []
+            self._hand_on(due)
+
+    def _hand_on(self, copies: list[tuple[bytes, Any]]) -> None:
+        """Send `copies` in order, each run for one destination in one call."""
         stats = self._stats
-        if self._send(data, dest):
-            stats.passed += 1
-            stats.bytes_passed += len(data)
-        else:
-            stats.errors += 1
+        send = self._send
+        n = len(copies)
+        i = 0
+        while i < n:
+            dest = copies[i][1]
+            j = i + 1
+            while j < n and copies[j][1] == dest:
+                j += 1
+            run = [data for data, _dest in copies[i:j]]
+            handed, nbytes = send(run, dest)
+            stats.passed += handed
+            stats.bytes_passed += nbytes
+            stats.errors += len(run) - handed
+            i = j
 
     def _next(self) -> float | None:
         fifo, held = self._fifo, self._held
@@ -93,9 +118,11 @@ class Outbox:
 
     def _fire(self) -> None:
         self._timer = None
+        self.flush()
         now = self._loop.time()
         fifo, held = self._fifo, self._held
-        # Bounded: at most what is queued now (sending cannot add to this outbox).
+        due: list[tuple[bytes, Any]] = []
+        # Bounded: at most what is queued now.
         for _ in range(len(fifo) + len(held)):
             if held and held[0][0] <= now and (not fifo or held[0][0] < fifo[0][0]):
                 _when, _n, data, dest = heapq.heappop(held)
@@ -103,7 +130,8 @@ class Outbox:
                 _when, data, dest = fifo.popleft()
             else:
                 break
-            self._hand_on(data, dest)
+            due.append((data, dest))
+        self._hand_on(due)
         self._arm()
 
     def close(self) -> int:
@@ -117,4 +145,5 @@ class Outbox:
         self._stats.unsent += left
         self._fifo.clear()
         self._held.clear()
+        self._due.clear()
         return left

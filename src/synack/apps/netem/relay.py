@@ -7,20 +7,30 @@ once. A mapping that carries nothing for `idle_timeout` seconds is closed.
 
 Datagrams from clients form the "up" direction, answers from the target the
 "down" one; each has its `Lane` (the decisions) and its `Outbox` (the clock).
+
+Python pays microseconds per system call, more than the kernel spends moving a
+datagram, so the sockets are `synack.drivers.udp.UdpCarrier`s: with UDP GRO one
+read may bring several datagrams a sender sent with GSO (they are cut apart and
+each meets its own decisions, in order), and with UDP GSO a run of equal-size
+copies due together for one destination leaves in one `sendmsg`. Where the kernel
+lacks either, or `gso`/`gro` is False, each datagram takes a call of its own.
 """
 
 from __future__ import annotations
 
 import asyncio
+import dataclasses
+import os
+from collections import deque
 from collections.abc import Callable
 from typing import Any
 
 from synack.apps.common import listen_error
-from synack.apps.netem.impair import Impairment, Lane, Trace
+from synack.apps.netem.impair import MAX_IN_FLIGHT, Impairment, Lane, Trace
 from synack.apps.netem.outbox import Outbox
 from synack.apps.netem.summary import LaneReport, Summary
+from synack.drivers.udp import LOOPBACK_MTU, CarrierConfig, CarrierStats, UdpCarrier
 from synack.errors import UserError, describe_os_error
-from synack.transport import set_datagram_buffers
 
 IPV4_UDP_OVERHEAD = 28  # IPv4 header (20) + UDP header (8): counted by the rate limit
 IPV6_UDP_OVERHEAD = 48
@@ -31,6 +41,11 @@ MAX_CLIENTS = 1024
 # drops no seed decides and the summary cannot count, in front of the bottleneck
 # queue that is meant to be the only one.
 SOCKET_BUFFER = 4 * 1024 * 1024
+# Datagrams read per wake-up of a socket, at most (a GRO read may bring up to 64 more).
+READ_BATCH = 256
+# Datagrams a socket holds while the kernel has no room for them, at most; more are
+# counted as errors.
+BACKLOG_LIMIT = MAX_IN_FLIGHT
 
 
 def format_address(addr: tuple[Any, ...]) -> str:
@@ -51,44 +66,83 @@ def describe_trace(trace: Trace) -> str:
     return " ".join(words)
 
 
+class _Socket:
+    """One relay socket: a `UdpCarrier` (GRO reads, GSO sends, ICMP errors) and the
+    datagrams the kernel had no room for yet, sent in order once it has (as asyncio's
+    datagram transports do), so a full socket buffer drops nothing no seed decided."""
+
+    __slots__ = ("_loop", "backlog", "carrier", "closed")
+
+    def __init__(self, loop: asyncio.AbstractEventLoop, carrier: UdpCarrier) -> None:
+        self._loop = loop
+        self.carrier = carrier
+        self.backlog: deque[tuple[bytes, tuple[Any, ...]]] = deque()
+        self.closed = False
+
+    def send(self, datagrams: list[bytes], addr: tuple[Any, ...]) -> tuple[int, int]:
+        """Send (or queue) datagrams to addr; returns how many were taken and their
+        bytes. Only a socket closed, or a backlog at its bound, refuses any."""
+        if self.closed:
+            return 0, 0
+        backlog = self.backlog
+        if not backlog:
+            sent = self.carrier.send_batch(datagrams, addr)
+            if sent == len(datagrams):
+                return sent, sum(map(len, datagrams))
+            self._loop.add_writer(self.carrier.fileno(), self._writable)
+            rest = datagrams[sent:]
+        else:
+            sent, rest = 0, datagrams
+        room = max(0, BACKLOG_LIMIT - len(backlog))
+        taken = rest[:room]
+        backlog.extend((data, addr) for data in taken)
+        return sent + len(taken), sum(map(len, datagrams[: sent + len(taken)]))
+
+    def _writable(self) -> None:
+        backlog = self.backlog
+        while backlog:
+            addr = backlog[0][1]
+            run: list[bytes] = []
+            while backlog and backlog[0][1] == addr:
+                run.append(backlog.popleft()[0])
+            sent = self.carrier.send_batch(run, addr)
+            if sent < len(run):
+                backlog.extendleft((data, addr) for data in reversed(run[sent:]))
+                return
+        self._loop.remove_writer(self.carrier.fileno())
+
+    def close(self) -> int:
+        """Close the socket; returns how many datagrams were still waiting to go."""
+        if self.closed:
+            return 0
+        self.closed = True
+        if self.backlog:
+            self._loop.remove_writer(self.carrier.fileno())
+        self._loop.remove_reader(self.carrier.fileno())
+        self.carrier.close()
+        left = len(self.backlog)
+        self.backlog.clear()
+        return left
+
+
 class _Mapping:
     """One client's own socket towards the target."""
 
-    __slots__ = ("client", "closed", "last_active", "pending", "transport")
+    __slots__ = ("client", "last_active", "sock")
 
-    def __init__(self, client: tuple[Any, ...], now: float) -> None:
+    def __init__(self, client: tuple[Any, ...], sock: _Socket, now: float) -> None:
         self.client = client
-        self.transport: asyncio.DatagramTransport | None = None
-        self.pending: list[bytes] = []  # due before the socket was open
+        self.sock = sock
         self.last_active = now
-        self.closed = False
-
-
-class _Listener(asyncio.DatagramProtocol):
-    def __init__(self, relay: UdpRelay) -> None:
-        self.relay = relay
-
-    def datagram_received(self, data: bytes, addr: tuple[Any, ...]) -> None:
-        self.relay._from_client(data, addr)
-
-    def error_received(self, exc: Exception) -> None:
-        pass  # an ICMP error about an answer we sent: a client that went away
-
-
-class _Upstream(asyncio.DatagramProtocol):
-    def __init__(self, relay: UdpRelay, mapping: _Mapping) -> None:
-        self.relay = relay
-        self.mapping = mapping
-
-    def datagram_received(self, data: bytes, addr: tuple[Any, ...]) -> None:
-        self.relay._from_target(data, self.mapping)
-
-    def error_received(self, exc: Exception) -> None:
-        self.relay._target_error(exc)
 
 
 class UdpRelay:
-    """Relay datagrams between clients at `listen` and the `target`, impaired."""
+    """Relay datagrams between clients at `listen` and the `target`, impaired.
+
+    `gso` and `gro` choose UDP GSO sends and GRO reads (several datagrams per system
+    call): None uses them where the kernel offers them, False never; each datagram
+    meets its decisions one by one either way.
+    """
 
     def __init__(
         self,
@@ -102,6 +156,8 @@ class UdpRelay:
         max_clients: int = MAX_CLIENTS,
         log: Callable[[str], None] | None = None,
         verbose: bool = False,
+        gso: bool | None = None,
+        gro: bool | None = None,
     ) -> None:
         self.listen = listen
         self.target = target
@@ -110,13 +166,20 @@ class UdpRelay:
         self.max_clients = max_clients
         self._log = log
         self._verbose = verbose
+        self._config = CarrierConfig(
+            mtu=LOOPBACK_MTU,
+            gso=gso,
+            gro=gro,
+            send_buffer=SOCKET_BUFFER,
+            receive_buffer=SOCKET_BUFFER,
+        )
         self.up = Lane(up, seed, "up")
         self.down = Lane(down, seed, "down")
         self.clients_seen = 0
         self.target_errors = 0
         self._mappings: dict[tuple[Any, ...], _Mapping] = {}
-        self._tasks: set[asyncio.Task[None]] = set()
-        self._listener: asyncio.DatagramTransport | None = None
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._listener: _Socket | None = None
         self._target_addr: tuple[Any, ...] = target
         self._sweeper: asyncio.TimerHandle | None = None
         self._started = 0.0
@@ -126,7 +189,7 @@ class UdpRelay:
 
     async def start(self) -> tuple[str, int]:
         """Resolve the target, bind the listening socket; returns the bound address."""
-        loop = asyncio.get_running_loop()
+        loop = self._loop = asyncio.get_running_loop()
         # Resolve once, by connecting a throwaway socket: every mapping then connects
         # to the same address without asking the resolver again.
         try:
@@ -136,28 +199,51 @@ class UdpRelay:
         except OSError as exc:
             where = format_address(self.target)
             raise UserError(describe_os_error(exc, f"cannot send to {where}")) from None
-        self._target_addr = probe.get_extra_info("peername")
+        peer = probe.get_extra_info("peername")
         probe.close()
-        self.up.overhead = IPV6_UDP_OVERHEAD if len(self._target_addr) > 2 else IPV4_UDP_OVERHEAD
+        self._target_addr = (peer[0], peer[1])
+        self.up.overhead = IPV6_UDP_OVERHEAD if ":" in peer[0] else IPV4_UDP_OVERHEAD
         try:
-            listener, _ = await loop.create_datagram_endpoint(
-                lambda: _Listener(self), local_addr=self.listen
-            )
+            carrier = UdpCarrier.bound(*self.listen, config=self._config)
         except OSError as exc:
             raise listen_error(exc, *self.listen) from None
-        self._listener = listener
-        set_datagram_buffers(listener, SOCKET_BUFFER)
-        sockname = listener.get_extra_info("sockname")
-        self.down.overhead = IPV6_UDP_OVERHEAD if len(sockname) > 2 else IPV4_UDP_OVERHEAD
-        self.address = (sockname[0], sockname[1])
+        self._listener = _Socket(loop, carrier)
+        self.address = carrier.sockname
+        self.down.overhead = IPV6_UDP_OVERHEAD if ":" in self.address[0] else IPV4_UDP_OVERHEAD
         self._up_box = Outbox(loop, self._send_up, self.up.stats)
         self._down_box = Outbox(loop, self._send_down, self.down.stats)
         self._started = loop.time()
         if self._verbose:
             self.up.trace = []
             self.down.trace = []
+        loop.add_reader(carrier.fileno(), self._from_clients)
         self._sweeper = loop.call_later(self._sweep_interval(), self._sweep)
         return self.address
+
+    @property
+    def gso(self) -> bool:
+        """True while the listening socket sends with UDP GSO."""
+        return self._listener is not None and self._listener.carrier.gso
+
+    @property
+    def gro(self) -> bool:
+        """True when the listening socket reads with UDP GRO."""
+        return self._listener is not None and self._listener.carrier.gro
+
+    def socket_stats(self) -> tuple[CarrierStats, CarrierStats]:
+        """The listening socket's counts, and the open mappings' summed: system calls
+        against datagrams shows what GSO and GRO save."""
+        listening = (
+            dataclasses.replace(self._listener.carrier.stats)
+            if self._listener is not None
+            else CarrierStats()
+        )
+        upstream = CarrierStats()
+        for mapping in self._mappings.values():
+            for f in dataclasses.fields(CarrierStats):
+                value = getattr(mapping.sock.carrier.stats, f.name)
+                setattr(upstream, f.name, getattr(upstream, f.name) + value)
+        return listening, upstream
 
     @property
     def clients(self) -> int:
@@ -169,99 +255,102 @@ class UdpRelay:
 
     # ------------------------------------------------------------------ up: clients to target
 
-    def _from_client(self, data: bytes, addr: tuple[Any, ...]) -> None:
-        box = self._up_box
-        if box is None:
+    def _from_clients(self) -> None:
+        listener, box, loop = self._listener, self._up_box, self._loop
+        if listener is None or box is None or loop is None:
             return
-        loop = asyncio.get_running_loop()
-        now = loop.time()
-        mapping = self._mappings.get(addr)
-        if mapping is None:
-            if len(self._mappings) >= self.max_clients:
-                stats = self.up.stats  # not a datagram of the lane: no decision is drawn
-                stats.received += 1
-                stats.bytes_received += len(data)
-                stats.errors += 1
-                return
-            mapping = _Mapping(addr, now)
-            self._mappings[addr] = mapping
-            self.clients_seen += 1
-            task = loop.create_task(self._open(mapping))
-            self._tasks.add(task)
-            task.add_done_callback(self._tasks.discard)
-        mapping.last_active = now
-        deliveries = self.up.admit(data, now)
-        if self.up.trace is not None:
-            self._trace("up", addr, self._target_addr, data, now)
-        for when, packet, reordered in deliveries:
-            box.put(when, packet, mapping, reordered)
-
-    async def _open(self, mapping: _Mapping) -> None:
-        loop = asyncio.get_running_loop()
         try:
-            transport, _ = await loop.create_datagram_endpoint(
-                lambda: _Upstream(self, mapping), remote_addr=self._target_addr
-            )
+            reads = listener.carrier.recv_reads(READ_BATCH)
+        except OSError:
+            return  # closed under us (stop)
+        listener.carrier.errors()  # ICMP about answers to clients gone away: nothing to do
+        if not reads:
+            return
+        now = loop.time()
+        lane = self.up
+        admit, put = lane.admit, box.put
+        mappings = self._mappings
+        for view, size, addr in reads:
+            mapping = mappings.get(addr)
+            if mapping is None:
+                mapping = self._open(addr, now)
+                if mapping is None:
+                    stats = lane.stats  # not datagrams of the lane: no decision is drawn
+                    count = (len(view) + size - 1) // size or 1
+                    stats.received += count
+                    stats.bytes_received += len(view)
+                    stats.errors += count
+                    continue
+            mapping.last_active = now
+            for k in range(0, len(view) or 1, size):  # an empty datagram is one too
+                data = view[k : k + size].tobytes()
+                for when, packet, reordered in admit(data, now):
+                    put(when, packet, mapping, reordered)
+                if lane.trace is not None:
+                    self._trace("up", addr, self._target_addr, data, now)
+        box.flush()
+
+    def _open(self, client: tuple[Any, ...], now: float) -> _Mapping | None:
+        """A new client's socket towards the target, or None if it cannot have one."""
+        loop = self._loop
+        assert loop is not None
+        if len(self._mappings) >= self.max_clients:
+            return None
+        try:
+            host, port = self._target_addr[0], self._target_addr[1]
+            carrier = UdpCarrier.connected(host, port, config=self._config)
         except OSError as exc:
             self._note(f"cannot open a socket towards {format_address(self._target_addr)}: {exc}")
-            self._unsend(mapping)
-            mapping.closed = True
-            self._mappings.pop(mapping.client, None)
-            return
-        if mapping.closed:
-            transport.close()
-            return
-        set_datagram_buffers(transport, SOCKET_BUFFER)
-        mapping.transport = transport
-        pending, mapping.pending = mapping.pending, []
-        for data in pending:
-            transport.sendto(data)
+            return None
+        mapping = _Mapping(client, _Socket(loop, carrier), now)
+        self._mappings[client] = mapping
+        self.clients_seen += 1
+        loop.add_reader(carrier.fileno(), self._from_target, mapping)
+        return mapping
 
-    def _unsend(self, mapping: _Mapping) -> None:
-        """Copies counted as passed while the socket was opening that never went."""
-        stats = self.up.stats
-        for data in mapping.pending:
-            stats.passed -= 1
-            stats.bytes_passed -= len(data)
-            stats.errors += 1
-        mapping.pending = []
-
-    def _send_up(self, data: bytes, mapping: _Mapping) -> bool:
-        if mapping.closed:
-            return False
-        if mapping.transport is None:
-            mapping.pending.append(data)
-        else:
-            mapping.transport.sendto(data)
-        return True
+    def _send_up(self, datagrams: list[bytes], mapping: _Mapping) -> tuple[int, int]:
+        return mapping.sock.send(datagrams, self._target_addr)
 
     # ------------------------------------------------------------------ down: target to clients
 
-    def _from_target(self, data: bytes, mapping: _Mapping) -> None:
-        box = self._down_box
-        if box is None or mapping.closed:
+    def _from_target(self, mapping: _Mapping) -> None:
+        box, loop = self._down_box, self._loop
+        if box is None or loop is None or mapping.sock.closed:
             return
-        now = asyncio.get_running_loop().time()
+        carrier = mapping.sock.carrier
+        try:
+            reads = carrier.recv_reads(READ_BATCH)
+        except OSError:
+            return
+        for err, _addr in carrier.errors():
+            self._target_error(err)
+        if not reads:
+            return
+        now = loop.time()
         mapping.last_active = now
-        deliveries = self.down.admit(data, now)
-        if self.down.trace is not None:
-            self._trace("down", self._target_addr, mapping.client, data, now)
-        for when, packet, reordered in deliveries:
-            box.put(when, packet, mapping.client, reordered)
+        lane = self.down
+        admit, put = lane.admit, box.put
+        for view, size, _addr in reads:
+            for k in range(0, len(view) or 1, size):
+                data = view[k : k + size].tobytes()
+                for when, packet, reordered in admit(data, now):
+                    put(when, packet, mapping, reordered)
+                if lane.trace is not None:
+                    self._trace("down", self._target_addr, mapping.client, data, now)
+        box.flush()
 
-    def _send_down(self, data: bytes, client: tuple[Any, ...]) -> bool:
+    def _send_down(self, datagrams: list[bytes], mapping: _Mapping) -> tuple[int, int]:
         listener = self._listener
-        if listener is None or listener.is_closing():
-            return False
-        listener.sendto(data, client)
-        return True
+        if listener is None:
+            return 0, 0
+        return listener.send(datagrams, mapping.client)
 
-    def _target_error(self, exc: Exception) -> None:
+    def _target_error(self, err: int) -> None:
         self.target_errors += 1
         if self.target_errors == 1:
             self._note(
-                f"{format_address(self._target_addr)} answered with an error ({exc}); "
-                "is anything listening there?"
+                f"{format_address(self._target_addr)} answered with an error "
+                f"({os.strerror(err)}); is anything listening there?"
             )
 
     # ------------------------------------------------------------------ upkeep
@@ -276,10 +365,12 @@ class UdpRelay:
         self._sweeper = loop.call_later(self._sweep_interval(), self._sweep)
 
     def _close_mapping(self, mapping: _Mapping) -> None:
-        mapping.closed = True
-        if mapping.transport is not None:
-            mapping.transport.close()
-        self._unsend(mapping)
+        """Close its socket; copies still waiting for room in it never went."""
+        left = mapping.sock.close()
+        if left:
+            stats = self.up.stats
+            stats.passed -= left
+            stats.errors += left
 
     def _note(self, line: str) -> None:
         if self._log is not None:
@@ -301,7 +392,11 @@ class UdpRelay:
         """What the relay has done so far (it keeps running)."""
         elapsed = asyncio.get_running_loop().time() - self._started
         here, there = format_address(self.address), format_address(self._target_addr)
-        notes: dict[str, Any] = {"clients": self.clients_seen}
+        offload = [name for name, on in (("UDP GSO", self.gso), ("UDP GRO", self.gro)) if on]
+        notes: dict[str, Any] = {
+            "clients": self.clients_seen,
+            "offload": ", ".join(offload) or "off",
+        }
         if self.target_errors:
             notes["target_errors"] = self.target_errors
         return Summary(
@@ -327,14 +422,11 @@ class UdpRelay:
         for box in (self._up_box, self._down_box):
             if box is not None:
                 box.close()
-        for task in list(self._tasks):
-            task.cancel()
-        if self._tasks:
-            await asyncio.gather(*self._tasks, return_exceptions=True)
         for mapping in self._mappings.values():
             self._close_mapping(mapping)
         self._mappings.clear()
         if self._listener is not None:
-            self._listener.close()
-        await asyncio.sleep(0)  # let the transports finish closing
+            left = self._listener.close()
+            self.down.stats.passed -= left
+            self.down.stats.errors += left
         return summary

@@ -233,6 +233,7 @@ class TunRelay:
                         f"{describe_trace(lane.trace)}"
                     )
                 lane.trace.clear()
+        box.flush()
 
     def summary(self) -> Summary:
         """What the relay has done so far."""
@@ -263,12 +264,18 @@ class TunRelay:
         return summary
 
 
-def _write(data: bytes, device: TunDevice) -> bool:
-    try:
-        device.write(data)
-    except OSError:
-        return False
-    return True
+def _write(packets: list[bytes], device: TunDevice) -> tuple[int, int]:
+    """One write per packet (a TUN device takes one a call); returns how many were
+    written and their bytes (one the kernel refuses is counted as an error)."""
+    written = nbytes = 0
+    for packet in packets:
+        try:
+            device.write(packet)
+        except OSError:
+            continue
+        written += 1
+        nbytes += len(packet)
+    return written, nbytes
 
 
 _PROTOCOLS = {1: "ICMP", 6: "TCP", 17: "UDP"}
