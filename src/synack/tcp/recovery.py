@@ -630,6 +630,11 @@ class Recovery:
         originals = self.originals
         while originals and originals[0].end <= ack:
             originals.popleft()
+        # An acknowledged record is out of RACK's queue for good (`rack_detect` would
+        # drop it unjudged): without this, a flow that never loses keeps every record.
+        tsorted = self.tsorted
+        while tsorted and tsorted[0].end <= ack:
+            tsorted.popleft()
         newest_end = ack
         if sent and sent[0].start < ack and not sent[0].retransmitted:
             newest = sent[0]  # partly acknowledged: sent no earlier than those taken out
@@ -668,8 +673,21 @@ class Recovery:
                 if newest.start > lo:
                     lo = newest.start
                 if lo >= rxt_below:
+                    # `_rack_advance` written out: this runs on every ACK of a bulk flow.
                     end = newest.end
-                    self._rack_advance(newest, end if end < newest_end else newest_end, now)
+                    if end > newest_end:
+                        end = newest_end
+                    xmit_ts = newest.xmit_ts
+                    self.rack_rtt = now - xmit_ts
+                    order = newest.order
+                    if order > self.rack_order or (
+                        order == self.rack_order and end > self.rack_end
+                    ):
+                        self.rack_xmit_ts = xmit_ts
+                        self.rack_order = order
+                        self.rack_end = end
+                    if end > self.rack_fack:
+                        self.rack_fack = end
             if self.dsack_round >= 0 and ack >= self.dsack_round:
                 self.dsack_round = -1  # RFC 8985 §6.2 Step 4: a round has passed
         # Congestion control: RFC 6582 §3.2 steps 3 and 5 (partial and full ACKs).
