@@ -100,6 +100,7 @@ class Recovery:
         "lost_edge",
         "lt_bytes",
         "lt_una",
+        "mirrored",
         "mss",
         "new_loss",
         "newly_sacked",
@@ -219,6 +220,11 @@ class Recovery:
         self.rxt_sent: list[Sent] = []
         self.seq_sorted = True
         self.orig_high = -1
+        # While nothing is in doubt (no SACK, no retransmission, no timeout since the
+        # queues were last empty) `tsorted` and `originals` would hold exactly the
+        # records of `sent`: they stay empty and `sent` stands for them, so a flow that
+        # does not lose keeps one queue per record, not three. `_unmirror` fills them.
+        self.mirrored = True
         # RACK (RFC 8985 §6.1): RACK.xmit_ts and RACK.end_seq of the most recently sent
         # segment delivered (-1.0: none yet), RACK.rtt, RACK.fack, RACK.reordering_seen,
         # RACK.reo_wnd_mult, RACK.reo_wnd_persist and RACK.dsack_round (-1: None); the
@@ -282,13 +288,16 @@ class Recovery:
         self.sent_count = order = self.sent_count + 1
         seg_end = end + 1 if fin else end
         seg = Sent(start, seg_end, now, False, order)
-        self.sent.append(seg)
-        self.tsorted.append(seg)
         if seg_end > start:
             if start < self.orig_high:
+                if self.mirrored:
+                    self._unmirror()
                 self.seq_sorted = False  # sent below new data: the index no longer holds
             self.orig_high = seg_end
-            if self.rack and self.seq_sorted:
+        self.sent.append(seg)
+        if not self.mirrored:
+            self.tsorted.append(seg)
+            if seg_end > start and self.rack and self.seq_sorted:
                 self.originals.append(seg)
         if self.in_recovery:
             self.prr_out += end - start  # RFC 9937: "prr_out += (data sent)"
@@ -301,6 +310,8 @@ class Recovery:
         if not retransmit:
             self.on_send(start, end, fin, now)
             return
+        if self.mirrored:
+            self._unmirror()
         self.sent_count = order = self.sent_count + 1
         seg = Sent(start, end + 1 if fin else end, now, True, order)
         self.sent.append(seg)
@@ -358,6 +369,8 @@ class Recovery:
     ) -> bool:
         """RFC 6675 Update(): mark SACKed ranges; True if any byte was newly SACKed.
         (`echo_ms` as for `on_ack_advance`; `ack`: the ACK's cumulative acknowledgement.)"""
+        if self.mirrored:
+            self._unmirror()
         hi = snd_max
         sacked = self.sacked
         before = sacked.total
@@ -627,14 +640,18 @@ class Recovery:
         else:
             while sent and sent[0].end <= ack:
                 newest = sent.popleft()
-        originals = self.originals
-        while originals and originals[0].end <= ack:
-            originals.popleft()
-        # An acknowledged record is out of RACK's queue for good (`rack_detect` would
-        # drop it unjudged): without this, a flow that never loses keeps every record.
-        tsorted = self.tsorted
-        while tsorted and tsorted[0].end <= ack:
-            tsorted.popleft()
+        if not self.mirrored:
+            originals = self.originals
+            while originals and originals[0].end <= ack:
+                originals.popleft()
+            # An acknowledged record is out of RACK's queue for good (`rack_detect`
+            # would drop it unjudged): without this, a flow that stopped losing would
+            # keep every record.
+            tsorted = self.tsorted
+            while tsorted and tsorted[0].end <= ack:
+                tsorted.popleft()
+            if not sent:
+                self.mirrored = True  # all three queues are empty: equal again
         newest_end = ack
         if sent and sent[0].start < ack and not sent[0].retransmitted:
             newest = sent[0]  # partly acknowledged: sent no earlier than those taken out
@@ -736,6 +753,15 @@ class Recovery:
             # then the ACK is the original's, which proves nothing.
             self.lost_edge = self.recover
             self.new_loss = True
+
+    def _unmirror(self) -> None:
+        """Something is in doubt from now on: give `tsorted` and `originals` the records
+        they would hold (all of `sent`, which has only originals so far)."""
+        self.mirrored = False
+        sent = self.sent
+        self.tsorted = deque(sent)
+        if self.rack and self.seq_sorted:
+            self.originals = deque(seg for seg in sent if seg.end > seg.start)
 
     def _rtx_answered(self, now: float) -> bool:
         """Whether an ACK now can be the answer to the recovery's first retransmission."""
@@ -917,6 +943,8 @@ class Recovery:
         self.reo_at = None
         if self.rack_xmit_ts < 0:
             return False
+        if self.mirrored:
+            self._unmirror()
         wait = self.rack_rtt + self.reo_wnd()
         sacked = self.sacked
         edge = self.lost_edge
@@ -1003,6 +1031,8 @@ class Recovery:
         (`cc.on_rto`), resend SND.UNA at once and, in slow start, whatever is deemed
         lost (RFC 6675 §5.1, RFC 8985 §6.3), watching for the timeout to prove spurious
         (F-RTO, RFC 5682; Eifel detection, RFC 3522)."""
+        if self.mirrored:
+            self._unmirror()
         if not self.in_recovery and not self.rto_recovery:
             # A new loss episode: keep the state before the reduction for an undo, and
             # let F-RTO judge the timeout, as Linux does (tcp_enter_loss: "new_recovery"),
