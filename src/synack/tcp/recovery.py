@@ -633,6 +633,40 @@ class Recovery:
         self.dupacks = 0
         sent = self.sent
         newest: Sent | None = None
+        if self.mirrored and not self.in_recovery and not self.rto_recovery:
+            # Nothing in doubt (see `mirrored`): every record is an original, sent in
+            # sequence order, none SACKed or retransmitted, so RACK.fack and high_rxt
+            # are at or below the old SND.UNA and no step below but these can apply.
+            while sent and sent[0].end <= ack:
+                newest = sent.popleft()
+            if sent and sent[0].start < ack:
+                newest = sent[0]  # partly acknowledged
+            if newest is not None and self.rack:
+                lo = ack - acked
+                if newest.start > lo:
+                    lo = newest.start
+                if lo >= self.high_rxt:
+                    # `_rack_advance` written out: this runs on every ACK of a bulk flow.
+                    end = newest.end
+                    if end > ack:
+                        end = ack
+                    xmit_ts = newest.xmit_ts
+                    self.rack_rtt = now - xmit_ts
+                    order = newest.order
+                    if order > self.rack_order or (
+                        order == self.rack_order and end > self.rack_end
+                    ):
+                        self.rack_xmit_ts = xmit_ts
+                        self.rack_order = order
+                        self.rack_end = end
+                    if end > self.rack_fack:
+                        self.rack_fack = end
+            if self.high_rxt < ack:
+                self.high_rxt = ack
+            if self.lost_edge < ack:
+                self.lost_edge = ack
+            cc.on_ack(acked, now, self.rtt.srtt or 0.0, in_flight)
+            return
         if self.rxt_records:
             # Retransmissions sit among later transmissions: take out all that arrived.
             newest = self._take_delivered(ack, now, echo_ms)
@@ -690,21 +724,8 @@ class Recovery:
                 if newest.start > lo:
                     lo = newest.start
                 if lo >= rxt_below:
-                    # `_rack_advance` written out: this runs on every ACK of a bulk flow.
                     end = newest.end
-                    if end > newest_end:
-                        end = newest_end
-                    xmit_ts = newest.xmit_ts
-                    self.rack_rtt = now - xmit_ts
-                    order = newest.order
-                    if order > self.rack_order or (
-                        order == self.rack_order and end > self.rack_end
-                    ):
-                        self.rack_xmit_ts = xmit_ts
-                        self.rack_order = order
-                        self.rack_end = end
-                    if end > self.rack_fack:
-                        self.rack_fack = end
+                    self._rack_advance(newest, end if end < newest_end else newest_end, now)
             if self.dsack_round >= 0 and ack >= self.dsack_round:
                 self.dsack_round = -1  # RFC 8985 §6.2 Step 4: a round has passed
         # Congestion control: RFC 6582 §3.2 steps 3 and 5 (partial and full ACKs).
