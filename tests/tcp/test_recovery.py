@@ -4,7 +4,11 @@ new recovery. Both matter most when the RTT is far below the 200 ms minimum RTO.
 
 from __future__ import annotations
 
+import random
+from collections import deque
+
 from synack.tcp import Config, State
+from synack.tcp.recovery import Sent
 from synack.testing import FakeNetwork, Link, connected_pair
 from synack.testing.loss_runs import RtoAudit, RtoKind
 from synack.wire.checksum import address_bytes
@@ -185,3 +189,52 @@ def test_heavy_loss_never_inflates_srtt() -> None:
     for seed in range(100):
         worst = worst_srtt_through_heavy_loss(seed, 0.1)
         assert worst <= 4 * 0.1, f"seed {seed}: SRTT reached {worst:.3f} s"
+
+
+def _records_held(conn: object) -> int:
+    """The transmission records the sender's recovery keeps, in whichever of its queues
+    and lists: what must not grow with the bytes a connection has carried."""
+    rec = conn._rec  # type: ignore[attr-defined]
+    held = 0
+    for name in type(rec).__slots__:
+        value = getattr(rec, name, None)
+        if isinstance(value, (deque, list)):
+            held += sum(isinstance(item, Sent) for item in value)
+    return held
+
+
+def _bulk(total: int, loss: float, seed: int) -> int:
+    """Move `total` random bytes in 1448-byte writes (one burst each, as a chat or a
+    request stream makes); the records the sender holds once all is acknowledged."""
+    net = FakeNetwork(seed=seed, link=Link(delay=0.005))
+    client, server = connected_pair(net, Config())
+    net.set_default_link(Link(delay=0.005, loss=loss))
+    payload = random.Random(seed).randbytes(total)
+    sent = 0
+    got = bytearray()
+
+    def feed(now: float) -> None:
+        nonlocal sent
+        while sent < total and client.send_space >= MSS:
+            sent += client.send(payload[sent : sent + MSS])
+
+    def drain(now: float) -> None:
+        got.extend(server.receive())
+
+    net.set_app("198.18.0.1", feed)
+    net.set_app("198.18.0.2", drain)
+    feed(net.now)
+    net.run_until(
+        lambda: len(got) == total and client.snd_una == client.snd_max,
+        timeout=600.0,
+        what="every byte delivered and acknowledged",
+    )
+    assert bytes(got) == payload
+    return _records_held(client)
+
+
+def test_the_sender_forgets_every_transmission_once_all_is_acknowledged() -> None:
+    # A loss-free flow never runs RACK's detection, which is what used to drop records
+    # from its time-ordered queue: one record per burst stayed for the connection's life.
+    assert _bulk(400 * MSS, 0.0, seed=1) == 0
+    assert _bulk(400 * MSS, 0.03, seed=2) == 0

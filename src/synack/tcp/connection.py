@@ -380,20 +380,31 @@ class Connection:
 
     def get_timer(self) -> float | None:
         """When ``handle_timer`` must next be called, or None if no timer is running."""
-        best: float | None = None
+        # Written out, not a loop over a tuple: this runs once or twice per segment and
+        # most of the timers are off. The recovery's two are read directly.
+        best = self._rto_at
         rec = self._rec
-        for t in (
-            self._rto_at,
-            rec.reo_at,  # the recovery's two timers, read directly: this runs per segment
-            rec.pto_at,
-            self._pace_at,
-            self._delack_at,
-            self._persist_at,
-            self._keepalive_at,
-            self._close_at,
-        ):
-            if t is not None and (best is None or t < best):
-                best = t
+        t = rec.reo_at
+        if t is not None and (best is None or t < best):
+            best = t
+        t = rec.pto_at
+        if t is not None and (best is None or t < best):
+            best = t
+        t = self._pace_at
+        if t is not None and (best is None or t < best):
+            best = t
+        t = self._delack_at
+        if t is not None and (best is None or t < best):
+            best = t
+        t = self._persist_at
+        if t is not None and (best is None or t < best):
+            best = t
+        t = self._keepalive_at
+        if t is not None and (best is None or t < best):
+            best = t
+        t = self._close_at
+        if t is not None and (best is None or t < best):
+            best = t
         return best
 
     # ------------------------------------------------------------------ user calls

@@ -110,6 +110,7 @@ class Recovery:
         "lost_originals",
         "lt_bytes",
         "lt_una",
+        "mirrored",
         "mss",
         "new_loss",
         "newly_sacked",
@@ -237,6 +238,11 @@ class Recovery:
         self.rxt_span = 0  # the longest of them
         self.seq_sorted = True
         self.orig_high = -1
+        # While nothing is in doubt (no SACK, no retransmission, no timeout since the
+        # queues were last empty) `tsorted` and `originals` would hold exactly the
+        # records of `sent`: they stay empty and `sent` stands for them, so a flow that
+        # does not lose keeps one queue per record, not three. `_unmirror` fills them.
+        self.mirrored = True
         # RACK (RFC 8985 §6.1): RACK.xmit_ts and RACK.end_seq of the most recently sent
         # segment delivered (-1.0: none yet), RACK.rtt, RACK.fack, RACK.reordering_seen,
         # RACK.reo_wnd_mult, RACK.reo_wnd_persist and RACK.dsack_round (-1: None); the
@@ -300,13 +306,16 @@ class Recovery:
         self.sent_count = order = self.sent_count + 1
         seg_end = end + 1 if fin else end
         seg = Sent(start, seg_end, now, False, order)
-        self.sent.append(seg)
-        self.tsorted.append(seg)
         if seg_end > start:
             if start < self.orig_high:
+                if self.mirrored:
+                    self._unmirror()
                 self.seq_sorted = False  # sent below new data: the index no longer holds
             self.orig_high = seg_end
-            if self.rack and self.seq_sorted:
+        self.sent.append(seg)
+        if not self.mirrored:
+            self.tsorted.append(seg)
+            if seg_end > start and self.rack and self.seq_sorted:
                 self.originals.append(seg)
         if self.in_recovery:
             self.prr_out += end - start  # RFC 9937: "prr_out += (data sent)"
@@ -319,6 +328,8 @@ class Recovery:
         if not retransmit:
             self.on_send(start, end, fin, now)
             return
+        if self.mirrored:
+            self._unmirror()
         self.sent_count = order = self.sent_count + 1
         seg = Sent(start, end + 1 if fin else end, now, True, order)
         self.sent.append(seg)
@@ -381,6 +392,8 @@ class Recovery:
     ) -> bool:
         """RFC 6675 Update(): mark SACKed ranges; True if any byte was newly SACKed.
         (`ack`: the ACK's cumulative acknowledgement.)"""
+        if self.mirrored:
+            self._unmirror()
         hi = snd_max
         sacked = self.sacked
         before = sacked.total
@@ -648,6 +661,40 @@ class Recovery:
         self.dupacks = 0
         sent = self.sent
         newest: Sent | None = None
+        if self.mirrored and not self.in_recovery and not self.rto_recovery:
+            # Nothing in doubt (see `mirrored`): every record is an original, sent in
+            # sequence order, none SACKed or retransmitted, so RACK.fack and high_rxt
+            # are at or below the old SND.UNA and no step below but these can apply.
+            while sent and sent[0].end <= ack:
+                newest = sent.popleft()
+            if sent and sent[0].start < ack:
+                newest = sent[0]  # partly acknowledged
+            if newest is not None and self.rack:
+                lo = ack - acked
+                if newest.start > lo:
+                    lo = newest.start
+                if lo >= self.high_rxt:
+                    # `_rack_advance` written out: this runs on every ACK of a bulk flow.
+                    end = newest.end
+                    if end > ack:
+                        end = ack
+                    xmit_ts = newest.xmit_ts
+                    self.rack_rtt = now - xmit_ts
+                    order = newest.order
+                    if order > self.rack_order or (
+                        order == self.rack_order and end > self.rack_end
+                    ):
+                        self.rack_xmit_ts = xmit_ts
+                        self.rack_order = order
+                        self.rack_end = end
+                    if end > self.rack_fack:
+                        self.rack_fack = end
+            if self.high_rxt < ack:
+                self.high_rxt = ack
+            if self.lost_edge < ack:
+                self.lost_edge = ack
+            cc.on_ack(acked, now, self.rtt.srtt or 0.0, in_flight)
+            return
         if self.rxt_records:
             # Retransmissions sit among later transmissions: take out all that arrived.
             newest = self._take_delivered(ack, now, echo_ms)
@@ -655,9 +702,19 @@ class Recovery:
         else:
             while sent and sent[0].end <= ack:
                 newest = sent.popleft()
-        originals = self.originals
-        while originals and originals[0].end <= ack:
-            originals.popleft()
+        if not self.mirrored:
+            originals = self.originals
+            while originals and originals[0].end <= ack:
+                originals.popleft()
+            # An acknowledged record is out of RACK's queue for good (`rack_detect`
+            # would drop it unjudged): without this, a flow that stopped losing would
+            # keep every record.
+            tsorted = self.tsorted
+            while tsorted and tsorted[0].end <= ack:
+                tsorted.popleft()
+            if not sent:
+                self.mirrored = True  # all three queues are empty: equal again
+                self.lost_originals.clear()  # all acknowledged
         newest_end = ack
         if sent and sent[0].start < ack and not sent[0].retransmitted:
             newest = sent[0]  # partly acknowledged: sent no earlier than those taken out
@@ -746,6 +803,15 @@ class Recovery:
             # then the ACK is the original's, which proves nothing.
             self.lost_edge = self.recover
             self.new_loss = True
+
+    def _unmirror(self) -> None:
+        """Something is in doubt from now on: give `tsorted` and `originals` the records
+        they would hold (all of `sent`, which has only originals so far)."""
+        self.mirrored = False
+        sent = self.sent
+        self.tsorted = deque(sent)
+        if self.rack and self.seq_sorted:
+            self.originals = deque(seg for seg in sent if seg.end > seg.start)
 
     def _rtx_answered(self, now: float) -> bool:
         """Whether an ACK now can be the answer to the recovery's first retransmission."""
@@ -968,6 +1034,8 @@ class Recovery:
         self.reo_at = None
         if self.rack_xmit_ts < 0:
             return False
+        if self.mirrored:
+            self._unmirror()
         wait = self.rack_rtt + self.reo_wnd()
         sacked = self.sacked
         edge = self.lost_edge
@@ -1133,6 +1201,8 @@ class Recovery:
         (`cc.on_rto`), resend SND.UNA at once and, in slow start, whatever is deemed
         lost (RFC 6675 §5.1, RFC 8985 §6.3), watching for the timeout to prove spurious
         (F-RTO, RFC 5682; Eifel detection, RFC 3522)."""
+        if self.mirrored:
+            self._unmirror()
         if not self.in_recovery and not self.rto_recovery:
             # A new loss episode: keep the state before the reduction for an undo, and
             # let F-RTO judge the timeout, as Linux does (tcp_enter_loss: "new_recovery"),
