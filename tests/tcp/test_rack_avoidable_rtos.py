@@ -122,7 +122,7 @@ def test_the_rto_waits_for_racks_reordering_timer() -> None:
     after the RTO (SRTT + 200 ms from the last ACK), so the RTO fired first although the
     segment at SND.UNA was known lost by then (at b5153f2). Since a skipped tail loss
     probe keeps the RTO's deadline, that seeded run meets other timers, and no seed of
-    100 searched reproduces the coincidence; so it is scripted here: a SACK arms the
+    1-59 reproduces the coincidence; so it is scripted here: a SACK arms the
     reordering timer and the RTO's deadline is put just before it. The RTO must wait,
     RACK resend at its timer, and the RTO restart from that retransmission."""
     s = established(rtt=0.1, sack=True, peer=SACK_PEER)
