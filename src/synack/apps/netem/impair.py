@@ -244,18 +244,9 @@ class Lane:
                     trace.append(("corrupted", f"bit {bit}"))
             depart = now
             if imp.rate is not None:
-                backlog = self._backlog
-                while backlog and backlog[0] <= now:
-                    backlog.popleft()
-                if len(backlog) >= imp.queue_limit:
-                    stats.queue_dropped += 1
-                    if trace is not None:
-                        trace.append(("queue-drop", ""))
+                depart = self._depart(len(packet), now, imp.rate)
+                if depart < 0:
                     continue
-                begin = self._busy_until if self._busy_until > now else now
-                depart = begin + (len(packet) + self.overhead) / imp.rate
-                self._busy_until = depart
-                backlog.append(depart)
             arrive = depart + imp.delay + copy.jitter
             if arrive < self._last_arrival:
                 arrive = self._last_arrival  # jitter alone keeps the order
@@ -268,16 +259,37 @@ class Lane:
                     trace.append(("reordered", ""))
             else:
                 self._last_arrival = arrive
-            held = arrive - now
-            if held > 0:
-                stats.delayed += 1
-                stats.delay_total += held
-                if held > stats.delay_max:
-                    stats.delay_max = held
-            if trace is not None:
-                trace.append(("delay", f"{held * 1e3:.1f}ms"))
+            self._note_held(arrive - now)
             out.append((arrive, packet, copy.reorder))
         return out
+
+    def _depart(self, size: int, now: float, rate: float) -> float:
+        """When a packet of `size` bytes arriving at `now` leaves the rate limiter's
+        bounded queue, or -1.0 if the queue is full and it is dropped (counted)."""
+        backlog = self._backlog
+        while backlog and backlog[0] <= now:
+            backlog.popleft()
+        if len(backlog) >= self.impairment.queue_limit:
+            self.stats.queue_dropped += 1
+            if self.trace is not None:
+                self.trace.append(("queue-drop", ""))
+            return -1.0
+        busy = self._busy_until
+        depart = (busy if busy > now else now) + (size + self.overhead) / rate
+        self._busy_until = depart
+        backlog.append(depart)
+        return depart
+
+    def _note_held(self, held: float) -> None:
+        """Count a copy held `held` seconds before it is handed on."""
+        stats = self.stats
+        if held > 0:
+            stats.delayed += 1
+            stats.delay_total += held
+            if held > stats.delay_max:
+                stats.delay_max = held
+        if self.trace is not None:
+            self.trace.append(("delay", f"{held * 1e3:.1f}ms"))
 
     def _admit_plain(self, data: bytes, now: float) -> list[Delivery]:
         """`admit` with only loss, delay and rate on: the same draw `decide` makes (the
@@ -296,30 +308,14 @@ class Lane:
         depart = now
         rate = imp.rate
         if rate is not None:
-            backlog = self._backlog
-            while backlog and backlog[0] <= now:
-                backlog.popleft()
-            if len(backlog) >= imp.queue_limit:
-                stats.queue_dropped += 1
-                if trace is not None:
-                    trace.append(("queue-drop", ""))
+            depart = self._depart(size, now, rate)
+            if depart < 0:
                 return []
-            busy = self._busy_until
-            depart = (busy if busy > now else now) + (size + self.overhead) / rate
-            self._busy_until = depart
-            backlog.append(depart)
         arrive = depart + imp.delay
         if arrive < self._last_arrival:
             arrive = self._last_arrival
         self._last_arrival = arrive
-        held = arrive - now
-        if held > 0:
-            stats.delayed += 1
-            stats.delay_total += held
-            if held > stats.delay_max:
-                stats.delay_max = held
-        if trace is not None:
-            trace.append(("delay", f"{held * 1e3:.1f}ms"))
+        self._note_held(arrive - now)
         return [(arrive, data, False)]
 
 
