@@ -21,6 +21,10 @@ class State(Enum):
     def __str__(self) -> str:
         return self.value
 
+    # Enum hashes a member by its name, in Python, on every `state in SOME_SET`; a member
+    # is its own only instance (and compares by identity), so the identity hash serves.
+    __hash__ = object.__hash__
+
 
 # "Synchronized" states: both sides' sequence numbers are known (RFC 9293 §3.5.2).
 SYNCHRONIZED = frozenset(
