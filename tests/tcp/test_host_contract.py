@@ -1,4 +1,4 @@
-"""The contract `Host` offers its driver: a ready set, a timer heap, readiness events.
+"""The contract `Host` offers its driver: a ready set, the earliest deadline, readiness events.
 
 A driver feeds one input (``handle_segment`` or ``handle_timer``), asks ``ready()``
 which endpoints have events, then calls ``segments_to_send`` and ``get_timer`` once.
@@ -9,9 +9,11 @@ them but a list of datagrams (which a test may drop to make timers matter).
 from __future__ import annotations
 
 import random
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from typing import TypeVar
 
+import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -31,6 +33,7 @@ from synack.tcp import (
     State,
     TCPError,
 )
+from synack.tcp import host as host_module
 from synack.testing import FakeNetwork, Link
 from synack.wire.tcp import parse_segment
 
@@ -212,7 +215,7 @@ def test_closed_connections_leave_the_host() -> None:
         assert drain(conn)[-1] == Closed()
         assert conn not in host.connections.values()
         assert host.get_timer() is None
-        assert all(entry[2] is not conn for entry in host._heap)
+        assert all(entry[2] is not conn for entry in host._heap or ())
         assert conn not in host._timers and conn not in host._dirty
         assert conn._wake is None
     assert [*client_host.connections.values()] == [clients[1]]
@@ -228,7 +231,7 @@ def test_a_standalone_connection_has_no_owner() -> None:
     assert owned._wake is not None
 
 
-# ---------------------------------------------------------------------- the timer heap
+# ---------------------------------------------------------------------- the deadlines
 
 NAMES = ("connect", "accept", "send", "receive", "shutdown", "close", "abort", "deliver")
 OPS = st.tuples(
@@ -248,13 +251,31 @@ def true_minimum(host: Host) -> float | None:
     return min(times) if times else None
 
 
+@contextmanager
+def heap_from(count: int) -> Iterator[None]:
+    """Hosts keep their deadlines in a heap from `count` on (and scan fewer than one)."""
+    saved = host_module.HEAP_FROM, host_module.SCAN_BELOW
+    host_module.HEAP_FROM, host_module.SCAN_BELOW = count, 1
+    try:
+        yield
+    finally:
+        host_module.HEAP_FROM, host_module.SCAN_BELOW = saved
+
+
+@pytest.mark.parametrize("heap", [host_module.HEAP_FROM, 2], ids=["as-configured", "heap"])
 @settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(ops=st.lists(OPS, max_size=40), seed=st.integers(0, 2**16))
 def test_the_host_timer_is_the_earliest_of_its_endpoints(
-    ops: list[tuple[str, int, int, float]], seed: int
+    heap: int, ops: list[tuple[str, int, int, float]], seed: int
 ) -> None:
     """Across random user calls, losses, timeouts, closes and removals, ``get_timer`` is
-    the minimum over the endpoints, and ``handle_timer`` runs exactly the due ones."""
+    the minimum over the endpoints, and ``handle_timer`` runs exactly the due ones: with
+    the few deadlines scanned, and with them kept in a heap from two on."""
+    with heap_from(heap):
+        run_host_timer_ops(ops, seed)
+
+
+def run_host_timer_ops(ops: list[tuple[str, int, int, float]], seed: int) -> None:
     rng = random.Random(seed)
     config = Config(secret=CONFIG.secret, keepalive=True, keepalive_idle=30.0)
     client_host, server_host = Host(CLIENT, config), Host(SERVER, config)
@@ -310,6 +331,29 @@ def test_the_host_timer_is_the_earliest_of_its_endpoints(
             host.segments_to_send(now)  # collected but lost: timers must recover
             check()
     run_timers(now + 10_000.0)
+
+
+def test_equal_deadlines_run_in_the_order_they_were_set_scanned_or_heaped() -> None:
+    """Scanning the deadlines and keeping them in a heap run due endpoints in one order:
+    earliest first, equal deadlines in the order they were set."""
+    starts = [0.0, 0.5, 0.0, 0.25, 0.5, 0.0] * 8  # 48 connections: past HEAP_FROM
+    assert len(starts) > host_module.HEAP_FROM
+
+    def fired_order(heap: int) -> list[tuple[float, int]]:
+        with heap_from(heap):
+            host = Host(CLIENT, CONFIG)
+            conns = []
+            for i, start in enumerate(starts):
+                conns.append(watch(host.connect((SERVER, PORT + i), start)))
+                host.segments_to_send(start)  # each SYN's RTO set when it is sent
+            assert (host._heap is not None) == (heap <= len(starts))
+            FIRED.clear()
+            host.handle_timer(1000.0)
+            return [(starts[conns.index(c)], conns.index(c)) for c in FIRED]  # type: ignore[arg-type]
+
+    scanned, heaped = fired_order(10_000), fired_order(host_module.HEAP_FROM)
+    assert scanned == heaped == sorted(scanned)
+    assert len(scanned) == len(starts)
 
 
 FIRED: list[object] = []

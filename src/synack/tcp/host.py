@@ -27,8 +27,11 @@ triggering, an endpoint is reported once per batch of new events.
 The cost of a call does not grow with idle connections: the host keeps the set of
 endpoints that an input, a timer or an application call touched (a connection or
 listener calls its ``_wake`` hook on every user call that can create work), a
-ready set, and a heap of deadlines whose stale entries are skipped when they come
-to the top (an entry is stale when its endpoint's deadline has since changed).
+ready set, and each endpoint's deadline. From `HEAP_FROM` deadlines on, a heap
+orders them, its stale entries skipped when they come to the top (an entry is stale
+when its endpoint's deadline has since changed); below that, the few deadlines are
+simply scanned, which costs less than keeping a heap for a connection whose deadline
+moves with every message (the RTO armed on sending, the delayed ACK on receiving).
 """
 
 from __future__ import annotations
@@ -63,6 +66,11 @@ _CLOSED = State.CLOSED
 # Linux's default net.ipv4.ip_local_port_range.
 EPHEMERAL_PORTS = range(32768, 61000)
 
+# Deadlines from which the host keeps them in a heap, and below which it drops the heap
+# again (apart, so that a count moving around one of them does not rebuild it each time).
+HEAP_FROM = 32
+SCAN_BELOW = 8
+
 ConnKey = tuple[int, bytes, int]  # local port, remote address, remote port
 Owned = Connection | Listener  # what the host tracks for readiness and timers
 
@@ -93,10 +101,11 @@ class Host:
         self._dirty: dict[Connection, None] = {}
         self._dirty_listeners: dict[Listener, None] = {}
         self._ready: dict[Owned, None] = {}  # events waiting since the last ready()
-        # Each endpoint's deadline as last seen; the heap holds (deadline, tiebreak,
+        # Each endpoint's deadline as last seen, in the order they were set (equal
+        # deadlines run in that order). With many, the heap holds (deadline, tiebreak,
         # endpoint), and an entry whose deadline no longer matches is stale.
         self._timers: dict[Owned, float] = {}
-        self._heap: list[tuple[float, int, Owned]] = []
+        self._heap: list[tuple[float, int, Owned]] | None = None
         self._tiebreak = itertools.count()
 
     # ------------------------------------------------------------------ opening
@@ -245,7 +254,11 @@ class Host:
             if len(data) >= HEADER_SIZE:
                 conn = connections.get((data[2] << 8 | data[3], rip, data[0] << 8 | data[1]))
                 if conn is not None and conn.state is not _TIME_WAIT:
-                    i = conn.handle_segments(segments, i, now)
+                    if i + 1 < n:
+                        i = conn.handle_segments(segments, i, now)
+                    else:  # one segment (a request, a response): nothing to batch
+                        conn.handle_segment(data, now)
+                        i = n
                     dirty[conn] = None
                     continue
             self.handle_segment(data, rip, now)
@@ -352,11 +365,17 @@ class Host:
     @property
     def events_waiting(self) -> bool:
         """Whether ``ready()`` would report an endpoint now (without taking them)."""
-        return (
-            any(e._events for e in self._ready)
-            or any(c._events for c in self._dirty)
-            or any(li._events for li in self._dirty_listeners)
-        )
+        # Loops, not any() over generators: a driver asks after every message.
+        for endpoint in self._ready:
+            if endpoint._events:
+                return True
+        for conn in self._dirty:
+            if conn._events:
+                return True
+        for listener in self._dirty_listeners:  # noqa: SIM110 (the loops above say why)
+            if listener._events:
+                return True
+        return False
 
     # ------------------------------------------------------------------ timers
 
@@ -364,8 +383,11 @@ class Host:
         """The earliest deadline of any connection or listener, or None."""
         if self._dirty or self._dirty_listeners:
             self._retime_dirty()
-        heap = self._heap
         timers = self._timers
+        heap = self._heap
+        if heap is None or len(timers) < SCAN_BELOW:
+            self._heap = None
+            return min(timers.values()) if timers else None
         while heap:
             t, _, endpoint = heap[0]
             if timers.get(endpoint) == t:
@@ -377,14 +399,22 @@ class Host:
         """Run the timers of exactly the endpoints whose deadline is at or before `now`."""
         if self._dirty or self._dirty_listeners:
             self._retime_dirty()
-        heap = self._heap
         timers = self._timers
+        heap = self._heap
         due: dict[Owned, None] = {}
-        while heap and heap[0][0] <= now:
-            t, _, endpoint = heapq.heappop(heap)
-            if timers.get(endpoint) == t:
+        if heap is None or len(timers) < SCAN_BELOW:
+            self._heap = None
+            # Earliest first; equal deadlines in the order they were set (a stable sort
+            # of the dict's order), as the heap's tiebreak orders them.
+            for endpoint in sorted((e for e in timers if timers[e] <= now), key=timers.__getitem__):
                 del timers[endpoint]  # re-armed from its new deadline once settled
                 due[endpoint] = None
+        else:
+            while heap and heap[0][0] <= now:
+                t, _, endpoint = heapq.heappop(heap)
+                if timers.get(endpoint) == t:
+                    del timers[endpoint]
+                    due[endpoint] = None
         for endpoint in due:
             endpoint.handle_timer(now)
             if isinstance(endpoint, Listener):
@@ -393,7 +423,7 @@ class Host:
                 self._dirty[endpoint] = None
 
     def _retime_dirty(self) -> None:
-        """Bring the heap up to date with endpoints touched since the last output."""
+        """Bring the deadlines up to date with endpoints touched since the last output."""
         timers = self._timers
         for listener in self._dirty_listeners:
             t = listener.get_timer()
@@ -405,16 +435,25 @@ class Host:
                 self._schedule(conn, t)
 
     def _schedule(self, endpoint: Owned, t: float | None) -> None:
-        """Record `endpoint`'s new deadline; its older heap entries become stale."""
+        """Record `endpoint`'s new deadline; in the heap, its older entries become stale."""
         timers = self._timers
         if t is None:
             timers.pop(endpoint, None)
             return
+        if endpoint in timers:
+            del timers[endpoint]  # set anew: it goes after the others set before it
         timers[endpoint] = t
         heap = self._heap
-        heapq.heappush(heap, (t, next(self._tiebreak), endpoint))
-        if len(heap) > 2 * len(timers) + 64:
-            # Mostly stale entries: rebuild from the live deadlines (amortised O(1)).
-            tiebreak = self._tiebreak
-            self._heap = [(d, next(tiebreak), e) for e, d in timers.items()]
-            heapq.heapify(self._heap)
+        if heap is not None:
+            heapq.heappush(heap, (t, next(self._tiebreak), endpoint))
+            if len(heap) > 2 * len(timers) + 64:
+                self._build_heap()  # mostly stale entries (amortised O(1))
+        elif len(timers) >= HEAP_FROM:
+            self._build_heap()
+
+    def _build_heap(self) -> None:
+        """A heap of the live deadlines, ties in the order they were set."""
+        tiebreak = self._tiebreak
+        heap = [(d, next(tiebreak), e) for e, d in self._timers.items()]
+        heapq.heapify(heap)
+        self._heap = heap
