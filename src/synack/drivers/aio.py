@@ -49,6 +49,8 @@ from synack.tcp import (
 )
 from synack.tcp.connection import Connection
 
+_BYTES_LIKE = (bytes, bytearray, memoryview)  # a tuple: `bytes | ...` is built per call
+
 # Write-buffer limits, as asyncio's socket transports default them.
 HIGH_WATER = 64 * 1024
 LOW_WATER = HIGH_WATER // 4
@@ -156,10 +158,11 @@ class LoopEngine:
         finally:
             self._servicing = False
         self._transmit(now)
-        if self._kicked_inside and self.host.events_waiting:
+        host = self.host
+        if self._kicked_inside and host.events_waiting:
             self.kick()
-        if engine.idle and not self.watchers:
-            self.close()
+        if not host.connections and not host.listeners and not self.watchers:
+            self.close()  # idle: nothing left to carry
 
     def _hand_out(self, now: float) -> None:
         """Each endpoint's new events to its transport, watcher or acceptor."""
@@ -297,12 +300,6 @@ class SynackTransport(asyncio.Transport):
             if handler is not None:
                 handler(self, event)
 
-    def _on_data(self, _event: object) -> None:
-        self._deliver()
-
-    def _on_eof(self, _event: object) -> None:
-        self._deliver()
-
     def _on_space(self, _event: object) -> None:
         self._flush()
 
@@ -319,8 +316,9 @@ class SynackTransport(asyncio.Transport):
         engine = self._engine
         engine.engine.state_changed(self._conn, event, engine.now)
 
-    def _deliver(self) -> None:
-        """Give the protocol what has arrived, then the end of the stream once."""
+    def _deliver(self, _event: object = None) -> None:
+        """Give the protocol what has arrived, then the end of the stream once (on
+        `DataAvailable` and `EndOfStream`, and when reading resumes)."""
         conn = self._conn
         protocol = self._protocol
         while self._reading and not self._lost and conn.receive_available:
@@ -330,7 +328,7 @@ class SynackTransport(asyncio.Transport):
                 protocol.buffer_updated(n)
             else:
                 protocol.data_received(conn.receive())  # type: ignore[attr-defined]
-        if self._reading and not self._lost and conn.at_eof and not self._eof_delivered:
+        if self._reading and not self._lost and not self._eof_delivered and conn.at_eof:
             self._eof_delivered = True
             keep_open = protocol.eof_received()  # type: ignore[attr-defined]
             if not keep_open:
@@ -398,7 +396,7 @@ class SynackTransport(asyncio.Transport):
     # -- asyncio.WriteTransport ---------------------------------------------------------
 
     def write(self, data: bytes | bytearray | memoryview) -> None:
-        if not isinstance(data, bytes | bytearray | memoryview):
+        if not isinstance(data, _BYTES_LIKE):
             raise TypeError(f"data: expecting a bytes-like instance, got {type(data).__name__}")
         if self._eof_pending or self._eof_written:
             raise RuntimeError("Cannot call write() after write_eof()")
@@ -533,8 +531,8 @@ class SynackTransport(asyncio.Transport):
 
 
 _HANDLERS: dict[type, Callable[[SynackTransport, Any], None]] = {
-    DataAvailable: SynackTransport._on_data,
-    EndOfStream: SynackTransport._on_eof,
+    DataAvailable: SynackTransport._deliver,
+    EndOfStream: SynackTransport._deliver,
     SendSpace: SynackTransport._on_space,
     Reset: SynackTransport._on_error,
     TimedOut: SynackTransport._on_error,
