@@ -49,8 +49,6 @@ from synack.tcp import (
 )
 from synack.tcp.connection import Connection
 
-_BYTES_LIKE = (bytes, bytearray, memoryview)  # a tuple: `bytes | ...` is built per call
-
 # Write-buffer limits, as asyncio's socket transports default them.
 HIGH_WATER = 64 * 1024
 LOW_WATER = HIGH_WATER // 4
@@ -252,6 +250,9 @@ class LoopEngine:
 # listen beside the connections an earlier one on that port left behind.
 _bound: weakref.WeakValueDictionary[tuple[str, int], LoopEngine] = weakref.WeakValueDictionary()
 
+# What write() takes; a tuple, as `bytes | bytearray | memoryview` is built on each call.
+_BYTES_LIKE = (bytes, bytearray, memoryview)
+
 
 class SynackTransport(asyncio.Transport):
     """One connection of our TCP as an asyncio transport (stream semantics, flow control).
@@ -300,6 +301,12 @@ class SynackTransport(asyncio.Transport):
             if handler is not None:
                 handler(self, event)
 
+    def _on_data(self, _event: object) -> None:
+        self._deliver()
+
+    def _on_eof(self, _event: object) -> None:
+        self._deliver()
+
     def _on_space(self, _event: object) -> None:
         self._flush()
 
@@ -316,9 +323,8 @@ class SynackTransport(asyncio.Transport):
         engine = self._engine
         engine.engine.state_changed(self._conn, event, engine.now)
 
-    def _deliver(self, _event: object = None) -> None:
-        """Give the protocol what has arrived, then the end of the stream once (on
-        `DataAvailable` and `EndOfStream`, and when reading resumes)."""
+    def _deliver(self) -> None:
+        """Give the protocol what has arrived, then the end of the stream once."""
         conn = self._conn
         protocol = self._protocol
         while self._reading and not self._lost and conn.receive_available:
@@ -328,7 +334,7 @@ class SynackTransport(asyncio.Transport):
                 protocol.buffer_updated(n)
             else:
                 protocol.data_received(conn.receive())  # type: ignore[attr-defined]
-        if self._reading and not self._lost and not self._eof_delivered and conn.at_eof:
+        if self._reading and not self._lost and conn.at_eof and not self._eof_delivered:
             self._eof_delivered = True
             keep_open = protocol.eof_received()  # type: ignore[attr-defined]
             if not keep_open:
@@ -531,8 +537,8 @@ class SynackTransport(asyncio.Transport):
 
 
 _HANDLERS: dict[type, Callable[[SynackTransport, Any], None]] = {
-    DataAvailable: SynackTransport._deliver,
-    EndOfStream: SynackTransport._deliver,
+    DataAvailable: SynackTransport._on_data,
+    EndOfStream: SynackTransport._on_eof,
     SendSpace: SynackTransport._on_space,
     Reset: SynackTransport._on_error,
     TimedOut: SynackTransport._on_error,
