@@ -82,6 +82,8 @@ from synack.wire.tcp import (
 )
 
 _ESTABLISHED = State.ESTABLISHED
+# Fieldless and frozen: one instance serves every connection (one less object per message).
+_DATA_AVAILABLE = DataAvailable()
 # The states entered by taking the peer's FIN, whose number is then RCV.NXT - 1.
 _AFTER_PEER_FIN = (State.CLOSE_WAIT, State.CLOSING, State.LAST_ACK)
 # Bound once: header prediction unpacks with one of these per segment (wire's layouts).
@@ -892,7 +894,7 @@ class Connection:
             wl2 = una
             if not buf and not self._readable_signalled:
                 self._readable_signalled = True
-                self._events.append(DataAvailable())
+                self._events.append(_DATA_AVAILABLE)
             buf += memoryview(data)[hlen:]
             rcv_nxt += plen
             # _in_order_data's choice (RFC 5681 §4.2), with its variables local.
@@ -922,7 +924,7 @@ class Connection:
         user if the buffer was empty, and acknowledge now or arm the delayed ACK."""
         if was_empty and not self._readable_signalled:
             self._readable_signalled = True
-            self._events.append(DataAvailable())
+            self._events.append(_DATA_AVAILABLE)
         # RFC 5681 §4.2: ACK at least every second full-sized segment, and at once
         # when a segment fills in all or part of a gap.
         if (
