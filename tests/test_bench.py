@@ -186,6 +186,17 @@ def test_transport_speed() -> None:
     assert re.search(r"^\| mtu1500 \| +\d+\.\d \| +\d+\.\d \| +\d+\.\d\d \|$", out, re.M), out
 
 
+def test_rr_cost() -> None:
+    out = run_bench(
+        "rr_cost.py", *("--kinds", "os,mtu1500", "--runs", "1", "--exchanges", "20"), "--calls"
+    )
+    for kind in ("os", "mtu1500"):
+        assert re.search(rf"^\| {kind} \| +\d+\.\d \(\d+\.\d-\d+\.\d\) \|$", out, re.M), out
+        found = re.search(rf"^{kind}: (\d+\.\d) calls per exchange under cProfile", out, re.M)
+        assert found is not None and float(found.group(1)) > 50, out
+    assert "readexactly" in out, out  # the call sites, the streams' own among them
+
+
 def test_segment_cost() -> None:
     out = run_bench("segment_cost.py", "--size", "2", "--rounds", "1", "--kinds", "mtu1500")
     row = [line for line in out.splitlines() if line.startswith("| mtu1500 |")]
