@@ -12,6 +12,10 @@ loop's, the kernel's for the system calls. Random payloads.
 * Python calls per exchange (``--calls``): one more run under cProfile, its total
   call count (Python functions and built-ins alike) over the exchanges, and the call
   sites with the most calls per exchange. The profiler slows the run, not the count.
+* Bytecodes per exchange (``--opcodes``): one more run under ``sys.settrace`` with
+  opcode events, the bytecode instructions the interpreter ran per exchange, and the
+  functions that ran the most. A measure of the Python work that no other load moves
+  (only the timers' early wake-ups, a few per cent in a run slowed this much).
 * Instructions per exchange (``--instructions``, needs valgrind): cachegrind counts the
   instructions of a child running `--exchanges` exchanges and of one running a fifth as
   many; the difference over the difference in exchanges leaves start-up, handshake and
@@ -25,6 +29,7 @@ loop's, the kernel's for the system calls. Random payloads.
 
     python3 bench/rr_cost.py                                  # os and mtu1500, 5 runs of 2000
     python3 bench/rr_cost.py --kinds mtu1500 --calls --top 30  # where the calls go
+    python3 bench/rr_cost.py --kinds mtu1500 --opcodes --exchanges 300 --runs 1
     python3 bench/rr_cost.py --trees /work/main,. --kinds mtu1500 --runs 3
     python3 bench/rr_cost.py --trees /work/main,. --kinds os,mtu1500 --instructions
 """
@@ -44,6 +49,7 @@ import statistics
 import subprocess
 import sys
 import time
+from collections import Counter
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
@@ -120,6 +126,43 @@ def call_counts(kind: str, count: int, top: int) -> tuple[float, list[tuple[floa
         rows.append((nc / count, where))
     rows.sort(reverse=True)
     return total / count, rows[:top]
+
+
+class OpcodeCounter:
+    """Bytecodes run per function while enabled (sys.settrace with opcode events)."""
+
+    def __init__(self) -> None:
+        self.opcodes: Counter[str] = Counter()
+        self.calls: Counter[str] = Counter()
+
+    def _trace(self, frame: Any, _event: str, _arg: Any) -> Any:
+        code = frame.f_code
+        where = f"{_short(code.co_filename)}:{code.co_firstlineno}({code.co_name})"
+        self.calls[where] += 1
+        frame.f_trace_opcodes = True
+        opcodes = self.opcodes
+
+        def local(_frame: Any, event: str, _arg: Any) -> Any:
+            if event == "opcode":
+                opcodes[where] += 1
+            return local
+
+        return local
+
+    def enable(self) -> None:
+        sys.settrace(self._trace)
+
+    def disable(self) -> None:
+        sys.settrace(None)
+
+
+def opcode_counts(kind: str, count: int, top: int) -> tuple[float, list[tuple[float, float, str]]]:
+    """Bytecodes per exchange in all, and the `top` functions by bytecodes per exchange."""
+    counter = OpcodeCounter()
+    asyncio.run(exchanges(kind, count, counter))  # type: ignore[arg-type]
+    rows = [(n / count, counter.calls[w] / count, w) for w, n in counter.opcodes.items()]
+    rows.sort(reverse=True)
+    return sum(counter.opcodes.values()) / count, rows[:top]
 
 
 def _short(filename: str) -> str:
@@ -212,7 +255,8 @@ def main() -> None:
     parser.add_argument("--exchanges", type=int, default=2000, help="per run")
     parser.add_argument("--runs", type=int, default=5)
     parser.add_argument("--calls", action="store_true", help="count calls per exchange")
-    parser.add_argument("--top", type=int, default=25, help="call sites listed with --calls")
+    parser.add_argument("--opcodes", action="store_true", help="count bytecodes per exchange")
+    parser.add_argument("--top", type=int, default=25, help="rows listed with --calls/--opcodes")
     parser.add_argument("--instructions", action="store_true", help="count under valgrind")
     parser.add_argument("--repeats", type=int, default=3, help="valgrind runs, least kept")
     parser.add_argument("--trees", help="comma-separated source trees to compare, alternating")
@@ -246,6 +290,14 @@ def main() -> None:
             print("|---|---|")
             for per, where in rows:
                 print(f"| {per:.2f} | {where} |")
+    if args.opcodes:
+        for kind in kinds:
+            total, ops = opcode_counts(kind, args.exchanges, args.top)
+            print(f"\n{kind}: {total:.0f} bytecodes per exchange; the functions that ran most:")
+            print("| bytecodes/exchange | calls/exchange | function |")
+            print("|---|---|---|")
+            for per, calls, where in ops:
+                print(f"| {per:.0f} | {calls:.1f} | {where} |")
 
 
 if __name__ == "__main__":
