@@ -473,7 +473,7 @@ class Connection:
             data = bytes(buf)
             buf.clear()
         else:
-            data = bytes(buf[:max_bytes])
+            data = bytes(memoryview(buf)[:max_bytes])  # one copy, not two (buf[:n] is one)
             del buf[:max_bytes]
         self._after_read()
         if self._wake is not None:
