@@ -17,7 +17,9 @@ datagram, the same with the TCP checksum instead, and the loopback MTU (64 KiB).
 
 Bulk runs also report each side's CPU time per segment of our TCP (process CPU time
 over the payload divided by the connection's MSS less its options): sender and
-receiver run on two vCPUs, so the busier side's cost per segment bounds the rate.
+receiver run on two vCPUs, so the busier side's cost per segment bounds the rate;
+and each side's page faults per MB moved (minor faults over the transfer: memory
+glibc mapped fresh for a large short-lived buffer, then touched a page at a time).
 `--profile DIR` runs each bulk transfer's sender and receiver under cProfile, timed
 by process CPU time (a wall clock would charge a system call for the other process
 it wakes and gives the CPU to), writes DIR/KIND-sender.prof and DIR/KIND-receiver.prof,
@@ -38,6 +40,7 @@ import argparse
 import asyncio
 import cProfile
 import os
+import resource
 import statistics
 import subprocess
 import sys
@@ -63,6 +66,11 @@ CARRIERS = {
 }
 
 
+def minor_faults() -> int:
+    """Page faults this process took so far (memory mapped fresh and touched)."""
+    return resource.getrusage(resource.RUSAGE_SELF).ru_minflt
+
+
 def payload_per_segment(writer: asyncio.StreamWriter) -> int | None:
     """Payload bytes in a full segment of our TCP (None for the kernel's)."""
     conn = getattr(writer.transport, "connection", None)
@@ -85,11 +93,13 @@ async def serve(kind: str, role: str) -> None:
         total = 0
         data = await reader.read(1 << 20)
         cpu_start = time.process_time()  # from the first bytes on: the bulk work only
+        faults_start = minor_faults()
         while data:
             total += len(data)
             data = await reader.read(1 << 20)
         cpu = time.process_time() - cpu_start
-        writer.write(f"{total} {cpu}\n".encode())
+        faults = minor_faults() - faults_start
+        writer.write(f"{total} {cpu} {faults}\n".encode())
         await writer.drain()
         writer.close()
         done.set_result(None)
@@ -148,11 +158,19 @@ def start_child(
 
 
 class BulkResult:
-    def __init__(self, rate: float, sender_cpu: float, receiver_cpu: float, mss: int | None):
+    def __init__(
+        self,
+        rate: float,
+        sender_cpu: float,
+        receiver_cpu: float,
+        mss: int | None,
+        faults: tuple[int, int] = (0, 0),
+    ):
         self.rate = rate  # bytes per second
         self.sender_cpu = sender_cpu  # CPU seconds of each process during the transfer
         self.receiver_cpu = receiver_cpu
         self.mss = mss  # payload per full segment (our TCP), else None
+        self.faults = faults  # page faults of each process during the transfer
 
 
 async def bulk(kind: str, size: int, profile_dir: str | None = None) -> BulkResult:
@@ -165,6 +183,7 @@ async def bulk(kind: str, size: int, profile_dir: str | None = None) -> BulkResu
         if profiler is not None:
             profiler.enable()
         cpu_start = time.process_time()
+        faults_start = minor_faults()
         start = time.perf_counter()
         sent = 0
         async with asyncio.timeout(LIMIT):
@@ -176,15 +195,16 @@ async def bulk(kind: str, size: int, profile_dir: str | None = None) -> BulkResu
             line = await reader.readline()
         elapsed = time.perf_counter() - start
         cpu = time.process_time() - cpu_start
+        faults = minor_faults() - faults_start
         if profiler is not None:
             profiler.disable()
             profiler.dump_stats(f"{profile_dir}/{kind}-sender.prof")
-        counted, child_cpu = line.split()
+        counted, child_cpu, child_faults = line.split()
         if int(counted) != size:
             raise AssertionError(f"{kind}: the receiver counted {int(counted)} of {size} bytes")
         mss = payload_per_segment(writer)
         writer.close()
-        return BulkResult(size / elapsed, cpu, float(child_cpu), mss)
+        return BulkResult(size / elapsed, cpu, float(child_cpu), mss, (faults, int(child_faults)))
     finally:
         await asyncio.to_thread(child.wait, LIMIT)  # the loop must run: our TCP lives on it
 
@@ -228,6 +248,14 @@ def cpu_columns(results: list[BulkResult], size: int) -> str:
         return f"{snd / size * 1e9:.2f} s/GB | {rcv / size * 1e9:.2f} s/GB"
     segments = size / mss
     return f"{snd / segments * 1e6:.2f} | {rcv / segments * 1e6:.2f}"
+
+
+def fault_column(results: list[BulkResult], size: int) -> str:
+    """Median page faults per MB moved, each side: memory mapped fresh and touched, which
+    glibc does for every large short-lived buffer (bytes objects, a StreamReader's)."""
+    snd = statistics.median(r.faults[0] for r in results)
+    rcv = statistics.median(r.faults[1] for r in results)
+    return f"{snd / (size / MB):.1f} / {rcv / (size / MB):.1f}"
 
 
 def main() -> None:
@@ -274,15 +302,15 @@ def main() -> None:
         base = max(r.rate for r in results["os"]) if "os" in results else None
         print(
             "| transport | bulk best MB/s | bulk median MB/s | ratio to os (best) "
-            "| sender CPU µs/segment | receiver CPU µs/segment |"
+            "| sender CPU µs/segment | receiver CPU µs/segment | page faults per MB, sender / receiver |"
         )
-        print("|---|---|---|---|---|---|")
+        print("|---|---|---|---|---|---|---|")
         for kind in kinds:
             rates = [r.rate for r in results[kind]]
             ratio = f"{max(rates) / base:5.3f}" if base else "-"
             print(
                 f"| {kind} | {max(rates) / MB:7.1f} | {statistics.median(rates) / MB:7.1f} "
-                f"| {ratio} | {cpu_columns(results[kind], size)} |"
+                f"| {ratio} | {cpu_columns(results[kind], size)} | {fault_column(results[kind], size)} |"
             )
         print(
             "each round's MB/s:", {k: [round(r.rate / MB) for r in v] for k, v in results.items()}
