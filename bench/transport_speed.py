@@ -20,6 +20,10 @@ over the payload divided by the connection's MSS less its options): sender and
 receiver run on two vCPUs, so the busier side's cost per segment bounds the rate;
 and each side's page faults per MB moved (minor faults over the transfer: memory
 glibc mapped fresh for a large short-lived buffer, then touched a page at a time).
+`--ramp` prints, for one bulk transfer of each of our kinds, the sender's cwnd, the
+window the receiver offers and what is in flight each time an ACK pass arrives, at
+fractions of the bytes acknowledged: in flight 0 is a ping-pong (the receiver took
+the whole flight in one pass, and the sender waited for its ACK).
 `--profile DIR` runs each bulk transfer's sender and receiver under cProfile, timed
 by process CPU time (a wall clock would charge a system call for the other process
 it wakes and gives the CPU to), writes DIR/KIND-sender.prof and DIR/KIND-receiver.prof,
@@ -32,6 +36,7 @@ a run without it.
     python3 bench/transport_speed.py --pin              # both processes on one vCPU (rr)
     python3 bench/transport_speed.py --kinds os,mtu1500 --no-rr      # only these, bulk only
     python3 bench/transport_speed.py --profile /tmp/prof --kinds mtu1500 --size 50 --rounds 1
+    python3 bench/transport_speed.py --ramp --kinds mtu1500 --size 100 --rounds 1 --no-rr
 """
 
 from __future__ import annotations
@@ -173,12 +178,64 @@ class BulkResult:
         self.faults = faults  # page faults of each process during the transfer
 
 
-async def bulk(kind: str, size: int, profile_dir: str | None = None) -> BulkResult:
+RAMP_MARKS = (0.01, 0.02, 0.05, 0.1, 0.2, 0.3, 0.5, 0.75, 0.99)
+
+
+def watch_acks(
+    writer: asyncio.StreamWriter, samples: list[tuple[float, int, int, int, int]]
+) -> None:
+    """Note the sender's (time, snd_una, cwnd, snd_wnd, bytes in flight) after each of
+    its engine's receive passes (the ACKs)."""
+    transport: Any = writer.transport
+    conn = transport.connection
+    engine = transport._engine.engine
+    receive = engine.receive
+
+    def noting(now: float) -> Any:
+        errors = receive(now)
+        una = conn.snd_una
+        samples.append((time.perf_counter(), una, conn.cwnd, conn.snd_wnd, conn.snd_max - una))
+        return errors
+
+    engine.receive = noting
+
+
+def ramp_lines(
+    kind: str, size: int, mss: int, samples: list[tuple[float, int, int, int, int]]
+) -> list[str]:
+    lines = [
+        f"{kind}: {len(samples)} ACK passes; at each fraction of the bytes acknowledged"
+        f" (in segments of {mss} bytes):"
+    ]
+    if not samples:
+        return lines
+    t0, una0 = samples[0][0], samples[0][1]
+    marks = list(RAMP_MARKS)
+    for t, una, cwnd, wnd, flight in samples:
+        done = (una - una0) / size
+        if marks and done >= marks[0]:
+            lines.append(
+                f"  {done * 100:5.1f}% at {(t - t0) * 1000:7.1f} ms: cwnd {cwnd / mss:5.0f}, "
+                f"window {wnd / mss:5.0f}, in flight {flight / mss:5.0f}"
+            )
+            while marks and done >= marks[0]:
+                marks.pop(0)
+    return lines
+
+
+async def bulk(
+    kind: str,
+    size: int,
+    profile_dir: str | None = None,
+    ramp: list[tuple[float, int, int, int, int]] | None = None,
+) -> BulkResult:
     child_prof = None if profile_dir is None else f"{profile_dir}/{kind}-receiver.prof"
     child, port = start_child(kind, "bulk", None, child_prof)
     profiler = None if profile_dir is None else cProfile.Profile(time.process_time)
     try:
         reader, writer = await open_stream(kind, "127.0.0.1", port)
+        if ramp is not None and kind != "os":
+            watch_acks(writer, ramp)
         payload = memoryview(os.urandom(CHUNK))
         if profiler is not None:
             profiler.enable()
@@ -270,6 +327,9 @@ def main() -> None:
     parser.add_argument("--no-rr", action="store_true", help="bulk only")
     parser.add_argument("--no-bulk", action="store_true", help="rr only")
     parser.add_argument("--profile", metavar="DIR", help="cProfile each side of each bulk run")
+    parser.add_argument(
+        "--ramp", action="store_true", help="cwnd, window and flight at each ACK (first round)"
+    )
     parser.add_argument("--child", nargs=2, help=argparse.SUPPRESS)
     parser.add_argument("--child-profile", help=argparse.SUPPRESS)
     args = parser.parse_args()
@@ -288,11 +348,13 @@ def main() -> None:
     size = args.size * MB
     results: dict[str, list[BulkResult]] = {k: [] for k in kinds}
     rtts: dict[str, list[float]] = {k: [] for k in kinds}
+    ramps: dict[str, list[tuple[float, int, int, int, int]]] = {k: [] for k in kinds}
     for i in range(args.rounds):
         order = kinds[i % len(kinds) :] + kinds[: i % len(kinds)]  # rotate: no kind always first
         for kind in order:
             if not args.no_bulk:
-                results[kind].append(asyncio.run(bulk(kind, size, args.profile)))
+                ramp = ramps[kind] if args.ramp and i == 0 else None
+                results[kind].append(asyncio.run(bulk(kind, size, args.profile, ramp)))
             if not args.no_rr:
                 rtts[kind].extend(
                     asyncio.run(request_response(kind, args.exchanges, 0 if args.pin else None))
@@ -323,6 +385,11 @@ def main() -> None:
             med = statistics.median(rtts[kind])
             ratio = f"{med / os_median:5.2f}" if os_median else "-"
             print(f"| {kind} | {med * 1e6:7.1f} | {p99(rtts[kind]) * 1e6:7.1f} | {ratio} |")
+    if args.ramp and not args.no_bulk:
+        for kind in kinds:
+            if kind != "os":
+                unit = results[kind][0].mss or 1
+                print("\n".join(ramp_lines(kind, size, unit, ramps[kind])))
     if args.profile:
         for kind in kinds:
             mss = results[kind][-1].mss
