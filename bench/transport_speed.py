@@ -17,7 +17,13 @@ datagram, the same with the TCP checksum instead, and the loopback MTU (64 KiB).
 
 Bulk runs also report each side's CPU time per segment of our TCP (process CPU time
 over the payload divided by the connection's MSS less its options): sender and
-receiver run on two vCPUs, so the busier side's cost per segment bounds the rate.
+receiver run on two vCPUs, so the busier side's cost per segment bounds the rate;
+and each side's page faults per MB moved (minor faults over the transfer: memory
+glibc mapped fresh for a large short-lived buffer, then touched a page at a time).
+`--ramp` prints, for one bulk transfer of each of our kinds, the sender's cwnd, the
+window the receiver offers and what is in flight each time an ACK pass arrives, at
+fractions of the bytes acknowledged: in flight 0 is a ping-pong (the receiver took
+the whole flight in one pass, and the sender waited for its ACK).
 `--profile DIR` runs each bulk transfer's sender and receiver under cProfile, timed
 by process CPU time (a wall clock would charge a system call for the other process
 it wakes and gives the CPU to), writes DIR/KIND-sender.prof and DIR/KIND-receiver.prof,
@@ -30,6 +36,7 @@ a run without it.
     python3 bench/transport_speed.py --pin              # both processes on one vCPU (rr)
     python3 bench/transport_speed.py --kinds os,mtu1500 --no-rr      # only these, bulk only
     python3 bench/transport_speed.py --profile /tmp/prof --kinds mtu1500 --size 50 --rounds 1
+    python3 bench/transport_speed.py --ramp --kinds mtu1500 --size 100 --rounds 1 --no-rr
 """
 
 from __future__ import annotations
@@ -38,6 +45,7 @@ import argparse
 import asyncio
 import cProfile
 import os
+import resource
 import statistics
 import subprocess
 import sys
@@ -63,6 +71,11 @@ CARRIERS = {
 }
 
 
+def minor_faults() -> int:
+    """Page faults this process took so far (memory mapped fresh and touched)."""
+    return resource.getrusage(resource.RUSAGE_SELF).ru_minflt
+
+
 def payload_per_segment(writer: asyncio.StreamWriter) -> int | None:
     """Payload bytes in a full segment of our TCP (None for the kernel's)."""
     conn = getattr(writer.transport, "connection", None)
@@ -85,11 +98,13 @@ async def serve(kind: str, role: str) -> None:
         total = 0
         data = await reader.read(1 << 20)
         cpu_start = time.process_time()  # from the first bytes on: the bulk work only
+        faults_start = minor_faults()
         while data:
             total += len(data)
             data = await reader.read(1 << 20)
         cpu = time.process_time() - cpu_start
-        writer.write(f"{total} {cpu}\n".encode())
+        faults = minor_faults() - faults_start
+        writer.write(f"{total} {cpu} {faults}\n".encode())
         await writer.drain()
         writer.close()
         done.set_result(None)
@@ -148,23 +163,84 @@ def start_child(
 
 
 class BulkResult:
-    def __init__(self, rate: float, sender_cpu: float, receiver_cpu: float, mss: int | None):
+    def __init__(
+        self,
+        rate: float,
+        sender_cpu: float,
+        receiver_cpu: float,
+        mss: int | None,
+        faults: tuple[int, int] = (0, 0),
+    ):
         self.rate = rate  # bytes per second
         self.sender_cpu = sender_cpu  # CPU seconds of each process during the transfer
         self.receiver_cpu = receiver_cpu
         self.mss = mss  # payload per full segment (our TCP), else None
+        self.faults = faults  # page faults of each process during the transfer
 
 
-async def bulk(kind: str, size: int, profile_dir: str | None = None) -> BulkResult:
+RAMP_MARKS = (0.01, 0.02, 0.05, 0.1, 0.2, 0.3, 0.5, 0.75, 0.99)
+
+
+def watch_acks(
+    writer: asyncio.StreamWriter, samples: list[tuple[float, int, int, int, int]]
+) -> None:
+    """Note the sender's (time, snd_una, cwnd, snd_wnd, bytes in flight) after each of
+    its engine's receive passes (the ACKs)."""
+    transport: Any = writer.transport
+    conn = transport.connection
+    engine = transport._engine.engine
+    receive = engine.receive
+
+    def noting(now: float) -> Any:
+        errors = receive(now)
+        una = conn.snd_una
+        samples.append((time.perf_counter(), una, conn.cwnd, conn.snd_wnd, conn.snd_max - una))
+        return errors
+
+    engine.receive = noting
+
+
+def ramp_lines(
+    kind: str, size: int, mss: int, samples: list[tuple[float, int, int, int, int]]
+) -> list[str]:
+    lines = [
+        f"{kind}: {len(samples)} ACK passes; at each fraction of the bytes acknowledged"
+        f" (in segments of {mss} bytes):"
+    ]
+    if not samples:
+        return lines
+    t0, una0 = samples[0][0], samples[0][1]
+    marks = list(RAMP_MARKS)
+    for t, una, cwnd, wnd, flight in samples:
+        done = (una - una0) / size
+        if marks and done >= marks[0]:
+            lines.append(
+                f"  {done * 100:5.1f}% at {(t - t0) * 1000:7.1f} ms: cwnd {cwnd / mss:5.0f}, "
+                f"window {wnd / mss:5.0f}, in flight {flight / mss:5.0f}"
+            )
+            while marks and done >= marks[0]:
+                marks.pop(0)
+    return lines
+
+
+async def bulk(
+    kind: str,
+    size: int,
+    profile_dir: str | None = None,
+    ramp: list[tuple[float, int, int, int, int]] | None = None,
+) -> BulkResult:
     child_prof = None if profile_dir is None else f"{profile_dir}/{kind}-receiver.prof"
     child, port = start_child(kind, "bulk", None, child_prof)
     profiler = None if profile_dir is None else cProfile.Profile(time.process_time)
     try:
         reader, writer = await open_stream(kind, "127.0.0.1", port)
+        if ramp is not None and kind != "os":
+            watch_acks(writer, ramp)
         payload = memoryview(os.urandom(CHUNK))
         if profiler is not None:
             profiler.enable()
         cpu_start = time.process_time()
+        faults_start = minor_faults()
         start = time.perf_counter()
         sent = 0
         async with asyncio.timeout(LIMIT):
@@ -176,15 +252,16 @@ async def bulk(kind: str, size: int, profile_dir: str | None = None) -> BulkResu
             line = await reader.readline()
         elapsed = time.perf_counter() - start
         cpu = time.process_time() - cpu_start
+        faults = minor_faults() - faults_start
         if profiler is not None:
             profiler.disable()
             profiler.dump_stats(f"{profile_dir}/{kind}-sender.prof")
-        counted, child_cpu = line.split()
+        counted, child_cpu, child_faults = line.split()
         if int(counted) != size:
             raise AssertionError(f"{kind}: the receiver counted {int(counted)} of {size} bytes")
         mss = payload_per_segment(writer)
         writer.close()
-        return BulkResult(size / elapsed, cpu, float(child_cpu), mss)
+        return BulkResult(size / elapsed, cpu, float(child_cpu), mss, (faults, int(child_faults)))
     finally:
         await asyncio.to_thread(child.wait, LIMIT)  # the loop must run: our TCP lives on it
 
@@ -230,6 +307,14 @@ def cpu_columns(results: list[BulkResult], size: int) -> str:
     return f"{snd / segments * 1e6:.2f} | {rcv / segments * 1e6:.2f}"
 
 
+def fault_column(results: list[BulkResult], size: int) -> str:
+    """Median page faults per MB moved, each side: memory mapped fresh and touched, which
+    glibc does for every large short-lived buffer (bytes objects, a StreamReader's)."""
+    snd = statistics.median(r.faults[0] for r in results)
+    rcv = statistics.median(r.faults[1] for r in results)
+    return f"{snd / (size / MB):.1f} / {rcv / (size / MB):.1f}"
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--size", type=int, default=200, help="MB per bulk run")
@@ -242,6 +327,9 @@ def main() -> None:
     parser.add_argument("--no-rr", action="store_true", help="bulk only")
     parser.add_argument("--no-bulk", action="store_true", help="rr only")
     parser.add_argument("--profile", metavar="DIR", help="cProfile each side of each bulk run")
+    parser.add_argument(
+        "--ramp", action="store_true", help="cwnd, window and flight at each ACK (first round)"
+    )
     parser.add_argument("--child", nargs=2, help=argparse.SUPPRESS)
     parser.add_argument("--child-profile", help=argparse.SUPPRESS)
     args = parser.parse_args()
@@ -260,11 +348,13 @@ def main() -> None:
     size = args.size * MB
     results: dict[str, list[BulkResult]] = {k: [] for k in kinds}
     rtts: dict[str, list[float]] = {k: [] for k in kinds}
+    ramps: dict[str, list[tuple[float, int, int, int, int]]] = {k: [] for k in kinds}
     for i in range(args.rounds):
         order = kinds[i % len(kinds) :] + kinds[: i % len(kinds)]  # rotate: no kind always first
         for kind in order:
             if not args.no_bulk:
-                results[kind].append(asyncio.run(bulk(kind, size, args.profile)))
+                ramp = ramps[kind] if args.ramp and i == 0 else None
+                results[kind].append(asyncio.run(bulk(kind, size, args.profile, ramp)))
             if not args.no_rr:
                 rtts[kind].extend(
                     asyncio.run(request_response(kind, args.exchanges, 0 if args.pin else None))
@@ -274,15 +364,15 @@ def main() -> None:
         base = max(r.rate for r in results["os"]) if "os" in results else None
         print(
             "| transport | bulk best MB/s | bulk median MB/s | ratio to os (best) "
-            "| sender CPU µs/segment | receiver CPU µs/segment |"
+            "| sender CPU µs/segment | receiver CPU µs/segment | page faults per MB, sender / receiver |"
         )
-        print("|---|---|---|---|---|---|")
+        print("|---|---|---|---|---|---|---|")
         for kind in kinds:
             rates = [r.rate for r in results[kind]]
             ratio = f"{max(rates) / base:5.3f}" if base else "-"
             print(
                 f"| {kind} | {max(rates) / MB:7.1f} | {statistics.median(rates) / MB:7.1f} "
-                f"| {ratio} | {cpu_columns(results[kind], size)} |"
+                f"| {ratio} | {cpu_columns(results[kind], size)} | {fault_column(results[kind], size)} |"
             )
         print(
             "each round's MB/s:", {k: [round(r.rate / MB) for r in v] for k, v in results.items()}
@@ -295,6 +385,11 @@ def main() -> None:
             med = statistics.median(rtts[kind])
             ratio = f"{med / os_median:5.2f}" if os_median else "-"
             print(f"| {kind} | {med * 1e6:7.1f} | {p99(rtts[kind]) * 1e6:7.1f} | {ratio} |")
+    if args.ramp and not args.no_bulk:
+        for kind in kinds:
+            if kind != "os":
+                unit = results[kind][0].mss or 1
+                print("\n".join(ramp_lines(kind, size, unit, ramps[kind])))
     if args.profile:
         for kind in kinds:
             mss = results[kind][-1].mss

@@ -179,10 +179,16 @@ def test_core_ab(tmp_path: Path) -> None:
 def test_transport_speed() -> None:
     out = run_bench(
         "transport_speed.py",
-        *("--size", "2", "--exchanges", "20", "--rounds", "1", "--kinds", "os,mtu1500"),
+        *("--size", "2", "--exchanges", "20", "--rounds", "1", "--kinds", "os,mtu1500", "--ramp"),
     )
-    # Bulk: each side's CPU per segment of our TCP; then the round trips against the kernel's.
-    assert re.search(r"^\| mtu1500 \| .* \| \d+\.\d\d \| \d+\.\d\d \|$", out, re.M), out
+    # Bulk: each side's CPU per segment of our TCP and page faults per MB; then the round
+    # trips against the kernel's.
+    bulk = r"^\| mtu1500 \| .* \| \d+\.\d\d \| \d+\.\d\d \| \d+\.\d / \d+\.\d \|$"
+    assert re.search(bulk, out, re.M), out
+    # --ramp: the sender's cwnd, the offered window and the flight at each ACK pass.
+    assert re.search(r"^mtu1500: \d+ ACK passes", out, re.M), out
+    ramp = r"^ +\d+\.\d% at +\d+\.\d ms: cwnd +\d+, window +\d+, in flight +\d+$"
+    assert len(re.findall(ramp, out, re.M)) >= 2, out
     assert re.search(r"^\| mtu1500 \| +\d+\.\d \| +\d+\.\d \| +\d+\.\d\d \|$", out, re.M), out
 
 

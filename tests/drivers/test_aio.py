@@ -110,6 +110,68 @@ async def test_the_datagrams_of_one_read_reach_the_host_in_one_call(
     server.close()
 
 
+class TurnCounting(asyncio.Protocol):
+    """Notes each delivery's size and loop iteration: a marker callback scheduled at
+    an iteration's first delivery runs before anything of the next iteration's."""
+
+    def __init__(self) -> None:
+        self.data = bytearray()
+        self.sizes: list[int] = []
+        self.turns: list[int] = []
+        self.turn_of: list[int] = []  # the loop iteration (turn) of each delivery
+        self.eof_at = -1
+        self.done = asyncio.get_running_loop().create_future()
+        self._turn_open = False
+
+    def _turn_over(self) -> None:
+        self._turn_open = False
+
+    def data_received(self, data: bytes) -> None:
+        if not self._turn_open:
+            self._turn_open = True
+            self.turns.append(0)
+            asyncio.get_running_loop().call_soon(self._turn_over)
+        self.turns[-1] += len(data)
+        self.sizes.append(len(data))
+        self.turn_of.append(len(self.turns))
+        self.data += data
+
+    def eof_received(self) -> bool:
+        self.eof_at = len(self.data)
+        self.done.set_result(None)
+        return False
+
+
+@run
+async def test_a_large_receive_pass_is_handed_on_in_pieces_the_rest_a_loop_turn_later() -> None:
+    """A receive pass may bring a megabyte; a protocol gets at most DELIVER_MAX bytes
+    per call (as from asyncio's own transports), what is left on a later loop
+    iteration, in order, and the end of the stream after the last byte."""
+    carrier = CarrierConfig(mtu=LOOPBACK_MTU)  # 64 KiB datagrams: passes of many KiB
+    accepted: asyncio.Future[TurnCounting] = asyncio.get_running_loop().create_future()
+
+    def factory() -> TurnCounting:
+        accepted.set_result(TurnCounting())
+        return accepted.result()
+
+    server = await aio.create_server(factory, "127.0.0.1", 0, carrier=carrier)
+    _, writer = await aio.open_connection(*server.addresses[0], carrier=carrier)
+    payload = os.urandom(8_000_000)
+    writer.write(payload)
+    writer.write_eof()
+    await writer.drain()
+    got = await accepted
+    await got.done
+    assert got.data == payload
+    assert got.eof_at == len(payload)
+    assert max(got.sizes) == aio.DELIVER_MAX  # some pass brought more, and was cut
+    cut = [i for i, size in enumerate(got.sizes[:-1]) if size == aio.DELIVER_MAX]
+    assert all(got.turn_of[i + 1] > got.turn_of[i] for i in cut)  # the rest came later
+    writer.close()
+    await writer.wait_closed()
+    server.close()
+
+
 @run
 async def test_a_no_delay_write_is_sent_inside_write_and_others_wait_for_the_loop() -> None:
     """With TCP_NODELAY a write goes out before ``write`` returns, as asyncio's own

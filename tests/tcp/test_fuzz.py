@@ -395,7 +395,7 @@ def check_connection(conn: Connection, now: float) -> None:
     assert isinstance(conn.state, State)
     assert conn.snd_una <= conn.snd_nxt <= conn.snd_max, (conn.snd_una, conn.snd_nxt, conn.snd_max)
     assert len(conn._sndbuf) <= conn.config.send_buffer
-    held = len(conn._rcvbuf) + conn._ooo_bytes
+    held = conn.receive_available + conn._ooo_bytes
     assert held <= conn.config.receive_buffer + (1 << conn._rcv_wscale), held
     timer = conn.get_timer()
     assert timer is None or math.isfinite(timer)

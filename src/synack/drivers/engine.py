@@ -25,6 +25,7 @@ import errno
 import os
 import select
 import socket
+import struct
 import time
 import weakref
 import zlib
@@ -48,6 +49,11 @@ from synack.tcp import (
 )
 
 _HEADER_MIN = 20
+# A CRC-32 trailer, and a TCP header's two ports: one C call each in the receive loop
+# (against slicing and int.from_bytes, and four indexings: 0.97 against 1.16 µs per
+# datagram for the whole check, measured with timeit).
+_TRAILER = struct.Struct("!I")
+_PORTS = struct.Struct("!HH")
 # Segments from this size on are sent with their CRC-32 trailer as a second buffer.
 GATHER_FROM = 8192
 
@@ -102,13 +108,15 @@ class Engine:
         ips = self._ips
         trailer = CRC_TRAILER if self.crc else 0
         crc32 = zlib.crc32
-        from_bytes = int.from_bytes
+        unpack_trailer = _TRAILER.unpack_from
+        unpack_ports = _PORTS.unpack_from
         least = _HEADER_MIN + trailer
         garbage = corrupt = 0
         traced = self.observer is not None
         run: list[memoryview] = []
         run_ip = ""
         for read, size, (ip, sport) in self.carrier.recv_reads(until_short=True):
+            ports = (sport, port)
             if ip != run_ip and not traced:
                 if run:
                     host.handle_segments(run, ips[run_ip], now)
@@ -126,22 +134,16 @@ class Engine:
                 elif trailer:
                     n -= trailer
                     segment = read[start : start + n]
-                    if crc32(segment) != from_bytes(read[start + n : end], "big"):
+                    if crc32(segment) != unpack_trailer(read, start + n)[0]:
                         corrupt += 1
                     else:
-                        if (
-                            segment[0] << 8 | segment[1] != sport
-                            or segment[2] << 8 | segment[3] != port
-                        ):
+                        if unpack_ports(read, start) != ports:
                             translate_ports(segment, sport, port, fix_checksum=False)
                             self.translated += 1
                         run.append(segment)
                 else:
                     segment = read[start:end]
-                    if (
-                        segment[0] << 8 | segment[1] != sport
-                        or segment[2] << 8 | segment[3] != port
-                    ):
+                    if unpack_ports(read, start) != ports:
                         translate_ports(segment, sport, port, fix_checksum=True)
                         self.translated += 1
                     run.append(segment)

@@ -200,7 +200,13 @@ class Connection:
         self.rcv_nxt = 0
         self._rcv_adv = 0  # right edge of the window we advertised (RCV.NXT + RCV.WND)
         self._rcv_wscale = 0
+        # Received in-order bytes not yet read are _rcvbuf[_rcv_head:_rcv_tail]. The
+        # bytearray keeps its size when emptied (both indexes go back to 0): a bulk
+        # receiver's buffer that shrank and grew again on every read would have its
+        # memory unmapped and faulted back in a page at a time (glibc maps large blocks).
         self._rcvbuf = bytearray()
+        self._rcv_head = 0
+        self._rcv_tail = 0
         self._rcv_limit = cfg.receive_buffer
         self._readable_signalled = False
         self._ooo_starts: list[int] = []  # out-of-order segments, sorted by start
@@ -306,12 +312,12 @@ class Connection:
     @property
     def receive_available(self) -> int:
         """Bytes ``receive`` would return now."""
-        return len(self._rcvbuf)
+        return self._rcv_tail - self._rcv_head
 
     @property
     def at_eof(self) -> bool:
         """The peer has finished sending and every byte it sent has been received."""
-        return self._eof and not self._rcvbuf
+        return self._eof and self._rcv_tail == self._rcv_head
 
     @property
     def unsent(self) -> int:
@@ -466,17 +472,15 @@ class Connection:
         Whether the stream has ended is ``at_eof``; reading may open the receive
         window, so call ``segments_to_send`` afterwards.
         """
-        buf = self._rcvbuf
-        if not buf:
+        head = self._rcv_head
+        tail = self._rcv_tail
+        if head == tail:
             if self.error is not None and not self._eof:
                 raise self.error
             return b""
-        if max_bytes < 0 or max_bytes >= len(buf):
-            data = bytes(buf)
-            buf.clear()
-        else:
-            data = bytes(buf[:max_bytes])
-            del buf[:max_bytes]
+        end = tail if max_bytes < 0 or max_bytes >= tail - head else head + max_bytes
+        data = bytes(memoryview(self._rcvbuf)[head:end])
+        self._consumed(end)
         self._after_read()
         if self._wake is not None:
             self._wake(self)
@@ -484,18 +488,40 @@ class Connection:
 
     def receive_into(self, target: bytearray | memoryview) -> int:
         """Copy received bytes into `target`; returns the count (0 when none are waiting)."""
-        buf = self._rcvbuf
-        n = min(len(buf), len(target))
+        head = self._rcv_head
+        n = min(self._rcv_tail - head, len(target))
         if n == 0:
             if self.error is not None and not self._eof:
                 raise self.error
             return 0
-        target[:n] = buf[:n]
-        del buf[:n]
+        target[:n] = memoryview(self._rcvbuf)[head : head + n]
+        self._consumed(head + n)
         self._after_read()
         if self._wake is not None:
             self._wake(self)
         return n
+
+    def _consumed(self, head: int) -> None:
+        """The user has read up to `head` of the receive buffer."""
+        tail = self._rcv_tail
+        if head == tail:
+            self._rcv_head = self._rcv_tail = 0
+        elif head > len(self._rcvbuf) >> 1:
+            # More than half the buffer is read and the rest is not: move the rest to
+            # the front (into the same bytearray, which keeps its size).
+            buf = self._rcvbuf
+            buf[: tail - head] = bytes(memoryview(buf)[head:tail])
+            self._rcv_head = 0
+            self._rcv_tail = tail - head
+        else:
+            self._rcv_head = head
+
+    def _rcv_append(self, data: bytes | memoryview) -> None:
+        """Queue in-order bytes for the user (the bytearray grows only when full)."""
+        tail = self._rcv_tail
+        end = tail + len(data)
+        self._rcvbuf[tail:end] = data
+        self._rcv_tail = end
 
     def shutdown(self) -> None:
         """Stop sending (RFC 9293 CLOSE, as ``shutdown(SHUT_WR)``): a FIN follows the queued data.
@@ -540,8 +566,8 @@ class Connection:
         if self.state in (State.CLOSED, State.LISTEN, State.SYN_SENT):
             self._terminate()
             return
-        if self._rcvbuf and self.state in SYNCHRONIZED:
-            self._rcvbuf.clear()
+        if self._rcv_tail != self._rcv_head and self.state in SYNCHRONIZED:
+            self._rcv_drop()
             if self.state is State.TIME_WAIT:
                 return  # both FINs are done: TIME-WAIT still lasts its 2*MSL (MUST-13)
             # As Linux's tcp_close(): "Unread data was tossed", so reset the connection,
@@ -572,8 +598,13 @@ class Connection:
         # "All queued SENDs and RECEIVEs should be given 'reset' responses": nothing of
         # this connection is delivered after an abort.
         self._sndbuf.clear()
-        self._rcvbuf.clear()
+        self._rcv_drop()
         self._terminate()
+
+    def _rcv_drop(self) -> None:
+        """Forget what was received and not read, and the memory that held it."""
+        self._rcvbuf = bytearray()
+        self._rcv_head = self._rcv_tail = 0
 
     # ------------------------------------------------------------------ passive opening helpers
 
@@ -795,9 +826,8 @@ class Connection:
         self.snd_wl1 = rcv_nxt
         self.snd_wl2 = self.snd_una
         if plen:
-            buf = self._rcvbuf
-            was_empty = not buf
-            buf += memoryview(data)[hlen:]
+            was_empty = self._rcv_tail == self._rcv_head
+            self._rcv_append(memoryview(data)[hlen:])
             rcv_nxt += plen
             self.rcv_nxt = rcv_nxt
             self.bytes_in += plen
@@ -844,6 +874,8 @@ class Connection:
         delayed_ack = self.config.delayed_ack
         quickack = self._quickack
         buf = self._rcvbuf
+        head = self._rcv_head
+        tail = self._rcv_tail
         begin = i
         while i < n:
             data = segments[i]
@@ -892,10 +924,11 @@ class Connection:
                     self.max_snd_wnd = wnd
             wl1 = rcv_nxt
             wl2 = una
-            if not buf and not self._readable_signalled:
+            if tail == head and not self._readable_signalled:
                 self._readable_signalled = True
                 self._events.append(_DATA_AVAILABLE)
-            buf += memoryview(data)[hlen:]
+            buf[tail : tail + plen] = memoryview(data)[hlen:]
+            tail += plen
             rcv_nxt += plen
             # _in_order_data's choice (RFC 5681 §4.2), with its variables local.
             if quickack > 0 or rcv_nxt - last_ack_sent >= two_segments or not delayed_ack:
@@ -916,6 +949,7 @@ class Connection:
             self.snd_wl1 = wl1
             self.snd_wl2 = wl2
             self.rcv_nxt = rcv_nxt
+            self._rcv_tail = tail
             self._quickack = quickack
         return i
 
@@ -1546,8 +1580,8 @@ class Connection:
         if plen:
             self.bytes_in += plen
             if seq == rcv_nxt:
-                was_empty = not self._rcvbuf
-                self._rcvbuf += payload
+                was_empty = self._rcv_tail == self._rcv_head
+                self._rcv_append(payload)
                 rcv_nxt += plen
                 filled_hole = False
                 if self._ooo_starts:
@@ -1629,14 +1663,13 @@ class Connection:
     def _drain_ooo(self, rcv_nxt: int) -> int:
         starts = self._ooo_starts
         datas = self._ooo_data
-        buf = self._rcvbuf
         while starts and starts[0] <= rcv_nxt:
             start = starts.pop(0)
             data = datas.pop(0)
             self._ooo_bytes -= len(data)
             end = start + len(data)
             if end > rcv_nxt:
-                buf += data[rcv_nxt - start :]
+                self._rcv_append(memoryview(data)[rcv_nxt - start :])
                 rcv_nxt = end
         self._ooo_ranges.trim_below(rcv_nxt)
         if not starts:
@@ -1701,14 +1734,14 @@ class Connection:
     # ------------------------------------------------------------------ reading side effects
 
     def _after_read(self) -> None:
-        if not self._rcvbuf:
+        if self._rcv_tail == self._rcv_head:
             self._readable_signalled = False
         if self.state not in RECEIVES_TEXT:
             return
         # Send a window update when reading opened the window a lot (RFC 9293
         # §3.8.6.2.2): at least doubled it, or by half the buffer, and by at least a segment.
         current = self._rcv_adv - self.rcv_nxt
-        free = self._rcv_limit - len(self._rcvbuf) - self._ooo_bytes
+        free = self._rcv_limit - (self._rcv_tail - self._rcv_head) - self._ooo_bytes
         gain = free - current
         if gain >= self._rcv_mss and (gain >= current or gain >= self._rcv_limit // 2):
             self._ack_now = True
@@ -2291,7 +2324,7 @@ class Connection:
         segment), and never moves left (RFC 7323 §2.4).
         """
         rcv_nxt = self.rcv_nxt
-        free = self._rcv_limit - len(self._rcvbuf) - self._ooo_bytes
+        free = self._rcv_limit - (self._rcv_tail - self._rcv_head) - self._ooo_bytes
         edge = rcv_nxt + (free if free > 0 else 0)
         adv = self._rcv_adv
         if edge > adv and edge - adv >= min(self._rcv_limit >> 1, self._rcv_mss):
