@@ -54,6 +54,7 @@ from synack.tcp.ranges import RangeSet
 from synack.tcp.rate import RateSampler
 from synack.tcp.recovery import Recovery
 from synack.tcp.rtt import RttEstimator
+from synack.tcp.sendbuf import SendBuffer
 from synack.tcp.state import ACCEPTS_SEND, RECEIVES_TEXT, SENT_FIN, SYNCHRONIZED, State
 from synack.wire.checksum import address_bytes, pseudo_header_sum, segment_sum_ok
 from synack.wire.seq import MASK, seq_lt
@@ -187,8 +188,7 @@ class Connection:
         self.snd_wl2 = 0
         self.max_snd_wnd = 0
         self._snd_wscale = 0  # shift applied to windows the peer advertises
-        self._sndbuf = bytearray()
-        self._sndbuf_seq = 0  # sequence number of _sndbuf[0]
+        self._sndbuf = SendBuffer()  # bytes [SND.UNA's data, queued end)
         self._send_limit = cfg.send_buffer
         self._send_blocked = False
         self._fin_queued = False
@@ -322,7 +322,8 @@ class Connection:
     @property
     def unsent(self) -> int:
         """Bytes queued by ``send`` and not yet transmitted once."""
-        return max(self._sndbuf_seq + len(self._sndbuf) - max(self.snd_nxt, self._sndbuf_seq), 0)
+        buf = self._sndbuf
+        return max(buf.end - max(self.snd_nxt, buf.seq), 0)
 
     @property
     def unacked(self) -> int:
@@ -454,14 +455,15 @@ class Connection:
             raise ConnectionDoesNotExist("connection does not exist")
         if self._fin_queued:
             raise ConnectionClosing("connection closing")
-        room = self._send_limit - len(self._sndbuf)
+        buf = self._sndbuf
+        room = self._send_limit - (buf.end - buf.seq)
         n = len(data)
         if n > room:
             n = max(room, 0)
             self._send_blocked = True
             data = memoryview(data)[:n]
         if n:
-            self._sndbuf += data
+            buf.append(data)
             if self._wake is not None:
                 self._wake(self)
         return n
@@ -543,7 +545,7 @@ class Connection:
         if self._fin_queued:
             return
         self._fin_queued = True
-        self._fin_seq = self._sndbuf_seq + len(self._sndbuf)
+        self._fin_seq = self._sndbuf.end
         if state is State.ESTABLISHED:
             self._set_state(State.FIN_WAIT_1)
         elif state is State.CLOSE_WAIT:
@@ -620,7 +622,7 @@ class Connection:
     def _set_iss(self, iss: int, now: float) -> None:
         self.iss = iss
         self.snd_una = self.snd_nxt = self.snd_max = iss
-        self._sndbuf_seq = iss + 1
+        self._sndbuf.rebase(iss + 1)
         self._rec.reset(iss)
         self._una_since = now
         if self.config.timestamps:
@@ -628,7 +630,7 @@ class Connection:
                 self._secret, self.local_ip, self.local_port, self.remote_ip, self.remote_port
             )
         if self._fin_queued:
-            self._fin_seq = self._sndbuf_seq + len(self._sndbuf)
+            self._fin_seq = self._sndbuf.end
 
     def _choose_wscale(self) -> int:
         return window_scale_for(self._rcv_limit)
@@ -1434,7 +1436,7 @@ class Connection:
         if self._ts_ok and seg.tsecr:
             echo_ms = int(now * 1000) - ((self._ts_now(now) - seg.tsecr) & MASK)
         nxt = self.snd_nxt
-        new_data = self._sndbuf_seq + len(self._sndbuf) > nxt and self.snd_wl2 + self.snd_wnd > nxt
+        new_data = self._sndbuf.end > nxt and self.snd_wl2 + self.snd_wnd > nxt
         una = self.snd_una
         if rec.on_ack_after_rto(ack - una, ack, self.snd_max, echo_ms, new_data, new_sack):
             self._cc = rec.undo_timeout(self._cc, una)
@@ -1496,11 +1498,7 @@ class Connection:
             rec.tlp_sampled = True
 
         # Free acknowledged bytes; the SYN and FIN occupy sequence space but no buffer.
-        buf_seq = self._sndbuf_seq
-        drop = min(ack, buf_seq + len(self._sndbuf)) - buf_seq
-        if drop > 0:
-            del self._sndbuf[:drop]
-            self._sndbuf_seq = buf_seq + drop
+        self._sndbuf.release(ack)
         rec.on_ack_advance(self._cc, acked, ack, self.snd_max, now, in_flight, echo_ms)
 
         # RFC 6298 §5.2-5.3: stop the timer when all is acknowledged, else restart it.
@@ -1818,7 +1816,7 @@ class Connection:
             self._syn_pending = True
             self._rto_at = now + self._rtt.rto
             if self._fin_seq >= 0:  # a FIN sent after the SYN-ACK goes again too
-                self._rec.resend_from(self._sndbuf_seq, self.snd_max)
+                self._rec.resend_from(self._sndbuf.seq, self.snd_max)
             return
         # The loss window: go back to SND.UNA and resend, in slow start, whatever the
         # scoreboard does not show as received (RFC 6675 §5.1).
@@ -1873,8 +1871,9 @@ class Connection:
     def _send_probe(self, now: float) -> None:
         out = self._queued
         mss = self.snd_mss - self._sack_option_size()
-        buf_seq = self._sndbuf_seq
-        data_end = buf_seq + len(self._sndbuf)
+        buf = self._sndbuf
+        buf_seq = buf.seq
+        data_end = buf.end
         nxt = max(self.snd_nxt, buf_seq)
         edge = self.snd_wl2 + self.snd_wnd
         if nxt < data_end and edge > nxt:
@@ -1906,7 +1905,7 @@ class Connection:
         would be."""
         if self.state not in SYNCHRONIZED:
             return
-        usable = self.snd_wl2 + self.snd_wnd - max(self.snd_nxt, self._sndbuf_seq)
+        usable = self.snd_wl2 + self.snd_wnd - max(self.snd_nxt, self._sndbuf.seq)
         if usable > 0:
             self._force_send = True  # a small window: the SWS override timeout has passed
             return
@@ -1962,7 +1961,7 @@ class Connection:
             state is _ESTABLISHED
             and not out
             and not self._ack_now
-            and self.snd_nxt >= self._sndbuf_seq + len(self._sndbuf)
+            and self.snd_nxt >= self._sndbuf.end
             and self._rec.high_rxt >= self._rec.lost_edge
             and self._fin_seq < 0
             and not self._rec.rxt_again
@@ -2028,8 +2027,9 @@ class Connection:
         # ride on data segments, make the segments that much shorter.
         mss = self.snd_mss - self._sack_option_size()
         cwnd = self._cc.cwnd
-        buf_seq = self._sndbuf_seq
-        data_end = buf_seq + len(self._sndbuf)
+        buf = self._sndbuf
+        buf_seq = buf.seq
+        data_end = buf.end
         fin_seq = self._fin_seq
         wnd_edge = self.snd_wl2 + self.snd_wnd
 
@@ -2177,31 +2177,37 @@ class Connection:
         last = PSH if end == data_end else 0
         if end == fin_seq:
             last |= FIN
-        off = nxt - self._sndbuf_seq
         if self._prediction:
             # The options are the same on every segment of the burst: NOP NOP TS, and
-            # the SACK blocks while the receive queue has holes (RFC 2018 §4).
-            with memoryview(self._sndbuf) as mv:
+            # the SACK blocks while the receive queue has holes (RFC 2018 §4). The
+            # buffer gives the burst in runs of whole segments, one run unless it
+            # crosses the end of one of the buffer's chunks.
+            window = self._window_field()
+            options = self._ts_option(now) + sack_option
+            seq = nxt
+            for run in self._sndbuf.runs(nxt, sent, mss):
+                n = len(run)
                 pack_burst(
                     out,
                     self.local_port,
                     self.remote_port,
-                    nxt,
+                    seq,
                     self.rcv_nxt,
                     ACK,
-                    self._window_field(),
-                    self._ts_option(now) + sack_option,
-                    mv[off : off + sent],
+                    window,
+                    options,
+                    run,
                     mss,
-                    last,
+                    last if seq + n == end else 0,
                     self._csum_pseudo,
                 )
+                seq += n
             self.segs_out += count + (1 if tail else 0)
         else:
             for i in range(count + (1 if tail else 0)):
                 n = mss if i < count else tail
                 flags = ACK | last if i * mss + n == sent else ACK
-                out.append(self._build_data(nxt + i * mss, flags, off + i * mss, n, now))
+                out.append(self._build_data(nxt + i * mss, flags, n, now))
         self._rec.on_send(nxt, end, last & FIN != 0, now)
         if self._rate is not None:
             self._rate.on_send_range(nxt, now, self.snd_max == self.snd_una)
@@ -2241,8 +2247,7 @@ class Connection:
         fin: bool = False,
     ) -> None:
         """Build the segment carrying [start, end) of the stream (and FIN if asked)."""
-        buf_seq = self._sndbuf_seq
-        data_end = buf_seq + len(self._sndbuf)
+        data_end = self._sndbuf.end
         flags = ACK
         if end > data_end:  # only the FIN can lie beyond the data
             end = data_end
@@ -2252,7 +2257,7 @@ class Connection:
         n = end - start
         if n > 0 and end == data_end:
             flags |= PSH
-        seg = self._build_data(start, flags, start - buf_seq, n, now)
+        seg = self._build_data(start, flags, n, now)
         out.append(seg)
         stats = self.counters
         self.segs_out += 1
@@ -2388,13 +2393,12 @@ class Connection:
             blocks += self._sack_blocks()[:room]
         return blocks
 
-    def _build_data(self, seq: int, flags: int, offset: int, n: int, now: float) -> bytes:
+    def _build_data(self, seq: int, flags: int, n: int, now: float) -> bytes:
         """One data (or FIN) segment off the hot path: retransmissions and lone FINs."""
         opts = self._ts_option(now) + self._sack_option()
-        with memoryview(self._sndbuf) as mv:
-            seg = self._build_with_options(
-                seq, self.rcv_nxt, flags, self._window_field(), opts, mv[offset : offset + n]
-            )
+        seg = self._build_with_options(
+            seq, self.rcv_nxt, flags, self._window_field(), opts, self._sndbuf.view(seq, n)
+        )
         self._after_ack_sent()
         return seg
 
