@@ -121,7 +121,15 @@ def synack_info(writer: asyncio.StreamWriter) -> dict[str, Any]:
     info = writer.transport.connection.info()  # type: ignore[attr-defined]
     out = {"congestion_control": info["congestion_control"], "srtt": info["srtt"]}
     out["payload_mss"] = info["snd_mss"]  # already less the options of every segment
-    for key in ("retransmits", "timeouts", "loss_probes", "fast_retransmits", "spurious_rtos"):
+    for key in (
+        "retransmits",
+        "timeouts",
+        "loss_probes",
+        "fast_retransmits",
+        "spurious_rtos",
+        "segments_sent",
+        "segments_received",
+    ):
         if key in info:
             out[key] = info[key]
     return out
@@ -285,7 +293,17 @@ def endpoint_main(argv: list[str]) -> None:
         async with asyncio.timeout(limit):
             return await body
 
-    print(json.dumps(asyncio.run(bounded())), flush=True)
+    profile_dir = os.environ.get("SIDE_BY_SIDE_PROFILE")
+    if not profile_dir:
+        print(json.dumps(asyncio.run(bounded())), flush=True)
+        return
+    import cProfile  # where an endpoint's CPU goes: one file per endpoint
+
+    profiler = cProfile.Profile(time.process_time)  # CPU time: the machine is shared
+    result = profiler.runcall(asyncio.run, bounded())
+    stem = f"{args.stack}-{args.cc}-{args.test}-{args.role}-{os.getpid()}"
+    profiler.dump_stats(os.path.join(profile_dir, stem + ".prof"))
+    print(json.dumps(result), flush=True)
 
 
 # ---------------------------------------------------------------------- the runs
