@@ -151,3 +151,10 @@ def test_under_random_loss_a_quarter_of_the_acks_and_no_more_retransmissions(
     # Each ACK still carries every block that changed since the one before it: what
     # the sender resends is what was lost, give or take what a lost ACK hid.
     assert rxt_on < rxt_off * 1.15, (rxt_on, rxt_off)
+
+
+def test_negative_settings_are_refused() -> None:
+    with pytest.raises(ValueError, match="comp_sack"):
+        Config(comp_sack_nr=-1)
+    with pytest.raises(ValueError, match="comp_sack"):
+        Config(comp_sack_delay=-0.001)
