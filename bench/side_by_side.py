@@ -121,7 +121,15 @@ def synack_info(writer: asyncio.StreamWriter) -> dict[str, Any]:
     info = writer.transport.connection.info()  # type: ignore[attr-defined]
     out = {"congestion_control": info["congestion_control"], "srtt": info["srtt"]}
     out["payload_mss"] = info["snd_mss"]  # already less the options of every segment
-    for key in ("retransmits", "timeouts", "loss_probes", "fast_retransmits", "spurious_rtos"):
+    for key in (
+        "retransmits",
+        "timeouts",
+        "loss_probes",
+        "fast_retransmits",
+        "spurious_rtos",
+        "segments_sent",
+        "segments_received",
+    ):
         if key in info:
             out[key] = info[key]
     return out
@@ -190,6 +198,8 @@ async def serve(args: argparse.Namespace) -> dict[str, Any]:
         ran, waited = cpu_and_wait()
         result = {"bytes": total, "elapsed": elapsed, "cpu": ran - cpu, "wait": waited - wait}
         result["info"] = info_of(args.stack, writer)
+        if args.stack == "synack":
+            result["counts"] = carrier_counts(writer)
         writer.transport.abort()  # the client stops on the reset
         done.set_result(result)
 
@@ -238,6 +248,7 @@ async def bulk_client(args: argparse.Namespace) -> dict[str, Any]:
         kept.close()
     else:
         info = synack_info(writer)
+        info["counts"] = carrier_counts(writer)
     writer.transport.abort()
     ran, waited = cpu_and_wait()
     return {"sent": sent, "cpu": ran - cpu, "wait": waited - wait, "info": info}
@@ -264,6 +275,45 @@ async def rr_client(args: argparse.Namespace) -> dict[str, Any]:
     return result
 
 
+COUNTED: Counter[str] = Counter()
+
+
+def count_calls() -> None:
+    """SIDE_BY_SIDE_COUNT=1: count, in this endpoint, the loop's iterations, the engine's
+    socket reads and timer firings, the pacing timer, and the ACKs with SACK blocks the
+    sender took with the blocks in them (a wrapper per call: well under a µs each)."""
+    from synack.drivers.aio import LoopEngine
+    from synack.tcp.connection import Connection
+    from synack.tcp.recovery import Recovery
+
+    def wrap(cls: Any, name: str, key: str, blocks: bool = False) -> None:
+        original = getattr(cls, name)
+
+        def counted(*args: Any, **kwargs: Any) -> Any:
+            COUNTED[key] += 1
+            if blocks:
+                COUNTED["sack_blocks"] += len(args[1])
+            return original(*args, **kwargs)
+
+        setattr(cls, name, counted)
+
+    wrap(asyncio.base_events.BaseEventLoop, "_run_once", "loop_iterations")
+    wrap(LoopEngine, "_readable", "readable_passes")
+    wrap(LoopEngine, "_fire", "timer_firings")
+    wrap(Connection, "_pacing_timer", "pacing_timer")
+    wrap(Recovery, "on_sack", "acks_with_sack", blocks=True)
+
+
+def carrier_counts(writer: Any) -> dict[str, int]:
+    """The UDP carrier's calls and datagrams (its `CarrierStats`) and COUNTED."""
+    stats = writer.transport._engine.engine.carrier.stats
+    out = {
+        k: getattr(stats, k)
+        for k in ("send_calls", "datagrams_sent", "recv_calls", "datagrams_received")
+    }
+    return {**out, **COUNTED}
+
+
 def endpoint_main(argv: list[str]) -> None:
     p = argparse.ArgumentParser(prog="side_by_side.py endpoint")
     p.add_argument("--stack", choices=STACKS, required=True)
@@ -275,6 +325,8 @@ def endpoint_main(argv: list[str]) -> None:
     p.add_argument("--seconds", type=float, default=10)
     p.add_argument("--exchanges", type=int, default=100)
     args = p.parse_args(argv)
+    if args.stack == "synack" and os.environ.get("SIDE_BY_SIDE_COUNT"):
+        count_calls()
     if args.role == "server":
         body = serve(args)
     else:
@@ -285,7 +337,17 @@ def endpoint_main(argv: list[str]) -> None:
         async with asyncio.timeout(limit):
             return await body
 
-    print(json.dumps(asyncio.run(bounded())), flush=True)
+    profile_dir = os.environ.get("SIDE_BY_SIDE_PROFILE")
+    if not profile_dir:
+        print(json.dumps(asyncio.run(bounded())), flush=True)
+        return
+    import cProfile  # where an endpoint's CPU goes: one file per endpoint
+
+    profiler = cProfile.Profile(time.process_time)  # CPU time: the machine is shared
+    result = profiler.runcall(asyncio.run, bounded())
+    stem = f"{args.stack}-{args.cc}-{args.test}-{args.role}-{os.getpid()}"
+    profiler.dump_stats(os.path.join(profile_dir, stem + ".prof"))
+    print(json.dumps(result), flush=True)
 
 
 # ---------------------------------------------------------------------- the runs
@@ -306,6 +368,9 @@ class Case:
     info: dict[str, Any] = field(default_factory=dict)  # sender's, last bulk round
     rr_info: dict[str, Any] = field(default_factory=dict)  # client's, last rr round
     relay_cost: list[float] = field(default_factory=list)  # relay CPU seconds per packet
+    # bulk, last round: each endpoint's CPU seconds, and the receiver's counts
+    cpu_seconds: dict[str, float] = field(default_factory=dict)
+    receiver_counts: dict[str, int] = field(default_factory=dict)
 
     def add_cpu(self, name: str, seconds: float, wall: float) -> None:
         self.cpu.setdefault(name, []).append(seconds / wall if wall > 0 else 0.0)
@@ -469,6 +534,8 @@ async def run_pair(case: Case, test: str, a: Any, log: Callable[[str], None]) ->
     if test == "bulk":
         case.goodput.append(got_server["bytes"] / got_server["elapsed"])
         case.info = got_client["info"]
+        case.receiver_counts = got_server.get("counts", {})
+        case.cpu_seconds = {"sender": got_client["cpu"], "receiver": got_server["cpu"]}
         elapsed = got_server["elapsed"]
         case.add_cpu("relay", relay_cpu, elapsed)
         case.add_cpu("relay wait", relay_wait, elapsed)
@@ -600,6 +667,39 @@ def tails(cases: list[Case]) -> str:
     return "\n".join(lines)
 
 
+def per_segment(c: Case) -> str:
+    """Where each segment's cost goes, last round: the sender's per segment it sent,
+    the receiver's per segment it received (the counts need SIDE_BY_SIDE_COUNT=1)."""
+    info = c.info
+    sent = max(1, info["segments_sent"])
+    acks = info["segments_received"]
+    parts = [
+        f"sender CPU {c.cpu_seconds.get('sender', 0.0) / sent * 1e6:.1f} µs/segment",
+        f"ACKs/segment {acks / sent:.3f}",
+    ]
+    counts = info.get("counts", {})
+    if counts.get("send_calls"):
+        parts.append(f"segments/send call {counts['datagrams_sent'] / counts['send_calls']:.1f}")
+    if counts.get("recv_calls"):
+        parts.append(f"ACKs/read {counts['datagrams_received'] / counts['recv_calls']:.1f}")
+    for key in ("loop_iterations", "timer_firings", "pacing_timer", "readable_passes"):
+        if key in counts:
+            parts.append(f"{key.replace('_', ' ')}/segment {counts[key] / sent:.3f}")
+    if counts.get("acks_with_sack"):
+        parts.append(f"SACK blocks/ACK {counts['sack_blocks'] / counts['acks_with_sack']:.2f}")
+    rc = c.receiver_counts
+    if rc.get("datagrams_received"):
+        got = rc["datagrams_received"]
+        parts.append(
+            f"receiver CPU {c.cpu_seconds.get('receiver', 0.0) / got * 1e6:.1f} µs/segment, "
+            f"segments/read {got / max(1, rc['recv_calls']):.1f}, "
+            f"ACK datagrams/send call {rc['datagrams_sent'] / max(1, rc['send_calls']):.1f}"
+        )
+        if "loop_iterations" in rc:
+            parts.append(f"receiver loop iterations/segment {rc['loop_iterations'] / got:.3f}")
+    return f"per segment, {c.loss:.0%} {c.stack} {c.cc}: " + "; ".join(parts)
+
+
 # ---------------------------------------------------------------------- main
 
 
@@ -690,6 +790,9 @@ def main(argv: list[str]) -> None:
                 f"bulk, {c.loss:.0%} {c.stack} {c.cc}: MB/s by round {rounds}; "
                 f"the sender's counters, last round: {json.dumps(c.info)}"
             )
+    for c in cases:
+        if c.goodput and c.stack == "synack" and "segments_sent" in c.info:
+            print(per_segment(c))
     for c in cases:
         if c.capacity and c.relay_cost:
             cost = statistics.median(c.relay_cost)

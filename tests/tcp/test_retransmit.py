@@ -343,8 +343,8 @@ def test_no_second_fast_retransmit_for_old_losses() -> None:
 def test_sack_blocks_most_recent_first() -> None:
     # RFC 2018 §4: "The first SACK block ... MUST specify the contiguous block of data
     # containing the segment which triggered this ACK"; the rest repeat the most recently
-    # reported blocks.
-    s = established(sack=True, peer=SACK_PEER)
+    # reported blocks. (One ACK per arrival: no SACK compression.)
+    s = established(sack=True, peer=SACK_PEER, comp_sack_nr=0)
     base = REMOTE_ISS + 1
 
     def segment_at(offset: int) -> list[Segment]:
@@ -376,7 +376,9 @@ def test_sack_blocks_most_recent_first() -> None:
 
 def test_sack_blocks_fit_beside_timestamps() -> None:
     # RFC 2018 §3: with the 12 bytes of timestamps, at most three blocks fit in 40 bytes.
-    s = established(sack=True, timestamps=True, peer={"sack_permitted": True, "ts": (1, 0)})
+    s = established(
+        sack=True, timestamps=True, comp_sack_nr=0, peer={"sack_permitted": True, "ts": (1, 0)}
+    )
     base = REMOTE_ISS + 1
     for offset in (100, 300, 500, 700):
         send(s, seg(SEND, seq=base + offset, flags=A | P, payload=bytes(100), ts=(2, 0)))

@@ -52,7 +52,7 @@ from synack.tcp.isn import isn as make_isn
 from synack.tcp.isn import new_secret, ts_offset
 from synack.tcp.ranges import RangeSet
 from synack.tcp.rate import RateSampler
-from synack.tcp.recovery import Recovery
+from synack.tcp.recovery import DUP_THRESH, Recovery
 from synack.tcp.rtt import RttEstimator
 from synack.tcp.sendbuf import SendBuffer
 from synack.tcp.state import ACCEPTS_SEND, RECEIVES_TEXT, SENT_FIN, SYNCHRONIZED, State
@@ -214,6 +214,7 @@ class Connection:
         self._ooo_bytes = 0
         self._ooo_ranges = RangeSet()  # what the out-of-order queue holds, merged: SACK blocks
         self._sack_recent: list[int] = []  # seqs of recent out-of-order arrivals, newest first
+        self._sack_run_end = -1  # where the latest out-of-order arrival ended
         self._dsack: tuple[int, int] | None = None  # a duplicate to report (RFC 2883), once
         self._rcv_fin_seq = -1
         self._eof = False  # the peer's FIN has been delivered
@@ -237,6 +238,14 @@ class Connection:
         self._delack_at: float | None = None
         self._quickack = QUICKACK_SEGMENTS
         self._queued: list[bytes] = []  # control segments built on arrival (dupACKs, RSTs)
+        # SACK compression (Config.comp_sack_nr), as Linux's compressed_ack: ACKs owed
+        # and folded into the one the timer sends, the RCV.NXT the immediate duplicate
+        # ACKs were counted for, and how many of those were sent.
+        self._comp_acks = 0
+        self._comp_runs = 0  # runs of arrivals (see _note_sack) since the last ACK
+        self._comp_rcv_nxt = -1
+        self._dupacks_sent = 0
+        self._comp_ack_at: float | None = None
 
         # -- retransmission and recovery --
         self._rtt = RttEstimator(cfg.rto_initial, cfg.rto_min, cfg.rto_max)
@@ -403,6 +412,9 @@ class Connection:
         if t is not None and (best is None or t < best):
             best = t
         t = self._delack_at
+        if t is not None and (best is None or t < best):
+            best = t
+        t = self._comp_ack_at
         if t is not None and (best is None or t < best):
             best = t
         t = self._persist_at
@@ -1590,8 +1602,7 @@ class Connection:
             else:
                 self._store_ooo(seq, payload)
                 self.counters["out_of_order"] += 1
-                # RFC 5681 §4.2: "an immediate duplicate ACK" for an out-of-order segment.
-                self._send_ack_immediately(now)
+                self._ack_out_of_order(now)
         if self._rcv_fin_seq >= 0 and self.rcv_nxt == self._rcv_fin_seq:
             self._process_fin(now)
         if dup_below >= 0 and self._sack_ok:
@@ -1599,8 +1610,47 @@ class Connection:
             self._note_dsack(dup_below, dup_end)
             self._send_ack_immediately(now)
 
+    def _ack_out_of_order(self, now: float) -> None:
+        """RFC 5681 §4.2: "an immediate duplicate ACK" for an out-of-order segment,
+        with Linux's SACK compression (Config.comp_sack_nr): the first three for one
+        RCV.NXT at once, which is all fast retransmit needs, then at most one per
+        5% of the RTT (or comp_sack_delay), or at once after comp_sack_nr were held
+        back. Each ACK still carries the SACK blocks of everything held, so the sender
+        learns as much, from fewer ACKs; a D-SACK block is never held back."""
+        cfg = self.config
+        if (
+            not self._sack_ok
+            or self._dsack
+            or self._comp_acks >= cfg.comp_sack_nr
+            # A second run since the last ACK (a new hole, or a retransmission landing
+            # below): the blocks of both runs go at once, first and second (the
+            # arrivals' order, _sack_blocks), while the first run's block is still
+            # among the three an ACK holds beside timestamps. Held longer, a block that
+            # changed could go unreported, and its segments be retransmitted for
+            # nothing (Linux sends at once when its SACK table overflows,
+            # tcp_sack_new_ofo_skb).
+            or self._comp_runs >= 2
+        ):
+            self._send_ack_immediately(now)
+            return
+        if self._comp_rcv_nxt != self.rcv_nxt:
+            self._comp_rcv_nxt = self.rcv_nxt
+            self._dupacks_sent = 0
+        if self._dupacks_sent < DUP_THRESH:
+            self._dupacks_sent += 1
+            self._send_ack_immediately(now)
+            return
+        self._comp_acks += 1
+        if self._comp_ack_at is None:
+            srtt = self._rtt.srtt
+            delay = cfg.comp_sack_delay
+            if srtt is not None and srtt / 20 < delay:
+                delay = srtt / 20
+            self._comp_ack_at = now + delay
+
     def _store_ooo(self, seq: int, payload: memoryview) -> None:
         end = seq + len(payload)
+        self._note_sack(seq, end)
         ranges = self._ooo_ranges
         if not ranges or seq >= ranges.ends[-1]:
             # Above all that is held (after a hole, the segments that follow it): no
@@ -1609,7 +1659,6 @@ class Connection:
             self._ooo_starts.append(seq)
             self._ooo_data.append(bytes(payload))
             self._ooo_bytes += end - seq
-            self._note_sack(seq)
             return
         held = ranges.find_overlap(seq, end)
         if held is not None:
@@ -1623,7 +1672,6 @@ class Connection:
         if i > 0:
             prev_end = starts[i - 1] + len(datas[i - 1])
             if prev_end >= end:
-                self._note_sack(seq)
                 return  # wholly a duplicate
             if prev_end > seq:
                 payload = payload[prev_end - seq :]
@@ -1643,7 +1691,6 @@ class Connection:
             starts.insert(i, seq)
             datas.insert(i, bytes(payload))
             self._ooo_bytes += end - seq
-        self._note_sack(seq)
 
     def _note_dsack(self, start: int, end: int) -> None:
         """RFC 2883 §4: a segment the receiver already had is reported in the first SACK
@@ -1653,10 +1700,16 @@ class Connection:
         if self._sack_ok and end > start:
             self._dsack = (start, end)
 
-    def _note_sack(self, seq: int) -> None:
+    def _note_sack(self, seq: int, end: int) -> None:
+        """Remember where an out-of-order arrival went, for the SACK blocks' order, and
+        count the runs of arrivals that continue one another (a burst after a hole)
+        since the last ACK, for SACK compression."""
         recent = self._sack_recent
         recent.insert(0, seq)
         del recent[4:]
+        if seq != self._sack_run_end or not self._comp_runs:
+            self._comp_runs += 1  # a new run, or the one an ACK reported going on
+        self._sack_run_end = end
 
     def _drain_ooo(self, rcv_nxt: int) -> int:
         starts = self._ooo_starts
@@ -1721,6 +1774,7 @@ class Connection:
         self._set_state(State.TIME_WAIT)
         # "Start the time-wait timer, turn off the other timers."
         self._rto_at = self._persist_at = self._keepalive_at = self._delack_at = None
+        self._comp_ack_at = None
         self._rec.stop_timers()
         self._close_at = now + 2 * self.config.msl
 
@@ -1758,6 +1812,7 @@ class Connection:
         ("_pace_at", "_pacing_timer"),
         ("_keepalive_at", "_keepalive_probe"),
         ("_delack_at", "_delayed_ack_timer"),
+        ("_comp_ack_at", "_delayed_ack_timer"),  # the compressed SACKs are due
     )
 
     def handle_timer(self, now: float) -> None:
@@ -2349,6 +2404,10 @@ class Connection:
     def _after_ack_sent(self) -> None:
         self._ack_now = False
         self._delack_at = None
+        self._comp_runs = 0
+        if self._comp_acks:  # this ACK carries what the compressed ones would have
+            self._comp_acks = 0
+            self._comp_ack_at = None
         self._last_ack_sent = self.rcv_nxt
 
     def _ts_option(self, now: float) -> bytes:
@@ -2514,7 +2573,7 @@ class Connection:
         if self.state is State.CLOSED:
             return
         self._rto_at = self._persist_at = self._keepalive_at = self._delack_at = None
-        self._close_at = self._pace_at = None
+        self._close_at = self._pace_at = self._comp_ack_at = None
         self._rec.stop_timers()
         self._ack_now = False
         self._syn_pending = False
