@@ -242,8 +242,15 @@ def user_calls(draw: st.DrawFn) -> tuple[Any, ...]:
 def test_worlds_with_and_without_prediction_are_indistinguishable(
     flavour: int, link: Link, seed: int, program: list[tuple[Any, ...]]
 ) -> None:
-    fast = World(True, FLAVOURS[flavour], link, seed)
-    slow = World(False, FLAVOURS[flavour], link, seed)
+    run_both(FLAVOURS[flavour], link, seed, program)
+
+
+def run_both(
+    changes: dict[str, Any], link: Link, seed: int, program: list[tuple[Any, ...]]
+) -> None:
+    """Run `program` in a world with the fast paths and one without; compare after each step."""
+    fast = World(True, changes, link, seed)
+    slow = World(False, changes, link, seed)
     assert_same("the handshake", fast.observe(), slow.observe())
     offset = 0
     for step, call in enumerate([*program, ("run", 3000)]):
@@ -262,6 +269,83 @@ def test_worlds_with_and_without_prediction_are_indistinguishable(
         assert_same((step, call), fast.observe(), slow.observe())
         if fast.events > FLOOD:
             break
+
+
+# Request/response: one side writes a message, the other reads it and answers, each
+# write at most a segment or just over (`Connection._send_small`'s case and its edges),
+# on links mostly lossless (the case it is for) and sometimes not (the fallbacks), with
+# pauses past the RTO (the idle restart it leaves to the full path).
+RR_FLAVOURS = [*FLAVOURS, {"no_delay": True}, {"congestion_control": "bbr"}]
+rr_links = st.builds(
+    Link,
+    delay=st.sampled_from([0.0005, 0.005, 0.03]),
+    jitter=st.sampled_from([0.0, 0.002]),
+    loss=st.sampled_from([0.0, 0.0, 0.02]),
+    duplicate=st.sampled_from([0.0, 0.0, 0.05]),
+    reorder=st.sampled_from([0.0, 0.0, 0.1]),
+)
+rr_sizes = st.sampled_from([1, 100, 1024, 1447, 1448, 1449, 3000]) | st.integers(1, 1448)
+pauses = st.sampled_from([0, 1, 5, 50, 300, 1500])  # milliseconds
+
+
+@st.composite
+def exchange(draw: st.DrawFn) -> list[tuple[Any, ...]]:
+    """One request and its response, as user calls (either side may ask)."""
+    asker = draw(sides)
+    return [
+        ("send", asker, draw(rr_sizes)),
+        ("run", draw(pauses)),
+        ("receive", 1 - asker, -1),
+        ("send", 1 - asker, draw(rr_sizes)),
+        ("run", draw(pauses)),
+        ("receive", asker, -1),
+    ]
+
+
+@EQUIVALENCE
+@given(
+    st.sampled_from(range(len(RR_FLAVOURS))),
+    rr_links,
+    st.integers(0, 1 << 16),
+    st.lists(exchange(), min_size=3, max_size=12),
+)
+def test_request_response_with_and_without_prediction_is_indistinguishable(
+    flavour: int, link: Link, seed: int, exchanges: list[list[tuple[Any, ...]]]
+) -> None:
+    run_both(RR_FLAVOURS[flavour], link, seed, [call for ex in exchanges for call in ex])
+
+
+def test_a_small_write_with_nothing_in_flight_takes_the_short_send_path(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The request/response comparison means something only if the fast world sends
+    most messages by `_send_small` (and the slow world never)."""
+    taken = {"tried": 0, "sent": 0}
+    send_small = Connection._send_small
+
+    def counting(self: Connection, now: float) -> list[bytes] | None:
+        out = send_small(self, now)
+        taken["tried"] += 1
+        taken["sent"] += out is not None
+        return out
+
+    monkeypatch.setattr(Connection, "_send_small", counting)
+    for prediction in (True, False):
+        taken.update(tried=0, sent=0)
+        world = World(prediction, {"no_delay": True}, Link(delay=0.001), 1)
+        client, server = world.conns
+        for i in range(50):
+            request = POOL[i * 1024 : (i + 1) * 1024]
+            client.send(request)
+            world.run(0.005)
+            assert server.receive() == request
+            server.send(request[::-1])
+            world.run(0.005)
+            assert client.receive() == request[::-1]
+        if prediction:
+            assert taken["sent"] == 100
+        else:
+            assert taken == {"tried": 0, "sent": 0}
 
 
 def test_each_configuration_takes_its_own_path(monkeypatch: pytest.MonkeyPatch) -> None:

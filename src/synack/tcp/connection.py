@@ -1970,6 +1970,14 @@ class Connection:
             # The common case of nothing to say, decided cheaply. A shortcut past the
             # full path below, so Config.header_prediction turns it off too.
             return []
+        if (
+            state is _ESTABLISHED
+            and not out
+            and self.snd_una == self.snd_max
+            and self._prediction
+            and (small := self._send_small(now)) is not None
+        ):
+            return small
         self._queued = []
         if state is State.CLOSED or state is State.LISTEN:
             return out
@@ -1983,6 +1991,91 @@ class Connection:
             self._transmit(out, now)
         if self._ack_now:
             self._send_pure_ack(out, now)
+        if self._keepalive_at is None and self.config.keepalive:
+            self._keepalive_restart(now)
+        return out
+
+    def _send_small(self, now: float) -> list[bytes] | None:
+        """`segments_to_send` for a request or a response: at most one segment of data
+        queued on an ESTABLISHED connection with nothing in flight, as `_transmit` and
+        `_send_new` would send it, without their general cases; None where any of those
+        could apply (the full path decides). The caller checked ESTABLISHED, nothing
+        queued and SND.UNA = SND.MAX.
+
+        With nothing in flight, no SACK blocks to send, no retransmission due, no
+        pacing, no rate sampling, no FIN and no idle restart, `_transmit` comes down to:
+        the window and the congestion window allow the segment (the pipe is empty),
+        Nagle holds nothing (no short segment is unacknowledged), and `_send_new`'s
+        one segment carries PSH.
+        """
+        rec = self._rec
+        buf = self._sndbuf
+        nxt = self.snd_nxt
+        if nxt < buf.seq:  # the SYN is not data
+            nxt = buf.seq
+        data_end = buf.end
+        avail = data_end - nxt
+        mss = self.snd_mss
+        una = self.snd_una
+        cc = self._cc
+        if (
+            avail <= 0
+            or avail > mss
+            or self._fin_seq >= 0
+            or self._syn_pending
+            or self._ooo_starts  # SACK blocks would ride on the segment
+            or cc.pacing_rate
+            or self._rate is not None
+            or rec.rxt_again
+            or rec.high_rxt < rec.lost_edge
+            or rec.in_recovery  # PRR's window
+            or rec.dupacks  # limited transmit
+            or self._snd_sml > una  # Nagle might hold a short segment
+            or now - self._last_send > self._rtt.rto  # RFC 5681 §4.1's restart
+            or avail > self.snd_wl2 + self.snd_wnd - nxt
+            or avail > cc.cwnd - rec.pipe(una, una)
+        ):
+            return None
+        self._force_send = False  # it only lets a held short segment go: none is held
+        out: list[bytes] = []
+        end = nxt + avail
+        pack_burst(
+            out,
+            self.local_port,
+            self.remote_port,
+            nxt,
+            self.rcv_nxt,
+            ACK,
+            self._window_field(),
+            encode_timestamps((int(now * 1000) + self._ts_offset) & MASK, self._ts_recent)
+            if self._ts_ok
+            else b"",
+            buf.view(nxt, avail),
+            mss,
+            PSH,  # the end of the queued data
+            self._csum_pseudo,
+        )
+        self.segs_out += 1
+        rec.on_send(nxt, end, False, now)
+        if avail < mss:
+            self._snd_sml = end
+        self.bytes_out += avail
+        if not self._ts_ok and self._rtt_seq < 0:
+            self._rtt_seq = end
+            self._rtt_time = now
+        # _data_sent: RFC 6298 (5.1), the retransmission timer starts.
+        if self._rto_at is None:
+            self._rto_at = now + self._rtt.rto
+            self._una_since = now
+        self._persist_at = None
+        self._last_send = now
+        self._after_ack_sent()
+        self.snd_nxt = end
+        if end > self.snd_max:
+            self.snd_max = end
+        if rec.tlp:
+            # RFC 8985 §7.2: "after transmitting new data"
+            rec.arm_tlp(una, self.snd_max, una == self.iss, self._rtt.srtt, self._rto_at, now)
         if self._keepalive_at is None and self.config.keepalive:
             self._keepalive_restart(now)
         return out
