@@ -74,6 +74,7 @@ from synack.wire.tcp import (
     pack_ack,
     pack_ack_sack,
     pack_burst,
+    pack_data,
     pack_segment,
     parse_options,
     sack_option_size,
@@ -811,7 +812,10 @@ class Connection:
         self._probes = 0
         if d:
             if self._rate is None:
-                self._ack_advance(una + d, tsecr, now)
+                if una + d == self.snd_max and self._rxt_ts < 0:
+                    self._ack_all(una + d, tsecr, now)
+                else:
+                    self._ack_advance(una + d, tsecr, now)
             else:
                 prior = self._rec.pipe(una, self.snd_max)
                 self._ack_advance(una + d, tsecr, now)
@@ -1527,6 +1531,45 @@ class Connection:
         if self._fin_seq >= 0 and ack > self._fin_seq:
             self._our_fin_acked(now)
 
+    def _ack_all(self, ack: int, tsecr: int, now: float) -> None:
+        """`_ack_advance` for an ACK of everything sent (SND.MAX), from header prediction:
+        a request's or a response's ACK. Prediction has ruled out SACKed data, recovery,
+        F-RTO and a FIN; the caller, a retransmission still timed by a timestamp and BBR's
+        rate sample. What is left is `_ack_advance` with nothing in flight after it: the
+        retransmission timer stops, and the loss probe timer with it."""
+        snd_una = self.snd_una
+        acked = ack - snd_una
+        rec = self._rec
+        in_flight = rec.pipe(snd_una, ack)
+        self.snd_una = ack
+        if self.snd_nxt < ack:
+            self.snd_nxt = ack
+        self._retries = 0
+        self._una_since = now
+        echo_ms = -1
+        if self._ts_ok and tsecr:
+            # RFC 7323 §4.1: the timestamp echo of an ACK that advances the left edge.
+            ms = int(now * 1000)
+            rtt_ms = (((ms + self._ts_offset) & MASK) - tsecr) & MASK
+            echo_ms = ms - rtt_ms
+            if rtt_ms < 0x80000000:
+                self._rtt.sample(rtt_ms / 1000.0, max(1, in_flight // self.snd_mss))
+                rec.tlp_sampled = True
+        elif self._rtt_seq >= 0 and ack >= self._rtt_seq:
+            self._rtt.sample(now - self._rtt_time)  # RFC 6298 §3: the one timed segment
+            self._rtt_seq = -1
+            rec.tlp_sampled = True
+        self._sndbuf.release(ack)
+        rec.on_ack_advance(self._cc, acked, ack, ack, now, in_flight, echo_ms)
+        self._rto_at = None  # RFC 6298 §5.2: "all outstanding data has been acknowledged"
+        if rec.tlp:
+            if rec.tlp_end >= 0:
+                rec.after_ack_advance_tlp(self._cc, ack, now)
+            rec.pto_at = None  # RFC 8985 §7.2: no probe with nothing in flight (arm_tlp)
+        if self._send_blocked and len(self._sndbuf) <= self._send_limit // 2:
+            self._send_blocked = False
+            self._events.append(SendSpace())
+
     def _our_fin_acked(self, now: float) -> None:
         state = self.state
         if state is State.FIN_WAIT_1:
@@ -2037,24 +2080,21 @@ class Connection:
         ):
             return None
         self._force_send = False  # it only lets a held short segment go: none is held
-        out: list[bytes] = []
         end = nxt + avail
-        pack_burst(
-            out,
-            self.local_port,
-            self.remote_port,
-            nxt,
-            self.rcv_nxt,
-            ACK,
-            self._window_field(),
-            encode_timestamps((int(now * 1000) + self._ts_offset) & MASK, self._ts_recent)
-            if self._ts_ok
-            else b"",
-            buf.view(nxt, avail),
-            mss,
-            PSH,  # the end of the queued data
-            self._csum_pseudo,
-        )
+        out = [
+            pack_data(
+                self.local_port,
+                self.remote_port,
+                nxt,
+                self.rcv_nxt,
+                ACK | PSH,  # PSH: the end of the queued data
+                self._window_field(),
+                (int(now * 1000) + self._ts_offset) & MASK if self._ts_ok else None,
+                self._ts_recent,
+                buf.view(nxt, avail),
+                self._csum_pseudo,
+            )
+        ]
         self.segs_out += 1
         rec.on_send(nxt, end, False, now)
         if avail < mss:
