@@ -748,7 +748,7 @@ class Connection:
         rec = self._rec
         if (
             self._ooo_starts
-            or rec.sacked
+            or rec.sacked.starts  # (RangeSet's __bool__, without the call)
             or rec.in_recovery
             or rec.rto_recovery  # F-RTO and Eifel watch each ACK (_after_rto_ack)
             or self._fin_seq >= 0
@@ -852,7 +852,7 @@ class Connection:
         rec = self._rec
         if (
             self._ooo_starts
-            or rec.sacked
+            or rec.sacked.starts  # (RangeSet's __bool__, without the call)
             or rec.in_recovery
             or self._fin_seq >= 0
             or self._rcv_fin_seq >= 0
