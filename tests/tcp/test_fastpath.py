@@ -10,10 +10,14 @@ and show the same ``info()``, state and next deadline:
 * whole worlds on the fake network: a connected pair driven by a random program of
   sends, receives, shutdowns, closes and time passing, over a seeded link that loses,
   duplicates, reorders and corrupts;
+* request/response worlds: small messages answered one at a time, the case of
+  `_send_small` (a write with nothing in flight) and `_ack_all` (an ACK of everything
+  sent), with the writes, pauses and losses that send them to the full path;
 * single connections in ESTABLISHED fed the same segment bytes, made to hit each
   branch of header prediction: in-order data, a pure ACK of new data, duplicate ACKs,
   window updates, segments out of the window, stale and missing timestamps, bad
-  checksums, and flags prediction leaves to the full path.
+  checksums, and flags prediction leaves to the full path; and flights acknowledged
+  whole, with and without an RTT sample.
 
 Beyond what a user sees, the whole control block must match too, so that a shortcut
 that forgets a variable (a probe count, TS.Recent, SND.WL1) fails at the step where it
