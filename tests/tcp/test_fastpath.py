@@ -10,10 +10,14 @@ and show the same ``info()``, state and next deadline:
 * whole worlds on the fake network: a connected pair driven by a random program of
   sends, receives, shutdowns, closes and time passing, over a seeded link that loses,
   duplicates, reorders and corrupts;
+* request/response worlds: small messages answered one at a time, the case of
+  `_send_small` (a write with nothing in flight) and `_ack_all` (an ACK of everything
+  sent), with the writes, pauses and losses that send them to the full path;
 * single connections in ESTABLISHED fed the same segment bytes, made to hit each
   branch of header prediction: in-order data, a pure ACK of new data, duplicate ACKs,
   window updates, segments out of the window, stale and missing timestamps, bad
-  checksums, and flags prediction leaves to the full path.
+  checksums, and flags prediction leaves to the full path; and flights acknowledged
+  whole, with and without an RTT sample.
 
 Beyond what a user sees, the whole control block must match too, so that a shortcut
 that forgets a variable (a probe count, TS.Recent, SND.WL1) fails at the step where it
@@ -242,8 +246,15 @@ def user_calls(draw: st.DrawFn) -> tuple[Any, ...]:
 def test_worlds_with_and_without_prediction_are_indistinguishable(
     flavour: int, link: Link, seed: int, program: list[tuple[Any, ...]]
 ) -> None:
-    fast = World(True, FLAVOURS[flavour], link, seed)
-    slow = World(False, FLAVOURS[flavour], link, seed)
+    run_both(FLAVOURS[flavour], link, seed, program)
+
+
+def run_both(
+    changes: dict[str, Any], link: Link, seed: int, program: list[tuple[Any, ...]]
+) -> None:
+    """Run `program` in a world with the fast paths and one without; compare after each step."""
+    fast = World(True, changes, link, seed)
+    slow = World(False, changes, link, seed)
     assert_same("the handshake", fast.observe(), slow.observe())
     offset = 0
     for step, call in enumerate([*program, ("run", 3000)]):
@@ -262,6 +273,91 @@ def test_worlds_with_and_without_prediction_are_indistinguishable(
         assert_same((step, call), fast.observe(), slow.observe())
         if fast.events > FLOOD:
             break
+
+
+# Request/response: one side writes a message, the other reads it and answers, each
+# write at most a segment or just over (`Connection._send_small`'s case and its edges),
+# on links mostly lossless (the case it is for) and sometimes not (the fallbacks), with
+# pauses past the RTO (the idle restart it leaves to the full path).
+RR_FLAVOURS = [*FLAVOURS, {"no_delay": True}, {"congestion_control": "bbr"}]
+rr_links = st.builds(
+    Link,
+    delay=st.sampled_from([0.0005, 0.005, 0.03]),
+    jitter=st.sampled_from([0.0, 0.002]),
+    loss=st.sampled_from([0.0, 0.0, 0.02]),
+    duplicate=st.sampled_from([0.0, 0.0, 0.05]),
+    reorder=st.sampled_from([0.0, 0.0, 0.1]),
+)
+rr_sizes = st.sampled_from([1, 100, 1024, 1447, 1448, 1449, 3000]) | st.integers(1, 1448)
+pauses = st.sampled_from([0, 1, 5, 50, 300, 1500])  # milliseconds
+
+
+@st.composite
+def exchange(draw: st.DrawFn) -> list[tuple[Any, ...]]:
+    """One request and its response, as user calls (either side may ask)."""
+    asker = draw(sides)
+    return [
+        ("send", asker, draw(rr_sizes)),
+        ("run", draw(pauses)),
+        ("receive", 1 - asker, -1),
+        ("send", 1 - asker, draw(rr_sizes)),
+        ("run", draw(pauses)),
+        ("receive", asker, -1),
+    ]
+
+
+@EQUIVALENCE
+@given(
+    st.sampled_from(range(len(RR_FLAVOURS))),
+    rr_links,
+    st.integers(0, 1 << 16),
+    st.lists(exchange(), min_size=3, max_size=12),
+)
+def test_request_response_with_and_without_prediction_is_indistinguishable(
+    flavour: int, link: Link, seed: int, exchanges: list[list[tuple[Any, ...]]]
+) -> None:
+    run_both(RR_FLAVOURS[flavour], link, seed, [call for ex in exchanges for call in ex])
+
+
+def test_request_response_takes_the_short_paths(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The request/response comparison means something only if the fast world sends
+    every message by `_send_small` and takes the ACK each carries by `_ack_all` (and
+    the slow world never does)."""
+    taken = {"tried": 0, "sent": 0, "acked": 0}
+    send_small = Connection._send_small
+    ack_all = Connection._ack_all
+
+    def counting(self: Connection, now: float) -> list[bytes] | None:
+        out = send_small(self, now)
+        taken["tried"] += 1
+        taken["sent"] += out is not None
+        return out
+
+    def counting_acks(self: Connection, ack: int, tsecr: int, now: float) -> None:
+        taken["acked"] += 1
+        ack_all(self, ack, tsecr, now)
+
+    monkeypatch.setattr(Connection, "_send_small", counting)
+    monkeypatch.setattr(Connection, "_ack_all", counting_acks)
+    for prediction in (True, False):
+        taken.update(tried=0, sent=0, acked=0)
+        world = World(prediction, {"no_delay": True}, Link(delay=0.001), 1)
+        client, server = world.conns
+        for i in range(50):
+            request = POOL[i * 1024 : (i + 1) * 1024]
+            client.send(request)
+            world.run(0.005)
+            assert server.receive() == request
+            server.send(request[::-1])
+            world.run(0.005)
+            assert client.receive() == request[::-1]
+        if prediction:
+            assert taken["sent"] == 100
+            assert taken["acked"] == 99  # every message but the last acknowledges one
+        else:
+            assert taken == {"tried": 0, "sent": 0, "acked": 0}
 
 
 def test_each_configuration_takes_its_own_path(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -340,7 +436,7 @@ KINDS = (
 
 @st.composite
 def peer_segment(
-    draw: st.DrawFn, conn: Connection, negotiated: bool, peer_ts: int
+    draw: st.DrawFn, conn: Connection, negotiated: bool, peer_ts: int, now: float = 0.0
 ) -> tuple[str, Segment]:
     """A segment from the peer, placed relative to the connection's variables so that it
     hits one of header prediction's branches (or just misses it), and what it aims at."""
@@ -353,7 +449,11 @@ def peer_segment(
     flags = draw(st.sampled_from([Flags.ACK, Flags.ACK, Flags.ACK | Flags.PSH]))
     window = 0xFFFF
     size = 0
-    ts: tuple[int, int] | None = (peer_ts, 0) if negotiated else None
+    # The echo: none, or one of our recent TSvals (an RTT sample, which the flight's
+    # size weighs: RFC 7323 Appendix G).
+    ours = (int(now * 1000) + conn._ts_offset) & MASK
+    echo = draw(st.sampled_from([0, ours, (ours - 30) & MASK]))
+    ts: tuple[int, int] | None = (peer_ts, echo) if negotiated else None
     sack: tuple[tuple[int, int], ...] = ()
     if kind == "data":
         size = draw(st.sampled_from([1448, 1448, 1]) | st.integers(1, 1448))
@@ -459,7 +559,7 @@ def test_the_same_segments_give_the_same_connection(
         kind = data.draw(st.sampled_from(["segment"] * 6 + ["send", "receive", "time"]))
         outputs = []
         if kind == "segment":
-            raw = segment_bytes(*data.draw(peer_segment(fast.conn, negotiated, peer_ts)))
+            raw = segment_bytes(*data.draw(peer_segment(fast.conn, negotiated, peer_ts, now)))
             peer_ts = (peer_ts + data.draw(st.sampled_from([0, 1, 7]))) & MASK
             for s in (fast, slow):
                 s.conn.handle_segment(raw, now)
@@ -478,3 +578,49 @@ def test_the_same_segments_give_the_same_connection(
         assert_same((step, kind), outputs[:1], outputs[1:])
         assert_same((step, kind, "segments"), sent[0], sent[1])
         assert_same((step, kind), observe(fast.conn), observe(slow.conn))
+
+
+@EQUIVALENCE
+@given(
+    st.booleans(),
+    st.sampled_from([{}, {"congestion_control": "newreno"}, {"delayed_ack": False}]),
+    st.data(),
+)
+def test_acks_of_the_whole_flight_give_the_same_connection(
+    negotiated: bool, changes: dict[str, Any], data: st.DataObject
+) -> None:
+    """`Connection._ack_all`'s case from every side: a flight of one segment or many
+    (the RTT sample weighs the flight's size, RFC 7323 Appendix G), acknowledged whole
+    by a pure ACK or by data, the echo timing it, missing, or not the flight's own."""
+    fast, slow = pair(negotiated, changes)
+    now = 0.0
+    peer_ts = PEER_TS
+    for step in range(data.draw(st.integers(1, 12))):
+        size = data.draw(
+            st.sampled_from([1, 1024, 1448, 2896, 5000, 14_480]) | st.integers(1, 30_000)
+        )
+        outputs = [user_call(s.conn, ("send", 0, size), POOL[:size]) for s in (fast, slow)]
+        sent = [s.conn.segments_to_send(now) for s in (fast, slow)]
+        assert_same((step, "send"), outputs[:1] + sent[:1], outputs[1:] + sent[1:])
+        ours = (int(now * 1000) + fast.conn._ts_offset) & MASK  # the flight's TSval
+        now += data.draw(st.sampled_from([0.0005, 0.01, 0.2]))
+        info = fast.conn.info()
+        echo = data.draw(st.sampled_from([ours, ours, 0, (ours - 50) & MASK]))
+        start = info["rcv_nxt"] % PERIOD
+        payload = STREAM[start : start + data.draw(st.sampled_from([0, 0, 100, 1448]))]
+        segment = seg(
+            SEND,
+            seq=info["rcv_nxt"],
+            ack=info["snd_nxt"],
+            flags=Flags.ACK | Flags.PSH if payload else Flags.ACK,
+            window=0xFFFF,
+            payload=payload,
+            ts=(peer_ts, echo) if negotiated else None,
+        )
+        raw = segment_bytes("ack", segment)
+        peer_ts = (peer_ts + 1) & MASK
+        for s in (fast, slow):
+            s.conn.handle_segment(raw, now)
+        sent = [s.conn.segments_to_send(now) for s in (fast, slow)]
+        assert_same((step, "ack", "segments"), sent[0], sent[1])
+        assert_same((step, "ack"), observe(fast.conn), observe(slow.conn))

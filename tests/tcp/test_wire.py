@@ -38,6 +38,7 @@ from synack.wire.tcp import (
     pack_ack,
     pack_ack_sack,
     pack_burst,
+    pack_data,
     pack_segment,
     parse_options,
     parse_segment,
@@ -474,6 +475,54 @@ def test_pack_ack_at_negative_zero() -> None:
         general = Segment(1, 2, 3, 4, Flags.ACK, window, options=Options(timestamps=ts))
         assert packed == build_segment(general, src=SRC, dst=DST)
         assert_valid(packed, (SRC, DST))
+
+
+@settings(max_examples=400, deadline=None, derandomize=True)
+@given(
+    u16,
+    u16,
+    seqs,
+    seqs,
+    st.sampled_from([Flags.ACK | Flags.PSH, Flags.ACK]) | st.integers(0, 255),
+    u16,
+    st.none() | st.tuples(u32, u32),
+    st.binary(min_size=1, max_size=1500) | st.sampled_from([b"\x00", b"\xff" * 1447]),
+    endpoints,
+)
+def test_pack_data_equals_the_general_builder(
+    sport: int,
+    dport: int,
+    seq: int,
+    ack: int,
+    flags: int,
+    window: int,
+    ts: tuple[int, int] | None,
+    payload: bytes,
+    addrs: tuple[bytes, bytes] | None,
+) -> None:
+    pseudo = pseudo_header_sum(*addrs) if addrs else None
+    tsval, tsecr = ts if ts is not None else (None, 0)
+    opts = encode_timestamps(*ts) if ts is not None else b""
+    with memoryview(bytearray(payload)) as view:  # as the send buffer hands it out
+        packed = pack_data(sport, dport, seq, ack, flags, window, tsval, tsecr, view, pseudo)
+    assert packed == pack_segment(sport, dport, seq, ack, flags, window, opts, payload, pseudo)
+    assert packed == reference_segment(sport, dport, seq, ack, flags, window, opts, payload, addrs)
+    assert_valid(packed, addrs)
+
+
+def test_pack_data_at_negative_zero() -> None:
+    """A segment whose words sum to 0xFFFF carries checksum 0, as `pack_segment` writes it."""
+    pseudo = pseudo_header_sum(SRC, DST)
+    for ts in (None, (123, 456)):
+        tsval, tsecr = ts if ts is not None else (None, 0)
+        opts = encode_timestamps(*ts) if ts is not None else b""
+        for payload in (b"\x01", b"\x12\x34\x56"):
+            csum = pack_data(1, 2, 3, 4, 0x18, 0, tsval, tsecr, payload, pseudo)[16:18]
+            window = int.from_bytes(csum, "big")  # brings the sum to 0xFFFF
+            packed = pack_data(1, 2, 3, 4, 0x18, window, tsval, tsecr, payload, pseudo)
+            assert packed[16:18] == b"\x00\x00"
+            assert packed == pack_segment(1, 2, 3, 4, 0x18, window, opts, payload, pseudo)
+            assert_valid(packed, (SRC, DST))
 
 
 @st.composite

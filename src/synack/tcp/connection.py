@@ -74,6 +74,7 @@ from synack.wire.tcp import (
     pack_ack,
     pack_ack_sack,
     pack_burst,
+    pack_data,
     pack_segment,
     parse_options,
     sack_option_size,
@@ -759,7 +760,7 @@ class Connection:
         rec = self._rec
         if (
             self._ooo_starts
-            or rec.sacked
+            or rec.sacked.starts  # (RangeSet's __bool__, without the call)
             or rec.in_recovery
             or rec.rto_recovery  # F-RTO and Eifel watch each ACK (_after_rto_ack)
             or self._fin_seq >= 0
@@ -823,7 +824,10 @@ class Connection:
         self._probes = 0
         if d:
             if self._rate is None:
-                self._ack_advance(una + d, tsecr, now)
+                if una + d == self.snd_max and self._rxt_ts < 0:
+                    self._ack_all(una + d, tsecr, now)
+                else:
+                    self._ack_advance(una + d, tsecr, now)
             else:
                 prior = self._rec.pipe(una, self.snd_max)
                 self._ack_advance(una + d, tsecr, now)
@@ -860,7 +864,7 @@ class Connection:
         rec = self._rec
         if (
             self._ooo_starts
-            or rec.sacked
+            or rec.sacked.starts  # (RangeSet's __bool__, without the call)
             or rec.in_recovery
             or self._fin_seq >= 0
             or self._rcv_fin_seq >= 0
@@ -1539,6 +1543,45 @@ class Connection:
         if self._fin_seq >= 0 and ack > self._fin_seq:
             self._our_fin_acked(now)
 
+    def _ack_all(self, ack: int, tsecr: int, now: float) -> None:
+        """`_ack_advance` for an ACK of everything sent (SND.MAX), from header prediction:
+        a request's or a response's ACK. Prediction has ruled out SACKed data, recovery,
+        F-RTO and a FIN; the caller, a retransmission still timed by a timestamp and BBR's
+        rate sample. What is left is `_ack_advance` with nothing in flight after it: the
+        retransmission timer stops, and the loss probe timer with it."""
+        snd_una = self.snd_una
+        acked = ack - snd_una
+        rec = self._rec
+        in_flight = rec.pipe(snd_una, ack)
+        self.snd_una = ack
+        if self.snd_nxt < ack:
+            self.snd_nxt = ack
+        self._retries = 0
+        self._una_since = now
+        echo_ms = -1
+        if self._ts_ok and tsecr:
+            # RFC 7323 §4.1: the timestamp echo of an ACK that advances the left edge.
+            ms = int(now * 1000)
+            rtt_ms = (((ms + self._ts_offset) & MASK) - tsecr) & MASK
+            echo_ms = ms - rtt_ms
+            if rtt_ms < 0x80000000:
+                self._rtt.sample(rtt_ms / 1000.0, max(1, in_flight // self.snd_mss))
+                rec.tlp_sampled = True
+        elif self._rtt_seq >= 0 and ack >= self._rtt_seq:
+            self._rtt.sample(now - self._rtt_time)  # RFC 6298 §3: the one timed segment
+            self._rtt_seq = -1
+            rec.tlp_sampled = True
+        self._sndbuf.release(ack)
+        rec.on_ack_advance(self._cc, acked, ack, ack, now, in_flight, echo_ms)
+        self._rto_at = None  # RFC 6298 §5.2: "all outstanding data has been acknowledged"
+        if rec.tlp:
+            if rec.tlp_end >= 0:
+                rec.after_ack_advance_tlp(self._cc, ack, now)
+            rec.pto_at = None  # RFC 8985 §7.2: no probe with nothing in flight (arm_tlp)
+        if self._send_blocked and len(self._sndbuf) <= self._send_limit // 2:
+            self._send_blocked = False
+            self._events.append(SendSpace())
+
     def _our_fin_acked(self, now: float) -> None:
         state = self.state
         if state is State.FIN_WAIT_1:
@@ -2025,6 +2068,14 @@ class Connection:
             # The common case of nothing to say, decided cheaply. A shortcut past the
             # full path below, so Config.header_prediction turns it off too.
             return []
+        if (
+            state is _ESTABLISHED
+            and not out
+            and self.snd_una == self.snd_max
+            and self._prediction
+            and (small := self._send_small(now)) is not None
+        ):
+            return small
         self._queued = []
         if state is State.CLOSED or state is State.LISTEN:
             return out
@@ -2038,6 +2089,88 @@ class Connection:
             self._transmit(out, now)
         if self._ack_now:
             self._send_pure_ack(out, now)
+        if self._keepalive_at is None and self.config.keepalive:
+            self._keepalive_restart(now)
+        return out
+
+    def _send_small(self, now: float) -> list[bytes] | None:
+        """`segments_to_send` for a request or a response: at most one segment of data
+        queued on an ESTABLISHED connection with nothing in flight, as `_transmit` and
+        `_send_new` would send it, without their general cases; None where any of those
+        could apply (the full path decides). The caller checked ESTABLISHED, nothing
+        queued and SND.UNA = SND.MAX.
+
+        With nothing in flight, no SACK blocks to send, no retransmission due, no
+        pacing, no rate sampling, no FIN and no idle restart, `_transmit` comes down to:
+        the window and the congestion window allow the segment (the pipe is empty),
+        Nagle holds nothing (no short segment is unacknowledged), and `_send_new`'s
+        one segment carries PSH.
+        """
+        rec = self._rec
+        buf = self._sndbuf
+        nxt = self.snd_nxt
+        if nxt < buf.seq:  # the SYN is not data
+            nxt = buf.seq
+        data_end = buf.end
+        avail = data_end - nxt
+        mss = self.snd_mss
+        una = self.snd_una
+        cc = self._cc
+        if (
+            avail <= 0
+            or avail > mss
+            or self._fin_seq >= 0
+            or self._syn_pending
+            or self._ooo_starts  # SACK blocks would ride on the segment
+            or cc.pacing_rate
+            or self._rate is not None
+            or rec.rxt_again
+            or rec.high_rxt < rec.lost_edge
+            or rec.in_recovery  # PRR's window
+            or rec.dupacks  # limited transmit
+            or self._snd_sml > una  # Nagle might hold a short segment
+            or now - self._last_send > self._rtt.rto  # RFC 5681 §4.1's restart
+            or avail > self.snd_wl2 + self.snd_wnd - nxt
+            or avail > cc.cwnd - rec.pipe(una, una)
+        ):
+            return None
+        self._force_send = False  # it only lets a held short segment go: none is held
+        end = nxt + avail
+        out = [
+            pack_data(
+                self.local_port,
+                self.remote_port,
+                nxt,
+                self.rcv_nxt,
+                ACK | PSH,  # PSH: the end of the queued data
+                self._window_field(),
+                (int(now * 1000) + self._ts_offset) & MASK if self._ts_ok else None,
+                self._ts_recent,
+                buf.view(nxt, avail),
+                self._csum_pseudo,
+            )
+        ]
+        self.segs_out += 1
+        rec.on_send(nxt, end, False, now)
+        if avail < mss:
+            self._snd_sml = end
+        self.bytes_out += avail
+        if not self._ts_ok and self._rtt_seq < 0:
+            self._rtt_seq = end
+            self._rtt_time = now
+        # _data_sent: RFC 6298 (5.1), the retransmission timer starts.
+        if self._rto_at is None:
+            self._rto_at = now + self._rtt.rto
+            self._una_since = now
+        self._persist_at = None
+        self._last_send = now
+        self._after_ack_sent()
+        self.snd_nxt = end
+        if end > self.snd_max:
+            self.snd_max = end
+        if rec.tlp:
+            # RFC 8985 §7.2: "after transmitting new data"
+            rec.arm_tlp(una, self.snd_max, una == self.iss, self._rtt.srtt, self._rto_at, now)
         if self._keepalive_at is None and self.config.keepalive:
             self._keepalive_restart(now)
         return out

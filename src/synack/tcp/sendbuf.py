@@ -55,6 +55,16 @@ class SendBuffer:
         if n == 0:
             return
         chunks = self._chunks
+        if not chunks and n < FIRST_CHUNK < self._chunk_size:
+            # An empty buffer and a small write (a request, a response): the loop below
+            # would make the same first chunk.
+            chunk = bytearray(FIRST_CHUNK)
+            chunk[:n] = data
+            self._starts.append(self.end)
+            chunks.append(chunk)
+            self._fill = n
+            self.end += n
+            return
         done = 0
         if chunks:
             tail = chunks[-1]

@@ -433,6 +433,51 @@ def pack_ack(
     )
 
 
+def pack_data(
+    sport: int,
+    dport: int,
+    seq: int,
+    ack: int,
+    flags: int,
+    window: int,
+    tsval: int | None,
+    tsecr: int,
+    payload: bytes | bytearray | memoryview,
+    pseudo: int | None,
+) -> bytes:
+    """`pack_ack` with a payload: one segment whose options are NOP NOP TS(`tsval`,
+    `tsecr`), or none when `tsval` is None. A request or a response is one of these;
+    `pack_burst` would loop and sum the options for it.
+
+    Equal to `pack_segment` with those options; the checksum sums the payload's words
+    as `ones_sum` does and reduces them before adding the header's (adding to the
+    payload's big number would copy it).
+    """
+    seq &= _MASK
+    ack &= _MASK
+    n = len(payload)
+    csum = 0
+    if pseudo is not None:
+        x = int.from_bytes(payload, "big")
+        if n & 1:
+            x <<= 8  # an odd last byte is the high half of a word padded with zero
+        csum = pseudo + n + sport + dport + seq + ack + flags + window + x % 0xFFFF
+    if tsval is None:
+        if pseudo is not None:
+            csum = (csum + HEADER_SIZE + (OFFSET_PLAIN << 8)) % 0xFFFF
+            csum = 0xFFFF - csum if csum else 0
+        return HEADER.pack(sport, dport, seq, ack, OFFSET_PLAIN, flags, window, csum, 0) + payload
+    if pseudo is not None:
+        csum = (csum + HEADER_TS_SIZE + (OFFSET_TS << 8) + _TS_PREFIX_SUM + tsval + tsecr) % 0xFFFF
+        csum = 0xFFFF - csum if csum else 0
+    return (
+        HEADER_TS.pack(
+            sport, dport, seq, ack, OFFSET_TS, flags, window, csum, 0, TS_PREFIX, tsval, tsecr
+        )
+        + payload
+    )
+
+
 # The fixed header, NOP NOP TS and NOP NOP SACK with one to three blocks: an ACK that
 # reports holes. Key: the number of blocks.
 _HEADER_TS_SACK = {n: struct.Struct("!HHIIBBHHH4sII3sB" + "II" * n) for n in (1, 2, 3)}
