@@ -1675,7 +1675,7 @@ class Connection:
         span = now - start
         if start < 0 or span >= (srtt if srtt is not None else 20 * delay):
             got = self.bytes_in - self._comp_rate_bytes
-            per_delay = int(got * delay / (span * self._rcv_mss)) if start >= 0 else 0
+            per_delay = int(got * delay / (span * self._rcv_mss)) if start >= 0 and span > 0 else 0
             self._comp_cap = min(per_delay - 1, self.config.comp_sack_nr)
             self._comp_rate_at = now
             self._comp_rate_bytes = self.bytes_in
