@@ -300,7 +300,8 @@ def test_same_segments_on_impaired_paths(
 # while it holds data out of order (fewer, each with the blocks of everything since the
 # last), so every run here sends other segments; the runs above, without it, still give
 # the digests recorded before it. Recorded again when no more ACKs were folded than
-# segments arrive within the delay (Connection._comp_limit): four CUBIC runs
+# segments arrive within the delay at the rate of the last two round trips
+# (Connection._comp_limit): four CUBIC runs
 # (("cubic", 3), 20e6 at 5%, both impaired ones) never reach two segments a delay, so
 # they fold nothing and give the digests of the runs without compression.
 PINNED_COMPRESSED = {
@@ -318,7 +319,7 @@ PATHS_COMPRESSED = {
         0.01,
         4,
         1.0,
-    ): "420bb42c43d70215d8dbdbcf0f5d24f6163eb9d05de5906a61293858518455ab",
+    ): "2b2125ca1064281cca971bdfbf452f41e20cb98cb2a51a4962514ff2daa10755",
     (
         "cubic",
         20e6,
@@ -332,7 +333,7 @@ PATHS_COMPRESSED = {
         0.002,
         8,
         0.7,
-    ): "67d8b167baf22bc2cbef7fe8e1d0c6e9cfd2b0b054601fb2f30fecaa0345e099",
+    ): "58907e5e3f1e0662a4be39748da8b914423119e1746fc3b19572d5094e5d84bd",
 }
 IMPAIRED_COMPRESSED = {
     (

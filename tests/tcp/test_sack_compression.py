@@ -117,14 +117,19 @@ def test_a_window_of_few_segments_is_never_folded(primed: int) -> None:
     assert s.conn.get_timer() is None or s.conn.get_timer() > s.now + 0.01
 
 
-def test_the_rate_is_measured_again_each_round_trip() -> None:
+def test_the_rate_is_that_of_the_faster_of_the_last_two_round_trips() -> None:
     s = receiver()
     for i in range(4):
         arrive(s, 100 + 100 * i)  # three sent, one held
     fire(s)
-    # A round trip later, with nothing more arrived: the window is now a handful.
+    # A round trip with next to nothing arrived: the one before still counts.
     s.at(s.now + RTT)
-    for i in range(4, 8):
+    assert arrive(s, 500) == []
+    [folded] = fire(s)
+    assert sack(folded) == [(100, 600)]
+    # Two such round trips: the window is now a handful, and nothing is folded.
+    s.at(s.now + RTT)
+    for i in range(5, 9):
         [dup] = arrive(s, 100 + 100 * i)
         assert sack(dup) == [(100, 200 + 100 * i)]
 

@@ -247,8 +247,10 @@ class Connection:
         self._dupacks_sent = 0
         self._comp_ack_at: float | None = None
         # How many ACKs may be folded into one (_comp_limit), from the rate data came in
-        # over the round trip that began at _comp_rate_at with bytes_in at _comp_rate_bytes.
+        # over the round trip that began at _comp_rate_at with bytes_in at _comp_rate_bytes
+        # and the one before it.
         self._comp_cap = 0
+        self._comp_last = 0  # segments per delay in the round trip measured last
         self._comp_rate_at = -1.0
         self._comp_rate_bytes = 0
 
@@ -1655,9 +1657,12 @@ class Connection:
 
     def _comp_limit(self, now: float, delay: float, srtt: float | None) -> int:
         """How many ACKs to fold into one: comp_sack_nr, but no more than the segments
-        that arrive within `delay` at the rate data came in over the last round trip,
-        less the one the ACK is for (none below two a delay: a window under
-        2 * RTT/delay, 40 segments, is never folded).
+        that arrive within `delay` at the rate data came in over the faster of the
+        last two round trips, less the one the ACK is for (none below two a delay: a
+        window under 2 * RTT/delay, 40 segments, is never folded). Two, because a
+        paced sender's rate swings from one round trip to the next (BBR through the
+        netem relay: 1 to 27 segments a millisecond), and a slow one should not
+        unfold the next.
 
         Linux caps only by comp_sack_nr: behind a bottleneck, arrivals come spaced
         out, and its timer folds what arrives within the delay, about RTT/delay ACKs a
@@ -1676,7 +1681,9 @@ class Connection:
         if start < 0 or span >= (srtt if srtt is not None else 20 * delay):
             got = self.bytes_in - self._comp_rate_bytes
             per_delay = int(got * delay / (span * self._rcv_mss)) if start >= 0 and span > 0 else 0
-            self._comp_cap = min(per_delay - 1, self.config.comp_sack_nr)
+            best = per_delay if per_delay > self._comp_last else self._comp_last
+            self._comp_last = per_delay
+            self._comp_cap = min(best - 1, self.config.comp_sack_nr)
             self._comp_rate_at = now
             self._comp_rate_bytes = self.bytes_in
         return self._comp_cap
