@@ -93,7 +93,10 @@ class Config:
     # SACK compression (Linux's tcp_comp_sack_nr and tcp_comp_sack_delay_ns): while
     # out-of-order data is held, after the first three duplicate ACKs for one RCV.NXT,
     # up to this many further ACKs are folded into one sent after 5% of the RTT or
-    # comp_sack_delay, whichever is less. Under random loss a receiver has a hole
+    # comp_sack_delay, whichever is less; never more than the segments that arrive
+    # within that delay at the faster of the last two round trips' rates, so a window
+    # of fewer than 2 * RTT/delay segments is never folded. Under random loss a
+    # receiver has a hole
     # nearly always and would otherwise acknowledge every segment at once, each ACK
     # costing the sender a pass through recovery and rate sampling. 0: off, one
     # immediate duplicate ACK per out-of-order segment (RFC 5681 §4.2's SHOULD).
