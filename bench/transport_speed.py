@@ -34,6 +34,7 @@ a run without it.
     python3 bench/transport_speed.py                   # 200 MB bulk, 2000 round trips, 3 rounds
     python3 bench/transport_speed.py --size 20 --exchanges 200 --rounds 1
     python3 bench/transport_speed.py --pin              # both processes on one vCPU (rr)
+    python3 bench/transport_speed.py --spread --no-rr   # bulk: sender on vCPU 0, receiver on 1
     python3 bench/transport_speed.py --kinds os,mtu1500 --no-rr      # only these, bulk only
     python3 bench/transport_speed.py --profile /tmp/prof --kinds mtu1500 --size 50 --rounds 1
     python3 bench/transport_speed.py --ramp --kinds mtu1500 --size 100 --rounds 1 --no-rr
@@ -228,9 +229,10 @@ async def bulk(
     size: int,
     profile_dir: str | None = None,
     ramp: list[tuple[float, int, int, int, int]] | None = None,
+    spread: bool = False,
 ) -> BulkResult:
     child_prof = None if profile_dir is None else f"{profile_dir}/{kind}-receiver.prof"
-    child, port = start_child(kind, "bulk", None, child_prof)
+    child, port = start_child(kind, "bulk", 1 if spread else None, child_prof)
     profiler = None if profile_dir is None else cProfile.Profile(time.process_time)
     try:
         reader, writer = await open_stream(kind, "127.0.0.1", port)
@@ -324,6 +326,12 @@ def main() -> None:
     parser.add_argument(
         "--kinds", default=",".join(["os", *CARRIERS]), help="comma-separated: os and/or carriers"
     )
+    parser.add_argument(
+        "--spread",
+        action="store_true",
+        help="bulk: the sender on vCPU 0, the receiver on vCPU 1 (the scheduler otherwise "
+        "sometimes puts both on one, which halves a run)",
+    )
     parser.add_argument("--no-rr", action="store_true", help="bulk only")
     parser.add_argument("--no-bulk", action="store_true", help="rr only")
     parser.add_argument("--profile", metavar="DIR", help="cProfile each side of each bulk run")
@@ -339,6 +347,9 @@ def main() -> None:
         return
     if args.pin:
         os.sched_setaffinity(0, {0})
+    spread_from = os.sched_getaffinity(0)
+    if args.spread and not {0, 1} <= spread_from:
+        parser.error("--spread needs vCPUs 0 and 1")
     kinds = [k for k in args.kinds.split(",") if k]
     for k in kinds:
         if k != "os" and k not in CARRIERS:
@@ -354,7 +365,11 @@ def main() -> None:
         for kind in order:
             if not args.no_bulk:
                 ramp = ramps[kind] if args.ramp and i == 0 else None
-                results[kind].append(asyncio.run(bulk(kind, size, args.profile, ramp)))
+                if args.spread:
+                    os.sched_setaffinity(0, {0})
+                results[kind].append(asyncio.run(bulk(kind, size, args.profile, ramp, args.spread)))
+                if args.spread:
+                    os.sched_setaffinity(0, spread_from)
             if not args.no_rr:
                 rtts[kind].extend(
                     asyncio.run(request_response(kind, args.exchanges, 0 if args.pin else None))
