@@ -55,17 +55,11 @@ from pathlib import Path
 from typing import Any
 
 from synack.drivers import aio
-from synack.drivers.udp import LOOPBACK_MTU, CarrierConfig
 
-REQUEST = 1024
-LIMIT = 120.0  # seconds any one run may take
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from transport_speed import CARRIERS, LIMIT, REQUEST  # the same kinds as the two-process bench
+
 WARMUP = 50  # exchanges before the clock starts (handshake done, caches warm)
-
-CARRIERS = {
-    "mtu1500": CarrierConfig(),
-    "mtu1500-tcp-checksum": CarrierConfig(integrity="tcp"),
-    "loopback": CarrierConfig(mtu=LOOPBACK_MTU),
-}
 
 
 async def exchanges(kind: str, count: int, profiler: cProfile.Profile | None = None) -> float:
