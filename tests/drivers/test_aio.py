@@ -497,6 +497,21 @@ def test_default_buffers_hold_a_window_of_full_segments_and_a_given_config_is_ke
     assert kept.mss == loopback.segment_mss
 
 
+def test_the_carriage_gives_the_loss_probe_a_10_ms_floor_unless_the_caller_sets_one() -> None:
+    # Our ACKs leave from a process the scheduler may hold: Linux's 2 ms (the core's own
+    # choice, None) fired spurious probes on loopback; a caller's value stands.
+    from synack.drivers.engine import PROBE_TIMEOUT_MIN, config_for
+
+    assert PROBE_TIMEOUT_MIN == 0.010
+    assert Config().probe_timeout_min is None
+    assert config_for(CarrierConfig(), None).probe_timeout_min == PROBE_TIMEOUT_MIN
+    mine = Config(congestion_control="bbr")
+    assert config_for(CarrierConfig(), mine).probe_timeout_min == PROBE_TIMEOUT_MIN
+    assert config_for(CarrierConfig(), Config(probe_timeout_min=0.0)).probe_timeout_min == 0.0
+    with pytest.raises(ValueError, match="probe_timeout_min"):
+        Config(probe_timeout_min=-1.0)
+
+
 @run
 async def test_no_delay_is_on_by_default_as_asyncio_sets_it_and_a_config_decides() -> None:
     """asyncio sets TCP_NODELAY on its own TCP sockets; our transports start with it on

@@ -335,6 +335,22 @@ def test_send_buffer_limit_and_send_space() -> None:
     assert s.conn.send_space == 2 * MSS
 
 
+def test_send_space_once_a_quarter_of_the_buffer_is_free() -> None:
+    # A writer blocked on a full buffer is woken when a quarter of it is free, not half:
+    # under loss a hole holds SND.UNA and most of the buffer stays in flight, and waiting
+    # for half left the sender with nothing new to send (docs/benchmarks.md).
+    s = established(send_buffer=8 * MSS)
+    assert s.conn.send(bytes(10 * MSS)) == 8 * MSS
+    recv(s)
+    ack_from_peer(s, MSS)  # an eighth free: the writer sleeps on
+    assert events(s) == []
+    assert s.conn.send_space == MSS
+    ack_from_peer(s, 2 * MSS)  # a quarter free
+    assert events(s) == ["SendSpace"]
+    ack_from_peer(s, 3 * MSS)  # once per fill: it was not blocked again
+    assert events(s) == []
+
+
 def test_piggybacked_ack_on_data() -> None:
     s = established()
     data_from_peer(s, 0, b"ping")

@@ -120,7 +120,8 @@ def test_a_lost_last_segment_is_repaired_by_the_probe_not_the_rto() -> None:
 
 
 def test_two_lost_tail_segments_a_probe_then_recovery() -> None:
-    """With two segments still in flight, PTO = 2*SRTT (§7.2), far below the 200 ms RTO.
+    """With two segments still in flight, PTO = 2*SRTT (§7.2) plus
+    Config.probe_timeout_min, far below the 200 ms RTO.
     The probe resends the last segment; its SACK shows the one before it lost (§7.4.1,
     the probe's ACK reveals the hole), and recovery repairs it at once."""
     client, start, done = burst_with_lost_tail(2)
@@ -177,7 +178,8 @@ def test_the_probe_sends_new_data_when_the_window_allows_none() -> None:
     assert offsets(recv(s)) == [i * MSS for i in range(10)]  # cwnd: the initial window
     deadline = s.conn.get_timer()
     assert deadline is not None
-    assert abs(deadline - (s.now + 2 * 0.1)) < 1e-9  # PTO = 2*SRTT, below the RTO
+    # PTO = 2*SRTT + Config.probe_timeout_min (Linux's 2 ms), below the RTO
+    assert abs(deadline - (s.now + 2 * 0.1 + 0.002)) < 1e-9
     sent = advance(s, deadline)
     assert [offsets([x]) for _t, x in sent] == [[10 * MSS]]
     assert s.conn.info()["loss_probes"] == 1
@@ -189,7 +191,8 @@ def test_the_probe_resends_the_last_segment_and_its_ack_ends_the_episode() -> No
     s: Sock = established(rtt=0.1, sack=True, peer=SACK_PEER, congestion_control="newreno")
     s.conn.send(bytes(4 * MSS))
     recv(s)
-    sent = advance(s, s.now + 0.2)
+    assert advance(s, s.now + 0.2) == []  # 2*SRTT: probe_timeout_min still to run
+    sent = advance(s, s.now + 0.002)
     assert [offsets([x]) for _t, x in sent] == [[3 * MSS]]
     cwnd = s.conn.cwnd
     # The ACK covers exactly the probe: it may be the original's (the probe's DSACK

@@ -63,6 +63,13 @@ class Config:
     # recovery, send in proportion to what is delivered so that the flight comes down to
     # ssthresh smoothly. Needs SACK. Off, RFC 6675's cwnd - pipe.
     prr: bool = True
+    # Added to the loss probe's 2 SRTT (RFC 8985 §7.2) while more than one segment is in
+    # flight. None: the driver's choice. The core takes Linux's 2 ms (TCP_TIMEOUT_MIN_US
+    # in tcp_schedule_loss_probe), which suits a stack whose ACKs leave at once, as the
+    # kernel's do and as they do on the fake network. The UDP carriage takes 10 ms
+    # (drivers/engine.py): there the ACKs leave from a process, which its application and
+    # the scheduler hold for milliseconds at a time.
+    probe_timeout_min: float | None = None
 
     # Retransmission timeout bounds (RFC 6298). RFC 6298 §2.4 says the minimum
     # SHOULD be 1 s; like Linux we default to 200 ms, which the RFC permits and
@@ -125,6 +132,8 @@ class Config:
                 raise ValueError(f"{name} must hold at least two segments")
         if not 0 < self.rto_min <= self.rto_initial <= self.rto_max:
             raise ValueError("need 0 < rto_min <= rto_initial <= rto_max")
+        if self.probe_timeout_min is not None and self.probe_timeout_min < 0:
+            raise ValueError("probe_timeout_min must not be negative")
         if self.comp_sack_nr < 0 or self.comp_sack_delay < 0:
             raise ValueError("comp_sack_nr and comp_sack_delay must not be negative")
         if self.initial_window < 1:

@@ -52,7 +52,7 @@ from synack.tcp.isn import isn as make_isn
 from synack.tcp.isn import new_secret, ts_offset
 from synack.tcp.ranges import RangeSet
 from synack.tcp.rate import RateSampler
-from synack.tcp.recovery import DUP_THRESH, Recovery
+from synack.tcp.recovery import DUP_THRESH, PTO_MIN, Recovery
 from synack.tcp.rtt import RttEstimator
 from synack.tcp.sendbuf import SendBuffer
 from synack.tcp.state import ACCEPTS_SEND, RECEIVES_TEXT, SENT_FIN, SYNCHRONIZED, State
@@ -191,6 +191,14 @@ class Connection:
         self._snd_wscale = 0  # shift applied to windows the peer advertises
         self._sndbuf = SendBuffer()  # bytes [SND.UNA's data, queued end)
         self._send_limit = cfg.send_buffer
+        # A writer that filled the buffer hears SendSpace once a quarter of it is free.
+        # Waiting for half (as this once did) starved the sender under loss: a hole
+        # holds SND.UNA, so unacknowledged data stays queued for two round trips and
+        # more, and with over half of the buffer in flight nothing new was written
+        # while the window had room (bench/side_by_side.py, BBR at 40 MB/s and 1% loss:
+        # 24.9 -> 31.5 MB/s, docs/benchmarks.md). Linux wakes a writer at a third free
+        # (sk_stream_write_space); a quarter costs at most four wakes per buffer's worth.
+        self._send_resume = cfg.send_buffer - (cfg.send_buffer >> 2)
         self._send_blocked = False
         self._fin_queued = False
         self._fin_seq = -1  # sequence number of our FIN, once queued
@@ -271,7 +279,12 @@ class Connection:
         self._rxt_ts_end = 0
         # Loss detection and recovery: the scoreboard, tail loss probes, undo (recovery.py).
         self._rec = Recovery(
-            self._rtt, DEFAULT_PEER_MSS, tlp=cfg.tail_loss_probe, rack=cfg.rack, prr=cfg.prr
+            self._rtt,
+            DEFAULT_PEER_MSS,
+            tlp=cfg.tail_loss_probe,
+            rack=cfg.rack,
+            prr=cfg.prr,
+            pto_min=PTO_MIN if cfg.probe_timeout_min is None else cfg.probe_timeout_min,
         )
         # Delivery-rate samples and pacing, only for a congestion control that asks for
         # them (BBR): the sampler, the earliest time the next paced burst may leave, and
@@ -1543,7 +1556,7 @@ class Connection:
                 now,
             )
 
-        if self._send_blocked and len(self._sndbuf) <= self._send_limit // 2:
+        if self._send_blocked and len(self._sndbuf) <= self._send_resume:
             self._send_blocked = False
             self._events.append(SendSpace())
 
@@ -1585,7 +1598,7 @@ class Connection:
             if rec.tlp_end >= 0:
                 rec.after_ack_advance_tlp(self._cc, ack, now)
             rec.pto_at = None  # RFC 8985 §7.2: no probe with nothing in flight (arm_tlp)
-        if self._send_blocked and len(self._sndbuf) <= self._send_limit // 2:
+        if self._send_blocked and len(self._sndbuf) <= self._send_resume:
             self._send_blocked = False
             self._events.append(SendSpace())
 

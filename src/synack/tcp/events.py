@@ -33,7 +33,7 @@ class EndOfStream:
 
 @dataclass(frozen=True, slots=True)
 class SendSpace:
-    """The send buffer, after being full, has room again."""
+    """The send buffer, after being full, has a quarter of its room free again."""
 
 
 @dataclass(frozen=True, slots=True)

@@ -44,6 +44,9 @@ DUP_THRESH = 3
 # potentially delayed acknowledgment"; "The actual value of TLP.max_ack_delay is
 # implementation specific." 200 ms, as Linux's TCP_DELACK_MAX.
 WCDELACKT = 0.2
+# With more than one segment out, Linux adds its minimum timer to the 2 SRTT
+# (TCP_TIMEOUT_MIN_US in tcp_schedule_loss_probe): Config.probe_timeout_min's default.
+PTO_MIN = 0.002
 _FAR = 1 << 62
 _HALF = 1 << 31
 # RFC 8985 §6.2 Step 4: the reordering window grown by D-SACKs is kept for this many
@@ -124,6 +127,7 @@ class Recovery:
         "prr_out",
         "prr_sacked",
         "pto_at",
+        "pto_min",
         "rack",
         "rack_end",
         "rack_fack",
@@ -168,9 +172,17 @@ class Recovery:
     )
 
     def __init__(
-        self, rtt: RttEstimator, mss: int, *, tlp: bool = True, rack: bool = True, prr: bool = True
+        self,
+        rtt: RttEstimator,
+        mss: int,
+        *,
+        tlp: bool = True,
+        rack: bool = True,
+        prr: bool = True,
+        pto_min: float = PTO_MIN,
     ) -> None:
-        self.rtt = rtt  # the connection's estimator: SRTT and min_RTT are read from it
+        self.rtt = rtt
+        self.pto_min = pto_min  # Config.probe_timeout_min  # the connection's estimator: SRTT and min_RTT are read from it
         self.sack_ok = False
         self.mss = mss
         self.dupacks = 0
@@ -1391,14 +1403,15 @@ class Recovery:
             return
         # TLP_calc_PTO(): "PTO = 2 * SRTT; If FlightSize is one segment: PTO +=
         # TLP.max_ack_delay" (with one segment out, a delayed ACK is what the peer
-        # owes us); "Else: PTO = 1 sec" without an RTT sample. Linux takes max(2*SRTT, 1.5*SRTT + 200 ms) for one
-        # segment, which differs only above a 400 ms SRTT; we follow the RFC.
+        # owes us); "Else: PTO = 1 sec" without an RTT sample. Linux takes max(2*SRTT,
+        # 1.5*SRTT + 200 ms) for one segment, which differs only above a 400 ms SRTT; we
+        # follow the RFC there. With more segments out, Config.probe_timeout_min is
+        # added (Linux's 2 ms unless a driver says otherwise).
         if srtt is None:
             pto = 1.0
         else:
             pto = 2 * srtt
-            if flight <= self.mss:
-                pto += WCDELACKT
+            pto += WCDELACKT if flight <= self.mss else self.pto_min
         # "If Now() + PTO > TCP_RTO_expiration(): PTO = TCP_RTO_expiration() - Now()"
         at = now + pto
         if rto_at is not None and at > rto_at:

@@ -39,6 +39,9 @@ _FIN, _SYN = 0x01, 0x02
 # RFC 8985 §7.2: "WCDelAckT stands for worst case delayed ACK timer ... RECOMMENDED
 # value is 200 ms", added to the PTO when one segment is in flight.
 WCDELACKT = 0.2
+# With more segments in flight, the core adds Config.probe_timeout_min: on the fake
+# network, Linux's 2 ms minimum timer (TCP_TIMEOUT_MIN_US).
+PTO_MIN = 0.002
 
 
 # The classic recovery (RFC 6675's duplicate-ACK threshold, no probes, no RACK, no PRR):
@@ -63,9 +66,9 @@ def mathis(mss: int, rtt: float, p: float) -> float:
 
 def pto_bound(srtt: float, rto: float, flight: int, mss: int) -> float:
     """RFC 8985 §7.2's PTO for a sender in this state: 2*SRTT, plus WCDelAckT with one
-    segment in flight, no later than the RTO ("PTO = min(PTO, RTO)"; the RTO restarts
+    segment in flight (else Config.probe_timeout_min), no later than the RTO ("PTO = min(PTO, RTO)"; the RTO restarts
     on the ACK that arms the probe, RFC 6298 (5.3))."""
-    pto = 2 * srtt + (WCDELACKT if flight <= mss else 0.0)
+    pto = 2 * srtt + (WCDELACKT if flight <= mss else PTO_MIN)
     return min(pto, rto)
 
 
