@@ -310,6 +310,28 @@ def test_limited_transmit_is_two_segments_and_stays_out_of_flight_size(sack: boo
     assert s.conn.ssthresh == 5 * MSS
 
 
+@pytest.mark.parametrize(
+    ("batched", "flight"), [(True, 10), (False, 12)], ids=["one-batch", "one-at-a-time"]
+)
+def test_flight_size_is_the_flight_before_a_batch_of_acks(batched: bool, flight: int) -> None:
+    """RFC 5681 §3.2 step 2's FlightSize when the ACKs arrive in one batch (UDP GRO):
+    a cumulative ACK of 4 segments, then three that SACK beyond a hole, all processed
+    before the sender may send. The flight the loss was found in is the 10 segments the
+    sender had out, not the 6 left between two ACKs of the batch (ssthresh 3 segments).
+    Read one at a time, the sender refills after the cumulative ACK (4 segments, and 2
+    more that slow start's growth to 12 allows), and the flight is 12."""
+    s = established(rtt=0.1, congestion_control="newreno", sack=True, peer=SACK_PEER)
+    s.conn.send(bytes(30 * MSS))
+    assert len(recv(s)) == 10  # cwnd = 10 segments
+    for lo, hi in ((4, 4), (5, 6), (5, 7), (5, 8)):
+        blocks = ((LOCAL_ISS + 1 + lo * MSS, LOCAL_ISS + 1 + hi * MSS),) if hi > lo else ()
+        send(s, seg(SEND, ack=LOCAL_ISS + 1 + 4 * MSS, sack=blocks))
+        if not batched and lo == hi:
+            assert len(recv(s)) == flight - 6  # the refill
+    assert s.conn.info()["in_recovery"]
+    assert s.conn.ssthresh == flight // 2 * MSS
+
+
 def test_newreno_partial_ack_retransmits_the_next_hole() -> None:
     # RFC 6582 §3.2 step 5: a partial ACK means the segment after it was lost too;
     # "retransmit the first unacknowledged segment" at once.

@@ -2106,6 +2106,7 @@ class Connection:
 
     def segments_to_send(self, now: float) -> list[bytes]:
         """Every segment the connection wants transmitted now, in order."""
+        self._rec.fs_snd_max = -1  # a chance to send: the next batch of ACKs starts here
         out = self._queued
         state = self.state
         if (

@@ -105,6 +105,8 @@ class Recovery:
         "fast_retransmits",
         "frto",
         "frto_new",
+        "fs_flight",
+        "fs_snd_max",
         "high_rxt",
         "in_recovery",
         "loss_probe_recoveries",
@@ -190,6 +192,11 @@ class Recovery:
         # stayed at lt_una; RFC 5681 §3.2 leaves them out of FlightSize.
         self.lt_bytes = 0
         self.lt_una = -1
+        # FlightSize before the first ACK that advanced SND.UNA since the connection
+        # last had a chance to send (fs_snd_max: SND.MAX then; -1: no such ACK yet,
+        # which the connection sets at every chance to send).
+        self.fs_flight = 0
+        self.fs_snd_max = -1
         self.in_recovery = False  # fast recovery (RFC 6582 / RFC 6675)
         self.recover = 0  # RecoveryPoint: no new recovery until SND.UNA passes it
         self.recover_by_rto = False  # recover was set by a timeout (RFC 6675 §5.1)
@@ -613,6 +620,19 @@ class Recovery:
         """Fast retransmit and fast recovery (RFC 5681 §3.2, RFC 6582, RFC 6675 §5);
         `lost_edge`: unSACKed bytes below it are lost (RACK's verdict), else IsLost ()."""
         in_flight = snd_max - una
+        if snd_max == self.fs_snd_max and self.fs_flight > in_flight and not cc.uses_rate_samples:
+            # An ACK earlier in this batch, read before the sender could send, advanced
+            # SND.UNA: FlightSize is the flight the sender had before it. ACKs read in
+            # one batch (UDP GRO at the peer or on the path) are all processed before the
+            # sender sends again, so a cumulative ACK early in the batch takes its bytes
+            # out of the flight, and a loss found later in the same batch found a
+            # 16-segment flight at 12: through netem's UDP relay, which sends with GSO, a
+            # quarter of CUBIC's reductions cut cwnd to 0.32-0.48x instead of 0.7x
+            # (docs/benchmarks.md). A sender that reads one ACK at a time refills between
+            # them. (Linux takes cwnd, which is at least this flight where the window was
+            # in use.) For ssthresh only: BBR keeps the flight now, what packet
+            # conservation holds (Linux's BBR: the pipe).
+            in_flight = self.fs_flight
         # RFC 5681 §3.2 step 2: ssthresh from FlightSize; "When [RFC3042] is in use,
         # additional data sent in limited transmit MUST NOT be included in this
         # calculation." (Linux halves cwnd, which excludes it the same way.)
@@ -670,6 +690,9 @@ class Recovery:
         """SND.UNA moved up by `acked` to `ack`; `in_flight` is the pipe before it did;
         `echo_ms` is when (on our clock, in ms) the segment whose TSval the ACK echoes
         was sent, or -1."""
+        if self.fs_snd_max < 0:  # the first ACK of this batch to advance SND.UNA
+            self.fs_snd_max = snd_max
+            self.fs_flight = snd_max - ack + acked
         self.dupacks = 0
         sent = self.sent
         newest: Sent | None = None
