@@ -31,6 +31,7 @@ run that was killed are removed by the next one.
 
     sudo .venv/bin/python bench/side_by_side.py                       # the full run
     sudo .venv/bin/python bench/side_by_side.py --losses 5 --seconds 2 --exchanges 20
+    sudo .venv/bin/python bench/side_by_side.py --ccs cubic --no-rr --seeds 1,2,3,4,5
 """
 
 from __future__ import annotations
@@ -711,6 +712,11 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     p.add_argument("--exchanges", type=int, default=600, help="rr exchanges (600)")
     p.add_argument("--rounds", type=int, default=1, help="rounds over every case (1)")
     p.add_argument("--seed", type=int, default=1)
+    p.add_argument(
+        "--seeds",
+        help="comma-separated seeds, each round run once per seed (overrides --seed): "
+        "the medians are then over seeds too, as one seed's cell moves a lot",
+    )
     p.add_argument("--stacks", default=",".join(STACKS))
     p.add_argument("--ccs", default=",".join(CCS))
     p.add_argument("--no-rr", action="store_true", help="bulk only")
@@ -722,7 +728,9 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
         help="write pcaps of every run into DIR: the kernel's from dumpcap on both TUN "
         "devices (and `ss -tin` samples), ours from SYNACK_PCAP and SYNACK_TRACE_JSON",
     )
-    return p.parse_args(argv)
+    a = p.parse_args(argv)
+    a.seed_list = [int(x) for x in a.seeds.split(",")] if a.seeds else [a.seed]
+    return a
 
 
 async def run_all(a: argparse.Namespace, log: Callable[[str], None]) -> list[Case]:
@@ -739,15 +747,20 @@ async def run_all(a: argparse.Namespace, log: Callable[[str], None]) -> list[Cas
         for cc in a.ccs.split(","):
             cases += [Case(stack, cc, loss) for stack in stacks]
     for round_ in range(a.rounds):
-        for case in cases:
-            tests = [
-                test
-                for test, off in (("bulk", a.no_bulk and not case.capacity), ("rr", a.no_rr))
-                if not off and not (test == "rr" and case.capacity)
-            ]
-            for test in tests:
-                log(f"round {round_ + 1}: {case.stack} {case.cc} {case.loss:.0%} {test}")
-                await run_pair(case, test, a, log)
+        for seed in a.seed_list:
+            a.seed = seed  # what run_pair's relays take
+            for case in cases:
+                tests = [
+                    test
+                    for test, off in (("bulk", a.no_bulk and not case.capacity), ("rr", a.no_rr))
+                    if not off and not (test == "rr" and case.capacity)
+                ]
+                for test in tests:
+                    log(
+                        f"round {round_ + 1}, seed {seed}: {case.stack} {case.cc} "
+                        f"{case.loss:.0%} {test}"
+                    )
+                    await run_pair(case, test, a, log)
     return cases
 
 
@@ -772,7 +785,8 @@ def main(argv: list[str]) -> None:
     cases = asyncio.run(run_all(a, log))
     print(
         f"{DELAY * 2e3:.0f} ms RTT ({DELAY * 1e3:.0f} ms each way), rate cap "
-        f"{format_rate(a.rate)} each way (queue 1000 packets), seed {a.seed}, "
+        f"{format_rate(a.rate)} each way (queue 1000 packets), "
+        f"seed{'s' if len(a.seed_list) > 1 else ''} {','.join(map(str, a.seed_list))}, "
         f"bulk {a.seconds:g} s, {a.exchanges} exchanges of 1 KiB, {a.rounds} round(s); "
         f"capacity pass {a.capacity_seconds:g} s; buffers: tcp_wmem max "
         f"{sysctl_max('tcp_wmem')}, tcp_rmem max {sysctl_max('tcp_rmem')}"
@@ -787,7 +801,7 @@ def main(argv: list[str]) -> None:
         if c.goodput and not c.capacity:
             rounds = " ".join(f"{g / MB:.3f}" for g in c.goodput)
             print(
-                f"bulk, {c.loss:.0%} {c.stack} {c.cc}: MB/s by round {rounds}; "
+                f"bulk, {c.loss:.0%} {c.stack} {c.cc}: MB/s by run {rounds}; "
                 f"the sender's counters, last round: {json.dumps(c.info)}"
             )
     for c in cases:
