@@ -163,8 +163,7 @@ class TestCommon:
         cc.set_mss(1000)
         before = cc.cwnd
         cc.on_ack(20_000, 1.0, 0.1, cc.cwnd)
-        # min(N, L*SMSS) with the new MSS (CUBIC has no L: all of N)
-        assert cc.cwnd == before + min(20_000, cls.slow_start_limit * 1000)
+        assert cc.cwnd == before + cls.slow_start_limit * 1000  # L*SMSS of the new MSS
 
     @pytest.mark.parametrize("cls", [NewReno, Cubic])
     def test_restart_after_idle_returns_to_initial_window(
@@ -594,9 +593,9 @@ class TestCubic:
         assert hc == hr
 
     def test_slow_start_doubles_with_stretch_acks(self) -> None:
-        """CUBIC's slow start counts every acknowledged segment (Linux's tcp_slow_start):
-        a receiver that reads in batches and acknowledges five or ten segments at once
-        still lets slow start double per round trip (NewReno's L = 2: 1.4x)."""
+        """HyStart++'s L = 8 for a sender that does not pace (RFC 9406 §4.2-4.3): a
+        receiver that reads in batches and acknowledges five segments at once still
+        lets slow start double per round trip (NewReno's L = 2: 1.4x)."""
         cubic, reno = Cubic(MSS), NewReno(MSS)
         _, hc = run_rounds(cubic, 0.0, 0.1, 3, ack_bytes=5 * MSS)
         _, hr = run_rounds(reno, 0.0, 0.1, 3, ack_bytes=5 * MSS)
@@ -604,7 +603,7 @@ class TestCubic:
         assert hr[1] == 14 * MSS
         cc = Cubic(MSS)
         cc.on_ack(10 * MSS, 0.1, 0.1, cc.cwnd)  # a stretch ACK for the whole window
-        assert cc.cwnd == 20 * MSS  # all ten counted
+        assert cc.cwnd == 18 * MSS  # at most eight segments counted
         cc.on_congestion(0.2, cc.cwnd)
         cc.on_rto(0.3, cc.cwnd)
         cc.on_ack(4 * MSS, 0.4, 0.1, cc.cwnd)

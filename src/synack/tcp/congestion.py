@@ -324,20 +324,18 @@ class Cubic(CongestionControl):
     in bytes (C premultiplied by the MSS) so that `on_ack` needs no unit
     conversions, and the properties below give them back in segments.
     Fast convergence (§4.7) is on. Slow start is NewReno's (§4.10 permits it
-    in place of HyStart++), counting every acknowledged segment as Linux does:
-    see `slow_start_limit`.
+    in place of HyStart++), with HyStart++'s per-ACK limit but not its
+    delay-based exit: see `slow_start_limit`.
     """
 
     name = "cubic"
-    # Slow start counts every acknowledged segment, as Linux's tcp_slow_start does (no
-    # L). A receiver that reads in batches (UDP GRO: ours, Linux's) acknowledges a batch
-    # at once; RFC 3465's L = 2 then grew cwnd 1.25x per round trip, and HyStart++'s
-    # L = 8 for a sender that does not pace (RFC 9406 §4.2-4.3; RFC 9438 §4.10 says CUBIC
-    # SHOULD use HyStart++, whose delay-based exit is not implemented here) about 1.8x
-    # through netem's GSO relay, where the kernel's doubled: over five seeds at 1% loss
-    # and 40 ms, 0.92x the kernel's CUBIC with L = 8, 0.99x without (docs/benchmarks.md).
-    # After a timeout RFC 3465 §2.3's L = 1 still holds (on_rto).
-    slow_start_limit = 1 << 32  # segments: no limit
+    # RFC 9438 §4.10: CUBIC "SHOULD use the HyStart++ slow start algorithm [RFC9406]",
+    # whose slow start adds min(N, L*SMSS) per ACK with L = 8 for a sender that does
+    # not pace (RFC 9406 §4.2-4.3); ours does not. A receiver that reads in batches
+    # (GRO: ours, Linux's) acknowledges 4-8 segments at once, and RFC 3465's L = 2 then
+    # grows cwnd by only 1.25x per round trip. Linux's tcp_slow_start counts every
+    # acknowledged segment.
+    slow_start_limit = 8
 
     __slots__ = (
         "_alpha_mss",
