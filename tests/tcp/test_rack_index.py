@@ -22,7 +22,7 @@ import struct
 from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import replace
-from typing import Any
+from typing import Any, NamedTuple
 
 import pytest
 
@@ -164,12 +164,39 @@ RUNS: dict[str, Callable[[int], object]] = {
     "cubic": cubic_heavy_loss,
     "bbr+cubic": bbr_beside_cubic,
 }
+
+
+# Each run is pinned twice. With the receiver's SACK compression on (the default), its
+# ACKs change while it holds data out of order (fewer, each with the blocks of everything
+# since the last), so most runs send other segments; without it, the runs still give the
+# digests recorded before it. Recorded again when no more ACKs were folded than segments
+# arrive within the delay at the rate of the last two round trips
+# (Connection._comp_limit): four CUBIC runs (("cubic", 3), 20e6 at 5%, both impaired
+# ones) never reach two segments a delay, so they fold nothing and give the same digest
+# both ways.
+class Pinned(NamedTuple):
+    """A run's digests without the receiver's SACK compression and with it (the
+    `sack_compression` fixture's two values, which name the fields)."""
+
+    uncompressed: str
+    compressed: str
+
+
 # Recorded with Recovery and WalkAll alike, once Steps 2-3 judged only new bytes (see above);
 # ("cubic", 3) again when the PTO took Config.probe_timeout_min (its probes come later).
 PINNED = {
-    ("bbr", 1): "63c07bf52c028fb47c5c47aa30b7184536e088001979f2ecc8ffd9a6a69d4b3b",
-    ("cubic", 3): "cb686e8e44dd52698d81f401e2991627f913b273fd6aa1ed803dcf0c9cd8a22c",
-    ("bbr+cubic", 5): "a4ebd2f0e60fa56e7c84c00d36f0367275f7d7183509e93cecd69b3c7fe51f75",
+    ("bbr", 1): Pinned(
+        "63c07bf52c028fb47c5c47aa30b7184536e088001979f2ecc8ffd9a6a69d4b3b",
+        "5779a8f5ad25703930a1bdfcb0710ff3eb4ce073d6b7d03290f937bfdde64e80",
+    ),
+    ("cubic", 3): Pinned(
+        "cb686e8e44dd52698d81f401e2991627f913b273fd6aa1ed803dcf0c9cd8a22c",
+        "cb686e8e44dd52698d81f401e2991627f913b273fd6aa1ed803dcf0c9cd8a22c",
+    ),
+    ("bbr+cubic", 5): Pinned(
+        "a4ebd2f0e60fa56e7c84c00d36f0367275f7d7183509e93cecd69b3c7fe51f75",
+        "45a76b09fb7f16445e272097b4247202cc7f9ff9b8f2c3b71f2a3ba8825eec32",
+    ),
 }
 
 
@@ -187,8 +214,7 @@ def test_same_segments_as_the_full_walk(
 ) -> None:
     indexed = digest_of(monkeypatch, kind, seed, Recovery)
     assert indexed == digest_of(monkeypatch, kind, seed, WalkAll)
-    pinned = PINNED if sack_compression == "uncompressed" else PINNED_COMPRESSED
-    assert indexed == pinned[(kind, seed)]
+    assert indexed == getattr(PINNED[(kind, seed)], sack_compression)
 
 
 # Larger flights, one flow each, 40 ms: what bench/rack_cost.py measures. The digests
@@ -202,31 +228,31 @@ def test_same_segments_as_the_full_walk(
 # per ACK (HyStart++'s L): with L patched back to two they give the digests before.
 # The CUBIC run at 35% loss with reordering recorded again when FlightSize became the
 # flight before a batch of ACKs (Recovery.fs_flight): it reads such batches.
-PATHS: dict[tuple[str, float, float, int, float], str] = {
-    ("bbr", 20e6, 0.01, 2, 0.3): "19c3eb5a000e53de682ed7c850c8ebdb09d78cea3db54795759fd2840f320ee6",
-    ("bbr", 20e6, 0.05, 3, 0.3): "850fe3bdc8c2a48f4384ad2bc642c95e3db35ebed5cf4bf2aa9ef88b71300b99",
-    ("bbr", 50e6, 0.01, 6, 0.3): "e225f4b1faa229d46c7fcc34fc574328aaddc09444161f3580111e8bb028a0b4",
-    (
-        "cubic",
-        20e6,
-        0.01,
-        4,
-        1.0,
-    ): "f08484080833841f22581e08cd3220d3b9103ac812608eb0ebd504ae9be959da",
-    (
-        "cubic",
-        20e6,
-        0.05,
-        5,
-        1.0,
-    ): "344b66ab2eb3f57491c8cdeac1f5ec01b617ab7501efcebc5bb2734392e769c7",
-    (
-        "cubic",
-        50e6,
-        0.002,
-        8,
-        0.7,
-    ): "c6b594700713373e6bb7072c8ebf33ab675e5a32ff2883f7bf7730c60b60ba6b",
+PATHS: dict[tuple[str, float, float, int, float], Pinned] = {
+    ("bbr", 20e6, 0.01, 2, 0.3): Pinned(
+        "19c3eb5a000e53de682ed7c850c8ebdb09d78cea3db54795759fd2840f320ee6",
+        "efb56c6fbe8327f0a585066fc39f8a01726d8105797d24d93e081a37212a264d",
+    ),
+    ("bbr", 20e6, 0.05, 3, 0.3): Pinned(
+        "850fe3bdc8c2a48f4384ad2bc642c95e3db35ebed5cf4bf2aa9ef88b71300b99",
+        "688c4324d22de70a8e5d8eb0b7b1117a73149f205bb7cac8f64e0ae1572ecbcc",
+    ),
+    ("bbr", 50e6, 0.01, 6, 0.3): Pinned(
+        "e225f4b1faa229d46c7fcc34fc574328aaddc09444161f3580111e8bb028a0b4",
+        "3cf425d6e27e256477ca350b72f98685133a543c72d4f81bc67f9fb08c25b790",
+    ),
+    ("cubic", 20e6, 0.01, 4, 1.0): Pinned(
+        "f08484080833841f22581e08cd3220d3b9103ac812608eb0ebd504ae9be959da",
+        "2b2125ca1064281cca971bdfbf452f41e20cb98cb2a51a4962514ff2daa10755",
+    ),
+    ("cubic", 20e6, 0.05, 5, 1.0): Pinned(
+        "344b66ab2eb3f57491c8cdeac1f5ec01b617ab7501efcebc5bb2734392e769c7",
+        "344b66ab2eb3f57491c8cdeac1f5ec01b617ab7501efcebc5bb2734392e769c7",
+    ),
+    ("cubic", 50e6, 0.002, 8, 0.7): Pinned(
+        "c6b594700713373e6bb7072c8ebf33ab675e5a32ff2883f7bf7730c60b60ba6b",
+        "58907e5e3f1e0662a4be39748da8b914423119e1746fc3b19572d5094e5d84bd",
+    ),
 }
 
 
@@ -239,43 +265,30 @@ def test_same_segments_on_large_flights(
     cc, rate, loss, seed, measure = path
     with wire_digest(monkeypatch) as digest:
         bottleneck_run([cc], rate, 0.04, loss=loss, warmup=0.3, measure=measure, seed=seed)
-    pinned = PATHS if sack_compression == "uncompressed" else PATHS_COMPRESSED
-    assert digest.hexdigest() == pinned[path]
+    assert digest.hexdigest() == getattr(PATHS[path], sack_compression)
 
 
 # Impaired paths: duplicates and reordering (D-SACK blocks, RACK's reordering window),
 # and heavy loss (timeouts, lost retransmissions). Recorded at 5e7da33 as above (three
 # again after the avoidable-RTO fixes).
 DUPLICATE = (("duplicate", 0.02), ("reorder", 0.01), ("jitter", 0.002))
-IMPAIRED: dict[tuple[str, float, float, tuple[tuple[str, float], ...], int], str] = {
-    (
-        "bbr",
-        20e6,
-        0.05,
-        DUPLICATE,
-        1,
-    ): "c29d730d865a3ee8ed1fad197b5cd0c491eb9dc94c28ed287d34fe2f0c72ce1a",
-    (
-        "cubic",
-        5e6,
-        0.05,
-        DUPLICATE,
-        2,
-    ): "6e08aecfea880abfc4849db6ec64c034e5f6cf4850aad692f793b8c8ffa61379",
-    (
-        "bbr",
-        5e6,
-        0.35,
-        DUPLICATE,
-        2,
-    ): "0d4c9bd0f6f610bfedd78b9b52aacff26996b2b212c27c8aff172ade5fbfadff",
-    (
-        "cubic",
-        1e6,
-        0.35,
-        (("reorder", 0.03),),
-        1,
-    ): "ce7fe6078286a77b6f7355985e72ce54496c5653060bb573eba7c4934e833dd3",
+IMPAIRED: dict[tuple[str, float, float, tuple[tuple[str, float], ...], int], Pinned] = {
+    ("bbr", 20e6, 0.05, DUPLICATE, 1): Pinned(
+        "c29d730d865a3ee8ed1fad197b5cd0c491eb9dc94c28ed287d34fe2f0c72ce1a",
+        "d7ecb8f62c995ee5b93b9aa0951af7e6648116dd0bb4e54aace96e8014c635f6",
+    ),
+    ("cubic", 5e6, 0.05, DUPLICATE, 2): Pinned(
+        "6e08aecfea880abfc4849db6ec64c034e5f6cf4850aad692f793b8c8ffa61379",
+        "6e08aecfea880abfc4849db6ec64c034e5f6cf4850aad692f793b8c8ffa61379",
+    ),
+    ("bbr", 5e6, 0.35, DUPLICATE, 2): Pinned(
+        "0d4c9bd0f6f610bfedd78b9b52aacff26996b2b212c27c8aff172ade5fbfadff",
+        "1d14e3d24b143f195663fb7d4ad05a83fbe7661187ce15fff53cd2a5a8c7eb45",
+    ),
+    ("cubic", 1e6, 0.35, (("reorder", 0.03),), 1): Pinned(
+        "ce7fe6078286a77b6f7355985e72ce54496c5653060bb573eba7c4934e833dd3",
+        "ce7fe6078286a77b6f7355985e72ce54496c5653060bb573eba7c4934e833dd3",
+    ),
 }
 
 
@@ -295,76 +308,4 @@ def test_same_segments_on_impaired_paths(
     monkeypatch.setattr(bottleneck_module, "Link", link)
     with wire_digest(monkeypatch) as digest:
         bottleneck_run([cc], rate, 0.04, loss=loss, warmup=0.3, measure=0.4, seed=seed)
-    pinned = IMPAIRED if sack_compression == "uncompressed" else IMPAIRED_COMPRESSED
-    assert digest.hexdigest() == pinned[path]
-
-
-# The same runs with the receiver's SACK compression on (the default): its ACKs change
-# while it holds data out of order (fewer, each with the blocks of everything since the
-# last), so every run here sends other segments; the runs above, without it, still give
-# the digests recorded before it. Recorded again when no more ACKs were folded than
-# segments arrive within the delay at the rate of the last two round trips
-# (Connection._comp_limit): four CUBIC runs
-# (("cubic", 3), 20e6 at 5%, both impaired ones) never reach two segments a delay, so
-# they fold nothing and give the digests of the runs without compression.
-PINNED_COMPRESSED = {
-    ("bbr", 1): "5779a8f5ad25703930a1bdfcb0710ff3eb4ce073d6b7d03290f937bfdde64e80",
-    ("cubic", 3): "cb686e8e44dd52698d81f401e2991627f913b273fd6aa1ed803dcf0c9cd8a22c",
-    ("bbr+cubic", 5): "45a76b09fb7f16445e272097b4247202cc7f9ff9b8f2c3b71f2a3ba8825eec32",
-}
-PATHS_COMPRESSED = {
-    ("bbr", 20e6, 0.01, 2, 0.3): "efb56c6fbe8327f0a585066fc39f8a01726d8105797d24d93e081a37212a264d",
-    ("bbr", 20e6, 0.05, 3, 0.3): "688c4324d22de70a8e5d8eb0b7b1117a73149f205bb7cac8f64e0ae1572ecbcc",
-    ("bbr", 50e6, 0.01, 6, 0.3): "3cf425d6e27e256477ca350b72f98685133a543c72d4f81bc67f9fb08c25b790",
-    (
-        "cubic",
-        20e6,
-        0.01,
-        4,
-        1.0,
-    ): "2b2125ca1064281cca971bdfbf452f41e20cb98cb2a51a4962514ff2daa10755",
-    (
-        "cubic",
-        20e6,
-        0.05,
-        5,
-        1.0,
-    ): "344b66ab2eb3f57491c8cdeac1f5ec01b617ab7501efcebc5bb2734392e769c7",
-    (
-        "cubic",
-        50e6,
-        0.002,
-        8,
-        0.7,
-    ): "58907e5e3f1e0662a4be39748da8b914423119e1746fc3b19572d5094e5d84bd",
-}
-IMPAIRED_COMPRESSED = {
-    (
-        "bbr",
-        20e6,
-        0.05,
-        DUPLICATE,
-        1,
-    ): "d7ecb8f62c995ee5b93b9aa0951af7e6648116dd0bb4e54aace96e8014c635f6",
-    (
-        "cubic",
-        5e6,
-        0.05,
-        DUPLICATE,
-        2,
-    ): "6e08aecfea880abfc4849db6ec64c034e5f6cf4850aad692f793b8c8ffa61379",
-    (
-        "bbr",
-        5e6,
-        0.35,
-        DUPLICATE,
-        2,
-    ): "1d14e3d24b143f195663fb7d4ad05a83fbe7661187ce15fff53cd2a5a8c7eb45",
-    (
-        "cubic",
-        1e6,
-        0.35,
-        (("reorder", 0.03),),
-        1,
-    ): "ce7fe6078286a77b6f7355985e72ce54496c5653060bb573eba7c4934e833dd3",
-}
+    assert digest.hexdigest() == getattr(IMPAIRED[path], sack_compression)
