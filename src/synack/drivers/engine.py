@@ -331,8 +331,9 @@ PROBE_TIMEOUT_MIN = 0.010
 
 
 def config_for(carrier: CarrierConfig, config: Config | None) -> Config:
-    """The core's settings on this carrier: the MSS its MTU leaves, and the TCP
-    checksum only where the carriage's own check is not used (PROTOCOL.md §5.3).
+    """The core's settings on this carrier: the MSS its MTU leaves, the TCP
+    checksum only where the carriage's own check is not used (PROTOCOL.md §5.3), and
+    `PROBE_TIMEOUT_MIN` where the caller left Config.probe_timeout_min to the driver.
 
     Without a `Config` of the caller's, the buffers hold at least `WINDOW_SEGMENTS`
     full segments: with 64 KiB datagrams the 2 MiB default is only 32 segments, and a
@@ -353,10 +354,10 @@ def config_for(carrier: CarrierConfig, config: Config | None) -> Config:
             probe_timeout_min=PROBE_TIMEOUT_MIN,
         )
     pto_min = config.probe_timeout_min
-    if config.mss == mss and config.checksum == checksum and pto_min is not None:
-        return config
     if pto_min is None:
         pto_min = PROBE_TIMEOUT_MIN
+    if (config.mss, config.checksum, config.probe_timeout_min) == (mss, checksum, pto_min):
+        return config
     return replace(config, mss=mss, checksum=checksum, probe_timeout_min=pto_min)
 
 

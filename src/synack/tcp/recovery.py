@@ -183,8 +183,8 @@ class Recovery:
         prr: bool = True,
         pto_min: float = PTO_MIN,
     ) -> None:
-        self.rtt = rtt
-        self.pto_min = pto_min  # Config.probe_timeout_min  # the connection's estimator: SRTT and min_RTT are read from it
+        self.rtt = rtt  # the connection's estimator: SRTT and min_RTT are read from it
+        self.pto_min = pto_min  # Config.probe_timeout_min, resolved
         self.sack_ok = False
         self.mss = mss
         self.dupacks = 0

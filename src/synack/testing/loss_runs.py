@@ -66,8 +66,8 @@ def mathis(mss: int, rtt: float, p: float) -> float:
 
 def pto_bound(srtt: float, rto: float, flight: int, mss: int) -> float:
     """RFC 8985 §7.2's PTO for a sender in this state: 2*SRTT, plus WCDelAckT with one
-    segment in flight (else Config.probe_timeout_min), no later than the RTO ("PTO = min(PTO, RTO)"; the RTO restarts
-    on the ACK that arms the probe, RFC 6298 (5.3))."""
+    segment in flight (else Config.probe_timeout_min), no later than the RTO ("PTO =
+    min(PTO, RTO)"; the RTO restarts on the ACK that arms the probe, RFC 6298 (5.3))."""
     pto = 2 * srtt + (WCDELACKT if flight <= mss else PTO_MIN)
     return min(pto, rto)
 
