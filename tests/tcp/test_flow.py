@@ -4,16 +4,26 @@ persist probes, silly window syndrome avoidance on both sides (RFC 9293 §3.8.6.
 
 from __future__ import annotations
 
+import random
+
 import pytest
 
 from synack.tcp import State
-from synack.tcp.connection import PAWS_IDLE_LIMIT, window_scale_for
+from synack.tcp.connection import (
+    ACK_POINTS_MAX,
+    PAWS_IDLE_LIMIT,
+    QUICKACK_SEGMENTS,
+    window_scale_for,
+)
+from synack.wire.tcp import Segment, build_segment
 
 from .conftest import (
+    LOCAL_IP,
     LOCAL_ISS,
     MSS,
     PEER_MSS,
     RECV,
+    REMOTE_IP,
     REMOTE_ISS,
     SEND,
     WINDOW,
@@ -35,6 +45,9 @@ from .conftest import (
     syn_sent,
     tsval,
 )
+
+# Payloads are random bytes (a zero-filled one would hide a checksum slip).
+RANDOM = random.Random(5681).randbytes(64 * MSS)
 
 
 def data_from_peer(s: Sock, offset: int, payload: bytes, **changes: object) -> None:
@@ -387,6 +400,90 @@ def test_delayed_acks_off() -> None:
     for i in range(20):
         data_from_peer(s, i, b"x")
         assert len(recv(s)) == 1
+
+
+def handed_over(s: Sock, segments: list[Segment], *, batched: bool) -> None:
+    """The peer's `segments` as a driver hands over one read: in one call, or one call
+    each, with nothing sent in between either way."""
+    if batched:
+        data = [build_segment(x, src=REMOTE_IP, dst=LOCAL_IP) for x in segments]
+        assert s.conn.handle_segments(data, 0, s.now) == len(data)
+    else:
+        for x in segments:
+            send(s, x)
+
+
+@pytest.mark.parametrize("batched", [False, True], ids=["one by one", "one batch"])
+def test_a_burst_read_at_once_is_acked_for_every_second_segment(batched: bool) -> None:
+    # RFC 5681 §4.2: "an ACK SHOULD be generated for at least every second full-sized
+    # segment", also when a whole burst (a GRO read) is taken in before anything is sent:
+    # one ACK for all nine would be a stretch ACK. Each ACK echoes the TSval of the
+    # segment that began what it acknowledges (RFC 7323 §4.3), and no ACK's right edge
+    # falls below an earlier one's (RFC 7323 §2.4).
+    s = ts_established(window_scaling=True)
+    offset = 0
+    for k in range(QUICKACK_SEGMENTS):  # past quick-ACK mode, one segment at a time
+        data_from_peer(s, offset, b"q", ts=(1100 + k, tsval(0)))
+        assert len(recv(s)) == 1
+        offset += 1
+    full = s.conn.snd_mss  # the peer's full segments carry the same options as ours
+    burst = [
+        seg(
+            SEND,
+            seq=REMOTE_ISS + 1 + offset + k * full,
+            flags=A | P,
+            payload=RANDOM[k * full : (k + 1) * full],
+            ts=(2000 + k, tsval(0)),
+        )
+        for k in range(9)
+    ]
+    handed_over(s, burst, batched=batched)
+    acks = recv(s)
+    start = REMOTE_ISS + 1 + offset
+    assert [x.ack - start for x in acks] == [2 * full, 4 * full, 6 * full, 8 * full, 9 * full]
+    assert [x.options.timestamps[1] for x in acks] == [2000, 2002, 2004, 2006, 2008]
+    assert all(not x.payload and x.flags == A for x in acks)
+    edges = [x.ack + (x.window << s.conn._rcv_wscale) for x in acks]
+    assert edges == sorted(edges)
+    assert s.conn.receive() == b"q" * offset + RANDOM[: 9 * full]
+
+
+def test_acks_owed_within_one_read_are_capped() -> None:
+    # Past ACK_POINTS_MAX of them, the read's last ACK covers the rest, as one ACK per
+    # GRO packet does in Linux: a large read must not cost the sender an ACK per two
+    # segments of it.
+    s = established(receive_buffer=1 << 20, window_scaling=True)
+    offset = past_quickack(s)
+    n = 2 * ACK_POINTS_MAX + 9
+    burst = [
+        seg(
+            SEND,
+            seq=REMOTE_ISS + 1 + offset + k * MSS,
+            flags=A | P,
+            payload=RANDOM[k * MSS : (k + 1) * MSS],
+        )
+        for k in range(n)
+    ]
+    handed_over(s, burst, batched=True)
+    acks = recv(s)
+    start = REMOTE_ISS + 1 + offset
+    owed = [2 * MSS * (k + 1) for k in range(ACK_POINTS_MAX)]
+    assert [x.ack - start for x in acks] == [*owed, n * MSS]
+
+
+@pytest.mark.parametrize("batched", [False, True], ids=["one by one", "one batch"])
+def test_the_ack_of_a_fin_stands_for_the_one_owed_for_its_data(batched: bool) -> None:
+    s = established()
+    offset = past_quickack(s)
+    burst = [
+        seg(SEND, seq=REMOTE_ISS + 1 + offset, flags=A | P, payload=RANDOM[:MSS]),
+        seg(
+            SEND, seq=REMOTE_ISS + 1 + offset + MSS, flags=A | P | F, payload=RANDOM[MSS : 2 * MSS]
+        ),
+    ]
+    handed_over(s, burst, batched=batched)
+    assert [x.ack for x in recv(s)] == [REMOTE_ISS + 1 + offset + 2 * MSS + 1]
+    assert state(s) is State.CLOSE_WAIT
 
 
 # ---------------------------------------------------------------------------- timestamps and PAWS

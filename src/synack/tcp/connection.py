@@ -109,6 +109,8 @@ PAWS_IDLE_LIMIT = 24 * 24 * 3600.0
 # Segments acknowledged at once at the start of a connection, so that slow start is not
 # slowed by delayed ACKs (Linux's "quick ACK" mode does the same).
 QUICKACK_SEGMENTS = 16
+# The ACKs one batch of arrivals may owe before the one that ends it (see `_ack_points`).
+ACK_POINTS_MAX = 8
 
 
 def window_scale_for(buffer: int) -> int:
@@ -244,6 +246,15 @@ class Connection:
 
         # -- acknowledgement generation --
         self._ack_now = False
+        # RFC 5681 §4.2: "an ACK SHOULD be generated for at least every second full-sized
+        # segment". A driver hands over a whole read (a GRO burst) before it asks what to
+        # send, so the ACKs owed within it are kept here, as (RCV.NXT, TS.Recent) when
+        # each fell due, and sent ahead of the one that ends the batch. One ACK for the
+        # whole burst would be a stretch ACK: it lets the sender's slow start grow by
+        # HyStart++'s L = 8 segments per ACK instead of the segments it covered, and a
+        # lost one silences a whole burst. At most ACK_POINTS_MAX; past that the batch's
+        # last ACK covers the rest, as Linux's one ACK per GRO packet does.
+        self._ack_points: list[tuple[int, int]] = []
         self._delack_at: float | None = None
         self._quickack = QUICKACK_SEGMENTS
         self._queued: list[bytes] = []  # control segments built on arrival (dupACKs, RSTs)
@@ -911,6 +922,7 @@ class Connection:
         two_segments = 2 * self._rcv_mss
         delayed_ack = self.config.delayed_ack
         quickack = self._quickack
+        points = self._ack_points
         buf = self._rcvbuf
         head = self._rcv_head
         tail = self._rcv_tail
@@ -973,6 +985,9 @@ class Connection:
                 if quickack > 0:
                     quickack -= 1
                 self._ack_now = True
+                if len(points) < ACK_POINTS_MAX:
+                    points.append((rcv_nxt, ts_recent))
+                    last_ack_sent = rcv_nxt
             elif self._delack_at is None:
                 self._delack_at = now + self.config.delayed_ack_timeout
             i += 1
@@ -989,6 +1004,7 @@ class Connection:
             self.rcv_nxt = rcv_nxt
             self._rcv_tail = tail
             self._quickack = quickack
+            self._last_ack_sent = last_ack_sent
         return i
 
     def _in_order_data(self, now: float, rcv_nxt: int, was_empty: bool, filled_hole: bool) -> None:
@@ -1008,6 +1024,11 @@ class Connection:
             if self._quickack > 0:
                 self._quickack -= 1
             self._ack_now = True
+            if not filled_hole and not self._ooo_starts and len(self._ack_points) < ACK_POINTS_MAX:
+                # Owed now, sent with the batch's others (`_ack_points`); the segment that
+                # starts here is the one TS.Recent follows next (RFC 7323 §4.3).
+                self._ack_points.append((rcv_nxt, self._ts_recent))
+                self._last_ack_sent = rcv_nxt
         elif self._delack_at is None:
             # Why 40 ms: a bulk transfer never waits on this timer, since every
             # second full segment is acknowledged at once; it only delays the ACK
@@ -1851,6 +1872,9 @@ class Connection:
         self.rcv_nxt += 1
         self._rcv_fin_seq = -1
         self._ack_now = True
+        points = self._ack_points
+        if points and points[-1][0] == self.rcv_nxt - 1:
+            points.pop()  # the ACK of the FIN acknowledges the data before it too
         if not self._eof:
             self._eof = True
             self._events.append(EndOfStream())
@@ -2107,6 +2131,8 @@ class Connection:
     def segments_to_send(self, now: float) -> list[bytes]:
         """Every segment the connection wants transmitted now, in order."""
         self._rec.fs_snd_max = -1  # a chance to send: the next batch of ACKs starts here
+        if self._ack_points:
+            self._send_ack_points(now)
         out = self._queued
         state = self.state
         if (
@@ -2544,6 +2570,41 @@ class Connection:
         self.segs_out += 1
         self._after_ack_sent()
 
+    def _send_ack_points(self, now: float) -> None:
+        """The ACKs a batch of arrivals owed before its last (`_ack_points`), ahead of
+        anything queued since: a receiver taking the segments one at a time would have
+        sent them first. The last point is the batch's own ACK, which follows as usual.
+
+        Each advertises the same right edge as that last ACK, rounded up to the window
+        scale and never below an edge already advertised (RFC 7323 §2.4).
+        """
+        points = self._ack_points
+        self._ack_points = []
+        rcv_nxt = self.rcv_nxt
+        if points[0][0] >= rcv_nxt or self.state is State.CLOSED:
+            return
+        self._window_field()  # moves _rcv_adv to the edge the batch's last ACK will give
+        shift = self._rcv_wscale
+        round_up = (1 << shift) - 1
+        tsval = self._ts_now(now) if self._ts_ok else None
+        lport = self.local_port
+        rport = self.remote_port
+        seq = self.snd_max
+        pseudo = self._csum_pseudo
+        acks = []
+        for ack, tsecr in points:
+            if ack >= rcv_nxt:
+                break
+            edge = self._rcv_adv
+            field = (edge - ack + round_up) >> shift
+            if field > 0xFFFF:
+                field = 0xFFFF
+            if ack + (field << shift) > edge:
+                self._rcv_adv = ack + (field << shift)
+            acks.append(pack_ack(lport, rport, seq, ack, ACK, field, tsval, tsecr, pseudo))
+        self.segs_out += len(acks)
+        self._queued[:0] = acks
+
     def _send_ack_immediately(self, now: float) -> None:
         """Queue an ACK now, separately from any data (a duplicate ACK must be pure)."""
         self._queued.append(self._build(self.snd_max, self.rcv_nxt, ACK, now, sack=True))
@@ -2763,6 +2824,7 @@ class Connection:
         self._close_at = self._pace_at = self._comp_ack_at = None
         self._rec.stop_timers()
         self._ack_now = False
+        self._ack_points.clear()
         self._syn_pending = False
         self._sndbuf.clear()
         self._ooo_starts.clear()
