@@ -448,27 +448,89 @@ def test_a_burst_read_at_once_is_acked_for_every_second_segment(batched: bool) -
     assert s.conn.receive() == b"q" * offset + RANDOM[: 9 * full]
 
 
-def test_acks_owed_within_one_read_are_capped() -> None:
-    # Past ACK_POINTS_MAX of them, the read's last ACK covers the rest, as one ACK per
-    # GRO packet does in Linux: a large read must not cost the sender an ACK per two
-    # segments of it.
-    s = established(receive_buffer=1 << 20, window_scaling=True)
-    offset = past_quickack(s)
-    n = 2 * ACK_POINTS_MAX + 9
+def test_acks_owed_within_one_pass_are_capped_and_spread_over_it() -> None:
+    # A pass that reads 40 segments owes 20 ACKs; at most ACK_POINTS_MAX go before the
+    # pass's last, spread evenly (a full list keeps every second point, and later ones
+    # come twice as far apart): about Linux's one ACK per GRO packet, so that a large
+    # pass does not cost the sender an ACK per two segments of it. Each still echoes
+    # the TSval of the first segment it acknowledges (RFC 7323 §4.3).
+    s = ts_established()
+    offset = 0
+    for k in range(QUICKACK_SEGMENTS):
+        data_from_peer(s, offset, b"q", ts=(1100 + k, tsval(0)))
+        assert len(recv(s)) == 1
+        offset += 1
+    full = s.conn.snd_mss
+    n = 40  # within the window the handshake offered
     burst = [
         seg(
             SEND,
-            seq=REMOTE_ISS + 1 + offset + k * MSS,
+            seq=REMOTE_ISS + 1 + offset + k * full,
             flags=A | P,
-            payload=RANDOM[k * MSS : (k + 1) * MSS],
+            payload=RANDOM[k * full : (k + 1) * full],
+            ts=(2000 + k, tsval(0)),
         )
         for k in range(n)
     ]
     handed_over(s, burst, batched=True)
     acks = recv(s)
     start = REMOTE_ISS + 1 + offset
-    owed = [2 * MSS * (k + 1) for k in range(ACK_POINTS_MAX)]
-    assert [x.ack - start for x in acks] == [*owed, n * MSS]
+    assert ACK_POINTS_MAX == 8  # the figures below follow from it
+    assert [(x.ack - start) // full for x in acks] == [8, 16, 24, 32, 40]
+    assert [x.options.timestamps[1] - 2000 for x in acks] == [0, 8, 16, 24, 32]
+    assert s.conn.receive() == b"q" * offset + RANDOM[: n * full]
+
+
+def ts_past_quickack(s: Sock) -> int:
+    """`past_quickack` with timestamps: the bytes the peer has sent."""
+    for k in range(QUICKACK_SEGMENTS):
+        data_from_peer(s, k, b"q", ts=(1100 + k, tsval(0)))
+        assert len(recv(s)) == 1
+    return QUICKACK_SEGMENTS
+
+
+def full_segment(s: Sock, offset: int, k: int, **changes: object) -> Segment:
+    """The peer's k-th full segment after `offset` bytes, TSval 2000 + k."""
+    full = s.conn.snd_mss
+    fields: dict[str, object] = {"flags": A | P, "ts": (2000 + k, tsval(0))}
+    fields.update(changes)
+    return seg(
+        SEND,
+        seq=REMOTE_ISS + 1 + offset + k * full,
+        payload=RANDOM[k * full : (k + 1) * full],
+        **fields,
+    )
+
+
+@pytest.mark.parametrize("batched", [False, True], ids=["one by one", "one batch"])
+def test_the_ack_that_stands_for_a_point_echoes_its_first_segment(batched: bool) -> None:
+    # Two segments owe an ACK; a segment that brings no data follows in the same read.
+    # The one ACK sent echoes the first segment's TSval, not the later one's (RFC 7323
+    # §4.3: the echo measures from the earliest segment acknowledged).
+    s = ts_established()
+    offset = ts_past_quickack(s)
+    full = s.conn.snd_mss
+    no_data = seg(SEND, seq=REMOTE_ISS + 1 + offset + 2 * full, ts=(2050, tsval(0)))
+    handed_over(
+        s, [full_segment(s, offset, 0), full_segment(s, offset, 1), no_data], batched=batched
+    )
+    acks = recv(s)
+    assert [(x.ack - REMOTE_ISS - 1 - offset, x.options.timestamps[1]) for x in acks] == [
+        (2 * full, 2000)
+    ]
+
+
+@pytest.mark.parametrize("batched", [False, True], ids=["one by one", "one batch"])
+def test_acks_owed_within_a_read_leave_in_the_order_they_fell_due(batched: bool) -> None:
+    # The second segment arrives first: its duplicate ACK is queued at once. The
+    # ACK owed after the third must follow it, not jump ahead of it.
+    s = ts_established()
+    offset = ts_past_quickack(s)
+    full = s.conn.snd_mss
+    burst = [full_segment(s, offset, k) for k in (1, 0, 2, 3)]
+    handed_over(s, burst, batched=batched)
+    acks = [x.ack - REMOTE_ISS - 1 - offset for x in recv(s)]
+    assert acks == [0, 3 * full, 4 * full]
 
 
 @pytest.mark.parametrize("batched", [False, True], ids=["one by one", "one batch"])

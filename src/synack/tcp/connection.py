@@ -109,7 +109,8 @@ PAWS_IDLE_LIMIT = 24 * 24 * 3600.0
 # Segments acknowledged at once at the start of a connection, so that slow start is not
 # slowed by delayed ACKs (Linux's "quick ACK" mode does the same).
 QUICKACK_SEGMENTS = 16
-# The ACKs one batch of arrivals may owe before the one that ends it (see `_ack_points`).
+# The ACKs one batch of arrivals may owe before the one that ends it (see `_ack_points`);
+# even, as a full list is thinned to every second point.
 ACK_POINTS_MAX = 8
 
 
@@ -247,14 +248,16 @@ class Connection:
         # -- acknowledgement generation --
         self._ack_now = False
         # RFC 5681 §4.2: "an ACK SHOULD be generated for at least every second full-sized
-        # segment". A driver hands over a whole read (a GRO burst) before it asks what to
-        # send, so the ACKs owed within it are kept here, as (RCV.NXT, TS.Recent) when
-        # each fell due, and sent ahead of the one that ends the batch. One ACK for the
-        # whole burst would be a stretch ACK: it lets the sender's slow start grow by
-        # HyStart++'s L = 8 segments per ACK instead of the segments it covered, and a
-        # lost one silences a whole burst. At most ACK_POINTS_MAX; past that the batch's
-        # last ACK covers the rest, as Linux's one ACK per GRO packet does.
+        # segment". A driver hands over all that one pass read (GRO bursts) before it
+        # asks what to send, so the ACKs owed within it are kept here, as (RCV.NXT,
+        # TS.Recent) when each fell due, and sent before anything queued after them
+        # (`_flush_ack_points`). One ACK for the whole pass would be a stretch ACK: the
+        # sender's slow start would grow by HyStart++'s L = 8 segments per ACK instead of
+        # the segments it covered, and a lost one would silence the burst. At most
+        # ACK_POINTS_MAX per pass, spread over it (`_owe_ack`), about Linux's density of
+        # one ACK per GRO packet when a pass is large.
         self._ack_points: list[tuple[int, int]] = []
+        self._ack_thinned = 0  # the points are 2 segments << this apart, at least
         self._delack_at: float | None = None
         self._quickack = QUICKACK_SEGMENTS
         self._queued: list[bytes] = []  # control segments built on arrival (dupACKs, RSTs)
@@ -922,7 +925,6 @@ class Connection:
         two_segments = 2 * self._rcv_mss
         delayed_ack = self.config.delayed_ack
         quickack = self._quickack
-        points = self._ack_points
         buf = self._rcvbuf
         head = self._rcv_head
         tail = self._rcv_tail
@@ -985,9 +987,7 @@ class Connection:
                 if quickack > 0:
                     quickack -= 1
                 self._ack_now = True
-                if len(points) < ACK_POINTS_MAX:
-                    points.append((rcv_nxt, ts_recent))
-                    last_ack_sent = rcv_nxt
+                last_ack_sent = self._owe_ack(rcv_nxt, ts_recent, last_ack_sent)
             elif self._delack_at is None:
                 self._delack_at = now + self.config.delayed_ack_timeout
             i += 1
@@ -1024,11 +1024,8 @@ class Connection:
             if self._quickack > 0:
                 self._quickack -= 1
             self._ack_now = True
-            if not filled_hole and not self._ooo_starts and len(self._ack_points) < ACK_POINTS_MAX:
-                # Owed now, sent with the batch's others (`_ack_points`); the segment that
-                # starts here is the one TS.Recent follows next (RFC 7323 §4.3).
-                self._ack_points.append((rcv_nxt, self._ts_recent))
-                self._last_ack_sent = rcv_nxt
+            if not filled_hole and not self._ooo_starts:
+                self._last_ack_sent = self._owe_ack(rcv_nxt, self._ts_recent, self._last_ack_sent)
         elif self._delack_at is None:
             # Why 40 ms: a bulk transfer never waits on this timer, since every
             # second full segment is acknowledged at once; it only delays the ACK
@@ -1037,6 +1034,28 @@ class Connection:
             # 500 ms RFC 9293 §3.8.6.3 allows and below the 200 ms RTO floor, so a
             # delayed ACK can never trigger a spurious retransmission.
             self._delack_at = now + self.config.delayed_ack_timeout
+
+    def _owe_ack(self, rcv_nxt: int, ts_recent: int, last_ack_sent: int) -> int:
+        """An ACK fell due at `rcv_nxt` before the driver asked what to send: keep it
+        as a point (`_ack_points`) and return Last.ACK.sent, which the point moves.
+
+        Moving it makes the segment that starts at the point the one TS.Recent follows
+        next (RFC 7323 §4.3), so each point's ACK echoes the earliest segment it
+        acknowledges. A full list is thinned to every second point, each kept one taking
+        the echo of the one dropped before it, and later points come twice as far apart.
+        """
+        points = self._ack_points
+        if points:
+            apart = (2 * self._rcv_mss) << self._ack_thinned
+            if rcv_nxt - last_ack_sent < apart:
+                return last_ack_sent
+            if len(points) >= ACK_POINTS_MAX:
+                points[:] = [(points[k + 1][0], points[k][1]) for k in range(0, len(points), 2)]
+                self._ack_thinned += 1
+                if rcv_nxt - last_ack_sent < 2 * apart:
+                    return last_ack_sent
+        points.append((rcv_nxt, ts_recent))
+        return rcv_nxt
 
     def _parse(self, data: bytes | bytearray | memoryview) -> _Inbound | None:
         try:
@@ -1874,7 +1893,9 @@ class Connection:
         self._ack_now = True
         points = self._ack_points
         if points and points[-1][0] == self.rcv_nxt - 1:
-            points.pop()  # the ACK of the FIN acknowledges the data before it too
+            # The ACK of the FIN stands for the one owed for the data before it, and
+            # echoes that one's TSval (RFC 7323 §4.3), not the FIN's.
+            self._ts_recent = points.pop()[1]
         if not self._eof:
             self._eof = True
             self._events.append(EndOfStream())
@@ -2044,6 +2065,8 @@ class Connection:
             self._rto_at = now + self._rtt.rto
 
     def _send_probe(self, now: float) -> None:
+        if self._ack_points:
+            self._flush_ack_points(now)
         out = self._queued
         mss = self.snd_mss - self._sack_option_size()
         buf = self._sndbuf
@@ -2090,6 +2113,8 @@ class Connection:
         if self._probes > self.config.max_retransmits:
             self._fail(ConnectionTimedOut("connection timed out (window probes)"))
             return
+        if self._ack_points:
+            self._flush_ack_points(now)
         self._queued.append(self._build(self.snd_una - 1, self.rcv_nxt, ACK, now))
         self._persist_backoff += 1
         self._persist_at = now + self._persist_interval()
@@ -2123,6 +2148,8 @@ class Connection:
             self._fail(ConnectionTimedOut("connection timed out (keepalive)"))
             return
         self._probes += 1
+        if self._ack_points:
+            self._flush_ack_points(now)
         self._queued.append(self._build(self.snd_una - 1, self.rcv_nxt, ACK, now))
         self._keepalive_at = now + cfg.keepalive_interval
 
@@ -2132,7 +2159,7 @@ class Connection:
         """Every segment the connection wants transmitted now, in order."""
         self._rec.fs_snd_max = -1  # a chance to send: the next batch of ACKs starts here
         if self._ack_points:
-            self._send_ack_points(now)
+            self._flush_ack_points(now)
         out = self._queued
         state = self.state
         if (
@@ -2570,20 +2597,26 @@ class Connection:
         self.segs_out += 1
         self._after_ack_sent()
 
-    def _send_ack_points(self, now: float) -> None:
-        """The ACKs a batch of arrivals owed before its last (`_ack_points`), ahead of
-        anything queued since: a receiver taking the segments one at a time would have
-        sent them first. The last point is the batch's own ACK, which follows as usual.
+    def _flush_ack_points(self, now: float) -> None:
+        """Queue the ACKs a batch of arrivals owed (`_ack_points`), oldest first.
 
-        Each advertises the same right edge as that last ACK, rounded up to the window
-        scale and never below an edge already advertised (RFC 7323 §2.4).
+        Called at the start of `segments_to_send` and before anything else is queued
+        (a duplicate ACK, a probe, a keepalive), so each ACK goes out in its place with
+        that moment's window and SND.MAX. A point at RCV.NXT is left to the segment that
+        follows, which acknowledges RCV.NXT too; it echoes the point's TSval, not that
+        of a later segment that brought no data (RFC 7323 §4.3). Each ACK advertises the
+        right edge of now, rounded up to the window scale as `_window_field` rounds, and
+        never one below an edge already advertised (RFC 7323 §2.4).
         """
         points = self._ack_points
         self._ack_points = []
+        self._ack_thinned = 0
         rcv_nxt = self.rcv_nxt
-        if points[0][0] >= rcv_nxt or self.state is State.CLOSED:
+        if points[-1][0] == rcv_nxt:
+            self._ts_recent = points.pop()[1]
+        if not points or self.state is State.CLOSED:
             return
-        self._window_field()  # moves _rcv_adv to the edge the batch's last ACK will give
+        self._window_field()  # moves _rcv_adv to the edge an ACK of RCV.NXT gives now
         shift = self._rcv_wscale
         round_up = (1 << shift) - 1
         tsval = self._ts_now(now) if self._ts_ok else None
@@ -2591,22 +2624,21 @@ class Connection:
         rport = self.remote_port
         seq = self.snd_max
         pseudo = self._csum_pseudo
-        acks = []
+        out = self._queued
         for ack, tsecr in points:
-            if ack >= rcv_nxt:
-                break
             edge = self._rcv_adv
             field = (edge - ack + round_up) >> shift
             if field > 0xFFFF:
                 field = 0xFFFF
             if ack + (field << shift) > edge:
                 self._rcv_adv = ack + (field << shift)
-            acks.append(pack_ack(lport, rport, seq, ack, ACK, field, tsval, tsecr, pseudo))
-        self.segs_out += len(acks)
-        self._queued[:0] = acks
+            out.append(pack_ack(lport, rport, seq, ack, ACK, field, tsval, tsecr, pseudo))
+        self.segs_out += len(points)
 
     def _send_ack_immediately(self, now: float) -> None:
         """Queue an ACK now, separately from any data (a duplicate ACK must be pure)."""
+        if self._ack_points:
+            self._flush_ack_points(now)
         self._queued.append(self._build(self.snd_max, self.rcv_nxt, ACK, now, sack=True))
 
     def _challenge_ack(self, now: float) -> None:
@@ -2825,6 +2857,7 @@ class Connection:
         self._rec.stop_timers()
         self._ack_now = False
         self._ack_points.clear()
+        self._ack_thinned = 0
         self._syn_pending = False
         self._sndbuf.clear()
         self._ooo_starts.clear()
