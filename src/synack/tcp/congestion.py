@@ -332,8 +332,9 @@ class Cubic(CongestionControl):
     # RFC 9438 §4.10: CUBIC "SHOULD use the HyStart++ slow start algorithm [RFC9406]",
     # whose slow start adds min(N, L*SMSS) per ACK with L = 8 for a sender that does
     # not pace (RFC 9406 §4.2-4.3); ours does not. A receiver that reads in batches
-    # (GRO: ours, Linux's) acknowledges 4-8 segments at once, and RFC 3465's L = 2 then
-    # grows cwnd by only 1.25x per round trip. Linux's tcp_slow_start counts every
+    # may acknowledge many segments at once (Linux: one ACK per GRO packet; ours ACKs
+    # every second segment of a read, at most 4 ACKs per pass), and RFC 3465's L = 2
+    # then grows cwnd by only 1.25x per round trip. Linux's tcp_slow_start counts every
     # acknowledged segment.
     slow_start_limit = 8
 

@@ -111,7 +111,7 @@ PAWS_IDLE_LIMIT = 24 * 24 * 3600.0
 QUICKACK_SEGMENTS = 16
 # The ACKs one batch of arrivals may owe before the one that ends it (see `_ack_points`);
 # even, as a full list is thinned to every second point.
-ACK_POINTS_MAX = 8
+ACK_POINTS_MAX = 4
 
 
 def window_scale_for(buffer: int) -> int:
