@@ -8,7 +8,7 @@ import random
 
 import pytest
 
-from synack.tcp import State
+from synack.tcp import Connection, State
 from synack.tcp.connection import (
     ACK_POINTS_MAX,
     PAWS_IDLE_LIMIT,
@@ -531,6 +531,39 @@ def test_acks_owed_within_a_read_leave_in_the_order_they_fell_due(batched: bool)
     handed_over(s, burst, batched=batched)
     acks = [x.ack - REMOTE_ISS - 1 - offset for x in recv(s)]
     assert acks == [0, 3 * full, 4 * full]
+
+
+def test_a_large_pass_does_not_ask_for_a_point_at_every_segment(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # Once a pass's list of points is full, the rule "an ACK every second segment" holds
+    # at every later segment; the receiver's loop must not call `_owe_ack` for each of
+    # them to learn that none is due (that was 6.5% of a bulk receiver's profile). Here
+    # the points fall at 2, 4, 6, 8, 12, 16, 24, 32 and thinnings at 10, 20, 40.
+    s = established(receive_buffer=1 << 22, window_scaling=True)
+    offset = past_quickack(s)
+    calls = 0
+    owe_ack = Connection._owe_ack
+
+    def counting(self: Connection, rcv_nxt: int, ts_recent: int, last: int) -> int:
+        nonlocal calls
+        calls += 1
+        return owe_ack(self, rcv_nxt, ts_recent, last)
+
+    monkeypatch.setattr(Connection, "_owe_ack", counting)
+    n = 40
+    burst = [
+        seg(
+            SEND,
+            seq=REMOTE_ISS + 1 + offset + k * MSS,
+            flags=A | P,
+            payload=RANDOM[k * MSS : (k + 1) * MSS],
+        )
+        for k in range(n)
+    ]
+    handed_over(s, burst, batched=True)
+    assert [(x.ack - REMOTE_ISS - 1 - offset) // MSS for x in recv(s)] == [16, 32, 40]
+    assert calls == 11
 
 
 @pytest.mark.parametrize("batched", [False, True], ids=["one by one", "one batch"])

@@ -258,6 +258,7 @@ class Connection:
         # one ACK per GRO packet when a pass is large.
         self._ack_points: list[tuple[int, int]] = []
         self._ack_thinned = 0  # the points are 2 segments << this apart, at least
+        self._ack_owe_at = 0  # the RCV.NXT before which no new point can fall due
         self._delack_at: float | None = None
         self._quickack = QUICKACK_SEGMENTS
         self._queued: list[bytes] = []  # control segments built on arrival (dupACKs, RSTs)
@@ -925,6 +926,7 @@ class Connection:
         two_segments = 2 * self._rcv_mss
         delayed_ack = self.config.delayed_ack
         quickack = self._quickack
+        owe_at = self._ack_owe_at
         buf = self._rcvbuf
         head = self._rcv_head
         tail = self._rcv_tail
@@ -987,7 +989,9 @@ class Connection:
                 if quickack > 0:
                     quickack -= 1
                 self._ack_now = True
-                last_ack_sent = self._owe_ack(rcv_nxt, ts_recent, last_ack_sent)
+                if rcv_nxt >= owe_at:
+                    last_ack_sent = self._owe_ack(rcv_nxt, ts_recent, last_ack_sent)
+                    owe_at = self._ack_owe_at
             elif self._delack_at is None:
                 self._delack_at = now + self.config.delayed_ack_timeout
             i += 1
@@ -1024,7 +1028,7 @@ class Connection:
             if self._quickack > 0:
                 self._quickack -= 1
             self._ack_now = True
-            if not filled_hole and not self._ooo_starts:
+            if not filled_hole and not self._ooo_starts and rcv_nxt >= self._ack_owe_at:
                 self._last_ack_sent = self._owe_ack(rcv_nxt, self._ts_recent, self._last_ack_sent)
         elif self._delack_at is None:
             # Why 40 ms: a bulk transfer never waits on this timer, since every
@@ -1043,18 +1047,24 @@ class Connection:
         next (RFC 7323 §4.3), so each point's ACK echoes the earliest segment it
         acknowledges. A full list is thinned to every second point, each kept one taking
         the echo of the one dropped before it, and later points come twice as far apart.
+        `_ack_owe_at` says when the next may fall due, so that the callers' per-segment
+        loops do not call here for every segment of a large pass.
         """
         points = self._ack_points
+        apart = (2 * self._rcv_mss) << self._ack_thinned
         if points:
-            apart = (2 * self._rcv_mss) << self._ack_thinned
             if rcv_nxt - last_ack_sent < apart:
+                self._ack_owe_at = last_ack_sent + apart
                 return last_ack_sent
             if len(points) >= ACK_POINTS_MAX:
                 points[:] = [(points[k + 1][0], points[k][1]) for k in range(0, len(points), 2)]
                 self._ack_thinned += 1
-                if rcv_nxt - last_ack_sent < 2 * apart:
+                apart <<= 1
+                if rcv_nxt - last_ack_sent < apart:
+                    self._ack_owe_at = last_ack_sent + apart
                     return last_ack_sent
         points.append((rcv_nxt, ts_recent))
+        self._ack_owe_at = rcv_nxt + apart
         return rcv_nxt
 
     def _parse(self, data: bytes | bytearray | memoryview) -> _Inbound | None:
@@ -2611,6 +2621,7 @@ class Connection:
         points = self._ack_points
         self._ack_points = []
         self._ack_thinned = 0
+        self._ack_owe_at = 0
         rcv_nxt = self.rcv_nxt
         if points[-1][0] == rcv_nxt:
             self._ts_recent = points.pop()[1]
@@ -2858,6 +2869,7 @@ class Connection:
         self._ack_now = False
         self._ack_points.clear()
         self._ack_thinned = 0
+        self._ack_owe_at = 0
         self._syn_pending = False
         self._sndbuf.clear()
         self._ooo_starts.clear()
