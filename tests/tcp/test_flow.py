@@ -185,6 +185,22 @@ def test_unanswered_probes_give_up() -> None:
     assert events(s) == ["TimedOut(ConnectionTimedOut)", "Closed"]
 
 
+def test_a_read_past_half_the_buffer_moves_the_rest_to_the_front_intact() -> None:
+    # The receive buffer is one bytearray read from the front; once more than half is
+    # read, what is left moves to the front in one copy (`_consumed`). The bytes must
+    # come out in order, then and after more arrive behind them.
+    s = established()
+    for k in range(6):
+        data_from_peer(s, k * MSS, RANDOM[k * MSS : (k + 1) * MSS])
+    recv(s)
+    size = len(s.conn._rcvbuf)
+    first = s.conn.receive(size // 2 + 100)
+    assert s.conn._rcv_head == 0  # the rest was moved
+    for k in range(6, 8):
+        data_from_peer(s, k * MSS, RANDOM[k * MSS : (k + 1) * MSS])
+    assert first + s.conn.receive() == RANDOM[: 8 * MSS]
+
+
 def test_we_advertise_a_zero_window_and_reopen_it() -> None:
     s = established(receive_buffer=4000)
     data_from_peer(s, 0, bytes(4000))
