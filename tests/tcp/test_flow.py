@@ -429,74 +429,6 @@ def handed_over(s: Sock, segments: list[Segment], *, batched: bool) -> None:
             send(s, x)
 
 
-@pytest.mark.parametrize("batched", [False, True], ids=["one by one", "one batch"])
-def test_a_burst_read_at_once_is_acked_for_every_second_segment(batched: bool) -> None:
-    # RFC 5681 §4.2: "an ACK SHOULD be generated for at least every second full-sized
-    # segment", also when a whole burst (a GRO read) is taken in before anything is sent:
-    # one ACK for all nine would be a stretch ACK. Each ACK echoes the TSval of the
-    # segment that began what it acknowledges (RFC 7323 §4.3), and no ACK's right edge
-    # falls below an earlier one's (RFC 7323 §2.4).
-    s = ts_established(window_scaling=True)
-    offset = 0
-    for k in range(QUICKACK_SEGMENTS):  # past quick-ACK mode, one segment at a time
-        data_from_peer(s, offset, b"q", ts=(1100 + k, tsval(0)))
-        assert len(recv(s)) == 1
-        offset += 1
-    full = s.conn.snd_mss  # the peer's full segments carry the same options as ours
-    burst = [
-        seg(
-            SEND,
-            seq=REMOTE_ISS + 1 + offset + k * full,
-            flags=A | P,
-            payload=RANDOM[k * full : (k + 1) * full],
-            ts=(2000 + k, tsval(0)),
-        )
-        for k in range(9)
-    ]
-    handed_over(s, burst, batched=batched)
-    acks = recv(s)
-    start = REMOTE_ISS + 1 + offset
-    assert [x.ack - start for x in acks] == [2 * full, 4 * full, 6 * full, 8 * full, 9 * full]
-    assert [x.options.timestamps[1] for x in acks] == [2000, 2002, 2004, 2006, 2008]
-    assert all(not x.payload and x.flags == A for x in acks)
-    edges = [x.ack + (x.window << s.conn._rcv_wscale) for x in acks]
-    assert edges == sorted(edges)
-    assert s.conn.receive() == b"q" * offset + RANDOM[: 9 * full]
-
-
-def test_acks_owed_within_one_pass_are_capped_and_spread_over_it() -> None:
-    # A pass that reads 40 segments owes 20 ACKs; at most ACK_POINTS_MAX go before the
-    # pass's last (here 2, 16 segments apart, after three thinnings), spread evenly (a full list keeps every second point, and later ones
-    # come twice as far apart): about Linux's one ACK per GRO packet, so that a large
-    # pass does not cost the sender an ACK per two segments of it. Each still echoes
-    # the TSval of the first segment it acknowledges (RFC 7323 §4.3).
-    s = ts_established()
-    offset = 0
-    for k in range(QUICKACK_SEGMENTS):
-        data_from_peer(s, offset, b"q", ts=(1100 + k, tsval(0)))
-        assert len(recv(s)) == 1
-        offset += 1
-    full = s.conn.snd_mss
-    n = 40  # within the window the handshake offered
-    burst = [
-        seg(
-            SEND,
-            seq=REMOTE_ISS + 1 + offset + k * full,
-            flags=A | P,
-            payload=RANDOM[k * full : (k + 1) * full],
-            ts=(2000 + k, tsval(0)),
-        )
-        for k in range(n)
-    ]
-    handed_over(s, burst, batched=True)
-    acks = recv(s)
-    start = REMOTE_ISS + 1 + offset
-    assert ACK_POINTS_MAX == 4  # the figures below follow from it
-    assert [(x.ack - start) // full for x in acks] == [16, 32, 40]
-    assert [x.options.timestamps[1] - 2000 for x in acks] == [0, 16, 32]
-    assert s.conn.receive() == b"q" * offset + RANDOM[: n * full]
-
-
 def ts_past_quickack(s: Sock) -> int:
     """`past_quickack` with timestamps: the bytes the peer has sent."""
     for k in range(QUICKACK_SEGMENTS):
@@ -516,6 +448,47 @@ def full_segment(s: Sock, offset: int, k: int, **changes: object) -> Segment:
         payload=RANDOM[k * full : (k + 1) * full],
         **fields,
     )
+
+
+@pytest.mark.parametrize("batched", [False, True], ids=["one by one", "one batch"])
+def test_a_burst_read_at_once_is_acked_for_every_second_segment(batched: bool) -> None:
+    # RFC 5681 §4.2: "an ACK SHOULD be generated for at least every second full-sized
+    # segment", also when a whole burst (a GRO read) is taken in before anything is sent:
+    # one ACK for all nine would be a stretch ACK. Each ACK echoes the TSval of the
+    # segment that began what it acknowledges (RFC 7323 §4.3), and no ACK's right edge
+    # falls below an earlier one's (RFC 7323 §2.4).
+    s = ts_established(window_scaling=True)
+    offset = ts_past_quickack(s)
+    full = s.conn.snd_mss  # the peer's full segments carry the same options as ours
+    handed_over(s, [full_segment(s, offset, k) for k in range(9)], batched=batched)
+    acks = recv(s)
+    start = REMOTE_ISS + 1 + offset
+    assert [x.ack - start for x in acks] == [2 * full, 4 * full, 6 * full, 8 * full, 9 * full]
+    assert [x.options.timestamps[1] for x in acks] == [2000, 2002, 2004, 2006, 2008]
+    assert all(not x.payload and x.flags == A for x in acks)
+    edges = [x.ack + (x.window << s.conn._rcv_wscale) for x in acks]
+    assert edges == sorted(edges)
+    assert s.conn.receive() == b"q" * offset + RANDOM[: 9 * full]
+
+
+def test_acks_owed_within_one_pass_are_capped_and_spread_over_it() -> None:
+    # A pass that reads 40 segments owes 20 ACKs; at most ACK_POINTS_MAX go before the
+    # pass's last, spread evenly: a full list keeps every second point, and later ones
+    # come twice as far apart (here, after three thinnings, 2 points 16 segments apart).
+    # That is about Linux's one ACK per GRO packet, so that a large pass does not cost
+    # the sender an ACK per two segments of it. Each still echoes the TSval of the
+    # first segment it acknowledges (RFC 7323 §4.3).
+    s = ts_established()
+    offset = ts_past_quickack(s)
+    full = s.conn.snd_mss
+    n = 40  # within the window the handshake offered
+    handed_over(s, [full_segment(s, offset, k) for k in range(n)], batched=True)
+    acks = recv(s)
+    start = REMOTE_ISS + 1 + offset
+    assert ACK_POINTS_MAX == 4  # the figures below follow from it
+    assert [(x.ack - start) // full for x in acks] == [16, 32, 40]
+    assert [x.options.timestamps[1] - 2000 for x in acks] == [0, 16, 32]
+    assert s.conn.receive() == b"q" * offset + RANDOM[: n * full]
 
 
 @pytest.mark.parametrize("batched", [False, True], ids=["one by one", "one batch"])
