@@ -1055,16 +1055,13 @@ class Connection:
         points = self._ack_points
         apart = (2 * self._rcv_mss) << self._ack_thinned
         if points:
-            if rcv_nxt - last_ack_sent < apart:
-                self._ack_owe_at = last_ack_sent + apart
-                return last_ack_sent
-            if len(points) >= ACK_POINTS_MAX:
+            if len(points) >= ACK_POINTS_MAX and rcv_nxt - last_ack_sent >= apart:
                 points[:] = [(points[k + 1][0], points[k][1]) for k in range(0, len(points), 2)]
                 self._ack_thinned += 1
                 apart <<= 1
-                if rcv_nxt - last_ack_sent < apart:
-                    self._ack_owe_at = last_ack_sent + apart
-                    return last_ack_sent
+            if rcv_nxt - last_ack_sent < apart:
+                self._ack_owe_at = last_ack_sent + apart
+                return last_ack_sent
         points.append((rcv_nxt, ts_recent))
         self._ack_owe_at = rcv_nxt + apart
         return rcv_nxt
@@ -2077,8 +2074,7 @@ class Connection:
             self._rto_at = now + self._rtt.rto
 
     def _send_probe(self, now: float) -> None:
-        if self._ack_points:
-            self._flush_ack_points(now)
+        self._flush_ack_points(now)
         out = self._queued
         mss = self.snd_mss - self._sack_option_size()
         buf = self._sndbuf
@@ -2125,8 +2121,7 @@ class Connection:
         if self._probes > self.config.max_retransmits:
             self._fail(ConnectionTimedOut("connection timed out (window probes)"))
             return
-        if self._ack_points:
-            self._flush_ack_points(now)
+        self._flush_ack_points(now)
         self._queued.append(self._build(self.snd_una - 1, self.rcv_nxt, ACK, now))
         self._persist_backoff += 1
         self._persist_at = now + self._persist_interval()
@@ -2160,8 +2155,7 @@ class Connection:
             self._fail(ConnectionTimedOut("connection timed out (keepalive)"))
             return
         self._probes += 1
-        if self._ack_points:
-            self._flush_ack_points(now)
+        self._flush_ack_points(now)
         self._queued.append(self._build(self.snd_una - 1, self.rcv_nxt, ACK, now))
         self._keepalive_at = now + cfg.keepalive_interval
 
@@ -2612,8 +2606,9 @@ class Connection:
     def _flush_ack_points(self, now: float) -> None:
         """Queue the ACKs a batch of arrivals owed (`_ack_points`), oldest first.
 
-        Called at the start of `segments_to_send` and before anything else is queued
-        (a duplicate ACK, a probe, a keepalive), so each ACK goes out in its place with
+        Called at the start of `segments_to_send` (there only when some are owed: it is
+        the hot path) and before anything else is queued (a duplicate ACK, a probe, a
+        keepalive), so each ACK goes out in its place with
         that moment's window and SND.MAX. A point at RCV.NXT is left to the segment that
         follows, which acknowledges RCV.NXT too; it echoes the point's TSval, not that
         of a later segment that brought no data (RFC 7323 §4.3). Each ACK advertises the
@@ -2621,6 +2616,8 @@ class Connection:
         never one below an edge already advertised (RFC 7323 §2.4).
         """
         points = self._ack_points
+        if not points:
+            return
         self._ack_points = []
         self._ack_thinned = 0
         self._ack_owe_at = 0
@@ -2650,8 +2647,7 @@ class Connection:
 
     def _send_ack_immediately(self, now: float) -> None:
         """Queue an ACK now, separately from any data (a duplicate ACK must be pure)."""
-        if self._ack_points:
-            self._flush_ack_points(now)
+        self._flush_ack_points(now)
         self._queued.append(self._build(self.snd_max, self.rcv_nxt, ACK, now, sack=True))
 
     def _challenge_ack(self, now: float) -> None:
