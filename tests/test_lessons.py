@@ -366,6 +366,10 @@ def test_the_cli_lists_the_lessons_and_refuses_what_it_cannot_do(tmp_path: Path)
     loopback = _cli("sticky", "--pcap", str(tmp_path / "x.pcap"))
     assert loopback.returncode == 1 and "tcpdump -i lo" in loopback.stderr
     assert "Traceback" not in loopback.stderr and not (tmp_path / "x.pcap").exists()
+    for transport in ("os", "synack"):  # the udp lesson has no TCP on either
+        udp = _cli("udp", "--transport", transport, "--pcap", str(tmp_path / "u.pcap"))
+        assert udp.returncode == 1 and "tcpdump -i lo udp" in udp.stderr, udp.stderr
+        assert "Traceback" not in udp.stderr and not (tmp_path / "u.pcap").exists()
 
 
 @pytest.mark.parametrize("name", ["sticky", "many-clients", "download"])

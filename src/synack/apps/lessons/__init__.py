@@ -24,6 +24,7 @@ class Lesson:
     summary: str  # catalogue key
     setting: Literal["virtual", "loopback"]  # synack's TCP on virtual time, or real sockets
     run: Callable[[], LessonRun]
+    tcp: bool = True  # False for a lesson with no TCP at all: no segments for --pcap
 
 
 NAMES = (
@@ -61,7 +62,7 @@ def lessons() -> dict[str, Lesson]:
         Lesson("sticky", "sticky.title", "sticky.summary", "loopback", streams.run_sticky),
         Lesson("backlog", "bl.title", "bl.summary", "virtual", queues.run_backlog),
         Lesson("syn-flood", "sf.title", "sf.summary", "virtual", queues.run_syn_flood),
-        Lesson("udp", "udp.title", "udp.summary", "loopback", udp.run),
+        Lesson("udp", "udp.title", "udp.summary", "loopback", udp.run, tcp=False),
         Lesson("many-clients", "mc.title", "mc.summary", "loopback", streams.run_many_clients),
         Lesson("download", "dl.title", "dl.summary", "loopback", streams.run_download),
     ]

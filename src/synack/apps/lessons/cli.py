@@ -70,6 +70,8 @@ def run_lesson(args: argparse.Namespace) -> int:
         raise UsageError(f"no lesson named {args.name!r}; the lessons are: {', '.join(NAMES)}")
     lesson = lessons()[args.name]
     loopback = lesson.setting == "loopback"
+    if args.pcap and not lesson.tcp:
+        raise UserError(text(lang, "cli.pcap.no_tcp", name=lesson.name))
     if args.pcap and loopback and args.transport != "synack":
         raise UserError(text(lang, "cli.pcap.loopback", name=lesson.name))
     if loopback and args.transport == "synack":

@@ -36,6 +36,10 @@ MESSAGES: dict[str, tuple[str, str]] = {
         "the {name} lesson runs on the operating system's sockets here, not on synack's TCP, so it has no segments of ours to write; add --transport synack to run it on synack's TCP, or capture loopback traffic with tcpdump -i lo",
         "{name} 这一课此时使用操作系统的套接字,而不是 synack 自己的 TCP,没有报文段可以保存;加上 --transport synack 让它在 synack 的 TCP 上运行,或者用 tcpdump -i lo 抓取回环网卡的流量",
     ),
+    "cli.pcap.no_tcp": (
+        "the {name} lesson sends UDP datagrams, not TCP segments, on every transport, so --pcap has nothing to write; capture them with tcpdump -i lo udp",
+        "{name} 这一课无论用哪种传输都只发送 UDP 数据报,没有 TCP 报文段,--pcap 无从写起;可以用 tcpdump -i lo udp 抓取",
+    ),
     # ------------------------------------------------------------------ handshake
     "hs.title": ("The three-way handshake", "三次握手"),
     "hs.summary": (
