@@ -41,7 +41,6 @@ class ErrorCode(StrEnum):
     NO_SUCH_USER = "no-such-user"
     FULL = "full"  # the server holds its maximum number of connections
     IDLE = "idle"  # nothing heard for longer than the idle timeout
-    SLOW = "slow"  # the reader fell too far behind (sent, where possible, before closing)
     UNKNOWN_PEER = "unknown-peer"  # UDP: a datagram from an address/token with no session
     # In a cluster (chat serve --redis) whose Redis cannot be reached: nicknames cannot be
     # checked across servers, so joining and changing nicknames wait until it is back.

@@ -190,27 +190,28 @@ class Peer(Member):
             # Written before the turn ended (a kick, a quit): still hear the rest of it.
             self.join_batch(seg.batch)
         if data and self.write(data) > self.server.max_queue:
-            self.kick(
-                f"too slow: fell behind by more than {self.server.max_queue} bytes",
-                ErrorCode.SLOW,
-                polite=False,
-            )
+            self.drop(f"too slow: fell behind by more than {self.server.max_queue} bytes")
 
-    def kick(self, reason: str, code: ErrorCode, *, polite: bool = True) -> None:
-        """Disconnect now: tell the peer why if its queue has room, tell the room, log it."""
+    def kick(self, reason: str, code: ErrorCode) -> None:
+        """Disconnect now: tell the peer why, tell the room, log it."""
         if self.done:
             return
-        if polite:
-            self.send(self.encoder({"op": "error", "code": str(code), "message": reason}))
-            self.flush()
+        self.send(self.encoder({"op": "error", "code": str(code), "message": reason}))
+        self.flush()
         self.server.dropped(self, reason)
         self.done = True
-        if polite:
-            self.close()  # after the queued error is written...
-            # ...unless the peer never reads it: then do not hold the socket forever.
-            self.server.loop.call_later(CLOSE_GRACE, self.abort)
-        else:
-            self.abort()  # its queue is the problem: drop it
+        self.close()  # after the queued error is written...
+        # ...unless the peer never reads it: then do not hold the socket forever.
+        self.server.loop.call_later(CLOSE_GRACE, self.abort)
+
+    def drop(self, reason: str) -> None:
+        """Disconnect a reader too slow for its room at once, telling it nothing (its
+        queue is the problem: an error would wait behind it); tell the room, log it."""
+        if self.done:
+            return
+        self.server.dropped(self, reason)
+        self.done = True
+        self.abort()
 
     # --- requests -------------------------------------------------------------------------
 
