@@ -253,6 +253,17 @@ async def test_garbage_at_a_listening_port_is_counted_and_changes_nothing() -> N
     server.close()
 
 
+def black_hole(server: aio.SynackServer) -> socket.socket:
+    """Silence the server without a word: its engine goes, and a UDP socket that never
+    reads holds its port, so nothing answers (no FIN, no RST, no ICMP), as with a host
+    switched off or a firewall that drops."""
+    address = server.addresses[0]
+    server.engine.close()
+    hole = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    hole.bind(address)
+    return hole
+
+
 @run
 async def test_a_peer_that_vanishes_is_detected_by_the_retransmission_limit() -> None:
     quick = Config(rto_initial=0.05, rto_min=0.05, max_retransmits=3)
@@ -260,10 +271,10 @@ async def test_a_peer_that_vanishes_is_detected_by_the_retransmission_limit() ->
     reader, writer = await aio.open_connection(*server.addresses[0], config=quick)
     writer.write(b"ping")
     assert await reader.readexactly(4) == b"ping"
-    server.engine.close()  # the peer is gone without a word: no FIN, no RST, no ICMP yet
-    writer.write(b"anyone there?")
-    with pytest.raises(TimeoutError) as caught:
-        await reader.read(100)
+    with black_hole(server):
+        writer.write(b"anyone there?")
+        with pytest.raises(TimeoutError) as caught:
+            await reader.read(100)
     assert caught.value.errno == errno.ETIMEDOUT
     writer.close()
 
@@ -277,10 +288,30 @@ async def test_an_idle_peer_that_vanishes_is_detected_by_keepalive() -> None:
     reader, writer = await aio.open_connection(*server.addresses[0], config=keepalive)
     writer.write(b"ping")
     assert await reader.readexactly(4) == b"ping"
-    server.engine.close()
-    with pytest.raises(TimeoutError) as caught:
+    with black_hole(server), pytest.raises(TimeoutError) as caught:
         await reader.read(100)  # nothing was sent: only keepalive can notice
     assert caught.value.errno == errno.ETIMEDOUT
+
+
+@run
+async def test_a_peer_whose_port_closed_is_found_within_an_rto_or_two_not_minutes() -> None:
+    """No process holds the peer's port: our next segment draws an ICMP port-unreachable,
+    the probe one RTO later another, and the connection is reset as the RST of the
+    peer's kernel would reset it (docs/PROTOCOL.md §5.4). With the default timers, where
+    the retransmission limit alone would take about 15 minutes."""
+    server = await aio.start_server(echo, "127.0.0.1", 0)
+    reader, writer = await aio.open_connection(*server.addresses[0])
+    writer.write(b"ping")
+    assert await reader.readexactly(4) == b"ping"
+    server.engine.close()  # its process is gone: the port is closed
+    started = asyncio.get_running_loop().time()
+    writer.write(b"anyone there?")
+    with pytest.raises(ConnectionResetError):
+        await asyncio.wait_for(reader.read(100), 10)
+    assert asyncio.get_running_loop().time() - started < 3.0
+    conn = writer.transport.connection  # type: ignore[attr-defined]
+    assert conn.counters["port_unreachable"] >= 2
+    writer.close()
 
 
 @run

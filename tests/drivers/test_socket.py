@@ -355,3 +355,47 @@ def test_a_process_that_exits_closes_its_connections_with_fin_after_its_data() -
     assert child.wait(LIMIT) == 0
     conn.close()
     srv.close()
+
+
+KILLED = textwrap.dedent(
+    """
+    import sys
+    import synack.socket as socket
+
+    sock = socket.create_connection(("127.0.0.1", int(sys.argv[1])))
+    sock.sendall(b"hello")
+    sys.stdin.read()  # until the parent kills it (or, failing that, closes stdin)
+    """
+)
+
+
+def test_a_peer_killed_outright_is_found_by_the_next_send_as_a_reset() -> None:
+    """SIGKILL: no exit linger, no FIN, no RST; only the closed UDP port is left. Our
+    next segment draws an ICMP port-unreachable, the probe one RTO later another, and
+    recv raises ConnectionResetError (docs/PROTOCOL.md §5.4) instead of waiting for the
+    retransmission limit (about 15 minutes with the default timers)."""
+    srv = listening()
+    child = subprocess.Popen(
+        [sys.executable, "-c", KILLED, str(srv.getsockname()[1])], stdin=subprocess.PIPE
+    )
+    try:
+        conn, _ = srv.accept()
+        conn.settimeout(LIMIT)
+        assert conn.recv(5) == b"hello"
+        child.kill()
+        child.wait(LIMIT)
+        started = time.monotonic()
+        conn.sendall(b"anyone there?")
+        with pytest.raises(ConnectionResetError):
+            conn.recv(100)
+        assert time.monotonic() - started < 3.0
+        with pytest.raises(BrokenPipeError):  # as after any reset
+            conn.send(b"again")
+        conn.close()
+    finally:
+        if child.poll() is None:
+            child.kill()
+        assert child.stdin is not None
+        child.stdin.close()
+        child.wait(LIMIT)
+        srv.close()

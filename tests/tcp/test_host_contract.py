@@ -414,3 +414,18 @@ def test_many_connections_on_a_lossy_fake_network_driven_by_readiness() -> None:
     first = run_many(3)
     assert first[2] == [30_000] * 10
     assert run_many(3) == first  # one seed, one run
+
+
+def test_a_port_unreachable_goes_to_the_connection_whose_segment_it_quotes() -> None:
+    """The host routes an ICMP port-unreachable by the ports of the segment it quotes
+    (`Connection.port_unreachable` judges it); one it cannot place is counted."""
+    client_host, _server_host, clients, _servers = opened(3)
+    clients[1].send(b"ping")
+    [(seg, _src, dst)] = client_host.segments_to_send(0.1)
+    client_host.port_unreachable(seg[:8], dst, 0.1)
+    assert [c.counters["port_unreachable"] for c in clients] == [0, 1, 0]
+    assert client_host.get_timer() is not None
+    client_host.port_unreachable(seg[:7], dst, 0.1)  # too short to name a connection
+    client_host.port_unreachable(seg[:8], "198.18.0.9", 0.1)  # no connection to that host
+    assert client_host.stats["bad_icmp"] == 2
+    assert all(c.state is State.ESTABLISHED for c in clients)

@@ -30,7 +30,7 @@ from dataclasses import replace
 from typing import Any
 
 from synack.drivers.engine import Engine, config_for, os_error
-from synack.drivers.udp import CarrierConfig, UdpCarrier
+from synack.drivers.udp import CarrierConfig, CarrierError, UdpCarrier
 from synack.tcp import (
     Closed,
     Config,
@@ -92,14 +92,18 @@ class LoopEngine:
 
     def _readable(self) -> None:
         now = self.loop.time()
-        for code, addr in self.engine.receive(now):
-            self._icmp_error(code, addr)
+        for error in self.engine.receive(now):
+            self._icmp_error(error, now)
         self.service(now)
 
-    def _icmp_error(self, code: int, addr: tuple[str, int]) -> None:
+    def _icmp_error(self, error: CarrierError, now: float) -> None:
         """RFC 5461 §4.1 lets a connection being opened act on a port unreachable at
-        once (no process is there to answer with RST); later ones are only noted."""
+        once (no process is there to answer with RST); after the handshake the core
+        judges a port-unreachable (`Host.port_unreachable`: a check, not an end)."""
+        code, addr, quoted = error
         self.unreachable[addr] = code
+        if code == errno.ECONNREFUSED and quoted:
+            self.host.port_unreachable(quoted, socket.inet_aton(addr[0]), now)
         rip = socket.inet_aton(addr[0])
         for conn in list(self.host.connections.values()):
             if conn.remote == (rip, addr[1]) and conn.state is State.SYN_SENT:

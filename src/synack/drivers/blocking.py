@@ -64,7 +64,7 @@ from time import monotonic
 from typing import Any
 
 from synack.drivers.engine import Engine, config_for, os_error
-from synack.drivers.udp import CarrierConfig, UdpCarrier
+from synack.drivers.udp import CarrierConfig, CarrierError, UdpCarrier
 from synack.tcp import (
     Config,
     Connection,
@@ -876,8 +876,8 @@ class BlockingEngine:
         """Under the lock: take in datagrams, run due timers, hand out events, send."""
         engine = self.engine
         if readable:
-            for code, addr in engine.receive(now):
-                self._unreachable(code, addr)
+            for error in engine.receive(now):
+                self._unreachable(error, now)
         if self.backlogged and writable:
             self.backlogged = not engine.flush_backlog()
         host = self.host
@@ -936,10 +936,14 @@ class BlockingEngine:
                 owner.on_events()
                 owner.notify()
 
-    def _unreachable(self, code: int, addr: tuple[str, int]) -> None:
+    def _unreachable(self, error: CarrierError, now: float) -> None:
         """An ICMP error: fail a connection being opened to that address at once (RFC
-        5461 §4.1 allows it; no process is there to answer with RST), as aio does."""
+        5461 §4.1 allows it; no process is there to answer with RST), as aio does; after
+        the handshake the core judges a port-unreachable (`Host.port_unreachable`)."""
+        code, addr, quoted = error
         rip = socket.inet_aton(addr[0])
+        if code == errno.ECONNREFUSED and quoted:
+            self.host.port_unreachable(quoted, rip, now)
         for conn in list(self.host.connections.values()):
             if conn.remote == (rip, addr[1]) and conn.state is State.SYN_SENT:
                 owner = self.owners.get(conn)

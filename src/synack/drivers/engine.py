@@ -35,7 +35,7 @@ from dataclasses import replace
 from typing import Any
 
 from synack.drivers import trace
-from synack.drivers.udp import CRC_TRAILER, Address, CarrierConfig, UdpCarrier
+from synack.drivers.udp import CRC_TRAILER, Address, CarrierConfig, CarrierError, UdpCarrier
 from synack.tcp import (
     Config,
     Connection,
@@ -93,7 +93,7 @@ class Engine:
             self.observer.attach(host.address, self.port)
         _live.add(self)
 
-    def receive(self, now: float) -> list[tuple[int, Address]]:
+    def receive(self, now: float) -> list[CarrierError]:
         """Feed every datagram waiting on the socket to the host; return ICMP errors.
 
         A datagram too short to hold a TCP header is counted and dropped, and so is

@@ -26,7 +26,8 @@ datagrams of up to 65507 bytes, the largest UDP payload IPv4 can carry.
 
 **What the carrier can detect.** The socket has `IP_RECVERR` (`IPV6_RECVERR`) on,
 so ICMP errors about datagrams we sent are queued on the socket with the
-destination they were sent to, and `errors()` reports them as (errno, (host, port)).
+destination they were sent to, and `errors()` reports them as (errno, (host, port),
+the start of the datagram the error quotes).
 A port with nothing bound on a host that answers with ICMP port-unreachable gives
 `ECONNREFUSED` for that exact address: an engine may fail a connection in SYN-SENT
 on it (RFC 5461 allows acting on this "hard" error while connecting), which is how
@@ -39,13 +40,16 @@ firewall that drops without answering, a NAT mapping that expired, a path that
 eats the datagrams; none of these says anything, and only TCP's retransmission
 timeout finds them. ICMP itself is unreliable: routers and hosts rate-limit it
 (Linux answers a remote host with about one error per second after a short burst,
-net.ipv4.icmp_ratelimit), firewalls filter it, and it carries no proof that it is genuine, so after the
-handshake it should never end a connection on its own (RFC 5461, RFC 5927). When
-the peer's process exits on a remote host, the next datagrams may draw a
-port-unreachable, or nothing if that host rate-limits or filters ICMP; the kernel's
-TCP would answer with a RST, which this carrier cannot make up for a process that
-is gone. An ICMP error also reaches us only while the socket exists and only for
-datagrams this socket sent.
+net.ipv4.icmp_ratelimit), firewalls filter it, and it carries no proof that it is
+genuine, so after the handshake one error should never end a connection on its own
+(RFC 5461, RFC 5927). When the peer's process exits on a remote host, the next
+datagrams may draw a port-unreachable, or nothing if that host rate-limits or
+filters ICMP; the kernel's TCP would answer with a RST. The core makes up for that
+where it safely can: a port-unreachable quoting a sequence number in flight starts
+a check, and a second one an RTO later with the peer silent resets the connection
+(`Connection.port_unreachable`, docs/PROTOCOL.md §5.4). An ICMP error also reaches
+us only while the socket exists and only for datagrams this socket sent; it quotes
+the start of the datagram, which `errors()` keeps (a TCP header's worth).
 
 With `IP_RECVERR` on, Linux makes a pending ICMP error fail the next `send` or
 `recv` on the socket once (with `ECONNREFUSED`, say) without sending or receiving
@@ -66,7 +70,7 @@ import sys
 from collections import deque
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, NamedTuple
 
 __all__ = [
     "CRC_TRAILER",
@@ -77,6 +81,7 @@ __all__ = [
     "Address",
     "Buffer",
     "CarrierConfig",
+    "CarrierError",
     "CarrierStats",
     "Datagram",
     "UdpCarrier",
@@ -86,6 +91,17 @@ __all__ = [
 
 Address = tuple[str, int]
 Buffer = bytes | bytearray | memoryview
+
+
+class CarrierError(NamedTuple):
+    """An error about datagrams sent to `dest`: an ICMP error quotes the start of the
+    datagram that drew it (`quoted`: its payload, our TCP segment's header first)."""
+
+    errno: int
+    dest: Address
+    quoted: bytes = b""
+
+
 # One datagram: a buffer, or two sent gathered (sendmsg's iovec), so that a segment
 # and its trailer need not be joined by a copy.
 Datagram = Buffer | tuple[Buffer, Buffer]
@@ -137,6 +153,8 @@ _RETRIES = 2
 _RECV_RETRIES = 8
 # ICMP errors kept for errors() if nobody collects them; older ones are dropped.
 _ERRORS_KEPT = 1024
+# Bytes of the datagram an ICMP error quotes that are kept: a TCP header without options.
+_QUOTED_KEPT = 20
 
 
 # The integrity checks a carriage can use, and the bytes the CRC-32 trailer takes.
@@ -269,7 +287,7 @@ class UdpCarrier:
         self.family = sock.family
         self._v6 = sock.family == socket.AF_INET6
         self.stats = CarrierStats()
-        self._errors: deque[tuple[int, Address]] = deque(maxlen=_ERRORS_KEPT)
+        self._errors: deque[CarrierError] = deque(maxlen=_ERRORS_KEPT)
         self._gso_cmsg: dict[int, list[tuple[int, int, bytes]]] = {}
         self._errors_checked = False  # recv_batch has looked for errors since errors()
         try:
@@ -497,7 +515,7 @@ class UdpCarrier:
             return True
         if attempt < _RETRIES:
             return False
-        self._errors.append((e.errno or 0, addr))
+        self._errors.append(CarrierError(e.errno or 0, addr))
         self.stats.errors += 1
         self.stats.send_refused += count
         return True
@@ -643,8 +661,8 @@ class UdpCarrier:
 
     # ------------------------------------------------------------------ errors
 
-    def errors(self) -> list[tuple[int, Address]]:
-        """ICMP (and local) errors since the last call: (errno, destination) each.
+    def errors(self) -> list[CarrierError]:
+        """ICMP (and local) errors since the last call: (errno, destination, quoted) each.
 
         ECONNREFUSED means the destination host said no process has that UDP port.
         Right after recv_batch this costs no system call: its first receive fails on
@@ -670,7 +688,9 @@ class UdpCarrier:
         found: list[tuple[int, int]] = []
         while True:
             try:
-                _data, anc, _flags, addr = recvmsg(0, _ERR_CMSG_SPACE, socket.MSG_ERRQUEUE)
+                quoted, anc, _flags, addr = recvmsg(
+                    _QUOTED_KEPT, _ERR_CMSG_SPACE, socket.MSG_ERRQUEUE
+                )
             except BlockingIOError:
                 break
             for level, kind, data in anc:
@@ -680,7 +700,7 @@ class UdpCarrier:
                         dest = sending_to
                     else:
                         dest = (addr[0], addr[1]) if addr else ("", 0)
-                    self._errors.append((err, dest))
+                    self._errors.append(CarrierError(err, dest, quoted))
                     found.append((err, origin))
         if found:
             self.stats.errors += len(found)

@@ -112,6 +112,9 @@ QUICKACK_SEGMENTS = 16
 # The ACKs one batch of arrivals may owe before the one that ends it (see `_ack_points`);
 # even, as a full list is thinned to every second point.
 ACK_POINTS_MAX = 4
+# Probes sent, one RTO apart, after a port-unreachable while waiting for a second one
+# (`port_unreachable`); then TCP's own timers watch the peer again.
+GONE_PROBES = 3
 
 
 def window_scale_for(buffer: int) -> int:
@@ -314,8 +317,14 @@ class Connection:
         self._snd_sml = 0  # end of the last short segment sent (Nagle, Minshall's variant)
         self._persist_backoff = 0
         self._probes = 0  # unanswered window or keepalive probes
-        self._keepalive_at: float | None = None
+        self._keepalive_at: float | None = None  # keepalive, or the gone peer's probe
         self._last_recv = 0.0
+        # A port-unreachable said the peer's process may be gone (`port_unreachable`):
+        # since when, `_last_recv` then, when a second one confirms it, probes sent.
+        self._gone_since: float | None = None
+        self._gone_heard = 0.0
+        self._gone_confirm_at = 0.0
+        self._gone_probes = 0
         self._close_at: float | None = None  # TIME-WAIT or orphaned FIN-WAIT-2 expiry
         self._challenge_tokens = float(cfg.challenge_ack_limit)
         self._challenge_at = 0.0
@@ -335,6 +344,8 @@ class Connection:
                 "bad_checksum",
                 "out_of_order",
                 "challenge_acks",
+                "port_unreachable",  # ICMP port-unreachables acted on
+                "icmp_ignored",  # ICMP errors quoting a sequence number not in flight
             ),
             0,
         )
@@ -2137,6 +2148,9 @@ class Connection:
     def _keepalive_probe(self, now: float) -> None:
         """RFC 9293 §3.8.4: after an idle period, a segment with SEG.SEQ = SND.NXT-1 that
         the peer must acknowledge; `keepalive_count` unanswered probes end the connection."""
+        if self._gone_since is not None:
+            self._gone_probe(now)  # the timer is the gone peer's probe's for now
+            return
         cfg = self.config
         if not cfg.keepalive or self.state not in (State.ESTABLISHED, State.CLOSE_WAIT):
             return
@@ -2158,6 +2172,58 @@ class Connection:
         self._flush_ack_points(now)
         self._queued.append(self._build(self.snd_una - 1, self.rcv_nxt, ACK, now))
         self._keepalive_at = now + cfg.keepalive_interval
+
+    # ------------------------------------------------------------------ a peer gone
+
+    def port_unreachable(self, seq32: int, now: float) -> None:
+        """The carrier says no process holds the peer's port: an ICMP port-unreachable
+        that quotes a segment we sent with sequence number `seq32`.
+
+        RFC 5461 §4.1 and RFC 5927 §5.2: after the handshake such an error must not end
+        a connection on its own (it is unauthenticated), so it starts a check instead.
+        It counts only if it quotes a sequence number we may have sent and not seen
+        acknowledged (RFC 5927 §4.1, Linux's check in tcp_v4_err; a probe's is SND.UNA
+        - 1). One RTO later, if nothing was heard from the peer, a probe it must answer
+        goes out (SEG.SEQ = SND.UNA - 1, as a keepalive's); a second port-unreachable
+        that comes at least that RTO after the first, with still nothing heard, ends
+        the connection as the RST would that the peer's kernel sends for a process that
+        dies. A kernel's TCP learns it at once; without this, after the retransmission
+        limit (RFC 9293 §3.8.3's R2, minutes) or never, when we were only receiving.
+        SYN-SENT is the engine's to judge (the error refuses the connection at once).
+        """
+        state = self.state
+        if state not in SYNCHRONIZED or state is State.TIME_WAIT:
+            return
+        seq = self._unwrap_ack(seq32)
+        if not self.snd_una - 1 <= seq <= self.snd_max:
+            self.counters["icmp_ignored"] += 1
+            return
+        self.counters["port_unreachable"] += 1
+        if self._gone_since is None or self._last_recv > self._gone_heard:
+            # The first sign, or the peer has been heard from since the last one.
+            wait = max(self._rtt.base_rto, self.config.rto_min)
+            self._gone_since = now
+            self._gone_heard = self._last_recv
+            self._gone_confirm_at = now + wait
+            self._gone_probes = 0
+            self._keepalive_at = now + wait
+            return
+        if now >= self._gone_confirm_at:
+            self._fail(ConnectionReset("connection reset: nothing listens at the peer's port"))
+
+    def _gone_probe(self, now: float) -> None:
+        """One RTO after a port-unreachable: ask the peer for an ACK, or stand down."""
+        if self._last_recv > self._gone_heard or self._gone_probes >= GONE_PROBES:
+            # The peer spoke, or no second error came (ICMP is rate-limited and filtered
+            # on the way): TCP's own timers watch the peer from here.
+            self._gone_since = None
+            self._keepalive_at = None
+            self._keepalive_restart(now)
+            return
+        self._gone_probes += 1
+        self._flush_ack_points(now)
+        self._queued.append(self._build(self.snd_una - 1, self.rcv_nxt, ACK, now))
+        self._keepalive_at = now + max(self._rtt.base_rto, self.config.rto_min)
 
     # ------------------------------------------------------------------ outbound segments
 

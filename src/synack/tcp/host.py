@@ -39,6 +39,7 @@ from __future__ import annotations
 import hashlib
 import heapq
 import itertools
+import struct
 from collections.abc import Sequence
 from dataclasses import replace
 
@@ -61,6 +62,7 @@ from synack.wire.tcp import (
 )
 
 _TIME_WAIT = State.TIME_WAIT
+_PORTS_SEQ = struct.Struct("!HHI")  # a quoted TCP header's source and destination port, seq
 _CLOSED = State.CLOSED
 
 # Linux's default net.ipv4.ip_local_port_range.
@@ -95,7 +97,12 @@ class Host:
         self._next_port = EPHEMERAL_PORTS.start + int.from_bytes(seed[:4], "big") % len(
             EPHEMERAL_PORTS
         )
-        self.stats: dict[str, int] = {"resets_sent": 0, "no_port": 0, "bad_segment": 0}
+        self.stats: dict[str, int] = {
+            "resets_sent": 0,
+            "no_port": 0,
+            "bad_segment": 0,
+            "bad_icmp": 0,  # ICMP errors too short, or for no connection of ours
+        }
         # Endpoints touched since the last segments_to_send (dicts: insertion-ordered,
         # so output order is deterministic).
         self._dirty: dict[Connection, None] = {}
@@ -263,6 +270,24 @@ class Host:
                     continue
             self.handle_segment(data, rip, now)
             i += 1
+
+    def port_unreachable(
+        self, quoted: bytes | bytearray | memoryview, dst: str | bytes, now: float
+    ) -> None:
+        """An ICMP port-unreachable for a segment we sent to `dst`, which it quotes from
+        its first byte (the ports and the sequence number at least): that segment's
+        connection judges it (`Connection.port_unreachable`)."""
+        if len(quoted) < 8:
+            self.stats["bad_icmp"] += 1
+            return
+        sport, dport, seq = _PORTS_SEQ.unpack_from(quoted)
+        rip = dst if dst.__class__ is bytes and len(dst) in (4, 16) else address_bytes(dst)
+        conn = self.connections.get((sport, rip, dport))
+        if conn is None:
+            self.stats["bad_icmp"] += 1
+            return
+        conn.port_unreachable(seq, now)
+        self._dirty[conn] = None
 
     def _closed_reset(
         self, data: bytes | bytearray | memoryview, rip: bytes, sport: int, dport: int, flags: int

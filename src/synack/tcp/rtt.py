@@ -147,6 +147,11 @@ class RttEstimator:
         self.backoff_count = 0
 
     @property
+    def base_rto(self) -> float:
+        """The RTO before any backoff: what one round trip and its variance allow."""
+        return self._base_rto
+
+    @property
     def rto_for_syn(self) -> float:
         """The timeout for a SYN or SYN-ACK: the current RTO (rto_initial until sampled)."""
         return self.rto

@@ -322,8 +322,8 @@ class UdpRelay:
             reads = carrier.recv_reads(READ_BATCH)
         except OSError:
             return
-        for err, _addr in carrier.errors():
-            self._target_error(err)
+        for error in carrier.errors():
+            self._target_error(error.errno)
         if not reads:
             return
         now = loop.time()
