@@ -437,18 +437,19 @@ class _Socket(metaclass=_SocketMeta):
         timeout = self._call_timeout(flags)
         if flags & _MSG_PEEK:
             return stream.recv(bufsize, timeout, peek=True)
-        data = stream.recv(bufsize, timeout)
-        if not flags & _MSG_WAITALL or len(data) in (0, bufsize):
-            return data
-        parts = [data]
-        got = len(data)
-        while got < bufsize:
-            more = stream.recv(bufsize - got, timeout)
-            if not more:
-                break
-            parts.append(more)
-            got += len(more)
-        return b"".join(parts)
+        if flags & _MSG_WAITALL and timeout is None:
+            return self._recv_whole(stream, bufsize)
+        return stream.recv(bufsize, timeout)
+
+    @staticmethod
+    def _recv_whole(stream: _blocking.Stream, bufsize: int) -> bytes:
+        """MSG_WAITALL on a blocking socket: `bufsize` bytes, fewer only at the end of
+        the stream or an error (which the next call reports). With a timeout, or
+        without blocking, the standard module polls and then receives what is there,
+        so MSG_WAITALL waits only here."""
+        buffer = bytearray(bufsize)
+        n = stream.recv_into(memoryview(buffer), None, whole=True)
+        return bytes(buffer) if n == bufsize else bytes(buffer[:n])
 
     def recv_into(self, buffer: Any, nbytes: int = 0, flags: int = 0) -> int:
         if nbytes < 0:
@@ -466,13 +467,8 @@ class _Socket(metaclass=_SocketMeta):
             data = stream.recv(len(view), timeout, peek=True)
             view[: len(data)] = data
             return len(data)
-        n = stream.recv_into(view, timeout)
-        while flags & _MSG_WAITALL and 0 < n < len(view):
-            more = stream.recv_into(view[n:], timeout)
-            if not more:
-                break
-            n += more
-        return n
+        whole = bool(flags & _MSG_WAITALL) and timeout is None  # as in _recv_whole
+        return stream.recv_into(view, timeout, whole=whole)
 
     def recvfrom(self, bufsize: int, flags: int = 0) -> tuple[bytes, None]:
         return self.recv(bufsize, flags), None

@@ -677,6 +677,62 @@ def non_blocking_send_fills_then_drains(m: ModuleType) -> list[Any]:
     return out
 
 
+def waitall_returns_what_came_unless_blocking(m: ModuleType) -> list[Any]:
+    """MSG_WAITALL waits for the whole size only on a blocking socket: with a timeout
+    (CPython polls, then receives without blocking) or non-blocking, it returns what
+    has come; and a reset after part of it returns that part, the error next."""
+    srv, client, conn = pair(m)
+    out: list[Any] = []
+    for timeout in (0.3, 0.0):
+        client.settimeout(LIMIT)
+        conn.sendall(b"abc")
+        assert wait_readable(client)
+        client.settimeout(timeout)
+        out.append(outcome(lambda: client.recv(10, m.MSG_WAITALL)))
+    conn.sendall(b"xyz")
+    assert wait_readable(client)
+    buf = bytearray(10)
+    client.settimeout(0.3)
+    out += [outcome(lambda: client.recv_into(buf, 10, m.MSG_WAITALL)), bytes(buf[:3])]
+    conn.sendall(b"last")
+    assert wait_readable(client)  # here before the reset
+    conn.setsockopt(m.SOL_SOCKET, m.SO_LINGER, struct.pack("ii", 1, 0))
+    conn.close()
+    assert wait_hangup(client)
+    client.settimeout(None)
+    out.append(outcome(lambda: client.recv(10, m.MSG_WAITALL)))
+    out.append(outcome(lambda: client.recv(10, m.MSG_WAITALL)))
+    close_all(client, srv)
+    return out
+
+
+def shutdown_wakes_a_blocked_sendall(m: ModuleType) -> list[Any]:
+    """A thread stuck in sendall (nobody reads) is released by another thread's
+    shutdown with EPIPE, as the kernel releases it. Small buffers, so that they fill
+    at once; the shutdown comes once they have stayed full for a while (the last
+    window updates are in), so that sendall is surely waiting for room."""
+    srv = m.socket()
+    srv.setsockopt(m.SOL_SOCKET, m.SO_RCVBUF, 65536)
+    srv.bind((HOST, 0))
+    srv.listen()
+    client = m.socket()
+    client.setsockopt(m.SOL_SOCKET, m.SO_SNDBUF, 65536)
+    client.settimeout(LIMIT)
+    client.connect(srv.getsockname())
+    conn, _ = srv.accept()
+    sender = Background(lambda: outcome(lambda: client.sendall(bytes(64 * 1024 * 1024))))
+    deadline = monotonic() + LIMIT
+    while monotonic() < deadline:  # until the buffer is full and stays full
+        if select.select([], [client], [], 0)[1]:
+            sender.thread.join(0.01)  # (or sendall ends, which it should not)
+        elif not select.select([], [client], [], 0.5)[1]:
+            break  # sendall waits for room that will not come
+    client.shutdown(m.SHUT_RDWR)
+    out = [sender.join(), outcome(lambda: client.send(b"x"))]
+    close_all(client, conn, srv)
+    return out
+
+
 SCENARIOS: list[Callable[..., list[Any]]] = [
     echo,
     bulk_transfer_to_eof,
@@ -707,6 +763,8 @@ SCENARIOS: list[Callable[..., list[Any]]] = [
     closing_a_listener_resets_what_it_did_not_accept,
     sendall_times_out_when_nobody_reads,
     non_blocking_send_fills_then_drains,
+    waitall_returns_what_came_unless_blocking,
+    shutdown_wakes_a_blocked_sendall,
 ]
 
 

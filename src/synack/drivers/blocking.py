@@ -463,34 +463,48 @@ class Stream(_Owner):
             finally:
                 engine.finish()
 
-    def recv_into(self, view: memoryview, timeout: float | None) -> int:
-        """Like `recv`, into `view` (a writable byte view); returns the count."""
+    def recv_into(self, view: memoryview, timeout: float | None, *, whole: bool = False) -> int:
+        """Like `recv`, into `view` (a writable byte view); returns the count.
+
+        With `whole` (MSG_WAITALL on a blocking socket) it waits until `view` is full
+        or the stream ends or fails; what came before an end or error is returned and
+        the error left for the next call, as Linux does, so no received byte is lost.
+        """
         engine = self._enter()
         with engine.lock:
             try:
                 self._wait_readable(engine, timeout)
                 if self.closed:
                     raise error(errno.EBADF)
-                peeked = self.peeked
-                conn = self.conn
-                if peeked:
-                    n = min(len(peeked), len(view))
-                    view[:n] = peeked[:n]
-                    del peeked[:n]
-                    if n < len(view) and conn.receive_available:
-                        n += conn.receive_into(view[n:])
-                        engine.settle()
-                    self.refresh()
-                    return n
-                if conn.receive_available:
-                    n = conn.receive_into(view)
-                    engine.settle()
-                    self.refresh()
-                    return n
-                self._raise_error()
-                return 0
+                n = self._take_into(view, engine)
+                if not n:
+                    self._raise_error()
+                    return 0
+                while whole and n < len(view):
+                    self._wait_readable(engine, None)
+                    more = 0 if self.closed else self._take_into(view[n:], engine)
+                    if not more:
+                        break
+                    n += more
+                return n
             finally:
                 engine.finish()
+
+    def _take_into(self, view: memoryview, engine: BlockingEngine) -> int:
+        """Under the lock: copy what has arrived (peeked bytes first) into `view`."""
+        peeked = self.peeked
+        conn = self.conn
+        n = 0
+        if peeked:
+            n = min(len(peeked), len(view))
+            view[:n] = peeked[:n]
+            del peeked[:n]
+        if n < len(view) and conn.receive_available:
+            n += conn.receive_into(view[n:])
+            engine.settle()
+        if n:
+            self.refresh()
+        return n
 
     # -- sending --------------------------------------------------------------------
 
@@ -505,6 +519,7 @@ class Stream(_Owner):
         conn = self.conn
         return bool(
             self.closed
+            or self.shut_wr  # by another thread: a sender waiting for room gets EPIPE
             or self.error is not None
             or conn.state is _CLOSED
             or (conn.state not in _CONNECTING and conn.send_space > 0)
@@ -546,6 +561,7 @@ class Stream(_Owner):
                         engine.settle()
                     if sent == total or (sent and not whole):
                         break
+                    self.refresh()  # full: unwritable while this call waits for room
                 self.refresh()
                 return sent
             finally:
