@@ -136,7 +136,23 @@ def _bytes_view(data: Any) -> memoryview:
         view = memoryview(data)
     except TypeError:
         raise TypeError(f"a bytes-like object is required, not '{type(data).__name__}'") from None
+    if not view.c_contiguous:
+        raise BufferError("memoryview: underlying buffer is not C-contiguous")
     return view if view.format == "B" and view.ndim == 1 else view.cast("B")
+
+
+def _writable_view(buffer: Any, op: str) -> memoryview:
+    """A byte view of `buffer` to receive into. What the standard module refuses
+    (read-only, not contiguous) is refused before anything is taken from the stream."""
+    try:
+        view = memoryview(buffer)
+    except TypeError:
+        view = None
+    if view is None or view.readonly or not view.c_contiguous:
+        raise TypeError(
+            f"{op}() argument 1 must be read-write bytes-like object, not {type(buffer).__name__}"
+        )
+    return view.cast("B")
 
 
 def _unwildcard(ip: str) -> None:
@@ -429,6 +445,7 @@ class _Socket(metaclass=_SocketMeta):
         return 0.0 if flags & _MSG_DONTWAIT else self._timeout
 
     def recv(self, bufsize: int, flags: int = 0) -> bytes:
+        bufsize = _operator.index(bufsize)
         if bufsize < 0:
             raise ValueError("negative buffersize in recv")
         stream = self._recv_stream(flags)
@@ -452,9 +469,12 @@ class _Socket(metaclass=_SocketMeta):
         return bytes(buffer) if n == bufsize else bytes(buffer[:n])
 
     def recv_into(self, buffer: Any, nbytes: int = 0, flags: int = 0) -> int:
+        return self._recv_into(_writable_view(buffer, "recv_into"), nbytes, flags)
+
+    def _recv_into(self, view: memoryview, nbytes: int, flags: int) -> int:
+        nbytes = _operator.index(nbytes)
         if nbytes < 0:
             raise ValueError("negative buffersize in recv_into")
-        view = memoryview(buffer).cast("B")
         if nbytes > len(view):
             raise ValueError("buffer too small for requested bytes")
         stream = self._recv_stream(flags)
@@ -480,6 +500,27 @@ class _Socket(metaclass=_SocketMeta):
         self, bufsize: int, ancbufsize: int = 0, flags: int = 0
     ) -> tuple[bytes, list[Any], int, None]:
         return self.recv(bufsize, flags), [], 0, None
+
+    def recvmsg_into(
+        self, buffers: Any, ancbufsize: int = 0, flags: int = 0
+    ) -> tuple[int, list[Any], int, None]:
+        """Scatter one receive over `buffers` in order, as the kernel's readv does."""
+        try:
+            views = [_writable_view(b, "recvmsg_into") for b in buffers]
+        except TypeError:
+            raise TypeError(
+                "recvmsg_into() argument 1 must be an iterable of single-segment read-write buffers"
+            ) from None
+        whole = bytearray(sum(len(v) for v in views))
+        n = self._recv_into(memoryview(whole), 0, flags)
+        start = 0
+        for view in views:
+            if start >= n:
+                break
+            part = min(len(view), n - start)
+            view[:part] = whole[start : start + part]
+            start += part
+        return n, [], 0, None
 
     # -- sending -----------------------------------------------------------------------
 

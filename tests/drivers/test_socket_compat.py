@@ -10,6 +10,7 @@ Differences that are deliberate are listed in docs/SOCKET.md and tested at the e
 
 from __future__ import annotations
 
+import array
 import errno
 import hashlib
 import io
@@ -733,6 +734,39 @@ def shutdown_wakes_a_blocked_sendall(m: ModuleType) -> list[Any]:
     return out
 
 
+def buffer_arguments(m: ModuleType) -> list[Any]:
+    """Sizes and buffers the standard module refuses are refused before anything is
+    taken from the stream; buffers of any format are filled as bytes."""
+    srv, client, conn = pair(m)
+    out: list[Any] = [  # refused at once, though nothing has come to wait for
+        outcome(lambda: client.recv(1.5)),
+        outcome(lambda: client.recv_into(bytearray(4), 1.5)),
+        outcome(lambda: client.recv_into(b"read-only")),
+        outcome(lambda: client.recv_into(memoryview(bytearray(8))[::2])),
+        outcome(lambda: client.recvmsg_into([b"read-only"])),
+    ]
+    conn.sendall(b"abcdef")
+    assert wait_readable(client)
+    out += [
+        outcome(lambda: client.recv_into(b"read-only")),
+        outcome(lambda: client.send(memoryview(b"abcdef")[::2])),
+        outcome(lambda: client.sendall(memoryview(b"abcdef")[::2])),
+    ]
+    head, rest = bytearray(2), array.array("i", [0, 0])
+    out += [outcome(lambda: client.recvmsg_into([head, rest])), bytes(head), rest.tobytes()]
+    conn.sendall(b"ghij")
+    assert wait_readable(client)
+    out.append(outcome(lambda: client.recvmsg(10)))
+    client.sendall(array.array("h", [1, 2]))
+    client.sendmsg([b"x", memoryview(b"yz")])
+    got = b""
+    while len(got) < 7 and (more := conn.recv(100)):
+        got += more
+    out.append(got)
+    close_all(client, conn, srv)
+    return out
+
+
 SCENARIOS: list[Callable[..., list[Any]]] = [
     echo,
     bulk_transfer_to_eof,
@@ -765,6 +799,7 @@ SCENARIOS: list[Callable[..., list[Any]]] = [
     non_blocking_send_fills_then_drains,
     waitall_returns_what_came_unless_blocking,
     shutdown_wakes_a_blocked_sendall,
+    buffer_arguments,
 ]
 
 
