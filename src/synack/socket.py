@@ -58,6 +58,8 @@ _DEFAULTS = _Config()
 # (it counts its bookkeeping), within these bounds (SOCK_MIN_SNDBUF / SOCK_MIN_RCVBUF).
 _MIN_SNDBUF = 4608
 _MIN_RCVBUF = 2304
+# TCP_MAXSEG before a connection has its MSS: Linux's TCP_MSS_DEFAULT (RFC 1122).
+_MSS_DEFAULT = 536
 _INT = _struct.Struct("i")
 _LINGER = _struct.Struct("ii")
 _UNSET = object()
@@ -774,13 +776,15 @@ class _Socket(metaclass=_SocketMeta):
 
     def getsockopt(self, level: int, optname: int, buflen: int | None = None) -> int | bytes:
         self._check()
+        if buflen is not None and buflen != 0 and not 0 < buflen <= 1024:
+            raise OSError("getsockopt buflen out of range")  # the standard module's check
         key = (level, optname)
         if key == (_SOL_SOCKET, _std.SO_LINGER):
-            if buflen is None:
+            if not buflen:
                 return self._linger[0]
             return _LINGER.pack(*self._linger)[:buflen]
         value = self._int_option(key)
-        if buflen is None:
+        if not buflen:  # 0, the standard default, also asks for an int
             return value
         return _INT.pack(value)[:buflen].ljust(min(buflen, _INT.size), b"\0")
 
@@ -807,14 +811,15 @@ class _Socket(metaclass=_SocketMeta):
         if key == (_SOL_SOCKET, getattr(_std, "SO_PROTOCOL", -1)):
             return _IPPROTO_TCP
         if key == (_SOL_SOCKET, getattr(_std, "SO_ACCEPTCONN", -1)):
-            return 1 if self._acceptor is not None else 0
+            acceptor = self._acceptor
+            return 1 if acceptor is not None and not acceptor.stopped else 0
         if key == (_IPPROTO_TCP, _std.TCP_NODELAY):
             return int(bool(self._option("no_delay")))
         if key == (_IPPROTO_TCP, getattr(_std, "TCP_MAXSEG", -1)):
             stream = self._stream
             if stream is not None and stream.connected:
                 return int(stream.conn.snd_mss)
-            return int(_DEFAULTS.mss)
+            return _MSS_DEFAULT
         if key in _KEEPALIVE_TUNING:
             return int(self._option(_KEEPALIVE_TUNING[key]))
         if key == (_IPPROTO_TCP, getattr(_std, "TCP_USER_TIMEOUT", -1)):

@@ -767,6 +767,23 @@ def buffer_arguments(m: ModuleType) -> list[Any]:
     return out
 
 
+def option_buffers_and_states(m: ModuleType) -> list[Any]:
+    """getsockopt's buflen as the standard module reads it (0: an int; out of range:
+    OSError without errno), and options that follow the socket's state."""
+    sock = m.socket()
+    out: list[Any] = [sock.getsockopt(m.SOL_SOCKET, m.SO_TYPE, 0)]
+    out.append(outcome(lambda: sock.getsockopt(m.SOL_SOCKET, m.SO_TYPE, -1)))
+    out.append(outcome(lambda: sock.getsockopt(m.SOL_SOCKET, m.SO_TYPE, 1025)))
+    out.append(sock.getsockopt(m.SOL_SOCKET, m.SO_LINGER, 0))
+    out.append(sock.getsockopt(m.IPPROTO_TCP, m.TCP_MAXSEG))  # before any connection
+    srv = listener(m)
+    out.append(srv.getsockopt(m.IPPROTO_TCP, m.TCP_MAXSEG))
+    srv.shutdown(m.SHUT_RDWR)  # stops listening
+    out.append(srv.getsockopt(m.SOL_SOCKET, m.SO_ACCEPTCONN))
+    close_all(sock, srv)
+    return out
+
+
 SCENARIOS: list[Callable[..., list[Any]]] = [
     echo,
     bulk_transfer_to_eof,
@@ -800,6 +817,7 @@ SCENARIOS: list[Callable[..., list[Any]]] = [
     waitall_returns_what_came_unless_blocking,
     shutdown_wakes_a_blocked_sendall,
     buffer_arguments,
+    option_buffers_and_states,
 ]
 
 
