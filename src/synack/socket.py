@@ -117,6 +117,19 @@ def _address(address: Any, op: str) -> tuple[str, int]:
     return _ipv4(host), port
 
 
+def _c_int(value: Any) -> int:
+    """An argument the standard module takes as a C int: TypeError or OverflowError
+    as it raises them."""
+    number = _operator.index(value)
+    if not -(2**31) <= number < 2**31:
+        raise OverflowError(
+            "signed integer is greater than maximum"
+            if number > 0
+            else "signed integer is less than minimum"
+        )
+    return number
+
+
 def _timeout_value(value: Any) -> float | None:
     if value is None:
         return None
@@ -332,7 +345,7 @@ class _Socket(metaclass=_SocketMeta):
         self._check()
         if len(backlog) > 1:
             raise TypeError(f"listen expected at most 1 argument, got {len(backlog)}")
-        size = max(0, _operator.index(backlog[0])) if backlog else min(_std.SOMAXCONN, 128)
+        size = max(0, _c_int(backlog[0])) if backlog else min(_std.SOMAXCONN, 128)
         with self._lock:
             self._check()
             if self._acceptor is not None:
@@ -444,7 +457,12 @@ class _Socket(metaclass=_SocketMeta):
         return self._connected()
 
     def _call_timeout(self, flags: int) -> float | None:
-        return 0.0 if flags & _MSG_DONTWAIT else self._timeout
+        """MSG_DONTWAIT makes a blocking socket's call not wait; with a timeout set,
+        the standard module polls for up to the timeout before it, so the call waits
+        as if the flag were not there."""
+        if flags & _MSG_DONTWAIT and self._timeout is None:
+            return 0.0
+        return self._timeout
 
     def recv(self, bufsize: int, flags: int = 0) -> bytes:
         bufsize = _operator.index(bufsize)
@@ -588,6 +606,7 @@ class _Socket(metaclass=_SocketMeta):
     # -- closing -----------------------------------------------------------------------
 
     def shutdown(self, how: int) -> None:
+        how = _c_int(how)
         self._check()
         if how not in (_std.SHUT_RD, _std.SHUT_WR, _std.SHUT_RDWR):
             raise _error(_errno.EINVAL)

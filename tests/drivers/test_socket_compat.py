@@ -784,6 +784,33 @@ def option_buffers_and_states(m: ModuleType) -> list[Any]:
     return out
 
 
+def non_blocking_sendall_raises_when_full(m: ModuleType) -> list[Any]:
+    """sendall without blocking raises BlockingIOError when not all of it fits (it
+    must not return as if all were sent); MSG_DONTWAIT on a socket with a timeout
+    waits as the timeout says (the standard module polls first)."""
+    srv, client, conn = pair(m)
+    client.setblocking(False)
+    out = [outcome(lambda: client.sendall(bytes(64 * 1024 * 1024)))]
+    out.append(outcome(lambda: client.send(bytes(1000), m.MSG_DONTWAIT)))
+    client.settimeout(0.2)
+    out.append(outcome(lambda: client.recv(10, m.MSG_DONTWAIT)))
+    close_all(client, conn, srv)
+    return out
+
+
+def argument_types(m: ModuleType) -> list[Any]:
+    sock = m.socket()
+    sock.bind((HOST, 0))
+    out = [
+        outcome(lambda: sock.listen(2**40)),
+        outcome(lambda: sock.listen(-(2**40))),
+        outcome(lambda: sock.shutdown("both")),
+        outcome(lambda: sock.shutdown(2**40)),
+    ]
+    sock.close()
+    return out
+
+
 SCENARIOS: list[Callable[..., list[Any]]] = [
     echo,
     bulk_transfer_to_eof,
@@ -818,6 +845,8 @@ SCENARIOS: list[Callable[..., list[Any]]] = [
     shutdown_wakes_a_blocked_sendall,
     buffer_arguments,
     option_buffers_and_states,
+    non_blocking_sendall_raises_when_full,
+    argument_types,
 ]
 
 

@@ -544,8 +544,8 @@ class Stream(_Owner):
                         elif not engine.wait(self, self._can_send, deadline):
                             raise _timed_out()
                         if not self._can_send():
-                            if sent:
-                                break
+                            # Not a partial return: `send` has returned after its first
+                            # bytes, and `sendall` raises as the standard module does.
                             raise _would_block()
                     self._check_send()
                     try:
