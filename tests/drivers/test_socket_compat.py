@@ -811,6 +811,37 @@ def argument_types(m: ModuleType) -> list[Any]:
     return out
 
 
+def poll_events(sock: Any) -> list[str]:
+    """The events `poll` reports for `sock` now, by name."""
+    poller = select.poll()
+    poller.register(sock, select.POLLIN | select.POLLOUT | select.POLLRDHUP)
+    fired = poller.poll(0)
+    mask = fired[0][1] if fired else 0
+    names = ("POLLIN", "POLLOUT", "POLLRDHUP", "POLLHUP")
+    return [name for name in names if mask & getattr(select, name)]
+
+
+def poll_sees_the_end_of_the_peers_stream(m: ModuleType) -> list[Any]:
+    """POLLRDHUP from the peer's FIN (or our SHUT_RD) on, before the connection has
+    ended both ways (POLLHUP) -- how a poll loop learns the peer has finished."""
+    srv, client, conn = pair(m)
+    out: list[Any] = [poll_events(client)]
+    conn.sendall(b"last words")
+    conn.shutdown(m.SHUT_WR)
+    poller = select.poll()
+    poller.register(client, select.POLLRDHUP)
+    assert poller.poll(LIMIT * 1000)  # the FIN is in (not just the data)
+    out.append(poll_events(client))
+    out += [client.recv(100), client.recv(100), poll_events(client)]
+    conn.shutdown(m.SHUT_RD)
+    out.append(poll_events(conn))
+    fresh_srv, fresh_client, fresh_conn = pair(m)
+    fresh_client.shutdown(m.SHUT_RD)
+    out.append(poll_events(fresh_client))
+    close_all(client, conn, srv, fresh_client, fresh_conn, fresh_srv)
+    return out
+
+
 SCENARIOS: list[Callable[..., list[Any]]] = [
     echo,
     bulk_transfer_to_eof,
@@ -847,6 +878,7 @@ SCENARIOS: list[Callable[..., list[Any]]] = [
     option_buffers_and_states,
     non_blocking_sendall_raises_when_full,
     argument_types,
+    poll_sees_the_end_of_the_peers_stream,
 ]
 
 
