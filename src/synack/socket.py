@@ -349,6 +349,12 @@ class _Socket(metaclass=_SocketMeta):
         with self._lock:
             self._check()
             if self._acceptor is not None:
+                if self._acceptor.stopped:
+                    raise OSError(
+                        _errno.EOPNOTSUPP,
+                        "a synack listener stopped by shutdown() does not listen again; "
+                        "open a new socket",
+                    )
                 self._acceptor.set_backlog(size)
                 return
             if self._stream is not None:

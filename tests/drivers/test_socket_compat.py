@@ -930,3 +930,26 @@ def test_descriptor_operations_are_refused_clearly() -> None:
         assert caught.value.errno == errno.ENOPROTOOPT
         with pytest.raises(TypeError):
             io.BytesIO().write(__import__("pickle").dumps(sock))
+
+
+def test_urgent_data_and_listening_again_are_refused_clearly() -> None:
+    """Our TCP carries no urgent data (MSG_OOB); and a listener stopped by shutdown()
+    keeps its descriptor hung up, so it is not started again (Linux would listen)."""
+    srv, client, conn = pair(ours)
+    for call in (lambda: client.send(b"!", ours.MSG_OOB), lambda: conn.recv(1, ours.MSG_OOB)):
+        with pytest.raises(OSError) as caught:
+            call()
+        assert caught.value.errno == errno.EOPNOTSUPP
+    srv.shutdown(ours.SHUT_RDWR)
+    with pytest.raises(OSError) as caught:
+        srv.listen()
+    assert caught.value.errno == errno.EOPNOTSUPP
+    close_all(client, conn, srv)
+
+
+def test_repr_shows_a_descriptor_once_one_is_made() -> None:
+    """The readiness descriptor is made on the first fileno() call (few programs
+    select on a socket); until then repr shows fd=-1, as if it had none."""
+    with ours.socket() as sock:
+        assert " fd=-1," in repr(sock) and "[closed]" not in repr(sock)
+        assert f" fd={sock.fileno()}," in repr(sock)
