@@ -58,6 +58,8 @@ _DEFAULTS = _Config()
 # (it counts its bookkeeping), within these bounds (SOCK_MIN_SNDBUF / SOCK_MIN_RCVBUF).
 _MIN_SNDBUF = 4608
 _MIN_RCVBUF = 2304
+# TCP_MAXSEG before a connection has its MSS: Linux's TCP_MSS_DEFAULT (RFC 1122).
+_MSS_DEFAULT = 536
 _INT = _struct.Struct("i")
 _LINGER = _struct.Struct("ii")
 _UNSET = object()
@@ -115,6 +117,19 @@ def _address(address: Any, op: str) -> tuple[str, int]:
     return _ipv4(host), port
 
 
+def _c_int(value: Any) -> int:
+    """An argument the standard module takes as a C int: TypeError or OverflowError
+    as it raises them."""
+    number = _operator.index(value)
+    if not -(2**31) <= number < 2**31:
+        raise OverflowError(
+            "signed integer is greater than maximum"
+            if number > 0
+            else "signed integer is less than minimum"
+        )
+    return number
+
+
 def _timeout_value(value: Any) -> float | None:
     if value is None:
         return None
@@ -136,7 +151,23 @@ def _bytes_view(data: Any) -> memoryview:
         view = memoryview(data)
     except TypeError:
         raise TypeError(f"a bytes-like object is required, not '{type(data).__name__}'") from None
+    if not view.c_contiguous:
+        raise BufferError("memoryview: underlying buffer is not C-contiguous")
     return view if view.format == "B" and view.ndim == 1 else view.cast("B")
+
+
+def _writable_view(buffer: Any, op: str) -> memoryview:
+    """A byte view of `buffer` to receive into. What the standard module refuses
+    (read-only, not contiguous) is refused before anything is taken from the stream."""
+    try:
+        view = memoryview(buffer)
+    except TypeError:
+        view = None
+    if view is None or view.readonly or not view.c_contiguous:
+        raise TypeError(
+            f"{op}() argument 1 must be read-write bytes-like object, not {type(buffer).__name__}"
+        )
+    return view.cast("B")
 
 
 def _unwildcard(ip: str) -> None:
@@ -314,10 +345,16 @@ class _Socket(metaclass=_SocketMeta):
         self._check()
         if len(backlog) > 1:
             raise TypeError(f"listen expected at most 1 argument, got {len(backlog)}")
-        size = max(0, _operator.index(backlog[0])) if backlog else min(_std.SOMAXCONN, 128)
+        size = max(0, _c_int(backlog[0])) if backlog else min(_std.SOMAXCONN, 128)
         with self._lock:
             self._check()
             if self._acceptor is not None:
+                if self._acceptor.stopped:
+                    raise OSError(
+                        _errno.EOPNOTSUPP,
+                        "a synack listener stopped by shutdown() does not listen again; "
+                        "open a new socket",
+                    )
                 self._acceptor.set_backlog(size)
                 return
             if self._stream is not None:
@@ -426,9 +463,15 @@ class _Socket(metaclass=_SocketMeta):
         return self._connected()
 
     def _call_timeout(self, flags: int) -> float | None:
-        return 0.0 if flags & _MSG_DONTWAIT else self._timeout
+        """MSG_DONTWAIT makes a blocking socket's call not wait; with a timeout set,
+        the standard module polls for up to the timeout before it, so the call waits
+        as if the flag were not there."""
+        if flags & _MSG_DONTWAIT and self._timeout is None:
+            return 0.0
+        return self._timeout
 
     def recv(self, bufsize: int, flags: int = 0) -> bytes:
+        bufsize = _operator.index(bufsize)
         if bufsize < 0:
             raise ValueError("negative buffersize in recv")
         stream = self._recv_stream(flags)
@@ -437,23 +480,27 @@ class _Socket(metaclass=_SocketMeta):
         timeout = self._call_timeout(flags)
         if flags & _MSG_PEEK:
             return stream.recv(bufsize, timeout, peek=True)
-        data = stream.recv(bufsize, timeout)
-        if not flags & _MSG_WAITALL or len(data) in (0, bufsize):
-            return data
-        parts = [data]
-        got = len(data)
-        while got < bufsize:
-            more = stream.recv(bufsize - got, timeout)
-            if not more:
-                break
-            parts.append(more)
-            got += len(more)
-        return b"".join(parts)
+        if flags & _MSG_WAITALL and timeout is None:
+            return self._recv_whole(stream, bufsize)
+        return stream.recv(bufsize, timeout)
+
+    @staticmethod
+    def _recv_whole(stream: _blocking.Stream, bufsize: int) -> bytes:
+        """MSG_WAITALL on a blocking socket: `bufsize` bytes, fewer only at the end of
+        the stream or an error (which the next call reports). With a timeout, or
+        without blocking, the standard module polls and then receives what is there,
+        so MSG_WAITALL waits only here."""
+        buffer = bytearray(bufsize)
+        n = stream.recv_into(memoryview(buffer), None, whole=True)
+        return bytes(buffer) if n == bufsize else bytes(buffer[:n])
 
     def recv_into(self, buffer: Any, nbytes: int = 0, flags: int = 0) -> int:
+        return self._recv_into(_writable_view(buffer, "recv_into"), nbytes, flags)
+
+    def _recv_into(self, view: memoryview, nbytes: int, flags: int) -> int:
+        nbytes = _operator.index(nbytes)
         if nbytes < 0:
             raise ValueError("negative buffersize in recv_into")
-        view = memoryview(buffer).cast("B")
         if nbytes > len(view):
             raise ValueError("buffer too small for requested bytes")
         stream = self._recv_stream(flags)
@@ -466,13 +513,8 @@ class _Socket(metaclass=_SocketMeta):
             data = stream.recv(len(view), timeout, peek=True)
             view[: len(data)] = data
             return len(data)
-        n = stream.recv_into(view, timeout)
-        while flags & _MSG_WAITALL and 0 < n < len(view):
-            more = stream.recv_into(view[n:], timeout)
-            if not more:
-                break
-            n += more
-        return n
+        whole = bool(flags & _MSG_WAITALL) and timeout is None  # as in _recv_whole
+        return stream.recv_into(view, timeout, whole=whole)
 
     def recvfrom(self, bufsize: int, flags: int = 0) -> tuple[bytes, None]:
         return self.recv(bufsize, flags), None
@@ -484,6 +526,27 @@ class _Socket(metaclass=_SocketMeta):
         self, bufsize: int, ancbufsize: int = 0, flags: int = 0
     ) -> tuple[bytes, list[Any], int, None]:
         return self.recv(bufsize, flags), [], 0, None
+
+    def recvmsg_into(
+        self, buffers: Any, ancbufsize: int = 0, flags: int = 0
+    ) -> tuple[int, list[Any], int, None]:
+        """Scatter one receive over `buffers` in order, as the kernel's readv does."""
+        try:
+            views = [_writable_view(b, "recvmsg_into") for b in buffers]
+        except TypeError:
+            raise TypeError(
+                "recvmsg_into() argument 1 must be an iterable of single-segment read-write buffers"
+            ) from None
+        whole = bytearray(sum(len(v) for v in views))
+        n = self._recv_into(memoryview(whole), 0, flags)
+        start = 0
+        for view in views:
+            if start >= n:
+                break
+            part = min(len(view), n - start)
+            view[:part] = whole[start : start + part]
+            start += part
+        return n, [], 0, None
 
     # -- sending -----------------------------------------------------------------------
 
@@ -549,6 +612,7 @@ class _Socket(metaclass=_SocketMeta):
     # -- closing -----------------------------------------------------------------------
 
     def shutdown(self, how: int) -> None:
+        how = _c_int(how)
         self._check()
         if how not in (_std.SHUT_RD, _std.SHUT_WR, _std.SHUT_RDWR):
             raise _error(_errno.EINVAL)
@@ -737,13 +801,15 @@ class _Socket(metaclass=_SocketMeta):
 
     def getsockopt(self, level: int, optname: int, buflen: int | None = None) -> int | bytes:
         self._check()
+        if buflen is not None and buflen != 0 and not 0 < buflen <= 1024:
+            raise OSError("getsockopt buflen out of range")  # the standard module's check
         key = (level, optname)
         if key == (_SOL_SOCKET, _std.SO_LINGER):
-            if buflen is None:
+            if not buflen:
                 return self._linger[0]
             return _LINGER.pack(*self._linger)[:buflen]
         value = self._int_option(key)
-        if buflen is None:
+        if not buflen:  # 0, the standard default, also asks for an int
             return value
         return _INT.pack(value)[:buflen].ljust(min(buflen, _INT.size), b"\0")
 
@@ -770,14 +836,15 @@ class _Socket(metaclass=_SocketMeta):
         if key == (_SOL_SOCKET, getattr(_std, "SO_PROTOCOL", -1)):
             return _IPPROTO_TCP
         if key == (_SOL_SOCKET, getattr(_std, "SO_ACCEPTCONN", -1)):
-            return 1 if self._acceptor is not None else 0
+            acceptor = self._acceptor
+            return 1 if acceptor is not None and not acceptor.stopped else 0
         if key == (_IPPROTO_TCP, _std.TCP_NODELAY):
             return int(bool(self._option("no_delay")))
         if key == (_IPPROTO_TCP, getattr(_std, "TCP_MAXSEG", -1)):
             stream = self._stream
             if stream is not None and stream.connected:
                 return int(stream.conn.snd_mss)
-            return int(_DEFAULTS.mss)
+            return _MSS_DEFAULT
         if key in _KEEPALIVE_TUNING:
             return int(self._option(_KEEPALIVE_TUNING[key]))
         if key == (_IPPROTO_TCP, getattr(_std, "TCP_USER_TIMEOUT", -1)):

@@ -10,6 +10,7 @@ Differences that are deliberate are listed in docs/SOCKET.md and tested at the e
 
 from __future__ import annotations
 
+import array
 import errno
 import hashlib
 import io
@@ -677,6 +678,170 @@ def non_blocking_send_fills_then_drains(m: ModuleType) -> list[Any]:
     return out
 
 
+def waitall_returns_what_came_unless_blocking(m: ModuleType) -> list[Any]:
+    """MSG_WAITALL waits for the whole size only on a blocking socket: with a timeout
+    (CPython polls, then receives without blocking) or non-blocking, it returns what
+    has come; and a reset after part of it returns that part, the error next."""
+    srv, client, conn = pair(m)
+    out: list[Any] = []
+    for timeout in (0.3, 0.0):
+        client.settimeout(LIMIT)
+        conn.sendall(b"abc")
+        assert wait_readable(client)
+        client.settimeout(timeout)
+        out.append(outcome(lambda: client.recv(10, m.MSG_WAITALL)))
+    conn.sendall(b"xyz")
+    assert wait_readable(client)
+    buf = bytearray(10)
+    client.settimeout(0.3)
+    out += [outcome(lambda: client.recv_into(buf, 10, m.MSG_WAITALL)), bytes(buf[:3])]
+    conn.sendall(b"last")
+    assert wait_readable(client)  # here before the reset
+    conn.setsockopt(m.SOL_SOCKET, m.SO_LINGER, struct.pack("ii", 1, 0))
+    conn.close()
+    assert wait_hangup(client)
+    client.settimeout(None)
+    out.append(outcome(lambda: client.recv(10, m.MSG_WAITALL)))
+    out.append(outcome(lambda: client.recv(10, m.MSG_WAITALL)))
+    close_all(client, srv)
+    return out
+
+
+def shutdown_wakes_a_blocked_sendall(m: ModuleType) -> list[Any]:
+    """A thread stuck in sendall (nobody reads) is released by another thread's
+    shutdown with EPIPE, as the kernel releases it. Small buffers, so that they fill
+    at once; the shutdown comes once they have stayed full for a while (the last
+    window updates are in), so that sendall is surely waiting for room."""
+    srv = m.socket()
+    srv.setsockopt(m.SOL_SOCKET, m.SO_RCVBUF, 65536)
+    srv.bind((HOST, 0))
+    srv.listen()
+    client = m.socket()
+    client.setsockopt(m.SOL_SOCKET, m.SO_SNDBUF, 65536)
+    client.settimeout(LIMIT)
+    client.connect(srv.getsockname())
+    conn, _ = srv.accept()
+    sender = Background(lambda: outcome(lambda: client.sendall(bytes(64 * 1024 * 1024))))
+    deadline = monotonic() + LIMIT
+    while monotonic() < deadline:  # until the buffer is full and stays full
+        if select.select([], [client], [], 0)[1]:
+            sender.thread.join(0.01)  # (or sendall ends, which it should not)
+        elif not select.select([], [client], [], 0.5)[1]:
+            break  # sendall waits for room that will not come
+    client.shutdown(m.SHUT_RDWR)
+    out = [sender.join(), outcome(lambda: client.send(b"x"))]
+    close_all(client, conn, srv)
+    return out
+
+
+def buffer_arguments(m: ModuleType) -> list[Any]:
+    """Sizes and buffers the standard module refuses are refused before anything is
+    taken from the stream; buffers of any format are filled as bytes."""
+    srv, client, conn = pair(m)
+    out: list[Any] = [  # refused at once, though nothing has come to wait for
+        outcome(lambda: client.recv(1.5)),
+        outcome(lambda: client.recv_into(bytearray(4), 1.5)),
+        outcome(lambda: client.recv_into(b"read-only")),
+        outcome(lambda: client.recv_into(memoryview(bytearray(8))[::2])),
+        outcome(lambda: client.recvmsg_into([b"read-only"])),
+    ]
+    conn.sendall(b"abcdef")
+    assert wait_readable(client)
+    out += [
+        outcome(lambda: client.recv_into(b"read-only")),
+        outcome(lambda: client.send(memoryview(b"abcdef")[::2])),
+        outcome(lambda: client.sendall(memoryview(b"abcdef")[::2])),
+    ]
+    head, rest = bytearray(2), array.array("i", [0, 0])
+    out += [outcome(lambda: client.recvmsg_into([head, rest])), bytes(head), rest.tobytes()]
+    conn.sendall(b"ghij")
+    assert wait_readable(client)
+    out.append(outcome(lambda: client.recvmsg(10)))
+    client.sendall(array.array("h", [1, 2]))
+    client.sendmsg([b"x", memoryview(b"yz")])
+    got = b""
+    while len(got) < 7 and (more := conn.recv(100)):
+        got += more
+    out.append(got)
+    close_all(client, conn, srv)
+    return out
+
+
+def option_buffers_and_states(m: ModuleType) -> list[Any]:
+    """getsockopt's buflen as the standard module reads it (0: an int; out of range:
+    OSError without errno), and options that follow the socket's state."""
+    sock = m.socket()
+    out: list[Any] = [sock.getsockopt(m.SOL_SOCKET, m.SO_TYPE, 0)]
+    out.append(outcome(lambda: sock.getsockopt(m.SOL_SOCKET, m.SO_TYPE, -1)))
+    out.append(outcome(lambda: sock.getsockopt(m.SOL_SOCKET, m.SO_TYPE, 1025)))
+    out.append(sock.getsockopt(m.SOL_SOCKET, m.SO_LINGER, 0))
+    out.append(sock.getsockopt(m.IPPROTO_TCP, m.TCP_MAXSEG))  # before any connection
+    srv = listener(m)
+    out.append(srv.getsockopt(m.IPPROTO_TCP, m.TCP_MAXSEG))
+    srv.shutdown(m.SHUT_RDWR)  # stops listening
+    out.append(srv.getsockopt(m.SOL_SOCKET, m.SO_ACCEPTCONN))
+    close_all(sock, srv)
+    return out
+
+
+def non_blocking_sendall_raises_when_full(m: ModuleType) -> list[Any]:
+    """sendall without blocking raises BlockingIOError when not all of it fits (it
+    must not return as if all were sent); MSG_DONTWAIT on a socket with a timeout
+    waits as the timeout says (the standard module polls first)."""
+    srv, client, conn = pair(m)
+    client.setblocking(False)
+    out = [outcome(lambda: client.sendall(bytes(64 * 1024 * 1024)))]
+    out.append(outcome(lambda: client.send(bytes(1000), m.MSG_DONTWAIT)))
+    client.settimeout(0.2)
+    out.append(outcome(lambda: client.recv(10, m.MSG_DONTWAIT)))
+    close_all(client, conn, srv)
+    return out
+
+
+def argument_types(m: ModuleType) -> list[Any]:
+    sock = m.socket()
+    sock.bind((HOST, 0))
+    out = [
+        outcome(lambda: sock.listen(2**40)),
+        outcome(lambda: sock.listen(-(2**40))),
+        outcome(lambda: sock.shutdown("both")),
+        outcome(lambda: sock.shutdown(2**40)),
+    ]
+    sock.close()
+    return out
+
+
+def poll_events(sock: Any) -> list[str]:
+    """The events `poll` reports for `sock` now, by name."""
+    poller = select.poll()
+    poller.register(sock, select.POLLIN | select.POLLOUT | select.POLLRDHUP)
+    fired = poller.poll(0)
+    mask = fired[0][1] if fired else 0
+    names = ("POLLIN", "POLLOUT", "POLLRDHUP", "POLLHUP")
+    return [name for name in names if mask & getattr(select, name)]
+
+
+def poll_sees_the_end_of_the_peers_stream(m: ModuleType) -> list[Any]:
+    """POLLRDHUP from the peer's FIN (or our SHUT_RD) on, before the connection has
+    ended both ways (POLLHUP) -- how a poll loop learns the peer has finished."""
+    srv, client, conn = pair(m)
+    out: list[Any] = [poll_events(client)]
+    conn.sendall(b"last words")
+    conn.shutdown(m.SHUT_WR)
+    poller = select.poll()
+    poller.register(client, select.POLLRDHUP)
+    assert poller.poll(LIMIT * 1000)  # the FIN is in (not just the data)
+    out.append(poll_events(client))
+    out += [client.recv(100), client.recv(100), poll_events(client)]
+    conn.shutdown(m.SHUT_RD)
+    out.append(poll_events(conn))
+    fresh_srv, fresh_client, fresh_conn = pair(m)
+    fresh_client.shutdown(m.SHUT_RD)
+    out.append(poll_events(fresh_client))
+    close_all(client, conn, srv, fresh_client, fresh_conn, fresh_srv)
+    return out
+
+
 SCENARIOS: list[Callable[..., list[Any]]] = [
     echo,
     bulk_transfer_to_eof,
@@ -707,6 +872,13 @@ SCENARIOS: list[Callable[..., list[Any]]] = [
     closing_a_listener_resets_what_it_did_not_accept,
     sendall_times_out_when_nobody_reads,
     non_blocking_send_fills_then_drains,
+    waitall_returns_what_came_unless_blocking,
+    shutdown_wakes_a_blocked_sendall,
+    buffer_arguments,
+    option_buffers_and_states,
+    non_blocking_sendall_raises_when_full,
+    argument_types,
+    poll_sees_the_end_of_the_peers_stream,
 ]
 
 
@@ -758,3 +930,26 @@ def test_descriptor_operations_are_refused_clearly() -> None:
         assert caught.value.errno == errno.ENOPROTOOPT
         with pytest.raises(TypeError):
             io.BytesIO().write(__import__("pickle").dumps(sock))
+
+
+def test_urgent_data_and_listening_again_are_refused_clearly() -> None:
+    """Our TCP carries no urgent data (MSG_OOB); and a listener stopped by shutdown()
+    keeps its descriptor hung up, so it is not started again (Linux would listen)."""
+    srv, client, conn = pair(ours)
+    for call in (lambda: client.send(b"!", ours.MSG_OOB), lambda: conn.recv(1, ours.MSG_OOB)):
+        with pytest.raises(OSError) as caught:
+            call()
+        assert caught.value.errno == errno.EOPNOTSUPP
+    srv.shutdown(ours.SHUT_RDWR)
+    with pytest.raises(OSError) as caught:
+        srv.listen()
+    assert caught.value.errno == errno.EOPNOTSUPP
+    close_all(client, conn, srv)
+
+
+def test_repr_shows_a_descriptor_once_one_is_made() -> None:
+    """The readiness descriptor is made on the first fileno() call (few programs
+    select on a socket); until then repr shows fd=-1, as if it had none."""
+    with ours.socket() as sock:
+        assert " fd=-1," in repr(sock) and "[closed]" not in repr(sock)
+        assert f" fd={sock.fileno()}," in repr(sock)

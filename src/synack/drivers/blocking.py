@@ -33,9 +33,11 @@ schedule of its own:
 (`Readiness`), so ``select``, ``poll`` and ``selectors`` see it as they see a kernel
 socket: readable when a byte waits in it (written when data, end of stream, an error
 or a connection to accept is there), writable while its small send buffer has room
-(filled when our TCP send buffer fills, drained when `SendSpace` comes). When a
-connection has ended both ways the other end is closed, and ``poll`` reports POLLHUP
-as it does for the kernel's socket (it cannot report POLLERR).
+(filled when our TCP send buffer fills, drained when `SendSpace` comes). When the
+peer's FIN has come (or reading was shut) the other end shuts its writing, and
+``poll`` reports POLLRDHUP; when a connection has ended both ways the other end is
+closed, and ``poll`` reports POLLHUP, as for the kernel's socket (it cannot report
+POLLERR).
 
 **Fork.** A user-space TCP lives in one process. A forked child finds the engines
 it inherited closed (its copies of their descriptors are released, so the parent's
@@ -151,6 +153,7 @@ class Readiness:
         self._ours.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, 1)  # the kernel's minimum
         self._readable = False
         self._writable = True
+        self.read_ended = False
         self.hung_up = False
         self.set(readable, writable)
 
@@ -162,6 +165,7 @@ class Readiness:
         them (one waiting for a connect to finish watches writability)."""
         if self.hung_up:
             return
+        readable = readable or self.read_ended
         if writable != self._writable:
             self._writable = writable
             with contextlib.suppress(BlockingIOError):
@@ -175,6 +179,15 @@ class Readiness:
                 self._other.send(b"\0")
             else:
                 self._ours.recv(16)
+
+    def end_read(self) -> None:
+        """For good: readable (end of file) and POLLRDHUP, as the kernel's socket is
+        once the peer's FIN has come or reading was shut. Shutting the other end's
+        writing does both at once, so a ``poll`` woken by one sees the other."""
+        if not self.read_ended and not self.hung_up:
+            self.read_ended = True
+            self._readable = True
+            self._other.shutdown(socket.SHUT_WR)
 
     def hang_up(self) -> None:
         """For good: readable (end of file), writable, and POLLHUP."""
@@ -236,6 +249,10 @@ class _Owner:
         """Nothing can change any more (Linux's POLLHUP: both directions shut)."""
         return False
 
+    def read_ended(self) -> bool:
+        """Nothing more will be read (Linux's POLLRDHUP: the peer's FIN, or SHUT_RD)."""
+        return False
+
     def notify(self) -> None:
         """Under the lock: something changed; wake whoever waits for this socket."""
         if self.waiting:
@@ -248,6 +265,8 @@ class _Owner:
     def refresh(self) -> None:
         readiness = self.readiness
         if readiness is not None:
+            if self.read_ended():
+                readiness.end_read()  # before set(): it makes the socket readable too
             readiness.set(self.readable(), self.writable())
             if self.hung_up():
                 readiness.hang_up()
@@ -322,6 +341,9 @@ class Stream(_Owner):
             or state is State.TIME_WAIT
             or ((self.eof_seen or self.shut_rd) and self.shut_wr)
         )
+
+    def read_ended(self) -> bool:
+        return self.eof_seen or self.shut_rd
 
     @property
     def connecting(self) -> bool:
@@ -463,34 +485,48 @@ class Stream(_Owner):
             finally:
                 engine.finish()
 
-    def recv_into(self, view: memoryview, timeout: float | None) -> int:
-        """Like `recv`, into `view` (a writable byte view); returns the count."""
+    def recv_into(self, view: memoryview, timeout: float | None, *, whole: bool = False) -> int:
+        """Like `recv`, into `view` (a writable byte view); returns the count.
+
+        With `whole` (MSG_WAITALL on a blocking socket) it waits until `view` is full
+        or the stream ends or fails; what came before an end or error is returned and
+        the error left for the next call, as Linux does, so no received byte is lost.
+        """
         engine = self._enter()
         with engine.lock:
             try:
                 self._wait_readable(engine, timeout)
                 if self.closed:
                     raise error(errno.EBADF)
-                peeked = self.peeked
-                conn = self.conn
-                if peeked:
-                    n = min(len(peeked), len(view))
-                    view[:n] = peeked[:n]
-                    del peeked[:n]
-                    if n < len(view) and conn.receive_available:
-                        n += conn.receive_into(view[n:])
-                        engine.settle()
-                    self.refresh()
-                    return n
-                if conn.receive_available:
-                    n = conn.receive_into(view)
-                    engine.settle()
-                    self.refresh()
-                    return n
-                self._raise_error()
-                return 0
+                n = self._take_into(view, engine)
+                if not n:
+                    self._raise_error()
+                    return 0
+                while whole and n < len(view):
+                    self._wait_readable(engine, None)
+                    more = 0 if self.closed else self._take_into(view[n:], engine)
+                    if not more:
+                        break
+                    n += more
+                return n
             finally:
                 engine.finish()
+
+    def _take_into(self, view: memoryview, engine: BlockingEngine) -> int:
+        """Under the lock: copy what has arrived (peeked bytes first) into `view`."""
+        peeked = self.peeked
+        conn = self.conn
+        n = 0
+        if peeked:
+            n = min(len(peeked), len(view))
+            view[:n] = peeked[:n]
+            del peeked[:n]
+        if n < len(view) and conn.receive_available:
+            n += conn.receive_into(view[n:])
+            engine.settle()
+        if n:
+            self.refresh()
+        return n
 
     # -- sending --------------------------------------------------------------------
 
@@ -505,6 +541,7 @@ class Stream(_Owner):
         conn = self.conn
         return bool(
             self.closed
+            or self.shut_wr  # by another thread: a sender waiting for room gets EPIPE
             or self.error is not None
             or conn.state is _CLOSED
             or (conn.state not in _CONNECTING and conn.send_space > 0)
@@ -529,8 +566,8 @@ class Stream(_Owner):
                         elif not engine.wait(self, self._can_send, deadline):
                             raise _timed_out()
                         if not self._can_send():
-                            if sent:
-                                break
+                            # Not a partial return: `send` has returned after its first
+                            # bytes, and `sendall` raises as the standard module does.
                             raise _would_block()
                     self._check_send()
                     try:
@@ -546,6 +583,7 @@ class Stream(_Owner):
                         engine.settle()
                     if sent == total or (sent and not whole):
                         break
+                    self.refresh()  # full: unwritable while this call waits for room
                 self.refresh()
                 return sent
             finally:
