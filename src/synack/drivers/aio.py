@@ -25,6 +25,7 @@ import contextlib
 import errno
 import socket
 import weakref
+from asyncio import trsock
 from collections.abc import Callable
 from dataclasses import replace
 from typing import Any
@@ -72,6 +73,8 @@ class LoopEngine:
         self.transports: dict[Connection, SynackTransport] = {}
         self.watchers: dict[Connection, Callable[[Connection], None]] = {}
         self.acceptors: dict[Listener, Callable[[Connection], None]] = {}
+        # The server on this port, listening or not yet: it keeps the socket open.
+        self.server: SynackServer | None = None
         self.unreachable: dict[tuple[str, int], int] = {}  # destination -> errno
         self._timer: asyncio.TimerHandle | None = None
         self._timer_at: float | None = None
@@ -166,7 +169,7 @@ class LoopEngine:
         host = self.host
         if self._kicked_inside and host.events_waiting:
             self.kick()
-        if not host.connections and not host.listeners and not self.watchers:
+        if not host.connections and not self.watchers and self.server is None:
             self.close()  # idle: nothing left to carry
 
     def _hand_out(self, now: float) -> None:
@@ -654,32 +657,91 @@ async def create_connection(
 
 
 class SynackServer:
-    """A listening port of our TCP; the same calls as `asyncio.Server` that apps use."""
+    """A port of our TCP with the calls of `asyncio.Server`: ``sockets``, ``is_serving``,
+    ``start_serving``, ``serve_forever``, ``close``, ``wait_closed``, ``async with``.
 
-    def __init__(self, engine: LoopEngine, listener: Listener) -> None:
+    Until it serves (``start_serving=False``) the port is bound and a connect to it is
+    refused, as a kernel socket bound but not listening refuses one.
+    """
+
+    def __init__(
+        self, engine: LoopEngine, accept: Callable[[Connection], None], backlog: int
+    ) -> None:
         self._engine = engine
-        self._listener = listener
+        self._accept = accept
+        self._backlog = backlog
+        self._listener: Listener | None = None
         self._closed: asyncio.Event = asyncio.Event()
+        self._serving_forever: asyncio.Future[None] | None = None
+        engine.server = self
 
     @property
     def addresses(self) -> list[tuple[str, int]]:
         return [] if self._closed.is_set() else [self._engine.engine.carrier.sockname]
 
     @property
+    def sockets(self) -> tuple[trsock.TransportSocket, ...]:
+        """The UDP socket that carries the port, as `asyncio.Server` lists its listening
+        sockets: its ``getsockname()`` is the server's address (its type is SOCK_DGRAM)."""
+        if self._closed.is_set():
+            return ()
+        return (trsock.TransportSocket(self._engine.engine.carrier.sock),)
+
+    @property
     def engine(self) -> LoopEngine:
         return self._engine
 
+    def get_loop(self) -> asyncio.AbstractEventLoop:
+        return self._engine.loop
+
     def is_serving(self) -> bool:
-        return not self._closed.is_set()
+        return self._listener is not None
+
+    def _start_serving(self) -> None:
+        if self._listener is not None or self._closed.is_set():
+            return
+        engine = self._engine
+        self._listener = engine.host.listen(engine.port, self._backlog)
+        engine.acceptors[self._listener] = self._accept
+
+    async def start_serving(self) -> None:
+        self._start_serving()
+
+    async def serve_forever(self) -> None:
+        """Serve until cancelled, then close (as `asyncio.Server.serve_forever`)."""
+        if self._serving_forever is not None:
+            raise RuntimeError(f"server {self!r} is already being awaited on serve_forever()")
+        if self._closed.is_set():
+            raise RuntimeError(f"server {self!r} is closed")
+        self._start_serving()
+        self._serving_forever = self._engine.loop.create_future()
+        try:
+            await self._serving_forever
+        except asyncio.CancelledError:
+            try:
+                self.close()
+                await self.wait_closed()
+            finally:
+                raise
+        finally:
+            self._serving_forever = None
 
     def close(self) -> None:
         """Stop accepting; connections already accepted carry on (as `asyncio.Server`)."""
         if self._closed.is_set():
             return
         self._closed.set()
-        self._engine.host.unlisten(self._listener.local_port)
-        self._engine.acceptors.pop(self._listener, None)
-        self._engine.kick()
+        engine = self._engine
+        listener, self._listener = self._listener, None
+        if listener is not None:
+            engine.host.unlisten(listener.local_port)
+            engine.acceptors.pop(listener, None)
+        if engine.server is self:
+            engine.server = None
+        if self._serving_forever is not None and not self._serving_forever.done():
+            self._serving_forever.cancel()
+            self._serving_forever = None
+        engine.kick()
 
     async def wait_closed(self) -> None:
         await self._closed.wait()
@@ -691,6 +753,9 @@ class SynackServer:
         self.close()
         await self.wait_closed()
 
+    def __repr__(self) -> str:
+        return f"<{type(self).__name__} sockets={self.sockets!r}>"
+
 
 async def create_server(
     protocol_factory: Callable[[], asyncio.BaseProtocol],
@@ -698,6 +763,7 @@ async def create_server(
     port: int,
     *,
     backlog: int = 128,
+    start_serving: bool = True,
     config: Config | None = None,
     carrier: CarrierConfig | None = None,
 ) -> SynackServer:
@@ -713,7 +779,7 @@ async def create_server(
     if engine is not None and engine.loop is loop and not engine.closed:
         # The port's socket still carries an earlier server's connections (closing, or in
         # TIME-WAIT): listen beside them, as SO_REUSEADDR lets a kernel TCP restart.
-        if engine.host.listeners:
+        if engine.server is not None:
             raise OSError(errno.EADDRINUSE, "Address already in use")
     else:
         carrier_cfg = carrier if carrier is not None else CarrierConfig()
@@ -724,14 +790,15 @@ async def create_server(
             udp.close()
             raise
         engine = LoopEngine(loop, udp, Host(ip, _asyncio_config(carrier_cfg, config)))
-    listener = engine.host.listen(engine.port, backlog)
 
     def accepted(conn: Connection) -> None:
         transport = SynackTransport(engine, conn, protocol_factory(), _names(conn))
         transport._start()
 
-    engine.acceptors[listener] = accepted
-    return SynackServer(engine, listener)
+    server = SynackServer(engine, accepted, backlog)
+    if start_serving:
+        server._start_serving()
+    return server
 
 
 async def open_connection(
@@ -759,6 +826,7 @@ async def start_server(
     *,
     limit: int = 2**16,
     backlog: int = 128,
+    start_serving: bool = True,
     config: Config | None = None,
     carrier: CarrierConfig | None = None,
 ) -> SynackServer:
@@ -769,4 +837,12 @@ async def start_server(
         reader = asyncio.StreamReader(limit=limit, loop=loop)
         return asyncio.StreamReaderProtocol(reader, client_connected_cb, loop=loop)
 
-    return await create_server(factory, host, port, backlog=backlog, config=config, carrier=carrier)
+    return await create_server(
+        factory,
+        host,
+        port,
+        backlog=backlog,
+        start_serving=start_serving,
+        config=config,
+        carrier=carrier,
+    )

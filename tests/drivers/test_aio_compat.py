@@ -1,0 +1,362 @@
+"""`synack.asyncio` against asyncio's own TCP: the same scenario, run once with
+`asyncio.open_connection`/`start_server` (the kernel's TCP on 127.0.0.1) and once with
+ours, must make the same observations: return values, exception classes and errno,
+the order of a protocol's events.
+
+Each scenario takes an `Api` and returns a list of observations; `compare` runs it on
+a fresh event loop for each and checks that the lists are equal. A scenario finds its
+server's address as programs do, from ``server.sockets``. Every wait is bounded.
+Differences that are deliberate are documented in `synack.drivers.aio`'s docstring
+and tested at the end.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import functools
+from collections.abc import AsyncIterator, Awaitable, Callable
+from dataclasses import dataclass
+from typing import Any
+
+from synack import asyncio as ours
+
+HOST = "127.0.0.1"
+T = 5.0  # the bound on every wait for something that must happen
+SCENARIO_LIMIT = 20.0  # the bound on one scenario
+PENDING = 0.25  # how long a wait must stay unfinished to count as blocked
+
+
+async def _loop_create_connection(
+    factory: Callable[[], asyncio.BaseProtocol], host: str, port: int, **kw: Any
+) -> tuple[asyncio.BaseTransport, asyncio.BaseProtocol]:
+    return await asyncio.get_running_loop().create_connection(factory, host, port, **kw)
+
+
+async def _loop_create_server(
+    factory: Callable[[], asyncio.BaseProtocol], host: str, port: int, **kw: Any
+) -> Any:
+    return await asyncio.get_running_loop().create_server(factory, host, port, **kw)
+
+
+@dataclass(frozen=True)
+class Api:
+    """The four calls a program makes, from asyncio or from synack."""
+
+    name: str
+    open_connection: Callable[..., Awaitable[tuple[asyncio.StreamReader, asyncio.StreamWriter]]]
+    start_server: Callable[..., Awaitable[Any]]
+    create_connection: Callable[..., Awaitable[tuple[Any, Any]]]
+    create_server: Callable[..., Awaitable[Any]]
+
+
+STD = Api(
+    "asyncio",
+    asyncio.open_connection,
+    asyncio.start_server,
+    _loop_create_connection,
+    _loop_create_server,
+)
+OURS = Api(
+    "synack",
+    ours.open_connection,
+    ours.start_server,
+    ours.create_connection,
+    ours.create_server,
+)
+
+Scenario = Callable[[Api], Awaitable[list[Any]]]
+
+
+def compare(scenario: Scenario) -> list[Any]:
+    """Run `scenario` with asyncio, then with synack; the observations must be equal."""
+
+    async def bounded(api: Api) -> list[Any]:
+        async with asyncio.timeout(SCENARIO_LIMIT):
+            return await scenario(api)
+
+    expected = asyncio.run(bounded(STD))
+    got = asyncio.run(bounded(OURS))
+    assert got == expected
+    return got
+
+
+async def outcome(awaitable: Awaitable[Any]) -> tuple[Any, ...]:
+    """("ok", value) or what was raised: its class, and its errno or the stream's detail."""
+    try:
+        value = await asyncio.wait_for(awaitable, T)
+    except asyncio.CancelledError:
+        task = asyncio.current_task()
+        if task is not None and task.cancelling():
+            raise  # this scenario is cancelled, not only what it awaited
+        return ("CancelledError",)
+    except asyncio.IncompleteReadError as exc:
+        return ("IncompleteReadError", exc.partial, exc.expected)
+    except asyncio.LimitOverrunError as exc:
+        return ("LimitOverrunError", exc.consumed)
+    except OSError as exc:
+        return (type(exc).__name__, exc.errno)
+    except Exception as exc:
+        return (type(exc).__name__,)
+    return ("ok", value)
+
+
+def call(function: Callable[[], Any]) -> tuple[Any, ...]:
+    """`outcome` for a plain call."""
+    try:
+        value = function()
+    except Exception as exc:
+        return (type(exc).__name__, getattr(exc, "errno", None))
+    return ("ok", value)
+
+
+def address(server: Any) -> tuple[str, int]:
+    """Where `server` listens, found as programs find it."""
+    host, port = server.sockets[0].getsockname()[:2]
+    return host, port
+
+
+@dataclass
+class End:
+    reader: asyncio.StreamReader
+    writer: asyncio.StreamWriter
+
+
+@contextlib.asynccontextmanager
+async def connected(api: Api, **kw: Any) -> AsyncIterator[tuple[Any, End, End]]:
+    """A server, a client's streams and the accepted streams; all closed at the end."""
+    accepted: asyncio.Queue[End] = asyncio.Queue()
+
+    async def handler(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        accepted.put_nowait(End(reader, writer))
+
+    server = await api.start_server(handler, HOST, 0, **kw)
+    try:
+        client = End(*await asyncio.wait_for(api.open_connection(*address(server), **kw), T))
+        peer = await asyncio.wait_for(accepted.get(), T)
+        try:
+            yield server, client, peer
+        finally:
+            for end in (client, peer):
+                end.writer.transport.abort()
+    finally:
+        server.close()
+
+
+class Recorder(asyncio.Protocol):
+    """A protocol that notes its events in order."""
+
+    def __init__(self) -> None:
+        loop = asyncio.get_running_loop()
+        self.events: list[Any] = []
+        self.made: asyncio.Future[asyncio.Transport] = loop.create_future()
+        self.lost: asyncio.Future[None] = loop.create_future()
+        self.eof: asyncio.Future[None] = loop.create_future()
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        assert isinstance(transport, asyncio.Transport)
+        self.events.append("connection_made")
+        self.made.set_result(transport)
+
+    def data_received(self, data: bytes) -> None:
+        if self.events[-1:] and self.events[-1][0] == "data_received":
+            self.events[-1] = ("data_received", self.events[-1][1] + data)
+        else:
+            self.events.append(("data_received", data))
+
+    def eof_received(self) -> bool:
+        self.events.append("eof_received")
+        self.eof.set_result(None)
+        return False
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self.events.append(("connection_lost", None if exc is None else type(exc).__name__))
+        self.lost.set_result(None)
+
+
+async def recorded_pair(api: Api) -> tuple[Any, Recorder, Recorder]:
+    """A server, the client's recorder and the accepted connection's, both connected."""
+    accepted: asyncio.Future[Recorder] = asyncio.get_running_loop().create_future()
+
+    def factory() -> Recorder:
+        accepted.set_result(Recorder())
+        return accepted.result()
+
+    server = await api.create_server(factory, HOST, 0)
+    _, client = await asyncio.wait_for(api.create_connection(Recorder, *address(server)), T)
+    peer = await asyncio.wait_for(accepted, T)
+    await asyncio.wait_for(peer.made, T)
+    return server, client, peer
+
+
+# --- the transport's state ------------------------------------------------------------
+
+
+async def transport_state(api: Api) -> list[Any]:
+    async with connected(api) as (server, client, peer):
+        w = client.writer
+        t = w.transport
+        seen: list[Any] = [
+            w.get_extra_info("peername") == address(server),
+            w.get_extra_info("sockname") == peer.writer.get_extra_info("peername"),
+            [w.get_extra_info(k) for k in ("sslcontext", "ssl_object", "peercert", "cipher")],
+            w.get_extra_info("no such key", 42),
+            t.get_write_buffer_limits(),
+            t.get_write_buffer_size(),
+            w.can_write_eof(),
+            t.is_reading(),
+        ]
+        t.pause_reading()
+        t.pause_reading()
+        seen.append(t.is_reading())
+        t.resume_reading()
+        t.resume_reading()
+        seen += [t.is_reading(), w.is_closing()]
+        w.write_eof()
+        w.write_eof()
+        seen += [w.can_write_eof(), w.is_closing(), call(lambda: w.write(b"x"))]
+        seen.append(await outcome(peer.reader.read()))
+        w.close()
+        seen += [w.is_closing(), t.is_reading(), call(lambda: w.write_eof())]
+        seen.append(await outcome(w.wait_closed()))
+        seen.append(await outcome(peer.reader.read()))
+        return seen
+
+
+def test_the_transports_state_answers_as_asyncios() -> None:
+    compare(transport_state)
+
+
+async def write_buffer_limits(api: Api) -> list[Any]:
+    async with connected(api) as (_server, client, _peer):
+        t = client.writer.transport
+        seen = []
+        for args in [(), (100,), (None, 10), (100, 10), (10, 100), (-1,), (0, 0)]:
+            seen.append((args, call(functools.partial(t.set_write_buffer_limits, *args))))
+            seen.append(t.get_write_buffer_limits())
+        return seen
+
+
+def test_write_buffer_limits_take_the_same_arguments() -> None:
+    compare(write_buffer_limits)
+
+
+# --- flow control and cancellation ------------------------------------------------------
+
+
+async def write_until_blocked(writer: asyncio.StreamWriter) -> tuple[asyncio.Future[None], int]:
+    """Write until ``drain`` stays blocked; the pending drain and how much was written."""
+    chunk = bytes(1 << 20)
+    written = 0
+    while written < 256 << 20:
+        writer.write(chunk)
+        written += len(chunk)
+        drain = asyncio.ensure_future(writer.drain())
+        done, _ = await asyncio.wait({drain}, timeout=PENDING)
+        if not done:
+            return drain, written
+    raise AssertionError("the peer took 256 MiB without reading")
+
+
+async def paused_reading_holds_the_sender(api: Api) -> list[Any]:
+    async with connected(api) as (_server, client, peer):
+        peer.writer.transport.pause_reading()
+        drain, written = await write_until_blocked(client.writer)
+        seen: list[Any] = [peer.writer.transport.is_reading(), len(peer.reader._buffer) == 0]  # type: ignore[attr-defined]
+        peer.writer.transport.resume_reading()
+        seen.append(await outcome(peer.reader.readexactly(written)) == ("ok", bytes(written)))
+        seen.append(await outcome(drain))
+        return seen
+
+
+def test_a_paused_reader_holds_the_peers_sender_back_until_resumed() -> None:
+    compare(paused_reading_holds_the_sender)
+
+
+async def cancelled_waits(api: Api) -> list[Any]:
+    async with connected(api) as (_server, client, peer):
+        reading = asyncio.ensure_future(client.reader.read(10))
+        done, _ = await asyncio.wait({reading}, timeout=PENDING)
+        reading.cancel()
+        seen: list[Any] = [bool(done), await outcome(reading)]
+        peer.writer.write(b"after")
+        seen.append(await outcome(client.reader.read(10)))
+        drain, written = await write_until_blocked(client.writer)
+        drain.cancel()
+        seen += [await outcome(drain), client.writer.transport.get_write_buffer_size() > 0]
+        client.writer.write(b"end")
+        received = asyncio.ensure_future(peer.reader.readexactly(written + 3))
+        seen += [await outcome(client.writer.drain()), len(await received) == written + 3]
+        return seen
+
+
+def test_a_cancelled_read_or_drain_leaves_the_connection_usable() -> None:
+    compare(cancelled_waits)
+
+
+# --- reading ----------------------------------------------------------------------------
+
+
+async def stream_limits(api: Api) -> list[Any]:
+    async with connected(api, limit=10) as (_server, client, peer):
+        client.writer.write(b"0123456789ABCDEF\nxyz")
+        client.writer.write_eof()
+        return [
+            await outcome(peer.reader.readuntil(b"\n")),
+            await outcome(peer.reader.readline()),
+            await outcome(peer.reader.readexactly(10)),
+            await outcome(peer.reader.read()),
+        ]
+
+
+def test_limit_overruns_and_a_short_readexactly_raise_the_same() -> None:
+    compare(stream_limits)
+
+
+# --- the server -------------------------------------------------------------------------
+
+
+async def closing_handler(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+    writer.write(b"hi")
+    writer.close()
+
+
+async def greeting(api: Api, server: Any) -> tuple[Any, ...]:
+    """What a client connecting to `server` gets: its greeting, or the error."""
+    try:
+        reader, writer = await asyncio.wait_for(api.open_connection(*address(server)), T)
+    except OSError as exc:
+        return (type(exc).__name__, exc.errno)
+    try:
+        return await outcome(reader.read())
+    finally:
+        writer.close()
+
+
+async def server_lifecycle(api: Api) -> list[Any]:
+    server = await api.start_server(closing_handler, HOST, 0, start_serving=False)
+    loop = asyncio.get_running_loop()
+    (sock,) = server.sockets
+    seen: list[Any] = [
+        server.get_loop() is loop,
+        server.is_serving(),
+        sock.getsockname()[0],
+        await greeting(api, server),
+    ]
+    await server.start_serving()
+    seen += [server.is_serving(), await greeting(api, server)]
+    forever = asyncio.ensure_future(server.serve_forever())
+    seen.append(await asyncio.wait({forever}, timeout=PENDING) == (set(), {forever}))
+    seen.append(await outcome(server.serve_forever()))  # one serve_forever at a time
+    forever.cancel()
+    seen += [await outcome(forever), server.is_serving(), server.sockets]
+    seen.append(await outcome(server.wait_closed()))
+    seen.append(await outcome(server.serve_forever()))  # closed
+    async with await api.start_server(closing_handler, HOST, 0) as server:
+        seen += [server.is_serving(), await greeting(api, server)]
+    seen += [server.is_serving(), server.sockets]
+    return seen
+
+
+def test_a_server_starts_serves_forever_and_closes_as_asyncios() -> None:
+    compare(server_lifecycle)
