@@ -15,6 +15,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import functools
+import logging
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any
@@ -138,7 +139,8 @@ async def connected(api: Api, **kw: Any) -> AsyncIterator[tuple[Any, End, End]]:
             yield server, client, peer
         finally:
             for end in (client, peer):
-                end.writer.transport.abort()
+                if not end.writer.transport.is_closing():
+                    end.writer.transport.abort()
     finally:
         server.close()
 
@@ -360,3 +362,95 @@ async def server_lifecycle(api: Api) -> list[Any]:
 
 def test_a_server_starts_serves_forever_and_closes_as_asyncios() -> None:
     compare(server_lifecycle)
+
+
+# --- closing and aborting ---------------------------------------------------------------
+
+
+async def abort_after_writing(api: Api) -> list[Any]:
+    """asyncio's ``abort`` drops what waits in its own buffer and closes the socket: the
+    kernel sends what it holds, then FIN (RST only for bytes received and unread)."""
+    server, client, peer = await recorded_pair(api)
+    transport = await client.made
+    transport.write(b"last words")
+    transport.abort()
+    seen: list[Any] = [transport.is_closing(), call(lambda: transport.write(b"more"))]
+    await asyncio.wait_for(peer.eof, T)
+    (await peer.made).close()
+    await asyncio.wait_for(asyncio.gather(client.lost, peer.lost), T)
+    server.close()
+    return [*seen, client.events, peer.events]
+
+
+def test_abort_ends_the_peers_stream_after_the_bytes_already_written() -> None:
+    client_events, peer_events = compare(abort_after_writing)[-2:]
+    assert client_events == ["connection_made", ("connection_lost", None)]
+    assert peer_events == [
+        "connection_made",
+        ("data_received", b"last words"),
+        "eof_received",
+        ("connection_lost", None),
+    ]
+
+
+async def abort_on_streams(api: Api) -> list[Any]:
+    async with connected(api) as (_server, client, peer):
+        client.writer.write(b"bye")
+        client.writer.transport.abort()
+        seen = [await outcome(peer.reader.read()), await outcome(client.writer.wait_closed())]
+        peer.writer.close()
+        return [*seen, await outcome(peer.writer.wait_closed())]
+
+
+def test_after_an_abort_the_peer_reads_to_the_end_and_both_sides_close() -> None:
+    compare(abort_on_streams)
+
+
+class Warnings(logging.Handler):
+    """Counts asyncio's warnings about writes to a closed connection."""
+
+    def __init__(self) -> None:
+        super().__init__(logging.WARNING)
+        self.count = 0
+
+    def emit(self, record: logging.LogRecord) -> None:
+        if record.getMessage() == "socket.send() raised exception.":
+            self.count += 1
+
+
+async def writes_after_close(api: Api) -> list[Any]:
+    warnings = Warnings()
+    logger = logging.getLogger("asyncio")
+    logger.addHandler(warnings)
+    try:
+        async with connected(api) as (_server, client, peer):
+            client.writer.close()
+            seen = [call(lambda: client.writer.write(b"x")) for _ in range(7)]
+            seen += [warnings.count, await outcome(peer.reader.read())]
+            seen.append(await outcome(client.writer.wait_closed()))
+            return seen
+    finally:
+        logger.removeHandler(warnings)
+
+
+def test_writes_after_close_are_dropped_and_warned_about_from_the_fifth() -> None:
+    assert compare(writes_after_close)[7] == 3
+
+
+async def write_while_closing(api: Api) -> list[Any]:
+    """With bytes still queued, ``close`` waits to send them, and asyncio's transports
+    queue a write made meanwhile behind them."""
+    async with connected(api) as (_server, client, peer):
+        body = bytes(16 << 20)
+        client.writer.write(body)
+        seen: list[Any] = [client.writer.transport.get_write_buffer_size() > 0]
+        client.writer.close()
+        client.writer.write(b"tail")
+        got = await outcome(peer.reader.read())
+        seen += [got[0], len(got[1]), got[1][-4:]]
+        seen.append(await outcome(client.writer.wait_closed()))
+        return seen
+
+
+def test_a_write_while_close_waits_for_queued_bytes_is_sent_after_them() -> None:
+    compare(write_while_closing)

@@ -23,6 +23,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import errno
+import logging
 import socket
 import weakref
 from asyncio import trsock
@@ -50,6 +51,9 @@ from synack.tcp import (
 )
 from synack.tcp.connection import Connection
 
+logger = logging.getLogger("asyncio")  # where asyncio's transports log
+# Writes to a lost connection dropped quietly before each is warned about (asyncio's).
+LOG_THRESHOLD_FOR_CONNLOST_WRITES = 5
 # Write-buffer limits, as asyncio's socket transports default them.
 HIGH_WATER = 64 * 1024
 LOW_WATER = HIGH_WATER // 4
@@ -292,7 +296,9 @@ class SynackTransport(asyncio.Transport):
         self._lost = False
         self._reading = True
         self._eof_delivered = False
-        self._closed_conn = False  # _close_connection ran: the protocol hears no error now
+        # Nonzero once the connection is closed or lost (the protocol hears no error from
+        # then on); it counts the writes made since, as asyncio's transports do.
+        self._conn_lost = 0
         self._high = HIGH_WATER
         self._low = LOW_WATER
         self._writing_paused = False
@@ -330,7 +336,7 @@ class SynackTransport(asyncio.Transport):
         # After close() handed everything to the connection, the protocol has been told
         # (connection_lost(None) is on its way) and, as with a kernel socket closed by
         # then, a reset that follows is nobody's to hear.
-        self._connection_lost(None if self._closed_conn else os_error(event.error))
+        self._connection_lost(None if self._conn_lost else os_error(event.error))
 
     def _on_closed(self, _event: object) -> None:
         self._connection_lost(None)
@@ -403,19 +409,23 @@ class SynackTransport(asyncio.Transport):
         with contextlib.suppress(TCPError):  # failed or closed: its error event says so
             self._conn.shutdown()
 
-    def _close_connection(self) -> None:
-        self._closed_conn = True
+    def _close_connection(self, exc: BaseException | None = None) -> None:
+        """Close the connection as closing a kernel socket does (`Connection.close`): FIN
+        after the bytes it holds, or RST if received bytes were left unread. The protocol
+        hears `exc` (None: a clean close) on the next loop iteration, whatever follows."""
+        self._conn_lost += 1
         with contextlib.suppress(TCPError):
             self._conn.close()
         self._engine.push()  # the data written before close, then FIN (or RST), go now
         self._engine.kick()
-        self._engine.loop.call_soon(self._connection_lost, None)
+        self._engine.loop.call_soon(self._connection_lost, exc)
 
     def _connection_lost(self, exc: BaseException | None) -> None:
         if self._lost:
             return
         self._lost = True
         self._closing = True
+        self._conn_lost = max(self._conn_lost, 1)
         self._pending.clear()
         self._engine.transports.pop(self._conn, None)
         try:
@@ -430,7 +440,10 @@ class SynackTransport(asyncio.Transport):
             raise TypeError(f"data: expecting a bytes-like instance, got {type(data).__name__}")
         if self._eof_pending or self._eof_written:
             raise RuntimeError("Cannot call write() after write_eof()")
-        if not data or self._lost or self._closing:
+        if not data:
+            return
+        if self._conn_lost:
+            self._write_lost()
             return
         if not self._pending:
             try:
@@ -449,6 +462,13 @@ class SynackTransport(asyncio.Transport):
         if not self._writing_paused and len(self._pending) > self._high:
             self._writing_paused = True
             self._protocol.pause_writing()
+
+    def _write_lost(self) -> None:
+        """Drop a write to a connection closed, aborted or lost; from the fifth on, warn
+        as asyncio's transports do: a program writing into a dead connection is told."""
+        if self._conn_lost >= LOG_THRESHOLD_FOR_CONNLOST_WRITES:
+            logger.warning("socket.send() raised exception.")
+        self._conn_lost += 1
 
     def _maybe_resume(self) -> None:
         if self._writing_paused and len(self._pending) <= self._low:
@@ -489,22 +509,21 @@ class SynackTransport(asyncio.Transport):
         self._maybe_resume()
 
     def abort(self) -> None:
-        if self._lost:
-            return
-        self._closing = True
-        self._conn.abort()
-        self._engine.kick()
-        self._engine.loop.call_soon(self._connection_lost, None)
+        self._force_close(None)
 
     def _force_close(self, exc: BaseException | None) -> None:
-        """Abort, reporting `exc` to the protocol. asyncio's TLS layer calls this (as the
-        selector transports name it) on a failed handshake and on an abort over TLS."""
-        if self._lost:
+        """Close at once, dropping the bytes that wait here, and report `exc` to the
+        protocol. asyncio's socket transports do that and close their socket, so the
+        kernel still sends what its buffer holds and then FIN (RST only if received bytes
+        are unread): the peer reads to the end of the stream, and so it does here. The
+        name is the selector transports': asyncio's TLS layer calls it on a failed
+        handshake and on an abort over TLS."""
+        if self._conn_lost:
             return
         self._closing = True
-        self._conn.abort()
-        self._engine.kick()
-        self._engine.loop.call_soon(self._connection_lost, exc)
+        self._reading = False
+        self._pending.clear()
+        self._close_connection(exc)
 
     # -- asyncio.ReadTransport ----------------------------------------------------------
 
