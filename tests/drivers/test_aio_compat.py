@@ -16,9 +16,13 @@ import asyncio
 import contextlib
 import functools
 import logging
+import ssl
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any
+
+import pytest
+import trustme
 
 from synack import asyncio as ours
 
@@ -454,3 +458,169 @@ async def write_while_closing(api: Api) -> list[Any]:
 
 def test_a_write_while_close_waits_for_queued_bytes_is_sent_after_them() -> None:
     compare(write_while_closing)
+
+
+# --- TLS --------------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def tls() -> tuple[ssl.SSLContext, ssl.SSLContext]:
+    """(server, client) contexts: a CA made for this run, a certificate for 127.0.0.1."""
+    ca = trustme.CA()
+    server = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    ca.issue_cert(HOST).configure_cert(server)
+    client = ssl.create_default_context()
+    ca.configure_trust(client)
+    return server, client
+
+
+def tls_echo(
+    server_context: ssl.SSLContext, client_context: ssl.SSLContext
+) -> Callable[[Api], Awaitable[list[Any]]]:
+    async def scenario(api: Api) -> list[Any]:
+        seen: list[Any] = []
+
+        async def echo_line(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+            seen.append(writer.get_extra_info("sslcontext") is server_context)
+            writer.write(await reader.readline())
+            writer.close()
+
+        server = await api.start_server(echo_line, HOST, 0, ssl=server_context)
+        try:
+            reader, writer = await asyncio.wait_for(
+                api.open_connection(*address(server), ssl=client_context), T
+            )
+            seen.append(writer.get_extra_info("sslcontext") is client_context)
+            seen.append(writer.get_extra_info("peercert")["subjectAltName"])
+            writer.write(b"hello\n")
+            seen += [await outcome(reader.read()), writer.can_write_eof()]
+            writer.close()
+            seen.append(await outcome(writer.wait_closed()))
+        finally:
+            server.close()
+        return seen
+
+    return scenario
+
+
+def test_ssl_on_open_connection_and_start_server(
+    tls: tuple[ssl.SSLContext, ssl.SSLContext],
+) -> None:
+    compare(tls_echo(*tls))
+
+
+async def read_to_the_end(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+    await reader.read()
+    writer.close()
+
+
+def tls_refused(server_context: ssl.SSLContext) -> Callable[[Api], Awaitable[list[Any]]]:
+    async def scenario(api: Api) -> list[Any]:
+        async def never(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+            raise AssertionError("the handshake failed: no connection to hand over")
+
+        seen: list[Any] = []
+        server = await api.start_server(never, HOST, 0, ssl=server_context)
+        try:
+            untrusting = ssl.create_default_context()  # does not know this run's CA
+            try:
+                await asyncio.wait_for(api.open_connection(*address(server), ssl=untrusting), T)
+            except ssl.SSLCertVerificationError as exc:
+                seen.append(("SSLCertVerificationError", exc.verify_code))
+            # A plain server that never answers the handshake: the timeout ends it.
+            silent = await api.start_server(read_to_the_end, HOST, 0)
+            connecting = api.open_connection(
+                *address(silent), ssl=True, server_hostname="", ssl_handshake_timeout=0.2
+            )
+            seen.append(await outcome(connecting))
+            silent.close()
+        finally:
+            server.close()
+        return seen
+
+    return scenario
+
+
+def test_a_failed_or_timed_out_handshake_raises_the_same(
+    tls: tuple[ssl.SSLContext, ssl.SSLContext],
+) -> None:
+    compare(tls_refused(tls[0]))
+
+
+async def tls_arguments(api: Api) -> list[Any]:
+    async def handler(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        writer.close()
+
+    cases: list[tuple[Callable[..., Awaitable[Any]], dict[str, Any]]] = [
+        (api.open_connection, {"server_hostname": "example.org"}),
+        (api.open_connection, {"ssl_handshake_timeout": 1.0}),
+        (api.open_connection, {"ssl_shutdown_timeout": 1.0}),
+        (api.open_connection, {"ssl": True, "host": ""}),
+    ]
+    seen: list[Any] = []
+    for function, kw in cases:
+        host = kw.pop("host", HOST)
+        try:
+            await asyncio.wait_for(function(host, 9, **kw), T)
+        except (ValueError, TypeError) as exc:
+            seen.append((type(exc).__name__, str(exc)))
+        except OSError:
+            seen.append(("OSError",))  # got past the arguments
+    for kw in ({"ssl": True}, {"ssl_handshake_timeout": 1.0}, {"ssl_shutdown_timeout": 1.0}):
+        try:
+            server = await api.start_server(handler, HOST, 0, **kw)
+            server.close()
+            seen.append("ok")
+        except (ValueError, TypeError) as exc:
+            seen.append((type(exc).__name__, str(exc)))
+    return seen
+
+
+def test_tls_arguments_are_checked_as_asyncio_checks_them() -> None:
+    compare(tls_arguments)
+
+
+def start_tls_on_streams(
+    server_context: ssl.SSLContext, client_context: ssl.SSLContext
+) -> Callable[[Api], Awaitable[list[Any]]]:
+    async def scenario(api: Api) -> list[Any]:
+        seen: list[Any] = []
+
+        async def upgrade(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+            seen.append(await reader.readline())
+            writer.write(b"OK\n")
+            await writer.drain()
+            await writer.start_tls(server_context)
+            seen.append(writer.get_extra_info("sslcontext") is server_context)
+            writer.write(await reader.readline())
+            writer.close()
+
+        async with connected_tls_free(api, upgrade) as (reader, writer):
+            writer.write(b"STARTTLS\n")
+            seen.append(await outcome(reader.readline()))
+            await asyncio.wait_for(writer.start_tls(client_context, server_hostname=HOST), T)
+            seen.append(writer.get_extra_info("sslcontext") is client_context)
+            writer.write(b"secret\n")
+            seen.append(await outcome(reader.read()))
+            writer.close()
+            seen.append(await outcome(writer.wait_closed()))
+        return seen
+
+    return scenario
+
+
+@contextlib.asynccontextmanager
+async def connected_tls_free(
+    api: Api, handler: Callable[[asyncio.StreamReader, asyncio.StreamWriter], Awaitable[None]]
+) -> AsyncIterator[tuple[asyncio.StreamReader, asyncio.StreamWriter]]:
+    server = await api.start_server(handler, HOST, 0)
+    try:
+        yield await asyncio.wait_for(api.open_connection(*address(server)), T)
+    finally:
+        server.close()
+
+
+def test_start_tls_on_a_stream_writer_both_sides(
+    tls: tuple[ssl.SSLContext, ssl.SSLContext],
+) -> None:
+    compare(start_tls_on_streams(*tls))

@@ -23,12 +23,14 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import errno
+import functools
 import logging
 import socket
 import weakref
-from asyncio import trsock
+from asyncio import sslproto, trsock
 from collections.abc import Callable
 from dataclasses import replace
+from ssl import SSLContext, create_default_context
 from typing import Any
 
 from synack.drivers.engine import Engine, config_for, os_error
@@ -626,15 +628,81 @@ async def _resolve(host: str, port: int) -> tuple[str, int]:
     return str(ip), int(resolved)
 
 
-async def create_connection(
-    protocol_factory: Callable[[], asyncio.BaseProtocol],
+def _check_client_tls(
+    ssl: bool | SSLContext | None,
     host: str,
-    port: int,
+    server_hostname: str | None,
+    handshake_timeout: float | None,
+    shutdown_timeout: float | None,
+) -> str | None:
+    """Refuse what ``loop.create_connection`` refuses, before any packet is sent, and
+    return the name to check the server's certificate against (`host` by default)."""
+    if server_hostname is not None and not ssl:
+        raise ValueError("server_hostname is only meaningful with ssl")
+    if server_hostname is None and ssl:
+        if not host:
+            raise ValueError("You must set server_hostname when using ssl without a host")
+        server_hostname = host
+    if handshake_timeout is not None and not ssl:
+        raise ValueError("ssl_handshake_timeout is only meaningful with ssl")
+    if shutdown_timeout is not None and not ssl:
+        raise ValueError("ssl_shutdown_timeout is only meaningful with ssl")
+    return server_hostname
+
+
+def _check_server_tls(
+    ssl: SSLContext | None, handshake_timeout: float | None, shutdown_timeout: float | None
+) -> None:
+    """Refuse what ``loop.create_server`` refuses."""
+    if isinstance(ssl, bool):
+        raise TypeError("ssl argument must be an SSLContext or None")
+    if handshake_timeout is not None and ssl is None:
+        raise ValueError("ssl_handshake_timeout is only meaningful with ssl")
+    if shutdown_timeout is not None and ssl is None:
+        raise ValueError("ssl_shutdown_timeout is only meaningful with ssl")
+
+
+def _client_context(ssl: bool | SSLContext, server_hostname: str | None) -> SSLContext:
+    """The context ``ssl=True`` stands for, as asyncio makes it: the system's defaults,
+    without the name check when no name is given."""
+    if isinstance(ssl, SSLContext):
+        return ssl
+    context = create_default_context()
+    if not server_hostname:
+        context.check_hostname = False
+    return context
+
+
+def _tls_layer(
+    protocol: asyncio.BaseProtocol,
+    context: SSLContext,
     *,
-    config: Config | None = None,
-    carrier: CarrierConfig | None = None,
-) -> tuple[SynackTransport, asyncio.BaseProtocol]:
-    """``loop.create_connection`` on our TCP: handshake, then a transport and protocol."""
+    server_side: bool,
+    server_hostname: str | None,
+    handshake_timeout: float | None,
+    shutdown_timeout: float | None,
+) -> tuple[sslproto.SSLProtocol, asyncio.Future[None]]:
+    """asyncio's own TLS layer, as its ``ssl=`` connections put it between the socket's
+    transport and `protocol`; the future is done when the handshake is."""
+    loop = asyncio.get_running_loop()
+    waiter: asyncio.Future[None] = loop.create_future()
+    layer = sslproto.SSLProtocol(
+        loop,
+        protocol,
+        context,
+        waiter,
+        server_side,
+        server_hostname,
+        ssl_handshake_timeout=handshake_timeout,  # type: ignore[arg-type]  # a float works
+        ssl_shutdown_timeout=shutdown_timeout,
+    )
+    return layer, waiter
+
+
+async def _connect(
+    host: str, port: int, config: Config | None, carrier: CarrierConfig | None
+) -> tuple[LoopEngine, Connection]:
+    """A new port, and a connection on it through its handshake."""
     loop = asyncio.get_running_loop()
     ip, port = await _resolve(host, port)
     carrier_cfg = carrier if carrier is not None else CarrierConfig()
@@ -669,10 +737,48 @@ async def create_connection(
         engine.kick()
         raise
     engine.watchers.pop(conn, None)
+    return engine, conn
+
+
+async def create_connection(
+    protocol_factory: Callable[[], asyncio.BaseProtocol],
+    host: str,
+    port: int,
+    *,
+    ssl: bool | SSLContext | None = None,
+    server_hostname: str | None = None,
+    ssl_handshake_timeout: float | None = None,
+    ssl_shutdown_timeout: float | None = None,
+    config: Config | None = None,
+    carrier: CarrierConfig | None = None,
+) -> tuple[asyncio.Transport, asyncio.BaseProtocol]:
+    """``loop.create_connection`` on our TCP: handshake (and TLS's, with `ssl`), then a
+    transport and protocol."""
+    server_hostname = _check_client_tls(
+        ssl, host, server_hostname, ssl_handshake_timeout, ssl_shutdown_timeout
+    )
+    engine, conn = await _connect(host, port, config, carrier)
     protocol = protocol_factory()
-    transport = SynackTransport(engine, conn, protocol, _names(conn))
+    if not ssl:
+        transport = SynackTransport(engine, conn, protocol, _names(conn))
+        transport._start()
+        return transport, protocol
+    layer, handshake = _tls_layer(
+        protocol,
+        _client_context(ssl, server_hostname),
+        server_side=False,
+        server_hostname=server_hostname,
+        handshake_timeout=ssl_handshake_timeout,
+        shutdown_timeout=ssl_shutdown_timeout,
+    )
+    transport = SynackTransport(engine, conn, layer, _names(conn))
     transport._start()
-    return transport, protocol
+    try:
+        await handshake
+    except BaseException:
+        transport.abort()
+        raise
+    return layer._app_transport, protocol
 
 
 class SynackServer:
@@ -782,11 +888,16 @@ async def create_server(
     port: int,
     *,
     backlog: int = 128,
+    ssl: SSLContext | None = None,
+    ssl_handshake_timeout: float | None = None,
+    ssl_shutdown_timeout: float | None = None,
     start_serving: bool = True,
     config: Config | None = None,
     carrier: CarrierConfig | None = None,
 ) -> SynackServer:
-    """``loop.create_server`` on our TCP: one UDP socket on `port` carries every connection."""
+    """``loop.create_server`` on our TCP: one UDP socket on `port` carries every connection
+    (each one through TLS's handshake first, with `ssl`)."""
+    _check_server_tls(ssl, ssl_handshake_timeout, ssl_shutdown_timeout)
     loop = asyncio.get_running_loop()
     ip, port = await _resolve(host, port)
     if ip == "0.0.0.0":
@@ -811,7 +922,20 @@ async def create_server(
         engine = LoopEngine(loop, udp, Host(ip, _asyncio_config(carrier_cfg, config)))
 
     def accepted(conn: Connection) -> None:
-        transport = SynackTransport(engine, conn, protocol_factory(), _names(conn))
+        protocol = protocol_factory()
+        if ssl is None:
+            SynackTransport(engine, conn, protocol, _names(conn))._start()
+            return
+        layer, handshake = _tls_layer(
+            protocol,
+            ssl,
+            server_side=True,
+            server_hostname=None,
+            handshake_timeout=ssl_handshake_timeout,
+            shutdown_timeout=ssl_shutdown_timeout,
+        )
+        transport = SynackTransport(engine, conn, layer, _names(conn))
+        handshake.add_done_callback(functools.partial(_handshake_done, transport, protocol))
         transport._start()
 
     server = SynackServer(engine, accepted, backlog)
@@ -820,11 +944,35 @@ async def create_server(
     return server
 
 
+def _handshake_done(
+    transport: SynackTransport, protocol: asyncio.BaseProtocol, handshake: asyncio.Future[None]
+) -> None:
+    """An accepted connection whose TLS handshake failed is closed, and reported only in
+    debug mode, as asyncio's servers do: its protocol never saw it."""
+    if handshake.cancelled() or handshake.exception() is None:
+        return
+    transport.close()
+    loop = transport._engine.loop
+    if loop.get_debug():
+        loop.call_exception_handler(
+            {
+                "message": "Error on transport creation for incoming connection",
+                "exception": handshake.exception(),
+                "protocol": protocol,
+                "transport": transport,
+            }
+        )
+
+
 async def open_connection(
     host: str,
     port: int,
     *,
     limit: int = 2**16,
+    ssl: bool | SSLContext | None = None,
+    server_hostname: str | None = None,
+    ssl_handshake_timeout: float | None = None,
+    ssl_shutdown_timeout: float | None = None,
     config: Config | None = None,
     carrier: CarrierConfig | None = None,
 ) -> tuple[asyncio.StreamReader, asyncio.StreamWriter]:
@@ -833,7 +981,15 @@ async def open_connection(
     reader = asyncio.StreamReader(limit=limit, loop=loop)
     protocol = asyncio.StreamReaderProtocol(reader, loop=loop)
     transport, _ = await create_connection(
-        lambda: protocol, host, port, config=config, carrier=carrier
+        lambda: protocol,
+        host,
+        port,
+        ssl=ssl,
+        server_hostname=server_hostname,
+        ssl_handshake_timeout=ssl_handshake_timeout,
+        ssl_shutdown_timeout=ssl_shutdown_timeout,
+        config=config,
+        carrier=carrier,
     )
     return reader, asyncio.StreamWriter(transport, protocol, reader, loop)
 
@@ -845,6 +1001,9 @@ async def start_server(
     *,
     limit: int = 2**16,
     backlog: int = 128,
+    ssl: SSLContext | None = None,
+    ssl_handshake_timeout: float | None = None,
+    ssl_shutdown_timeout: float | None = None,
     start_serving: bool = True,
     config: Config | None = None,
     carrier: CarrierConfig | None = None,
@@ -861,6 +1020,9 @@ async def start_server(
         host,
         port,
         backlog=backlog,
+        ssl=ssl,
+        ssl_handshake_timeout=ssl_handshake_timeout,
+        ssl_shutdown_timeout=ssl_shutdown_timeout,
         start_serving=start_serving,
         config=config,
         carrier=carrier,
