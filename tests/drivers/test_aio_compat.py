@@ -17,6 +17,7 @@ import contextlib
 import functools
 import logging
 import ssl
+import tempfile
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any
@@ -624,3 +625,30 @@ def test_start_tls_on_a_stream_writer_both_sides(
     tls: tuple[ssl.SSLContext, ssl.SSLContext],
 ) -> None:
     compare(start_tls_on_streams(*tls))
+
+
+# --- loop.sendfile ----------------------------------------------------------------------
+
+
+async def sendfile_on_the_loop(api: Api) -> list[Any]:
+    data = bytes(range(256)) * 4096
+    async with connected(api) as (_server, client, peer):
+        with tempfile.TemporaryFile() as file:
+            file.write(data)
+            file.seek(0)
+            loop = asyncio.get_running_loop()
+            reading = asyncio.ensure_future(peer.reader.readexactly(len(data) - 1000 + 5))
+            sent = await outcome(loop.sendfile(client.writer.transport, file, 1000))
+            client.writer.write(b"after")  # the stream goes on after the file
+            got = await outcome(reading)
+            return [
+                sent,
+                file.tell(),
+                got[0],
+                got[1] == data[1000:] + b"after",
+                client.writer.transport.is_reading(),
+            ]
+
+
+def test_loop_sendfile_sends_the_file_and_the_stream_goes_on() -> None:
+    compare(sendfile_on_the_loop)

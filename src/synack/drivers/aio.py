@@ -27,11 +27,11 @@ import functools
 import logging
 import socket
 import weakref
-from asyncio import sslproto, trsock
+from asyncio import constants, sslproto, transports, trsock
 from collections.abc import Callable
 from dataclasses import replace
 from ssl import SSLContext, create_default_context
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from synack.drivers.engine import Engine, config_for, os_error
 from synack.drivers.udp import CarrierConfig, UdpCarrier
@@ -56,9 +56,6 @@ from synack.tcp.connection import Connection
 logger = logging.getLogger("asyncio")  # where asyncio's transports log
 # Writes to a lost connection dropped quietly before each is warned about (asyncio's).
 LOG_THRESHOLD_FOR_CONNLOST_WRITES = 5
-# Write-buffer limits, as asyncio's socket transports default them.
-HIGH_WATER = 64 * 1024
-LOW_WATER = HIGH_WATER // 4
 # The most bytes one `data_received` call gets, the rest waiting for the next loop
 # iteration: what asyncio's socket transports read per wake-up (their max_size). A
 # bulk receive pass may bring a megabyte; handed on whole, it takes the bytes object
@@ -270,15 +267,27 @@ _bound: weakref.WeakValueDictionary[tuple[str, int], LoopEngine] = weakref.WeakV
 _BYTES_LIKE = (bytes, bytearray, memoryview)
 
 
-class SynackTransport(asyncio.Transport):
+class SynackTransport(transports._FlowControlMixin, asyncio.Transport):
     """One connection of our TCP as an asyncio transport (stream semantics, flow control).
 
     Bytes the connection's send buffer cannot take yet wait here; that is the
     write buffer that ``drain`` and ``get_write_buffer_size`` see, as the kernel's
-    socket buffer sits below asyncio's own.
+    socket buffer sits below asyncio's own. The write-buffer limits and the calls to
+    ``pause_writing``/``resume_writing`` are asyncio's own `_FlowControlMixin`'s, as
+    in its socket and TLS transports; ``loop.sendfile`` takes only such a transport.
     """
 
     _start_tls_compatible = True  # loop.start_tls needs nothing more than a Transport
+    # No kernel socket to hand the file to: loop.sendfile writes it through write().
+    _sendfile_compatible = constants._SendfileMode.FALLBACK
+
+    # What _FlowControlMixin defines and typeshed leaves out.
+    _loop: asyncio.AbstractEventLoop
+    _protocol_paused: bool
+    if TYPE_CHECKING:
+
+        def _maybe_pause_protocol(self) -> None: ...
+        def _maybe_resume_protocol(self) -> None: ...
 
     def __init__(
         self,
@@ -287,7 +296,7 @@ class SynackTransport(asyncio.Transport):
         protocol: asyncio.BaseProtocol,
         extra: dict[str, Any] | None = None,
     ) -> None:
-        super().__init__(extra)
+        super().__init__(extra, engine.loop)
         self._engine = engine
         self._conn = conn
         self._protocol = protocol
@@ -301,9 +310,6 @@ class SynackTransport(asyncio.Transport):
         # Nonzero once the connection is closed or lost (the protocol hears no error from
         # then on); it counts the writes made since, as asyncio's transports do.
         self._conn_lost = 0
-        self._high = HIGH_WATER
-        self._low = LOW_WATER
-        self._writing_paused = False
         self._more: asyncio.Handle | None = None  # _deliver_more, when due
         engine.transports[conn] = self
 
@@ -389,7 +395,7 @@ class SynackTransport(asyncio.Transport):
                 self._shutdown()
             if self._closing and not self._lost:
                 self._close_connection()
-        self._maybe_resume()
+        self._maybe_resume_protocol()
         self._engine.kick()
 
     def _exit(self) -> None:
@@ -461,9 +467,7 @@ class SynackTransport(asyncio.Transport):
             data = memoryview(data)[n:]
         self._pending += data
         self._engine.kick()
-        if not self._writing_paused and len(self._pending) > self._high:
-            self._writing_paused = True
-            self._protocol.pause_writing()
+        self._maybe_pause_protocol()
 
     def _write_lost(self) -> None:
         """Drop a write to a connection closed, aborted or lost; from the fifth on, warn
@@ -471,11 +475,6 @@ class SynackTransport(asyncio.Transport):
         if self._conn_lost >= LOG_THRESHOLD_FOR_CONNLOST_WRITES:
             logger.warning("socket.send() raised exception.")
         self._conn_lost += 1
-
-    def _maybe_resume(self) -> None:
-        if self._writing_paused and len(self._pending) <= self._low:
-            self._writing_paused = False
-            self._protocol.resume_writing()
 
     def writelines(self, list_of_data: Any) -> None:
         self.write(b"".join(list_of_data))
@@ -493,22 +492,6 @@ class SynackTransport(asyncio.Transport):
 
     def get_write_buffer_size(self) -> int:
         return len(self._pending)
-
-    def get_write_buffer_limits(self) -> tuple[int, int]:
-        return self._low, self._high
-
-    def set_write_buffer_limits(self, high: int | None = None, low: int | None = None) -> None:
-        if high is None:
-            high = HIGH_WATER if low is None else 4 * low
-        if low is None:
-            low = high // 4
-        if not high >= low >= 0:
-            raise ValueError(f"high ({high!r}) must be >= low ({low!r}) must be >= 0")
-        self._high, self._low = high, low
-        if len(self._pending) > high and not self._writing_paused:
-            self._writing_paused = True
-            self._protocol.pause_writing()
-        self._maybe_resume()
 
     def abort(self) -> None:
         self._force_close(None)
