@@ -6,16 +6,18 @@ the order of a protocol's events.
 Each scenario takes an `Api` and returns a list of observations; `compare` runs it on
 a fresh event loop for each and checks that the lists are equal. A scenario finds its
 server's address as programs do, from ``server.sockets``. Every wait is bounded.
-Differences that are deliberate are documented in `synack.drivers.aio`'s docstring
-and tested at the end.
+Differences that are deliberate are documented in `synack.asyncio`'s docstring and
+tested at the end.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import errno
 import functools
 import logging
+import socket
 import ssl
 import tempfile
 from collections.abc import AsyncIterator, Awaitable, Callable
@@ -652,3 +654,67 @@ async def sendfile_on_the_loop(api: Api) -> list[Any]:
 
 def test_loop_sendfile_sends_the_file_and_the_stream_goes_on() -> None:
     compare(sendfile_on_the_loop)
+
+
+# --- deliberate differences (documented in synack.asyncio's docstring) ------------------
+
+
+@pytest.mark.parametrize("api", [STD, OURS], ids=lambda api: api.name)
+def test_a_connection_has_no_kernel_socket_of_its_own(api: Api) -> None:
+    async def scenario() -> None:
+        async with connected(api) as (server, client, peer):
+            sock = client.writer.get_extra_info("socket")
+            if api is STD:
+                assert sock.type == socket.SOCK_STREAM
+            else:
+                assert sock is None  # one UDP socket carries all of a port's connections
+            assert client.writer.get_extra_info("peername") == address(server)
+            (listening,) = server.sockets
+            kind = socket.SOCK_STREAM if api is STD else socket.SOCK_DGRAM
+            assert listening.type == kind
+            assert peer.writer.get_extra_info("sockname") == listening.getsockname()
+
+    asyncio.run(asyncio.wait_for(scenario(), SCENARIO_LIMIT))
+
+
+def test_loop_sendfile_without_its_fallback_is_refused() -> None:
+    async def scenario() -> None:
+        async with connected(OURS) as (_server, client, _peer):
+            loop = asyncio.get_running_loop()
+            with tempfile.TemporaryFile() as file:
+                file.write(b"x")
+                file.seek(0)
+                with pytest.raises(RuntimeError, match="native sendfile is not supported"):
+                    await loop.sendfile(client.writer.transport, file, fallback=False)
+
+    asyncio.run(asyncio.wait_for(scenario(), SCENARIO_LIMIT))
+
+
+def test_a_server_without_a_host_listens_on_loopback_alone() -> None:
+    async def scenario() -> list[tuple[str, int]]:
+        names = []
+        for host in (None, ""):
+            server = await ours.start_server(closing_handler, host, 0)
+            names.append(address(server))
+            assert await greeting(OURS, server) == ("ok", b"hi")
+            server.close()
+        server = await ours.start_server(closing_handler, port=0)  # as asyncio's allows
+        names.append(address(server))
+        server.close()
+        with pytest.raises(OSError) as caught:
+            await ours.start_server(closing_handler, "0.0.0.0", 0)
+        assert caught.value.errno == errno.EADDRNOTAVAIL
+        return names
+
+    assert [host for host, _ in asyncio.run(scenario())] == [HOST] * 3
+
+
+def test_arguments_about_the_kernel_socket_are_not_taken() -> None:
+    async def scenario() -> None:
+        for kw in ({"reuse_address": True}, {"family": socket.AF_INET}, {"sock": None}):
+            with pytest.raises(TypeError):
+                await ours.start_server(closing_handler, HOST, 0, **kw)
+        with pytest.raises(TypeError):
+            await ours.open_connection(HOST, 9, local_addr=(HOST, 0))
+
+    asyncio.run(asyncio.wait_for(scenario(), SCENARIO_LIMIT))

@@ -602,7 +602,7 @@ def _names(conn: Connection) -> dict[str, Any]:
     }
 
 
-async def _resolve(host: str, port: int) -> tuple[str, int]:
+async def _resolve(host: str | None, port: int) -> tuple[str, int]:
     loop = asyncio.get_running_loop()
     infos = await loop.getaddrinfo(host, port, family=socket.AF_INET, type=socket.SOCK_DGRAM)
     if not infos:
@@ -867,8 +867,8 @@ class SynackServer:
 
 async def create_server(
     protocol_factory: Callable[[], asyncio.BaseProtocol],
-    host: str,
-    port: int,
+    host: str | None = None,
+    port: int | None = None,
     *,
     backlog: int = 128,
     ssl: SSLContext | None = None,
@@ -882,7 +882,8 @@ async def create_server(
     (each one through TLS's handshake first, with `ssl`)."""
     _check_server_tls(ssl, ssl_handshake_timeout, ssl_shutdown_timeout)
     loop = asyncio.get_running_loop()
-    ip, port = await _resolve(host, port)
+    # No host (every interface, to asyncio) is the one address getaddrinfo gives: loopback.
+    ip, port = await _resolve(host or None, port or 0)
     if ip == "0.0.0.0":
         raise OSError(
             errno.EADDRNOTAVAIL,
@@ -979,8 +980,8 @@ async def open_connection(
 
 async def start_server(
     client_connected_cb: Callable[[asyncio.StreamReader, asyncio.StreamWriter], Any],
-    host: str,
-    port: int,
+    host: str | None = None,
+    port: int | None = None,
     *,
     limit: int = 2**16,
     backlog: int = 128,
