@@ -322,6 +322,48 @@ def test_limit_overruns_and_a_short_readexactly_raise_the_same() -> None:
     compare(stream_limits)
 
 
+async def reset_by_the_peer(api: Api) -> list[Any]:
+    """A peer that aborts with bytes it never read resets the connection: the pending
+    drain, the next read and ``wait_closed`` raise ConnectionResetError."""
+    async with connected(api) as (_server, client, peer):
+        drain, _written = await write_until_blocked(client.writer)
+        peer.writer.transport.abort()
+        return [
+            await outcome(drain),
+            await outcome(client.reader.read(10)),
+            await outcome(client.writer.wait_closed()),
+            client.writer.is_closing(),
+        ]
+
+
+def test_a_reset_reaches_drain_read_and_wait_closed() -> None:
+    compare(reset_by_the_peer)
+
+
+async def many_at_once(api: Api) -> list[Any]:
+    async def echo(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        writer.write(await reader.read())
+        writer.close()
+
+    async def client(server: Any, i: int) -> bool:
+        reader, writer = await api.open_connection(*address(server))
+        payload = bytes([i]) * (10_000 + i)
+        writer.write(payload)
+        writer.write_eof()
+        got = await reader.read()
+        writer.close()
+        await writer.wait_closed()
+        return got == payload
+
+    async with await api.start_server(echo, HOST, 0) as server:
+        results = await asyncio.wait_for(asyncio.gather(*(client(server, i) for i in range(50))), T)
+    return [results.count(True)]
+
+
+def test_fifty_connections_at_once() -> None:
+    assert compare(many_at_once) == [50]
+
+
 # --- the server -------------------------------------------------------------------------
 
 
@@ -369,6 +411,27 @@ async def server_lifecycle(api: Api) -> list[Any]:
 
 def test_a_server_starts_serves_forever_and_closes_as_asyncios() -> None:
     compare(server_lifecycle)
+
+
+async def failing_callback(api: Api) -> list[Any]:
+    """A client_connected_cb that raises: asyncio reports it to the loop's handler and
+    closes the connection, so the client reads the end of the stream."""
+    loop = asyncio.get_running_loop()
+    reported: list[Any] = []
+    loop.set_exception_handler(lambda _loop, context: reported.append(context["message"]))
+
+    async def broken(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        raise ValueError("broken handler")
+
+    async with await api.start_server(broken, HOST, 0) as server:
+        reader, writer = await asyncio.wait_for(api.open_connection(*address(server)), T)
+        seen = [await outcome(reader.read()), reported]
+        writer.close()
+        return seen
+
+
+def test_a_failing_client_connected_cb_is_reported_and_its_connection_closed() -> None:
+    compare(failing_callback)
 
 
 # --- closing and aborting ---------------------------------------------------------------
