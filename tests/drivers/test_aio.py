@@ -455,13 +455,29 @@ async def test_a_process_that_exits_with_unread_data_resets_its_connections() ->
 
 @run
 async def test_a_finished_client_releases_its_udp_socket_after_closing() -> None:
-    server = await aio.start_server(echo, "127.0.0.1", 0)
+    """The server closes first (so TIME-WAIT is its own); once the client has read to
+    the end and closed, its last ACK in, the client's engine closes its UDP socket."""
+
+    async def greet(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        writer.write(b"bye")
+        writer.close()
+
+    server = await aio.start_server(greet, "127.0.0.1", 0)
     reader, writer = await aio.open_connection(*server.addresses[0])
     engine = writer.transport._engine  # type: ignore[attr-defined]
-    writer.write(b"x")
-    await reader.readexactly(1)
-    writer.transport.abort()  # RST: nothing lingers (a FIN would leave TIME-WAIT)
+    released = asyncio.get_running_loop().create_future()
+    close = engine.close
+
+    def closing() -> None:
+        close()
+        if not released.done():
+            released.set_result(None)
+
+    engine.close = closing  # the engine closes itself when idle: note when
+    assert await reader.read() == b"bye"
+    writer.close()
     await writer.wait_closed()
+    await asyncio.wait_for(released, 5)
     assert engine.closed
     assert engine.host.connections == {}
     server.close()

@@ -23,11 +23,15 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import errno
+import functools
+import logging
 import socket
 import weakref
+from asyncio import constants, sslproto, transports, trsock
 from collections.abc import Callable
 from dataclasses import replace
-from typing import Any
+from ssl import SSLContext, create_default_context
+from typing import TYPE_CHECKING, Any
 
 from synack.drivers.engine import Engine, config_for, os_error
 from synack.drivers.udp import CarrierConfig, CarrierError, UdpCarrier
@@ -49,9 +53,9 @@ from synack.tcp import (
 )
 from synack.tcp.connection import Connection
 
-# Write-buffer limits, as asyncio's socket transports default them.
-HIGH_WATER = 64 * 1024
-LOW_WATER = HIGH_WATER // 4
+logger = logging.getLogger("asyncio")  # where asyncio's transports log
+# Writes to a lost connection dropped quietly before each is warned about (asyncio's).
+LOG_THRESHOLD_FOR_CONNLOST_WRITES = 5
 # The most bytes one `data_received` call gets, the rest waiting for the next loop
 # iteration: what asyncio's socket transports read per wake-up (their max_size). A
 # bulk receive pass may bring a megabyte; handed on whole, it takes the bytes object
@@ -72,6 +76,8 @@ class LoopEngine:
         self.transports: dict[Connection, SynackTransport] = {}
         self.watchers: dict[Connection, Callable[[Connection], None]] = {}
         self.acceptors: dict[Listener, Callable[[Connection], None]] = {}
+        # The server on this port, listening or not yet: it keeps the socket open.
+        self.server: SynackServer | None = None
         self.unreachable: dict[tuple[str, int], int] = {}  # destination -> errno
         self._timer: asyncio.TimerHandle | None = None
         self._timer_at: float | None = None
@@ -170,7 +176,7 @@ class LoopEngine:
         host = self.host
         if self._kicked_inside and host.events_waiting:
             self.kick()
-        if not host.connections and not host.listeners and not self.watchers:
+        if not host.connections and not self.watchers and self.server is None:
             self.close()  # idle: nothing left to carry
 
     def _hand_out(self, now: float) -> None:
@@ -265,15 +271,27 @@ _bound: weakref.WeakValueDictionary[tuple[str, int], LoopEngine] = weakref.WeakV
 _BYTES_LIKE = (bytes, bytearray, memoryview)
 
 
-class SynackTransport(asyncio.Transport):
+class SynackTransport(transports._FlowControlMixin, asyncio.Transport):
     """One connection of our TCP as an asyncio transport (stream semantics, flow control).
 
     Bytes the connection's send buffer cannot take yet wait here; that is the
     write buffer that ``drain`` and ``get_write_buffer_size`` see, as the kernel's
-    socket buffer sits below asyncio's own.
+    socket buffer sits below asyncio's own. The write-buffer limits and the calls to
+    ``pause_writing``/``resume_writing`` are asyncio's own `_FlowControlMixin`'s, as
+    in its socket and TLS transports; ``loop.sendfile`` takes only such a transport.
     """
 
     _start_tls_compatible = True  # loop.start_tls needs nothing more than a Transport
+    # No kernel socket to hand the file to: loop.sendfile writes it through write().
+    _sendfile_compatible = constants._SendfileMode.FALLBACK
+
+    # What _FlowControlMixin defines and typeshed leaves out.
+    _loop: asyncio.AbstractEventLoop
+    _protocol_paused: bool
+    if TYPE_CHECKING:
+
+        def _maybe_pause_protocol(self) -> None: ...
+        def _maybe_resume_protocol(self) -> None: ...
 
     def __init__(
         self,
@@ -282,7 +300,7 @@ class SynackTransport(asyncio.Transport):
         protocol: asyncio.BaseProtocol,
         extra: dict[str, Any] | None = None,
     ) -> None:
-        super().__init__(extra)
+        super().__init__(extra, engine.loop)
         self._engine = engine
         self._conn = conn
         self._protocol = protocol
@@ -293,10 +311,9 @@ class SynackTransport(asyncio.Transport):
         self._lost = False
         self._reading = True
         self._eof_delivered = False
-        self._closed_conn = False  # _close_connection ran: the protocol hears no error now
-        self._high = HIGH_WATER
-        self._low = LOW_WATER
-        self._writing_paused = False
+        # Nonzero once the connection is closed or lost (the protocol hears no error from
+        # then on); it counts the writes made since, as asyncio's transports do.
+        self._conn_lost = 0
         self._more: asyncio.Handle | None = None  # _deliver_more, when due
         engine.transports[conn] = self
 
@@ -331,7 +348,7 @@ class SynackTransport(asyncio.Transport):
         # After close() handed everything to the connection, the protocol has been told
         # (connection_lost(None) is on its way) and, as with a kernel socket closed by
         # then, a reset that follows is nobody's to hear.
-        self._connection_lost(None if self._closed_conn else os_error(event.error))
+        self._connection_lost(None if self._conn_lost else os_error(event.error))
 
     def _on_closed(self, _event: object) -> None:
         self._connection_lost(None)
@@ -382,7 +399,7 @@ class SynackTransport(asyncio.Transport):
                 self._shutdown()
             if self._closing and not self._lost:
                 self._close_connection()
-        self._maybe_resume()
+        self._maybe_resume_protocol()
         self._engine.kick()
 
     def _exit(self) -> None:
@@ -404,19 +421,23 @@ class SynackTransport(asyncio.Transport):
         with contextlib.suppress(TCPError):  # failed or closed: its error event says so
             self._conn.shutdown()
 
-    def _close_connection(self) -> None:
-        self._closed_conn = True
+    def _close_connection(self, exc: BaseException | None = None) -> None:
+        """Close the connection as closing a kernel socket does (`Connection.close`): FIN
+        after the bytes it holds, or RST if received bytes were left unread. The protocol
+        hears `exc` (None: a clean close) on the next loop iteration, whatever follows."""
+        self._conn_lost += 1
         with contextlib.suppress(TCPError):
             self._conn.close()
         self._engine.push()  # the data written before close, then FIN (or RST), go now
         self._engine.kick()
-        self._engine.loop.call_soon(self._connection_lost, None)
+        self._engine.loop.call_soon(self._connection_lost, exc)
 
     def _connection_lost(self, exc: BaseException | None) -> None:
         if self._lost:
             return
         self._lost = True
         self._closing = True
+        self._conn_lost = max(self._conn_lost, 1)
         self._pending.clear()
         self._engine.transports.pop(self._conn, None)
         try:
@@ -431,7 +452,10 @@ class SynackTransport(asyncio.Transport):
             raise TypeError(f"data: expecting a bytes-like instance, got {type(data).__name__}")
         if self._eof_pending or self._eof_written:
             raise RuntimeError("Cannot call write() after write_eof()")
-        if not data or self._lost or self._closing:
+        if not data:
+            return
+        if self._conn_lost:
+            self._write_lost()
             return
         if not self._pending:
             try:
@@ -447,14 +471,14 @@ class SynackTransport(asyncio.Transport):
             data = memoryview(data)[n:]
         self._pending += data
         self._engine.kick()
-        if not self._writing_paused and len(self._pending) > self._high:
-            self._writing_paused = True
-            self._protocol.pause_writing()
+        self._maybe_pause_protocol()
 
-    def _maybe_resume(self) -> None:
-        if self._writing_paused and len(self._pending) <= self._low:
-            self._writing_paused = False
-            self._protocol.resume_writing()
+    def _write_lost(self) -> None:
+        """Drop a write to a connection closed, aborted or lost; from the fifth on, warn
+        as asyncio's transports do: a program writing into a dead connection is told."""
+        if self._conn_lost >= LOG_THRESHOLD_FOR_CONNLOST_WRITES:
+            logger.warning("socket.send() raised exception.")
+        self._conn_lost += 1
 
     def writelines(self, list_of_data: Any) -> None:
         self.write(b"".join(list_of_data))
@@ -473,39 +497,22 @@ class SynackTransport(asyncio.Transport):
     def get_write_buffer_size(self) -> int:
         return len(self._pending)
 
-    def get_write_buffer_limits(self) -> tuple[int, int]:
-        return self._low, self._high
-
-    def set_write_buffer_limits(self, high: int | None = None, low: int | None = None) -> None:
-        if high is None:
-            high = HIGH_WATER if low is None else 4 * low
-        if low is None:
-            low = high // 4
-        if not high >= low >= 0:
-            raise ValueError(f"high ({high!r}) must be >= low ({low!r}) must be >= 0")
-        self._high, self._low = high, low
-        if len(self._pending) > high and not self._writing_paused:
-            self._writing_paused = True
-            self._protocol.pause_writing()
-        self._maybe_resume()
-
     def abort(self) -> None:
-        if self._lost:
-            return
-        self._closing = True
-        self._conn.abort()
-        self._engine.kick()
-        self._engine.loop.call_soon(self._connection_lost, None)
+        self._force_close(None)
 
     def _force_close(self, exc: BaseException | None) -> None:
-        """Abort, reporting `exc` to the protocol. asyncio's TLS layer calls this (as the
-        selector transports name it) on a failed handshake and on an abort over TLS."""
-        if self._lost:
+        """Close at once, dropping the bytes that wait here, and report `exc` to the
+        protocol. asyncio's socket transports do that and close their socket, so the
+        kernel still sends what its buffer holds and then FIN (RST only if received bytes
+        are unread): the peer reads to the end of the stream, and so it does here. The
+        name is the selector transports': asyncio's TLS layer calls it on a failed
+        handshake and on an abort over TLS."""
+        if self._conn_lost:
             return
         self._closing = True
-        self._conn.abort()
-        self._engine.kick()
-        self._engine.loop.call_soon(self._connection_lost, exc)
+        self._reading = False
+        self._pending.clear()
+        self._close_connection(exc)
 
     # -- asyncio.ReadTransport ----------------------------------------------------------
 
@@ -599,7 +606,7 @@ def _names(conn: Connection) -> dict[str, Any]:
     }
 
 
-async def _resolve(host: str, port: int) -> tuple[str, int]:
+async def _resolve(host: str | None, port: int) -> tuple[str, int]:
     loop = asyncio.get_running_loop()
     infos = await loop.getaddrinfo(host, port, family=socket.AF_INET, type=socket.SOCK_DGRAM)
     if not infos:
@@ -608,15 +615,81 @@ async def _resolve(host: str, port: int) -> tuple[str, int]:
     return str(ip), int(resolved)
 
 
-async def create_connection(
-    protocol_factory: Callable[[], asyncio.BaseProtocol],
+def _check_client_tls(
+    ssl: bool | SSLContext | None,
     host: str,
-    port: int,
+    server_hostname: str | None,
+    handshake_timeout: float | None,
+    shutdown_timeout: float | None,
+) -> str | None:
+    """Refuse what ``loop.create_connection`` refuses, before any packet is sent, and
+    return the name to check the server's certificate against (`host` by default)."""
+    if server_hostname is not None and not ssl:
+        raise ValueError("server_hostname is only meaningful with ssl")
+    if server_hostname is None and ssl:
+        if not host:
+            raise ValueError("You must set server_hostname when using ssl without a host")
+        server_hostname = host
+    if handshake_timeout is not None and not ssl:
+        raise ValueError("ssl_handshake_timeout is only meaningful with ssl")
+    if shutdown_timeout is not None and not ssl:
+        raise ValueError("ssl_shutdown_timeout is only meaningful with ssl")
+    return server_hostname
+
+
+def _check_server_tls(
+    ssl: SSLContext | None, handshake_timeout: float | None, shutdown_timeout: float | None
+) -> None:
+    """Refuse what ``loop.create_server`` refuses."""
+    if isinstance(ssl, bool):
+        raise TypeError("ssl argument must be an SSLContext or None")
+    if handshake_timeout is not None and ssl is None:
+        raise ValueError("ssl_handshake_timeout is only meaningful with ssl")
+    if shutdown_timeout is not None and ssl is None:
+        raise ValueError("ssl_shutdown_timeout is only meaningful with ssl")
+
+
+def _client_context(ssl: bool | SSLContext, server_hostname: str | None) -> SSLContext:
+    """The context ``ssl=True`` stands for, as asyncio makes it: the system's defaults,
+    without the name check when no name is given."""
+    if isinstance(ssl, SSLContext):
+        return ssl
+    context = create_default_context()
+    if not server_hostname:
+        context.check_hostname = False
+    return context
+
+
+def _tls_layer(
+    protocol: asyncio.BaseProtocol,
+    context: SSLContext,
     *,
-    config: Config | None = None,
-    carrier: CarrierConfig | None = None,
-) -> tuple[SynackTransport, asyncio.BaseProtocol]:
-    """``loop.create_connection`` on our TCP: handshake, then a transport and protocol."""
+    server_side: bool,
+    server_hostname: str | None,
+    handshake_timeout: float | None,
+    shutdown_timeout: float | None,
+) -> tuple[sslproto.SSLProtocol, asyncio.Future[None]]:
+    """asyncio's own TLS layer, as its ``ssl=`` connections put it between the socket's
+    transport and `protocol`; the future is done when the handshake is."""
+    loop = asyncio.get_running_loop()
+    waiter: asyncio.Future[None] = loop.create_future()
+    layer = sslproto.SSLProtocol(
+        loop,
+        protocol,
+        context,
+        waiter,
+        server_side,
+        server_hostname,
+        ssl_handshake_timeout=handshake_timeout,  # type: ignore[arg-type]  # a float works
+        ssl_shutdown_timeout=shutdown_timeout,
+    )
+    return layer, waiter
+
+
+async def _connect(
+    host: str, port: int, config: Config | None, carrier: CarrierConfig | None
+) -> tuple[LoopEngine, Connection]:
+    """A new port, and a connection on it through its handshake."""
     loop = asyncio.get_running_loop()
     ip, port = await _resolve(host, port)
     carrier_cfg = carrier if carrier is not None else CarrierConfig()
@@ -651,39 +724,136 @@ async def create_connection(
         engine.kick()
         raise
     engine.watchers.pop(conn, None)
+    return engine, conn
+
+
+async def create_connection(
+    protocol_factory: Callable[[], asyncio.BaseProtocol],
+    host: str,
+    port: int,
+    *,
+    ssl: bool | SSLContext | None = None,
+    server_hostname: str | None = None,
+    ssl_handshake_timeout: float | None = None,
+    ssl_shutdown_timeout: float | None = None,
+    config: Config | None = None,
+    carrier: CarrierConfig | None = None,
+) -> tuple[asyncio.Transport, asyncio.BaseProtocol]:
+    """``loop.create_connection`` on our TCP: handshake (and TLS's, with `ssl`), then a
+    transport and protocol."""
+    server_hostname = _check_client_tls(
+        ssl, host, server_hostname, ssl_handshake_timeout, ssl_shutdown_timeout
+    )
+    engine, conn = await _connect(host, port, config, carrier)
     protocol = protocol_factory()
-    transport = SynackTransport(engine, conn, protocol, _names(conn))
+    if not ssl:
+        transport = SynackTransport(engine, conn, protocol, _names(conn))
+        transport._start()
+        return transport, protocol
+    layer, handshake = _tls_layer(
+        protocol,
+        _client_context(ssl, server_hostname),
+        server_side=False,
+        server_hostname=server_hostname,
+        handshake_timeout=ssl_handshake_timeout,
+        shutdown_timeout=ssl_shutdown_timeout,
+    )
+    transport = SynackTransport(engine, conn, layer, _names(conn))
     transport._start()
-    return transport, protocol
+    try:
+        await handshake
+    except BaseException:
+        transport.abort()
+        raise
+    return layer._app_transport, protocol
 
 
 class SynackServer:
-    """A listening port of our TCP; the same calls as `asyncio.Server` that apps use."""
+    """A port of our TCP with the calls of `asyncio.Server`: ``sockets``, ``is_serving``,
+    ``start_serving``, ``serve_forever``, ``close``, ``wait_closed``, ``async with``.
 
-    def __init__(self, engine: LoopEngine, listener: Listener) -> None:
+    Until it serves (``start_serving=False``) the port is bound and a connect to it is
+    refused, as a kernel socket bound but not listening refuses one.
+    """
+
+    def __init__(
+        self, engine: LoopEngine, accept: Callable[[Connection], None], backlog: int
+    ) -> None:
         self._engine = engine
-        self._listener = listener
+        self._accept = accept
+        self._backlog = backlog
+        self._listener: Listener | None = None
         self._closed: asyncio.Event = asyncio.Event()
+        self._serving_forever: asyncio.Future[None] | None = None
+        engine.server = self
 
     @property
     def addresses(self) -> list[tuple[str, int]]:
         return [] if self._closed.is_set() else [self._engine.engine.carrier.sockname]
 
     @property
+    def sockets(self) -> tuple[trsock.TransportSocket, ...]:
+        """The UDP socket that carries the port, as `asyncio.Server` lists its listening
+        sockets: its ``getsockname()`` is the server's address (its type is SOCK_DGRAM)."""
+        if self._closed.is_set():
+            return ()
+        return (trsock.TransportSocket(self._engine.engine.carrier.sock),)
+
+    @property
     def engine(self) -> LoopEngine:
         return self._engine
 
+    def get_loop(self) -> asyncio.AbstractEventLoop:
+        return self._engine.loop
+
     def is_serving(self) -> bool:
-        return not self._closed.is_set()
+        return self._listener is not None
+
+    def _start_serving(self) -> None:
+        if self._listener is not None or self._closed.is_set():
+            return
+        engine = self._engine
+        self._listener = engine.host.listen(engine.port, self._backlog)
+        engine.acceptors[self._listener] = self._accept
+
+    async def start_serving(self) -> None:
+        self._start_serving()
+
+    async def serve_forever(self) -> None:
+        """Serve until cancelled, then close (as `asyncio.Server.serve_forever`)."""
+        if self._serving_forever is not None:
+            raise RuntimeError(f"server {self!r} is already being awaited on serve_forever()")
+        if self._closed.is_set():
+            raise RuntimeError(f"server {self!r} is closed")
+        self._start_serving()
+        self._serving_forever = self._engine.loop.create_future()
+        try:
+            await self._serving_forever
+        except asyncio.CancelledError:
+            try:
+                self.close()
+                await self.wait_closed()
+            finally:
+                raise
+        finally:
+            self._serving_forever = None
 
     def close(self) -> None:
         """Stop accepting; connections already accepted carry on (as `asyncio.Server`)."""
         if self._closed.is_set():
             return
         self._closed.set()
-        self._engine.host.unlisten(self._listener.local_port)
-        self._engine.acceptors.pop(self._listener, None)
-        self._engine.kick()
+        engine = self._engine
+        listener, self._listener = self._listener, None
+        if listener is not None:
+            engine.host.unlisten(listener.local_port)
+            engine.acceptors.pop(listener, None)
+        if engine.server is self:
+            engine.server = None
+        if self._serving_forever is not None and not self._serving_forever.done():
+            self._serving_forever.cancel()
+            self._serving_forever = None
+        engine.kick()
 
     async def wait_closed(self) -> None:
         await self._closed.wait()
@@ -695,19 +865,29 @@ class SynackServer:
         self.close()
         await self.wait_closed()
 
+    def __repr__(self) -> str:
+        return f"<{type(self).__name__} sockets={self.sockets!r}>"
+
 
 async def create_server(
     protocol_factory: Callable[[], asyncio.BaseProtocol],
-    host: str,
-    port: int,
+    host: str | None = None,
+    port: int | None = None,
     *,
     backlog: int = 128,
+    ssl: SSLContext | None = None,
+    ssl_handshake_timeout: float | None = None,
+    ssl_shutdown_timeout: float | None = None,
+    start_serving: bool = True,
     config: Config | None = None,
     carrier: CarrierConfig | None = None,
 ) -> SynackServer:
-    """``loop.create_server`` on our TCP: one UDP socket on `port` carries every connection."""
+    """``loop.create_server`` on our TCP: one UDP socket on `port` carries every connection
+    (each one through TLS's handshake first, with `ssl`)."""
+    _check_server_tls(ssl, ssl_handshake_timeout, ssl_shutdown_timeout)
     loop = asyncio.get_running_loop()
-    ip, port = await _resolve(host, port)
+    # No host (every interface, to asyncio) is the one address getaddrinfo gives: loopback.
+    ip, port = await _resolve(host or None, port or 0)
     if ip == "0.0.0.0":
         raise OSError(
             errno.EADDRNOTAVAIL,
@@ -717,7 +897,7 @@ async def create_server(
     if engine is not None and engine.loop is loop and not engine.closed:
         # The port's socket still carries an earlier server's connections (closing, or in
         # TIME-WAIT): listen beside them, as SO_REUSEADDR lets a kernel TCP restart.
-        if engine.host.listeners:
+        if engine.server is not None:
             raise OSError(errno.EADDRINUSE, "Address already in use")
     else:
         carrier_cfg = carrier if carrier is not None else CarrierConfig()
@@ -728,14 +908,48 @@ async def create_server(
             udp.close()
             raise
         engine = LoopEngine(loop, udp, Host(ip, _asyncio_config(carrier_cfg, config)))
-    listener = engine.host.listen(engine.port, backlog)
 
     def accepted(conn: Connection) -> None:
-        transport = SynackTransport(engine, conn, protocol_factory(), _names(conn))
+        protocol = protocol_factory()
+        if ssl is None:
+            SynackTransport(engine, conn, protocol, _names(conn))._start()
+            return
+        layer, handshake = _tls_layer(
+            protocol,
+            ssl,
+            server_side=True,
+            server_hostname=None,
+            handshake_timeout=ssl_handshake_timeout,
+            shutdown_timeout=ssl_shutdown_timeout,
+        )
+        transport = SynackTransport(engine, conn, layer, _names(conn))
+        handshake.add_done_callback(functools.partial(_handshake_done, transport, protocol))
         transport._start()
 
-    engine.acceptors[listener] = accepted
-    return SynackServer(engine, listener)
+    server = SynackServer(engine, accepted, backlog)
+    if start_serving:
+        server._start_serving()
+    return server
+
+
+def _handshake_done(
+    transport: SynackTransport, protocol: asyncio.BaseProtocol, handshake: asyncio.Future[None]
+) -> None:
+    """An accepted connection whose TLS handshake failed is closed, and reported only in
+    debug mode, as asyncio's servers do: its protocol never saw it."""
+    if handshake.cancelled() or handshake.exception() is None:
+        return
+    transport.close()
+    loop = transport._engine.loop
+    if loop.get_debug():
+        loop.call_exception_handler(
+            {
+                "message": "Error on transport creation for incoming connection",
+                "exception": handshake.exception(),
+                "protocol": protocol,
+                "transport": transport,
+            }
+        )
 
 
 async def open_connection(
@@ -743,6 +957,10 @@ async def open_connection(
     port: int,
     *,
     limit: int = 2**16,
+    ssl: bool | SSLContext | None = None,
+    server_hostname: str | None = None,
+    ssl_handshake_timeout: float | None = None,
+    ssl_shutdown_timeout: float | None = None,
     config: Config | None = None,
     carrier: CarrierConfig | None = None,
 ) -> tuple[asyncio.StreamReader, asyncio.StreamWriter]:
@@ -751,18 +969,30 @@ async def open_connection(
     reader = asyncio.StreamReader(limit=limit, loop=loop)
     protocol = asyncio.StreamReaderProtocol(reader, loop=loop)
     transport, _ = await create_connection(
-        lambda: protocol, host, port, config=config, carrier=carrier
+        lambda: protocol,
+        host,
+        port,
+        ssl=ssl,
+        server_hostname=server_hostname,
+        ssl_handshake_timeout=ssl_handshake_timeout,
+        ssl_shutdown_timeout=ssl_shutdown_timeout,
+        config=config,
+        carrier=carrier,
     )
     return reader, asyncio.StreamWriter(transport, protocol, reader, loop)
 
 
 async def start_server(
     client_connected_cb: Callable[[asyncio.StreamReader, asyncio.StreamWriter], Any],
-    host: str,
-    port: int,
+    host: str | None = None,
+    port: int | None = None,
     *,
     limit: int = 2**16,
     backlog: int = 128,
+    ssl: SSLContext | None = None,
+    ssl_handshake_timeout: float | None = None,
+    ssl_shutdown_timeout: float | None = None,
+    start_serving: bool = True,
     config: Config | None = None,
     carrier: CarrierConfig | None = None,
 ) -> SynackServer:
@@ -773,4 +1003,15 @@ async def start_server(
         reader = asyncio.StreamReader(limit=limit, loop=loop)
         return asyncio.StreamReaderProtocol(reader, client_connected_cb, loop=loop)
 
-    return await create_server(factory, host, port, backlog=backlog, config=config, carrier=carrier)
+    return await create_server(
+        factory,
+        host,
+        port,
+        backlog=backlog,
+        ssl=ssl,
+        ssl_handshake_timeout=ssl_handshake_timeout,
+        ssl_shutdown_timeout=ssl_shutdown_timeout,
+        start_serving=start_serving,
+        config=config,
+        carrier=carrier,
+    )

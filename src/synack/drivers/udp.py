@@ -389,6 +389,11 @@ class UdpCarrier:
     def fileno(self) -> int:
         return self._sock.fileno()
 
+    @property
+    def sock(self) -> socket.socket:
+        """The UDP socket itself (an asyncio server lists it as its listening socket)."""
+        return self._sock
+
     def close(self) -> None:
         self._sock.close()
 
