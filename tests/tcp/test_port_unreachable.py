@@ -10,18 +10,25 @@ the connection as the peer's kernel's RST would have.
 
 from __future__ import annotations
 
+import pytest
+
+import synack.tcp.connection as connection_module
 from synack.tcp import State
 from synack.tcp.connection import GONE_PROBES
 from synack.wire.seq import MASK
 
 from .conftest import (
     LOCAL_ISS,
+    PEER_MSS,
     RECV,
     REMOTE_ISS,
     SEND,
     A,
     P,
+    S,
     Sock,
+    close_wait,
+    closed,
     established,
     events,
     fire,
@@ -158,3 +165,45 @@ def test_syn_sent_and_time_wait_are_not_judged_here() -> None:
         assert s.conn.counters["port_unreachable"] == 0
         assert s.conn.get_timer() == before
         assert state(s) in (State.SYN_SENT, State.TIME_WAIT)
+
+
+def test_in_close_wait_the_probe_asks_and_a_second_error_resets() -> None:
+    """The peer sent FIN and its process went: we may still have data for it."""
+    s = close_wait()
+    icmp(s, LOCAL_ISS + 1)  # our ACK of its FIN drew it
+    assert [shape(x) for x in fire(s)] == [shape(seg(RECV, seq=LOCAL_ISS, ack=REMOTE_ISS + 2))]
+    icmp(s, LOCAL_ISS)
+    assert state(s) is State.CLOSED
+    assert events(s) == ["Reset(ConnectionReset)", "Closed"]
+
+
+def test_a_burst_before_the_confirm_time_then_one_after_it_resets() -> None:
+    s = receiving()
+    icmp(s, LOCAL_ISS + 1)
+    s.at(RTO / 2)
+    icmp(s, LOCAL_ISS + 1)  # the same burst: not a confirmation, nor a new start
+    assert s.conn.get_timer() == RTO
+    assert [shape(x) for x in fire(s)] == [probe()]
+    icmp(s, LOCAL_ISS)
+    assert state(s) is State.CLOSED
+
+
+def test_the_sequence_check_holds_across_the_wrap(monkeypatch: pytest.MonkeyPatch) -> None:
+    """SND.UNA just below 2**32, data in flight past it: the 32-bit numbers on either
+    side of the wrap are in flight, the ones beyond SND.MAX or below SND.UNA - 1 not."""
+    iss = MASK - 49
+    monkeypatch.setattr(connection_module, "make_isn", lambda *args: iss)
+    s = closed()
+    s.conn.connect(s.now)
+    recv(s)
+    send(s, seg(SEND, seq=REMOTE_ISS, ack=iss + 1, flags=S | A, mss=PEER_MSS))
+    recv(s)
+    assert state(s) is State.ESTABLISHED
+    s.conn.send(b"x" * 100)  # iss + 1 .. iss + 101: crosses the wrap
+    recv(s)
+    for outside in (iss - 1, iss + 102, iss + 1 + 2**31):
+        icmp(s, outside)
+    assert s.conn.counters["icmp_ignored"] == 3
+    icmp(s, iss + 80)  # 30 after the wrap: 30
+    assert (iss + 80) & MASK == 30
+    assert s.conn.counters["port_unreachable"] == 1
