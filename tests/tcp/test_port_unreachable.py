@@ -10,6 +10,8 @@ the connection as the peer's kernel's RST would have.
 
 from __future__ import annotations
 
+from typing import Any
+
 import pytest
 
 import synack.tcp.connection as connection_module
@@ -27,11 +29,14 @@ from .conftest import (
     P,
     S,
     Sock,
+    advance,
     close_wait,
     closed,
+    closing,
     established,
     events,
     fire,
+    last_ack,
     recv,
     recv_nothing,
     seg,
@@ -140,7 +145,7 @@ def test_without_a_second_error_the_check_stands_down_after_its_probes() -> None
     assert sent == [[probe()]] * GONE_PROBES + [[]]
     assert s.now == (GONE_PROBES + 1) * RTO
     assert state(s) is State.ESTABLISHED
-    assert s.conn.get_timer() == s.now + 100.0  # the keepalive's own timer is back
+    assert s.conn.get_timer() == 100.0  # the keepalive's own deadline is back, unmoved
 
 
 def test_an_error_quoting_a_sequence_number_not_in_flight_is_ignored() -> None:
@@ -207,3 +212,34 @@ def test_the_sequence_check_holds_across_the_wrap(monkeypatch: pytest.MonkeyPatc
     icmp(s, iss + 80)  # 30 after the wrap: 30
     assert (iss + 80) & MASK == 30
     assert s.conn.counters["port_unreachable"] == 1
+
+
+@pytest.mark.parametrize("builder", [closing, last_ack])
+def test_closing_and_last_ack_end_quietly_as_a_reset_there_does(builder: Any) -> None:
+    """RFC 9293 §3.10.7.4: a RST in CLOSING or LAST-ACK enters CLOSED without telling
+    the user (who has closed already); the check ends the connection as that RST would,
+    so it must not report a reset either (`_segment_synchronized` calls _terminate)."""
+    s = builder()
+    events(s)
+    icmp(s, s.conn.snd_una)  # our FIN drew it
+    fire(s)
+    icmp(s, s.conn.snd_una)
+    assert state(s) is State.CLOSED
+    assert events(s) == ["Closed"]
+    assert s.conn.error is None
+
+
+def test_a_lone_error_does_not_put_back_the_keepalive_verdict() -> None:
+    """Keepalive was probing a silent peer (one probe out) when a port-unreachable came,
+    and no second one followed (ICMP rate-limited or filtered). After the check stands
+    down keepalive goes on where it was: its next probe one keepalive_interval on, not
+    a whole keepalive_idle (two hours by default) later."""
+    s = established(keepalive=True, keepalive_idle=10.0, keepalive_interval=1.0, keepalive_count=3)
+    [ka] = fire(s)
+    assert s.now == 10.0 and shape(ka) == shape(seg(RECV, seq=LOCAL_ISS))
+    icmp(s, LOCAL_ISS)  # the keepalive probe drew it; nothing follows
+    advance(s, 20.0)
+    # Without the error: probes at 10, 11, 12 and the verdict at 13; the check's probes
+    # and its standing down take 4 RTOs (0.8 s), so at the latest by 14.
+    assert state(s) is State.CLOSED
+    assert events(s) == ["TimedOut(ConnectionTimedOut)", "Closed"]

@@ -325,6 +325,7 @@ class Connection:
         self._gone_heard = 0.0
         self._gone_confirm_at = 0.0
         self._gone_probes = 0
+        self._gone_keepalive_at: float | None = None  # keepalive's own deadline meanwhile
         self._close_at: float | None = None  # TIME-WAIT or orphaned FIN-WAIT-2 expiry
         self._challenge_tokens = float(cfg.challenge_ack_limit)
         self._challenge_at = 0.0
@@ -2189,6 +2190,9 @@ class Connection:
         the connection as the RST would that the peer's kernel sends for a process that
         dies. A kernel's TCP learns it at once; without this, after the retransmission
         limit (RFC 9293 §3.8.3's R2, minutes) or never, when we were only receiving.
+        In CLOSING and LAST-ACK the user has closed, and the connection ends quietly,
+        as a RST ends it there (RFC 9293 §3.10.7.4). The probe borrows keepalive's
+        timer; keepalive gets its own deadline back when the check stands down.
         SYN-SENT is the engine's to judge (the error refuses the connection at once).
         """
         state = self.state
@@ -2202,6 +2206,8 @@ class Connection:
         if self._gone_since is None or self._last_recv > self._gone_heard:
             # The first sign, or the peer has been heard from since the last one.
             wait = max(self._rtt.base_rto, self.config.rto_min)
+            if self._gone_since is None:
+                self._gone_keepalive_at = self._keepalive_at
             self._gone_since = now
             self._gone_heard = self._last_recv
             self._gone_confirm_at = now + wait
@@ -2209,16 +2215,24 @@ class Connection:
             self._keepalive_at = now + wait
             return
         if now >= self._gone_confirm_at:
-            self._fail(ConnectionReset("connection reset: nothing listens at the peer's port"))
+            if state is State.CLOSING or state is State.LAST_ACK:
+                self._terminate()  # as a RST there: the user has closed already
+            else:
+                self._fail(ConnectionReset("connection reset: nothing listens at the peer's port"))
 
     def _gone_probe(self, now: float) -> None:
         """One RTO after a port-unreachable: ask the peer for an ACK, or stand down."""
         if self._last_recv > self._gone_heard or self._gone_probes >= GONE_PROBES:
             # The peer spoke, or no second error came (ICMP is rate-limited and filtered
             # on the way): TCP's own timers watch the peer from here.
+            # Keepalive goes on where it was (probing, it may be due at once).
             self._gone_since = None
-            self._keepalive_at = None
-            self._keepalive_restart(now)
+            saved = self._gone_keepalive_at
+            self._gone_keepalive_at = None
+            if saved is not None:
+                self._keepalive_at = saved if saved > now else now
+            else:
+                self._keepalive_restart(now)
             return
         self._gone_probes += 1
         self._flush_ack_points(now)
