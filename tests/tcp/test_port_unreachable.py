@@ -243,3 +243,19 @@ def test_a_lone_error_does_not_put_back_the_keepalive_verdict() -> None:
     # and its standing down take 4 RTOs (0.8 s), so at the latest by 14.
     assert state(s) is State.CLOSED
     assert events(s) == ["TimedOut(ConnectionTimedOut)", "Closed"]
+
+
+def test_the_peer_heard_at_the_very_time_of_the_error_counts() -> None:
+    """A sans-IO caller may hand over an error and then a segment with the same `now`
+    (a clock's tick, virtual time): the segment still says the peer is there, so a
+    later error only starts the check again."""
+    s = receiving()
+    s.at(1.0)
+    send(s, seg(SEND, seq=REMOTE_ISS + 8, flags=A | P, payload=b"more"))
+    recv(s)
+    icmp(s, LOCAL_ISS + 1)  # the same instant
+    send(s, seg(SEND, seq=REMOTE_ISS + 12, flags=A | P, payload=b"again"))  # and again
+    recv(s)
+    s.at(1.0 + RTO)
+    icmp(s, LOCAL_ISS + 1)
+    assert state(s) is State.ESTABLISHED

@@ -320,9 +320,11 @@ class Connection:
         self._keepalive_at: float | None = None  # keepalive, or the gone peer's probe
         self._last_recv = 0.0
         # A port-unreachable said the peer's process may be gone (`port_unreachable`):
-        # since when, `_last_recv` then, when a second one confirms it, probes sent.
+        # since when, `segs_in` then (a count, not `_last_recv`: a segment handed in at
+        # the error's very `now`, after it, is heard too), when a second one confirms
+        # it, probes sent.
         self._gone_since: float | None = None
-        self._gone_heard = 0.0
+        self._gone_heard = 0
         self._gone_confirm_at = 0.0
         self._gone_probes = 0
         self._gone_keepalive_at: float | None = None  # keepalive's own deadline meanwhile
@@ -2203,13 +2205,13 @@ class Connection:
             self.counters["icmp_ignored"] += 1
             return
         self.counters["port_unreachable"] += 1
-        if self._gone_since is None or self._last_recv > self._gone_heard:
+        if self._gone_since is None or self.segs_in > self._gone_heard:
             # The first sign, or the peer has been heard from since the last one.
             wait = max(self._rtt.base_rto, self.config.rto_min)
             if self._gone_since is None:
                 self._gone_keepalive_at = self._keepalive_at
             self._gone_since = now
-            self._gone_heard = self._last_recv
+            self._gone_heard = self.segs_in
             self._gone_confirm_at = now + wait
             self._gone_probes = 0
             self._keepalive_at = now + wait
@@ -2222,7 +2224,7 @@ class Connection:
 
     def _gone_probe(self, now: float) -> None:
         """One RTO after a port-unreachable: ask the peer for an ACK, or stand down."""
-        if self._last_recv > self._gone_heard or self._gone_probes >= GONE_PROBES:
+        if self.segs_in > self._gone_heard or self._gone_probes >= GONE_PROBES:
             # The peer spoke, or no second error came (ICMP is rate-limited and filtered
             # on the way): TCP's own timers watch the peer from here.
             # Keepalive goes on where it was (probing, it may be due at once).
