@@ -10,21 +10,33 @@ the connection as the peer's kernel's RST would have.
 
 from __future__ import annotations
 
+from typing import Any
+
+import pytest
+
+import synack.tcp.connection as connection_module
 from synack.tcp import State
 from synack.tcp.connection import GONE_PROBES
 from synack.wire.seq import MASK
 
 from .conftest import (
     LOCAL_ISS,
+    PEER_MSS,
     RECV,
     REMOTE_ISS,
     SEND,
     A,
     P,
+    S,
     Sock,
+    advance,
+    close_wait,
+    closed,
+    closing,
     established,
     events,
     fire,
+    last_ack,
     recv,
     recv_nothing,
     seg,
@@ -133,7 +145,7 @@ def test_without_a_second_error_the_check_stands_down_after_its_probes() -> None
     assert sent == [[probe()]] * GONE_PROBES + [[]]
     assert s.now == (GONE_PROBES + 1) * RTO
     assert state(s) is State.ESTABLISHED
-    assert s.conn.get_timer() == s.now + 100.0  # the keepalive's own timer is back
+    assert s.conn.get_timer() == 100.0  # the keepalive's own deadline is back, unmoved
 
 
 def test_an_error_quoting_a_sequence_number_not_in_flight_is_ignored() -> None:
@@ -158,3 +170,92 @@ def test_syn_sent_and_time_wait_are_not_judged_here() -> None:
         assert s.conn.counters["port_unreachable"] == 0
         assert s.conn.get_timer() == before
         assert state(s) in (State.SYN_SENT, State.TIME_WAIT)
+
+
+def test_in_close_wait_the_probe_asks_and_a_second_error_resets() -> None:
+    """The peer sent FIN and its process went: we may still have data for it."""
+    s = close_wait()
+    icmp(s, LOCAL_ISS + 1)  # our ACK of its FIN drew it
+    assert [shape(x) for x in fire(s)] == [shape(seg(RECV, seq=LOCAL_ISS, ack=REMOTE_ISS + 2))]
+    icmp(s, LOCAL_ISS)
+    assert state(s) is State.CLOSED
+    assert events(s) == ["Reset(ConnectionReset)", "Closed"]
+
+
+def test_a_burst_before_the_confirm_time_then_one_after_it_resets() -> None:
+    s = receiving()
+    icmp(s, LOCAL_ISS + 1)
+    s.at(RTO / 2)
+    icmp(s, LOCAL_ISS + 1)  # the same burst: not a confirmation, nor a new start
+    assert s.conn.get_timer() == RTO
+    assert [shape(x) for x in fire(s)] == [probe()]
+    icmp(s, LOCAL_ISS)
+    assert state(s) is State.CLOSED
+
+
+def test_the_sequence_check_holds_across_the_wrap(monkeypatch: pytest.MonkeyPatch) -> None:
+    """SND.UNA just below 2**32, data in flight past it: the 32-bit numbers on either
+    side of the wrap are in flight, the ones beyond SND.MAX or below SND.UNA - 1 not."""
+    iss = MASK - 49
+    monkeypatch.setattr(connection_module, "make_isn", lambda *args: iss)
+    s = closed()
+    s.conn.connect(s.now)
+    recv(s)
+    send(s, seg(SEND, seq=REMOTE_ISS, ack=iss + 1, flags=S | A, mss=PEER_MSS))
+    recv(s)
+    assert state(s) is State.ESTABLISHED
+    s.conn.send(b"x" * 100)  # iss + 1 .. iss + 101: crosses the wrap
+    recv(s)
+    for outside in (iss - 1, iss + 102, iss + 1 + 2**31):
+        icmp(s, outside)
+    assert s.conn.counters["icmp_ignored"] == 3
+    icmp(s, iss + 80)  # 30 after the wrap: 30
+    assert (iss + 80) & MASK == 30
+    assert s.conn.counters["port_unreachable"] == 1
+
+
+@pytest.mark.parametrize("builder", [closing, last_ack])
+def test_closing_and_last_ack_end_quietly_as_a_reset_there_does(builder: Any) -> None:
+    """RFC 9293 §3.10.7.4: a RST in CLOSING or LAST-ACK enters CLOSED without telling
+    the user (who has closed already); the check ends the connection as that RST would,
+    so it must not report a reset either (`_segment_synchronized` calls _terminate)."""
+    s = builder()
+    events(s)
+    icmp(s, s.conn.snd_una)  # our FIN drew it
+    fire(s)
+    icmp(s, s.conn.snd_una)
+    assert state(s) is State.CLOSED
+    assert events(s) == ["Closed"]
+    assert s.conn.error is None
+
+
+def test_a_lone_error_does_not_put_back_the_keepalive_verdict() -> None:
+    """Keepalive was probing a silent peer (one probe out) when a port-unreachable came,
+    and no second one followed (ICMP rate-limited or filtered). After the check stands
+    down keepalive goes on where it was: its next probe one keepalive_interval on, not
+    a whole keepalive_idle (two hours by default) later."""
+    s = established(keepalive=True, keepalive_idle=10.0, keepalive_interval=1.0, keepalive_count=3)
+    [ka] = fire(s)
+    assert s.now == 10.0 and shape(ka) == shape(seg(RECV, seq=LOCAL_ISS))
+    icmp(s, LOCAL_ISS)  # the keepalive probe drew it; nothing follows
+    advance(s, 20.0)
+    # Without the error: probes at 10, 11, 12 and the verdict at 13; the check's probes
+    # and its standing down take 4 RTOs (0.8 s), so at the latest by 14.
+    assert state(s) is State.CLOSED
+    assert events(s) == ["TimedOut(ConnectionTimedOut)", "Closed"]
+
+
+def test_the_peer_heard_at_the_very_time_of_the_error_counts() -> None:
+    """A sans-IO caller may hand over an error and then a segment with the same `now`
+    (a clock's tick, virtual time): the segment still says the peer is there, so a
+    later error only starts the check again."""
+    s = receiving()
+    s.at(1.0)
+    send(s, seg(SEND, seq=REMOTE_ISS + 8, flags=A | P, payload=b"more"))
+    recv(s)
+    icmp(s, LOCAL_ISS + 1)  # the same instant
+    send(s, seg(SEND, seq=REMOTE_ISS + 12, flags=A | P, payload=b"again"))  # and again
+    recv(s)
+    s.at(1.0 + RTO)
+    icmp(s, LOCAL_ISS + 1)
+    assert state(s) is State.ESTABLISHED

@@ -320,11 +320,14 @@ class Connection:
         self._keepalive_at: float | None = None  # keepalive, or the gone peer's probe
         self._last_recv = 0.0
         # A port-unreachable said the peer's process may be gone (`port_unreachable`):
-        # since when, `_last_recv` then, when a second one confirms it, probes sent.
+        # since when, `segs_in` then (a count, not `_last_recv`: a segment handed in at
+        # the error's very `now`, after it, is heard too), when a second one confirms
+        # it, probes sent.
         self._gone_since: float | None = None
-        self._gone_heard = 0.0
+        self._gone_heard = 0
         self._gone_confirm_at = 0.0
         self._gone_probes = 0
+        self._gone_keepalive_at: float | None = None  # keepalive's own deadline meanwhile
         self._close_at: float | None = None  # TIME-WAIT or orphaned FIN-WAIT-2 expiry
         self._challenge_tokens = float(cfg.challenge_ack_limit)
         self._challenge_at = 0.0
@@ -2189,6 +2192,9 @@ class Connection:
         the connection as the RST would that the peer's kernel sends for a process that
         dies. A kernel's TCP learns it at once; without this, after the retransmission
         limit (RFC 9293 §3.8.3's R2, minutes) or never, when we were only receiving.
+        In CLOSING and LAST-ACK the user has closed, and the connection ends quietly,
+        as a RST ends it there (RFC 9293 §3.10.7.4). The probe borrows keepalive's
+        timer; keepalive gets its own deadline back when the check stands down.
         SYN-SENT is the engine's to judge (the error refuses the connection at once).
         """
         state = self.state
@@ -2199,26 +2205,36 @@ class Connection:
             self.counters["icmp_ignored"] += 1
             return
         self.counters["port_unreachable"] += 1
-        if self._gone_since is None or self._last_recv > self._gone_heard:
+        if self._gone_since is None or self.segs_in > self._gone_heard:
             # The first sign, or the peer has been heard from since the last one.
             wait = max(self._rtt.base_rto, self.config.rto_min)
+            if self._gone_since is None:
+                self._gone_keepalive_at = self._keepalive_at
             self._gone_since = now
-            self._gone_heard = self._last_recv
+            self._gone_heard = self.segs_in
             self._gone_confirm_at = now + wait
             self._gone_probes = 0
             self._keepalive_at = now + wait
             return
         if now >= self._gone_confirm_at:
-            self._fail(ConnectionReset("connection reset: nothing listens at the peer's port"))
+            if state is State.CLOSING or state is State.LAST_ACK:
+                self._terminate()  # as a RST there: the user has closed already
+            else:
+                self._fail(ConnectionReset("connection reset: nothing listens at the peer's port"))
 
     def _gone_probe(self, now: float) -> None:
         """One RTO after a port-unreachable: ask the peer for an ACK, or stand down."""
-        if self._last_recv > self._gone_heard or self._gone_probes >= GONE_PROBES:
+        if self.segs_in > self._gone_heard or self._gone_probes >= GONE_PROBES:
             # The peer spoke, or no second error came (ICMP is rate-limited and filtered
             # on the way): TCP's own timers watch the peer from here.
+            # Keepalive goes on where it was (probing, it may be due at once).
             self._gone_since = None
-            self._keepalive_at = None
-            self._keepalive_restart(now)
+            saved = self._gone_keepalive_at
+            self._gone_keepalive_at = None
+            if saved is not None:
+                self._keepalive_at = saved if saved > now else now
+            else:
+                self._keepalive_restart(now)
             return
         self._gone_probes += 1
         self._flush_ack_points(now)
