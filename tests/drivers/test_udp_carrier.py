@@ -21,11 +21,13 @@ from typing import Any
 
 import pytest
 
+from synack.drivers.engine import port_closed_at_peer
 from synack.drivers.udp import (
     LOOPBACK_MTU,
     MAX_UDP_PAYLOAD,
     Address,
     CarrierConfig,
+    CarrierError,
     Datagram,
     UdpCarrier,
     gso_runs,
@@ -217,7 +219,9 @@ def test_oversize_datagram_is_refused_and_reported(opened: list[UdpCarrier], off
     assert tx.send_batch([before, too_big, after], rx.sockname) == 3
     assert receive(rx, 2) == [(before, tx.sockname), (after, tx.sockname)]
     assert tx.stats.send_refused == 1
-    assert [e[:2] for e in tx.errors()] == [(errno.EMSGSIZE, rx.sockname)]
+    assert [(e.errno, e.dest, e.offender) for e in tx.errors()] == [
+        (errno.EMSGSIZE, rx.sockname, "")  # raised here: no host sent it
+    ]
     assert tx.errors() == []
 
 
@@ -444,8 +448,9 @@ def test_port_unreachable_is_reported_and_harms_nothing(
     wait_for_error(me)
     assert peer.send_batch([d2, d3], me.sockname) == 2  # and after it
     assert receive(me, 3) == [(d, peer.sockname) for d in (d1, d2, d3)]
-    # The error quotes the start of the datagram that drew it (a TCP header's worth).
-    assert me.errors() == [(errno.ECONNREFUSED, dead, b"anyone there?")]
+    # The error quotes the start of the datagram that drew it (a TCP header's worth)
+    # and names the host that sent it: here the destination itself.
+    assert me.errors() == [(errno.ECONNREFUSED, dead, b"anyone there?", dead[0])]
     assert me.errors() == []
     # A send while an error is pending goes out once, and the error is still reported.
     assert me.send_batch([d1], dead) == 1
@@ -453,7 +458,7 @@ def test_port_unreachable_is_reported_and_harms_nothing(
     assert me.send_batch([d4], peer.sockname) == 1
     assert receive(peer, 1) == [(d4, me.sockname)]
     assert_quiet(peer)
-    assert me.errors() == [(errno.ECONNREFUSED, dead, d1[:20])]
+    assert me.errors() == [(errno.ECONNREFUSED, dead, d1[:20], dead[0])]
     assert me.stats.send_refused == 0
 
 
@@ -507,3 +512,19 @@ def test_a_datagram_in_parts_arrives_joined(opened: list[UdpCarrier], offload: b
     assert tx.stats.bytes_sent == 5 * 1004 + 504
     if offload and tx.gso:
         assert tx.stats.send_calls == 2  # the five went in one call
+
+
+def test_only_the_peers_own_port_unreachable_quoting_a_segment_is_judged() -> None:
+    """What the drivers hand to `Host.port_unreachable`: the peer itself says no process
+    holds the port, about a segment it quotes. A router or firewall on the way that
+    rejects (another offender), another error, or a quote too short names nobody."""
+    peer = ("127.0.0.5", 4000)
+    header = bytes(20)
+    assert port_closed_at_peer(CarrierError(errno.ECONNREFUSED, peer, header, "127.0.0.5"))
+    for error in (
+        CarrierError(errno.ECONNREFUSED, peer, header, "127.0.0.9"),  # a firewall's REJECT
+        CarrierError(errno.ECONNREFUSED, peer, b"", "127.0.0.5"),  # quoted nothing
+        CarrierError(errno.EHOSTUNREACH, peer, header, "127.0.0.5"),
+        CarrierError(errno.EMSGSIZE, peer, header, ""),  # raised locally
+    ):
+        assert not port_closed_at_peer(error), error

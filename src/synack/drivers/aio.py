@@ -33,7 +33,7 @@ from dataclasses import replace
 from ssl import SSLContext, create_default_context
 from typing import TYPE_CHECKING, Any
 
-from synack.drivers.engine import Engine, config_for, os_error
+from synack.drivers.engine import Engine, config_for, os_error, port_closed_at_peer
 from synack.drivers.udp import CarrierConfig, CarrierError, UdpCarrier
 from synack.tcp import (
     Closed,
@@ -106,10 +106,10 @@ class LoopEngine:
         """RFC 5461 §4.1 lets a connection being opened act on a port unreachable at
         once (no process is there to answer with RST); after the handshake the core
         judges a port-unreachable (`Host.port_unreachable`: a check, not an end)."""
-        code, addr, quoted = error
+        code, addr = error.errno, error.dest
         self.unreachable[addr] = code
-        if code == errno.ECONNREFUSED and quoted:
-            self.host.port_unreachable(quoted, socket.inet_aton(addr[0]), now)
+        if port_closed_at_peer(error):
+            self.host.port_unreachable(error.quoted, socket.inet_aton(addr[0]), now)
         rip = socket.inet_aton(addr[0])
         for conn in list(self.host.connections.values()):
             if conn.remote == (rip, addr[1]) and conn.state is State.SYN_SENT:

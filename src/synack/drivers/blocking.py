@@ -65,7 +65,7 @@ from dataclasses import replace
 from time import monotonic
 from typing import Any
 
-from synack.drivers.engine import Engine, config_for, os_error
+from synack.drivers.engine import Engine, config_for, os_error, port_closed_at_peer
 from synack.drivers.udp import CarrierConfig, CarrierError, UdpCarrier
 from synack.tcp import (
     Config,
@@ -978,10 +978,10 @@ class BlockingEngine:
         """An ICMP error: fail a connection being opened to that address at once (RFC
         5461 §4.1 allows it; no process is there to answer with RST), as aio does; after
         the handshake the core judges a port-unreachable (`Host.port_unreachable`)."""
-        code, addr, quoted = error
+        code, addr = error.errno, error.dest
         rip = socket.inet_aton(addr[0])
-        if code == errno.ECONNREFUSED and quoted:
-            self.host.port_unreachable(quoted, rip, now)
+        if port_closed_at_peer(error):
+            self.host.port_unreachable(error.quoted, rip, now)
         for conn in list(self.host.connections.values()):
             if conn.remote == (rip, addr[1]) and conn.state is State.SYN_SENT:
                 owner = self.owners.get(conn)

@@ -61,6 +61,18 @@ GATHER_FROM = 8192
 _FINISHED = (State.CLOSED, State.TIME_WAIT)
 
 
+def port_closed_at_peer(error: CarrierError) -> bool:
+    """Whether an error is the peer's own ICMP port-unreachable for a segment of ours:
+    what `Host.port_unreachable` judges. A router's or a firewall's error on the way
+    (another offender) is not the peer's word, and one that quotes nothing names no
+    connection (hosts that quote only RFC 792's 8 bytes of UDP header)."""
+    return (
+        error.errno == errno.ECONNREFUSED
+        and bool(error.quoted)
+        and (error.offender == error.dest[0])
+    )
+
+
 class Engine:
     """One UDP socket (one local TCP port) and the connections it carries."""
 

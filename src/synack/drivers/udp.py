@@ -95,11 +95,14 @@ Buffer = bytes | bytearray | memoryview
 
 class CarrierError(NamedTuple):
     """An error about datagrams sent to `dest`: an ICMP error quotes the start of the
-    datagram that drew it (`quoted`: its payload, our TCP segment's header first)."""
+    datagram that drew it (`quoted`: its payload, our TCP segment's header first) and
+    names the host that sent it (`offender`: `dest`'s own, or a router's or a
+    firewall's on the way; empty for an error raised locally)."""
 
     errno: int
     dest: Address
     quoted: bytes = b""
+    offender: str = ""
 
 
 # One datagram: a buffer, or two sent gathered (sendmsg's iovec), so that a segment
@@ -137,6 +140,7 @@ _SLOT = 65536
 _GRO_CMSG_SPACE = socket.CMSG_SPACE(4)
 _ERR_CMSG_SPACE = 512
 _EXTENDED_ERR = struct.Struct("=IBBBBII")  # struct sock_extended_err, before the offender
+_FAMILY = struct.Struct("=H")  # the offender's sockaddr family, after sock_extended_err
 SO_EE_ORIGIN_LOCAL = 1  # ee_origin of an error the sending host raised itself
 _BYTEORDER = sys.byteorder
 _MSG_TRUNC = int(socket.MSG_TRUNC)  # a plain int: an IntFlag's & costs a Python call
@@ -160,6 +164,19 @@ _QUOTED_KEPT = 20
 # The integrity checks a carriage can use, and the bytes the CRC-32 trailer takes.
 INTEGRITY_CHECKS = ("crc32", "tcp")
 CRC_TRAILER = 4
+
+
+def _offender(data: bytes) -> str:
+    """The address in the sockaddr that follows a sock_extended_err ("" if none)."""
+    at = _EXTENDED_ERR.size
+    if len(data) < at + _FAMILY.size:
+        return ""
+    family = _FAMILY.unpack_from(data, at)[0]
+    if family == socket.AF_INET and len(data) >= at + 8:
+        return socket.inet_ntop(socket.AF_INET, data[at + 4 : at + 8])
+    if family == socket.AF_INET6 and len(data) >= at + 24:
+        return socket.inet_ntop(socket.AF_INET6, data[at + 8 : at + 24])
+    return ""
 
 
 def mss_for(mtu: int, *, ipv6: bool = False) -> int:
@@ -705,7 +722,8 @@ class UdpCarrier:
                         dest = sending_to
                     else:
                         dest = (addr[0], addr[1]) if addr else ("", 0)
-                    self._errors.append(CarrierError(err, dest, quoted))
+                    offender = "" if origin == SO_EE_ORIGIN_LOCAL else _offender(data)
+                    self._errors.append(CarrierError(err, dest, quoted, offender))
                     found.append((err, origin))
         if found:
             self.stats.errors += len(found)
