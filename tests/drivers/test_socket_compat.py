@@ -289,6 +289,27 @@ def unread_data_resets_the_peer(m: ModuleType) -> list[Any]:
     return out
 
 
+def reset_after_the_peers_fin(m: ModuleType) -> list[Any]:
+    """The peer shuts writing (FIN), then closes with unread data (RST): Linux's recv
+    gives the end of the stream, not the error, which send or SO_ERROR reports."""
+    srv, client, conn = pair(m)
+    client.sendall(b"never read")
+    assert wait_readable(conn)
+    conn.shutdown(m.SHUT_WR)
+    conn.close()
+    assert wait_hangup(client)
+    out = [
+        outcome(lambda: client.recv(10)),
+        outcome(lambda: client.recv(10, m.MSG_PEEK)),
+        outcome(lambda: client.recv_into(bytearray(4))),
+        outcome(lambda: client.send(b"x")),
+        outcome(lambda: client.send(b"x")),
+        outcome(lambda: client.recv(10)),
+    ]
+    close_all(client, srv)
+    return out
+
+
 def send_after_shutdown(m: ModuleType) -> list[Any]:
     srv, client, conn = pair(m)
     client.shutdown(m.SHUT_WR)
@@ -855,6 +876,7 @@ SCENARIOS: list[Callable[..., list[Any]]] = [
     reset_reported_by_so_error,
     send_to_a_peer_that_closed,
     unread_data_resets_the_peer,
+    reset_after_the_peers_fin,
     send_after_shutdown,
     port_in_use,
     addresses,

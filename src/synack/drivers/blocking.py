@@ -384,6 +384,13 @@ class Stream(_Owner):
             self.refresh()
             raise error(code)
 
+    def _nothing_to_read(self) -> None:
+        """Under the lock, a read that found nothing: the pending error, if any --
+        unless the peer's FIN has come. Then Linux's recv returns the end of the stream
+        and leaves the error (a reset that followed the FIN) for send or SO_ERROR."""
+        if not self.eof_seen:
+            self._raise_error()
+
     # -- connecting -----------------------------------------------------------------
 
     def wait_connected(self, timeout: float | None) -> None:
@@ -480,7 +487,7 @@ class Stream(_Owner):
                     engine.settle()
                     self.refresh()
                     return data
-                self._raise_error()
+                self._nothing_to_read()
                 return b""
             finally:
                 engine.finish()
@@ -500,7 +507,7 @@ class Stream(_Owner):
                     raise error(errno.EBADF)
                 n = self._take_into(view, engine)
                 if not n:
-                    self._raise_error()
+                    self._nothing_to_read()
                     return 0
                 while whole and n < len(view):
                     self._wait_readable(engine, None)
