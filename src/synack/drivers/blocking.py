@@ -1128,10 +1128,12 @@ def bind_engine(
     """The engine for a socket bound to (ip, port), holding one claim on it.
 
     A port is a UDP port, so the kernel answers EADDRINUSE when any socket holds it.
-    One exception, as SO_REUSEADDR makes for the kernel's TCP: a port this process
-    still carries for connections whose listener has closed (in TIME-WAIT, say) is
-    shared with a new socket, if both it and the socket that held the port set
-    SO_REUSEADDR (Linux asks it of both).
+    One exception, as SO_REUSEADDR makes for the kernel's TCP: a port where nothing
+    listens -- carried for connections whose listener has closed (in TIME-WAIT, or
+    still open: sockets accepted before the close), or held by a socket bound but not
+    listening -- is shared with a new socket, if both it and the socket that held the
+    port set SO_REUSEADDR (Linux asks it of both; accepted sockets inherit the
+    listener's). Listening there is then refused while another socket listens.
     """
     while True:
         with _registry_lock:
@@ -1143,7 +1145,7 @@ def bind_engine(
         with existing.lock:
             if existing.closed:
                 continue
-            if reuse and existing.reuse and not existing.host.listeners and not existing.claims:
+            if reuse and existing.reuse and not existing.host.listeners:
                 existing.claims += 1
                 return existing
         raise error(errno.EADDRINUSE)
