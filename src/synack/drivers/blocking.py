@@ -725,6 +725,9 @@ class Acceptor(_Owner):
                 conn = engine.host.accept(engine.port)
                 assert conn is not None
                 stream = Stream(engine, conn, readiness)
+                # It was established to be queued, even if a reset has ended it since:
+                # hung up (POLLHUP), as the kernel's socket accepted in TCP_CLOSE is.
+                stream.connected = True
                 engine.settle()
                 self.refresh()
                 return stream
