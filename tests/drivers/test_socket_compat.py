@@ -289,6 +289,27 @@ def unread_data_resets_the_peer(m: ModuleType) -> list[Any]:
     return out
 
 
+def reset_after_the_peers_fin(m: ModuleType) -> list[Any]:
+    """The peer shuts writing (FIN), then closes with unread data (RST): Linux's recv
+    gives the end of the stream, not the error, which send or SO_ERROR reports."""
+    srv, client, conn = pair(m)
+    client.sendall(b"never read")
+    assert wait_readable(conn)
+    conn.shutdown(m.SHUT_WR)
+    conn.close()
+    assert wait_hangup(client)
+    out = [
+        outcome(lambda: client.recv(10)),
+        outcome(lambda: client.recv(10, m.MSG_PEEK)),
+        outcome(lambda: client.recv_into(bytearray(4))),
+        outcome(lambda: client.send(b"x")),
+        outcome(lambda: client.send(b"x")),
+        outcome(lambda: client.recv(10)),
+    ]
+    close_all(client, srv)
+    return out
+
+
 def send_after_shutdown(m: ModuleType) -> list[Any]:
     srv, client, conn = pair(m)
     client.shutdown(m.SHUT_WR)
@@ -635,6 +656,37 @@ def no_restart_unless_the_old_server_set_reuseaddr(m: ModuleType) -> list[Any]:
     return restart_on_a_port_in_time_wait(m, reuse=0)
 
 
+def reuseaddr_binds_beside_open_connections(m: ModuleType) -> list[Any]:
+    """SO_REUSEADDR on both sides lets a socket bind a port where nothing listens but
+    other sockets are: one bound but idle, or one accepted from a listener now closed
+    (a server restarted while a client is still connected). Listening there is
+    refused while another socket listens."""
+    first = m.socket()
+    first.setsockopt(m.SOL_SOCKET, m.SO_REUSEADDR, 1)
+    first.bind((HOST, 0))
+    address = first.getsockname()
+    second = m.socket()
+    second.setsockopt(m.SOL_SOCKET, m.SO_REUSEADDR, 1)
+    plain = m.socket()
+    out = [
+        outcome(lambda: second.bind(address)),
+        outcome(lambda: plain.bind(address)),
+        outcome(first.listen),
+        outcome(second.listen),
+    ]
+    first.settimeout(LIMIT)
+    client = m.create_connection(address, timeout=LIMIT)
+    conn, _ = first.accept()
+    close_all(first, second, plain)
+    again = m.socket()
+    again.setsockopt(m.SOL_SOCKET, m.SO_REUSEADDR, 1)
+    out += [outcome(lambda: again.bind(address)), outcome(again.listen)]
+    client.sendall(b"still open")
+    out.append(conn.recv(100))
+    close_all(client, conn, again)
+    return out
+
+
 def closing_a_listener_resets_what_it_did_not_accept(m: ModuleType) -> list[Any]:
     srv = listener(m)
     client = m.create_connection(srv.getsockname(), timeout=LIMIT)
@@ -855,6 +907,7 @@ SCENARIOS: list[Callable[..., list[Any]]] = [
     reset_reported_by_so_error,
     send_to_a_peer_that_closed,
     unread_data_resets_the_peer,
+    reset_after_the_peers_fin,
     send_after_shutdown,
     port_in_use,
     addresses,
@@ -869,6 +922,7 @@ SCENARIOS: list[Callable[..., list[Any]]] = [
     many_clients_one_listener,
     restart_on_a_port_in_time_wait,
     no_restart_unless_the_old_server_set_reuseaddr,
+    reuseaddr_binds_beside_open_connections,
     closing_a_listener_resets_what_it_did_not_accept,
     sendall_times_out_when_nobody_reads,
     non_blocking_send_fills_then_drains,

@@ -384,6 +384,13 @@ class Stream(_Owner):
             self.refresh()
             raise error(code)
 
+    def _nothing_to_read(self) -> None:
+        """Under the lock, a read that found nothing: the pending error, if any --
+        unless the peer's FIN has come. Then Linux's recv returns the end of the stream
+        and leaves the error (a reset that followed the FIN) for send or SO_ERROR."""
+        if not self.eof_seen:
+            self._raise_error()
+
     # -- connecting -----------------------------------------------------------------
 
     def wait_connected(self, timeout: float | None) -> None:
@@ -480,7 +487,7 @@ class Stream(_Owner):
                     engine.settle()
                     self.refresh()
                     return data
-                self._raise_error()
+                self._nothing_to_read()
                 return b""
             finally:
                 engine.finish()
@@ -500,7 +507,7 @@ class Stream(_Owner):
                     raise error(errno.EBADF)
                 n = self._take_into(view, engine)
                 if not n:
-                    self._raise_error()
+                    self._nothing_to_read()
                     return 0
                 while whole and n < len(view):
                     self._wait_readable(engine, None)
@@ -718,6 +725,9 @@ class Acceptor(_Owner):
                 conn = engine.host.accept(engine.port)
                 assert conn is not None
                 stream = Stream(engine, conn, readiness)
+                # It was established to be queued, even if a reset has ended it since:
+                # hung up (POLLHUP), as the kernel's socket accepted in TCP_CLOSE is.
+                stream.connected = True
                 engine.settle()
                 self.refresh()
                 return stream
@@ -1121,10 +1131,12 @@ def bind_engine(
     """The engine for a socket bound to (ip, port), holding one claim on it.
 
     A port is a UDP port, so the kernel answers EADDRINUSE when any socket holds it.
-    One exception, as SO_REUSEADDR makes for the kernel's TCP: a port this process
-    still carries for connections whose listener has closed (in TIME-WAIT, say) is
-    shared with a new socket, if both it and the socket that held the port set
-    SO_REUSEADDR (Linux asks it of both).
+    One exception, as SO_REUSEADDR makes for the kernel's TCP: a port where nothing
+    listens -- carried for connections whose listener has closed (in TIME-WAIT, or
+    still open: sockets accepted before the close), or held by a socket bound but not
+    listening -- is shared with a new socket, if both it and the socket that held the
+    port set SO_REUSEADDR (Linux asks it of both; accepted sockets inherit the
+    listener's). Listening there is then refused while another socket listens.
     """
     while True:
         with _registry_lock:
@@ -1136,7 +1148,7 @@ def bind_engine(
         with existing.lock:
             if existing.closed:
                 continue
-            if reuse and existing.reuse and not existing.host.listeners and not existing.claims:
+            if reuse and existing.reuse and not existing.host.listeners:
                 existing.claims += 1
                 return existing
         raise error(errno.EADDRINUSE)
