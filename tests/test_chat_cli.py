@@ -24,6 +24,7 @@ from loopthread import BlockingStream, free_port, port_type
 from synack import transport as seam
 from synack.apps.chat import ChatClient, ChatServer
 from synack.cli import main
+from synack.transport.synack import KEEPALIVE_IDLE
 from synack.wire.frame import MAGIC, FrameDecoder, Message, encode_message
 
 T = 5.0
@@ -241,27 +242,54 @@ def test_scripted_join_prints_what_arrives_and_reports_local_errors(transport: s
         other.sock.close()
 
 
-@pytest.mark.parametrize(
-    ("how", "transport"),
-    # "killed" is os-only: a kernel's TCP outlives a SIGKILLed process to close for it; ours
-    # dies with the process, and the client learns by timeout (drivers/engine.py, "At exit").
-    [("killed", "os")] + [("shutdown", name) for name in TRANSPORTS],
-)
+# How soon a peer on our TCP learns that a SIGKILLed process is gone: its keepalive probe
+# draws an ICMP port-unreachable (transport/synack.py), confirmed one RTO later.
+NOTICED = KEEPALIVE_IDLE + T
+
+
+@pytest.mark.parametrize("how", ["killed", "shutdown"])
 def test_losing_the_server_is_one_clear_line_and_a_failure(how: str, transport: str) -> None:
     with serve("--quiet", transport=transport) as (server, port):
         bot = join(port, "bot", transport)
         bot.expect("you are bot")
         if how == "killed":
-            server.p.kill()  # no notice at all: the kernel closes its sockets
+            # No notice at all: the kernel closes a killed process's sockets (FIN); ours
+            # die with it, and the client, which only waits for messages, learns from its
+            # keepalive probe.
+            server.p.kill()
         else:
             server.p.send_signal(signal.SIGTERM)
-        code, err = bot.finish()
+        code, err = bot.finish(timeout=NOTICED)
         assert code == 1
+        reset = "synack: lost the connection to the server (Connection reset by peer)"
         expected = {
-            "killed": "synack: the server closed the connection",
-            "shutdown": "synack: the server shut down (stopped by its operator)",
-        }[how]
+            ("killed", "os"): "synack: the server closed the connection",
+            ("killed", "synack"): reset,
+            ("shutdown", transport): "synack: the server shut down (stopped by its operator)",
+        }[how, transport]
         assert err.strip() == expected
+
+
+def test_a_killed_client_leaves_the_room_and_frees_its_nickname(transport: str) -> None:
+    with serve("--quiet", transport=transport) as (_, port):
+        alice = join(port, "alice", transport)
+        alice.expect("you are alice")
+        bob = join(port, "bob", transport)
+        bob.expect("you are bob")
+        alice.expect("* bob joined #lobby")
+        bob.p.kill()  # on our TCP, the server learns from its keepalive probe
+        try:
+            left = alice.expect("* bob left #lobby", timeout=NOTICED)
+            assert left in (
+                "* bob left #lobby (connection closed)",
+                "* bob left #lobby (connection lost (Connection reset by peer))",
+            ), left
+            again = join(port, "bob", transport)
+            again.expect("you are bob")
+            again.kill()
+        finally:
+            alice.kill()
+            bob.kill()
 
 
 def test_udp_chat_between_two_processes() -> None:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import errno
 import hashlib
 import os
 import stat
@@ -406,6 +407,46 @@ def test_interrupted_upload_resumes(transport: str, root: Path, here: Path) -> N
     run(go())
     assert (root / "up.bin").read_bytes() == data
     assert no_partials(root)
+
+
+def test_disk_full_mid_upload_is_answered_after_the_rest_arrives_in_pieces(
+    transport: str, root: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """PROTOCOL §4.5: a server whose disk fails mid-body reads and drops the rest of the
+    BLOB and answers ``no-space``. The rest comes in pieces, as it does over any network:
+    a read that returns what has arrived so far is not the end of the stream."""
+    import synack.apps.files.receiver as receiver_module
+
+    data = blob(10_000_000, seed=4)
+    full = asyncio.Event()
+
+    def disk_full(fd: int, view: memoryview, position: int) -> None:
+        full.set()
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(receiver_module, "_write_all", disk_full)
+
+    async def go() -> None:
+        async with serving(root, transport, allow_upload=True) as server:
+            raw = await Raw.open(server)
+            await raw.welcome()
+            ready = await raw.ask({"op": "put", "path": "up.bin", "size": len(data)})
+            assert ready == {"op": "ready", "offset": 0}
+            # More than one receive buffer (4 MiB): the first write fails while the rest
+            # of the body has not been sent yet.
+            raw.ch.writer.write(encode_blob_header(len(data)) + data[:5_000_000])
+            await raw.ch.writer.drain()
+            await full.wait()
+            raw.ch.writer.write(data[5_000_000:])
+            digest = hashlib.sha256(data).hexdigest()
+            reply = await raw.ask({"op": "sent", "sha256": digest})
+            assert reply["op"] == "error" and reply["code"] == "no-space", reply
+            # The connection is still usable for the next request.
+            assert (await raw.ask({"op": "stat", "path": "small.txt"}))["op"] == "stat"
+            await raw.close()
+
+    run(go())
+    assert not (root / "up.bin").exists()
 
 
 def test_upload_with_wrong_checksum_is_not_stored(transport: str, root: Path) -> None:

@@ -2,13 +2,47 @@
 
 The driver is imported on first use, so naming the transport costs nothing at
 start-up for commands that run on the OS's TCP.
+
+Every connection it makes or accepts sends keepalive probes after `KEEPALIVE_IDLE`
+seconds without a segment from the peer. A kernel's TCP closes the connections of
+a process that is killed (FIN, or RST); ours dies with its process and sends
+nothing, and the peer learns only when it next sends, from the ICMP
+port-unreachable the dead port draws (docs/PROTOCOL.md §5.4). A side that only
+receives (a download, a chat client waiting for messages, a server waiting for
+a request) would otherwise send nothing and hang until its own app timeout, or
+for ever. A probe draws that ICMP error, so a killed peer is found within about
+`KEEPALIVE_IDLE` seconds and an RTO, as ``ConnectionResetError``. A live peer's
+TCP answers the probe whatever its app is doing, so an idle but healthy
+connection is never ended by it; a peer that answers nothing at all is given up
+after Linux's default count and interval (9 probes, 75 s apart).
 """
 
 from __future__ import annotations
 
 import asyncio
+from dataclasses import replace
+from typing import TYPE_CHECKING
 
 from .base import STREAM_LIMIT, BulkReader, ClientHandler, Server, Transport
+
+if TYPE_CHECKING:
+    from synack.tcp import Config
+
+# Seconds without a segment from the peer before a keepalive probe asks it for one.
+KEEPALIVE_IDLE = 5.0
+
+
+def _config() -> Config:
+    """The driver's own defaults (no delay, buffers sized for the carrier) with keepalive on."""
+    from synack.drivers.engine import config_for
+    from synack.drivers.udp import CarrierConfig
+
+    return replace(
+        config_for(CarrierConfig(), None),
+        no_delay=True,  # as the driver's default: asyncio sets TCP_NODELAY on its sockets
+        keepalive=True,
+        keepalive_idle=KEEPALIVE_IDLE,
+    )
 
 
 class SynackTcpTransport(Transport):
@@ -25,7 +59,7 @@ class SynackTcpTransport(Transport):
     ) -> tuple[asyncio.StreamReader, asyncio.StreamWriter]:
         from synack.drivers import aio
 
-        return await aio.open_connection(host, port, limit=limit)
+        return await aio.open_connection(host, port, limit=limit, config=_config())
 
     async def start_server(
         self,
@@ -41,7 +75,9 @@ class SynackTcpTransport(Transport):
         # A restart binds again at once: a new process finds the UDP port free (the old
         # one took its connections with it); in the same process the new listener shares
         # the socket that still carries the old server's connections (drivers.aio).
-        return await aio.start_server(handler, host, port, limit=limit, backlog=backlog)
+        return await aio.start_server(
+            handler, host, port, limit=limit, backlog=backlog, config=_config()
+        )
 
     def bulk_reader(self, reader: asyncio.StreamReader) -> BulkReader:
         """TLS streams are decrypted straight into the caller's buffer (asyncio's TLS layer

@@ -519,6 +519,8 @@ class FileServer:
 
 
 async def _skip_body(channel: Channel, count: int) -> None:
+    """Read and drop the `count` body bytes still to come. A read may return fewer bytes
+    than asked for (whatever has arrived, as ``recv_into``); only 0 is the end."""
     buf = memoryview(bytearray(min(count, CHUNK) or 1))
     with seam.bulk_reader(channel.reader, transport=channel.transport) as bulk:
         while count:
@@ -528,7 +530,7 @@ async def _skip_body(channel: Channel, count: int) -> None:
                     n = await bulk.readinto(buf[:want])
             except (TimeoutError, OSError):
                 raise ConnectionClosed(f"{channel.peer} stopped sending") from None
-            if n < want:
+            if n == 0:
                 raise ConnectionClosed(f"{channel.peer} closed the connection")
             count -= n
 
