@@ -16,6 +16,7 @@ import pty
 import re
 import resource
 import selectors
+import shlex
 import signal
 import socket
 import subprocess
@@ -272,6 +273,44 @@ def test_resume_after_the_server_is_killed_mid_transfer(
         f"get big.bin ({4_000_000 - kept} bytes from {kept},"
         in (tmp_path / "second.log").read_text()
     )
+
+
+def test_an_upload_cut_off_by_a_killed_server_names_the_command_that_continues(
+    transport: str,
+    served: Path,
+    here: Path,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    """As for get: the error of an upload whose body had begun says that the server keeps
+    the part it stored and gives the `--resume` command, which continues from there."""
+    from synack.apps.files import cli as files_cli
+
+    size = 8_000_000
+    (here / "up.bin").write_bytes(blob(size))
+    first = ServerProc(served, "--allow-upload", log=tmp_path / "first.log", transport=transport)
+    monkeypatch.setattr(files_cli, "for_stream", lambda _stream: KillAt(first, 1_000_000))
+    try:
+        assert main(first.argv("put", str(here / "up.bin"))) == 1
+    finally:
+        first.kill()
+    monkeypatch.undo()
+    line = one_line_error(capsys.readouterr().err)
+    words = ["synack", "files", "put", first.address, str(here / "up.bin")]
+    words += ["--transport", "synack"] if transport == "synack" else []
+    command = shlex.join([*words, "--resume"])
+    assert f"; the server keeps the part of up.bin it stored; to continue: {command}" in line, line
+    assert not (served / "up.bin").exists()
+    # What reached its disk before the kill (its buffers went with it), maybe nothing.
+    assert Path(partial_path(str(served / "up.bin"))).stat().st_size < size
+
+    second = ServerProc(served, "--allow-upload", log=tmp_path / "second.log", transport=transport)
+    try:
+        assert main(second.argv("put", str(here / "up.bin"), "--resume")) == 0
+    finally:
+        second.stop()
+    assert (served / "up.bin").read_bytes() == (here / "up.bin").read_bytes()
 
 
 def test_resume_with_tampered_local_prefix_fails(

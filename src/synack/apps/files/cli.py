@@ -328,21 +328,54 @@ def _cmd_put(args: argparse.Namespace) -> int:
         os.stat(args.local)  # a typo is reported before any connection is made
     except OSError as exc:
         raise UserError(f"{args.local}: {os_reason(exc)}") from None
-    return run(_put(host, port, tls, args))
+    cut: list[str] = []
+    try:
+        return run(_put(host, port, tls, args, cut))
+    except KeyboardInterrupt:
+        if not cut:
+            raise
+        print(f"synack: interrupted; {_put_resume_hint(args, cut[0])}", file=sys.stderr)
+        return 130
+    except UserError as exc:
+        if not cut:
+            raise
+        error = UserError(f"{exc}; {_put_resume_hint(args, cut[0])}")
+        error.exit_code = exc.exit_code
+        raise error from None
 
 
-async def _put(host: str, port: int, tls: ClientTLS | None, args: argparse.Namespace) -> int:
+def _put_resume_hint(args: argparse.Namespace, target: str) -> str:
+    """Where the bytes already sent are kept, and the command line that continues."""
+    command = ["synack", "files", "put", args.address, args.local]
+    if args.remote is not None:
+        command.append(args.remote)
+    command += tls_arguments(args)
+    if args.transport != DEFAULT_TRANSPORT:
+        command += ["--transport", args.transport]
+    return (
+        f"the server keeps the part of {printable(target)} it stored; "
+        f"to continue: {shlex.join([*command, '--resume'])}"
+    )
+
+
+async def _put(
+    host: str, port: int, tls: ClientTLS | None, args: argparse.Namespace, cut: list[str]
+) -> int:
     started = time.monotonic()
     async with await FileClient.connect(
         host, port, transport=args.transport, tls=tls, timeout=args.timeout
     ) as client:
-        done = await client.put(
-            args.local,
-            args.remote,
-            resume=args.resume,
-            force=args.force,
-            progress=for_stream(sys.stderr),
-        )
+        try:
+            done = await client.put(
+                args.local,
+                args.remote,
+                resume=args.resume,
+                force=args.force,
+                progress=for_stream(sys.stderr),
+            )
+        finally:
+            if client.cut_upload is not None:
+                cut.append(client.cut_upload)
     _report(done, time.monotonic() - started)
     return 0
 

@@ -80,6 +80,9 @@ class FileClient:
         # (partial file, bytes) left by downloads that failed or were interrupted on the
         # way; ``resume=True`` continues them. The CLI names them in its error.
         self.kept_partials: list[tuple[str, int]] = []
+        # The remote path of an upload whose body had begun when it failed: the server
+        # keeps the part it stored for ``put --resume``. The CLI names it.
+        self.cut_upload: str | None = None
 
     @classmethod
     async def connect(
@@ -415,18 +418,26 @@ class FileClient:
             progress.advance(offset)
             digest = source.digest()
             self._broken = True  # until the body and its trailer are through
+            self.cut_upload = target  # until the server has stored it
             try:
                 await source.send(ch, offset, progress=progress)
             except FileShrank as exc:
                 ch.abort()  # a BLOB cannot be taken back: hanging up tells the server
+                self.cut_upload = None  # nothing to continue from
                 raise UserError(f"{exc}; nothing was stored") from None
             sha256 = await digest
             if source.changed():
                 ch.abort()
+                self.cut_upload = None
                 raise UserError(f"{path}: changed while being sent; nothing was stored")
             await ch.send({"op": Op.SENT, "sha256": sha256})
             self._broken = False
-            stored = await ch.expect(Op.STORED, trailer_timeout(ch.timeout, source.size))
+            try:
+                stored = await ch.expect(Op.STORED, trailer_timeout(ch.timeout, source.size))
+            except RemoteError:
+                self.cut_upload = None  # the server answered: refused, not cut off
+                raise
+            self.cut_upload = None
         finally:
             if digest is not None and not digest.done():
                 digest.cancel()
