@@ -19,7 +19,6 @@ import select
 import selectors
 import socket as std
 import struct
-import threading
 from collections.abc import Callable
 from pathlib import Path
 from time import monotonic
@@ -30,43 +29,9 @@ import pytest
 
 import synack.socket as ours
 
-LIMIT = 10.0  # seconds any wait in a scenario may take
+from .compat import LIMIT, Background, outcome
+
 HOST = "127.0.0.1"
-
-
-def outcome(call: Callable[[], Any]) -> tuple[Any, ...]:
-    """("ok", value) or (exception class name, errno[, message for a socket timeout])."""
-    try:
-        value = call()
-    except TimeoutError as exc:
-        return ("TimeoutError", exc.errno, str(exc) if exc.errno is None else "")
-    except Exception as exc:
-        return (type(exc).__name__, getattr(exc, "errno", None))
-    return ("ok", value)
-
-
-class Background:
-    """A function run on a thread, joined with a bound; its exception re-raised."""
-
-    def __init__(self, target: Callable[[], Any]) -> None:
-        self.result: Any = None
-        self.error: BaseException | None = None
-
-        def run() -> None:
-            try:
-                self.result = target()
-            except BaseException as exc:
-                self.error = exc
-
-        self.thread = threading.Thread(target=run, daemon=True)
-        self.thread.start()
-
-    def join(self) -> Any:
-        self.thread.join(LIMIT)
-        assert not self.thread.is_alive(), "background side did not finish"
-        if self.error is not None:
-            raise self.error
-        return self.result
 
 
 def listener(m: ModuleType) -> Any:

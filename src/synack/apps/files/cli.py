@@ -16,6 +16,7 @@ import shlex
 import signal
 import sys
 import time
+from collections.abc import Callable
 
 from synack.apps.common import (
     add_listen_arguments,
@@ -268,32 +269,46 @@ def format_listing(entries: list[Entry]) -> list[str]:
 def _cmd_get(args: argparse.Namespace) -> int:
     host, port, tls = _endpoint(args)
     kept: list[tuple[str, int]] = []
-    try:
-        return run(_get(host, port, tls, args, kept))
-    except KeyboardInterrupt:
+
+    def hint() -> str | None:
+        """Where the bytes already received are, and the command line that continues."""
         if not kept:
+            return None
+        path, size = kept[-1]
+        more = f" (and {len(kept) - 1} more)" if len(kept) > 1 else ""
+        local = [] if args.local is None else [args.local]
+        command = _resume_command(args, "get", [args.remote, *local])
+        return f"{size} bytes kept in {path}{more}; to continue: {command}"
+
+    return _with_resume_hint(lambda: run(_get(host, port, tls, args, kept)), hint)
+
+
+def _with_resume_hint(transfer: Callable[[], int], hint: Callable[[], str | None]) -> int:
+    """Run `transfer`; if it fails or is interrupted after leaving something to continue
+    from (`hint` says what and how), the error, or Ctrl-C's line, says so."""
+    try:
+        return transfer()
+    except KeyboardInterrupt:
+        said = hint()
+        if said is None:
             raise
-        print(f"synack: interrupted; {_resume_hint(args, kept)}", file=sys.stderr)
+        print(f"synack: interrupted; {said}", file=sys.stderr)
         return 130
     except UserError as exc:
-        if not kept:
+        said = hint()
+        if said is None:
             raise
-        error = UserError(f"{exc}; {_resume_hint(args, kept)}")
+        error = UserError(f"{exc}; {said}")
         error.exit_code = exc.exit_code
         raise error from None
 
 
-def _resume_hint(args: argparse.Namespace, kept: list[tuple[str, int]]) -> str:
-    """Where the bytes already received are, and the command line that continues."""
-    command = ["synack", "files", "get", args.address, args.remote]
-    if args.local is not None:
-        command.append(args.local)
-    command += tls_arguments(args)
+def _resume_command(args: argparse.Namespace, verb: str, operands: list[str]) -> str:
+    """The command line that continues this transfer: the same, with ``--resume``."""
+    command = ["synack", "files", verb, args.address, *operands, *tls_arguments(args)]
     if args.transport != DEFAULT_TRANSPORT:
         command += ["--transport", args.transport]
-    path, size = kept[-1]
-    more = f" (and {len(kept) - 1} more)" if len(kept) > 1 else ""
-    return f"{size} bytes kept in {path}{more}; to continue: {shlex.join([*command, '--resume'])}"
+    return shlex.join([*command, "--resume"])
 
 
 async def _get(
@@ -329,33 +344,16 @@ def _cmd_put(args: argparse.Namespace) -> int:
     except OSError as exc:
         raise UserError(f"{args.local}: {os_reason(exc)}") from None
     cut: list[str] = []
-    try:
-        return run(_put(host, port, tls, args, cut))
-    except KeyboardInterrupt:
-        if not cut:
-            raise
-        print(f"synack: interrupted; {_put_resume_hint(args, cut[0])}", file=sys.stderr)
-        return 130
-    except UserError as exc:
-        if not cut:
-            raise
-        error = UserError(f"{exc}; {_put_resume_hint(args, cut[0])}")
-        error.exit_code = exc.exit_code
-        raise error from None
 
+    def hint() -> str | None:
+        """Where the bytes already sent are kept, and the command line that continues."""
+        if not cut:
+            return None
+        remote = [] if args.remote is None else [args.remote]
+        command = _resume_command(args, "put", [args.local, *remote])
+        return f"the server keeps the part of {printable(cut[0])} it stored; to continue: {command}"
 
-def _put_resume_hint(args: argparse.Namespace, target: str) -> str:
-    """Where the bytes already sent are kept, and the command line that continues."""
-    command = ["synack", "files", "put", args.address, args.local]
-    if args.remote is not None:
-        command.append(args.remote)
-    command += tls_arguments(args)
-    if args.transport != DEFAULT_TRANSPORT:
-        command += ["--transport", args.transport]
-    return (
-        f"the server keeps the part of {printable(target)} it stored; "
-        f"to continue: {shlex.join([*command, '--resume'])}"
-    )
+    return _with_resume_hint(lambda: run(_put(host, port, tls, args, cut)), hint)
 
 
 async def _put(
