@@ -10,6 +10,7 @@ process that exits does to its connections.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import errno
 import hashlib
 import os
@@ -575,3 +576,41 @@ async def test_no_delay_is_on_by_default_as_asyncio_sets_it_and_a_config_decides
     writer.close()
     await writer.wait_closed()
     server.close()
+
+
+@run
+async def test_force_close_reports_its_error_even_when_unread_bytes_end_the_connection() -> None:
+    """`_force_close(exc)` (asyncio's TLS layer's abort) with received bytes unread: the
+    close sends RST and the connection's Closed comes at once, ahead of the queued
+    connection_lost; the protocol must still hear `exc`, not None."""
+    loop = asyncio.get_running_loop()
+
+    class Paused(asyncio.Protocol):
+        def __init__(self) -> None:
+            self.lost: asyncio.Future[BaseException | None] = loop.create_future()
+
+        def connection_made(self, transport: asyncio.BaseTransport) -> None:
+            assert isinstance(transport, asyncio.ReadTransport)
+            transport.pause_reading()
+
+        def connection_lost(self, exc: BaseException | None) -> None:
+            self.lost.set_result(exc)
+
+    async def send_and_wait(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        writer.write(b"x" * 1000)
+        with contextlib.suppress(ConnectionError):
+            await reader.read()
+        writer.close()
+
+    server = await aio.start_server(send_and_wait, "127.0.0.1", 0)
+    try:
+        transport, protocol = await aio.create_connection(Paused, *server.addresses[0])
+        assert isinstance(transport, aio.SynackTransport)
+        while transport.connection.receive_available < 1000:
+            await asyncio.sleep(0.01)  # bounded by @run
+        error = ConnectionAbortedError("the TLS layer gave up")
+        transport._force_close(error)
+        assert isinstance(protocol, Paused)
+        assert await protocol.lost is error
+    finally:
+        server.close()

@@ -575,6 +575,49 @@ def test_ssl_on_open_connection_and_start_server(
     compare(tls_echo(*tls))
 
 
+def tls_error_while_unread(
+    server_context: ssl.SSLContext, client_context: ssl.SSLContext
+) -> Callable[[Api], Awaitable[list[Any]]]:
+    """A client closes while the server still floods it and it has stopped reading: the
+    TLS layer fails (application data after close_notify) and aborts the transport with
+    that error while received bytes wait unread. The error reaches wait_closed; on our
+    TCP the RST for the unread bytes ended the connection at once and its Closed event
+    was handed out first, so connection_lost heard None and wait_closed returned."""
+
+    async def scenario(api: Api) -> list[Any]:
+        async def flood(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+            with contextlib.suppress(OSError):
+                for _ in range(256):
+                    writer.write(b"x" * 65536)
+                    await writer.drain()
+            writer.close()
+
+        server = await api.start_server(flood, HOST, 0, ssl=server_context)
+        try:
+            reader, writer = await asyncio.wait_for(
+                api.open_connection(*address(server), ssl=client_context), T
+            )
+            seen: list[Any] = [await outcome(reader.readexactly(10))]
+            # Until the TLS layer stops reading the transport: the bytes behind wait unread.
+            raw = writer.transport._ssl_protocol._transport  # type: ignore[attr-defined]
+            async with asyncio.timeout(T):
+                while raw.is_reading():
+                    await asyncio.sleep(0.01)
+            writer.close()
+            seen.append(await outcome(writer.wait_closed()))
+        finally:
+            server.close()
+        return seen
+
+    return scenario
+
+
+def test_a_tls_error_while_closing_with_bytes_unread_reaches_wait_closed(
+    tls: tuple[ssl.SSLContext, ssl.SSLContext],
+) -> None:
+    assert compare(tls_error_while_unread(*tls))[1][0] == "SSLError"
+
+
 async def read_to_the_end(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
     await reader.read()
     writer.close()

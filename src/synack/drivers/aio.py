@@ -314,6 +314,8 @@ class SynackTransport(transports._FlowControlMixin, asyncio.Transport):
         # Nonzero once the connection is closed or lost (the protocol hears no error from
         # then on); it counts the writes made since, as asyncio's transports do.
         self._conn_lost = 0
+        # What the protocol's connection_lost hears after _close_connection (None: clean).
+        self._close_exc: BaseException | None = None
         self._more: asyncio.Handle | None = None  # _deliver_more, when due
         engine.transports[conn] = self
 
@@ -346,12 +348,15 @@ class SynackTransport(transports._FlowControlMixin, asyncio.Transport):
 
     def _on_error(self, event: Reset | TimedOut) -> None:
         # After close() handed everything to the connection, the protocol has been told
-        # (connection_lost(None) is on its way) and, as with a kernel socket closed by
-        # then, a reset that follows is nobody's to hear.
-        self._connection_lost(None if self._conn_lost else os_error(event.error))
+        # (connection_lost(None), or _force_close's error, is on its way) and, as with a
+        # kernel socket closed by then, a reset that follows is nobody's to hear.
+        self._connection_lost(self._close_exc if self._conn_lost else os_error(event.error))
 
     def _on_closed(self, _event: object) -> None:
-        self._connection_lost(None)
+        # A close with received bytes unread ends the connection at once (RST): its
+        # Closed may be handed out before the connection_lost _close_connection queued,
+        # and must carry the same error.
+        self._connection_lost(self._close_exc)
 
     def _on_state(self, event: StateChanged) -> None:
         engine = self._engine
@@ -397,7 +402,7 @@ class SynackTransport(transports._FlowControlMixin, asyncio.Transport):
         if not pending:
             if self._eof_pending and not self._eof_written:
                 self._shutdown()
-            if self._closing and not self._lost:
+            if self._closing and not self._conn_lost:  # close() waited for these bytes
                 self._close_connection()
         self._maybe_resume_protocol()
         self._engine.kick()
@@ -426,6 +431,7 @@ class SynackTransport(transports._FlowControlMixin, asyncio.Transport):
         after the bytes it holds, or RST if received bytes were left unread. The protocol
         hears `exc` (None: a clean close) on the next loop iteration, whatever follows."""
         self._conn_lost += 1
+        self._close_exc = exc
         with contextlib.suppress(TCPError):
             self._conn.close()
         self._engine.push()  # the data written before close, then FIN (or RST), go now
