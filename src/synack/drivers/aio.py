@@ -766,12 +766,15 @@ async def create_connection(
     )
     transport = SynackTransport(engine, conn, layer, _names(conn))
     transport._start()
+    # Taken before the await, as asyncio's own create_connection does: a connection
+    # lost right after the handshake clears the layer's reference.
+    app_transport = layer._app_transport
     try:
         await handshake
     except BaseException:
         transport.abort()
         raise
-    return layer._app_transport, protocol
+    return app_transport, protocol
 
 
 class SynackServer:
