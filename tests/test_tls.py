@@ -573,7 +573,7 @@ def test_bad_tls_options_are_one_line(certs: Certs, tmp_path: Path) -> None:
 
 
 def test_the_resume_hint_repeats_the_tls_options() -> None:
-    from synack.apps.files.cli import _resume_hint
+    from synack.apps.files.cli import _resume_command
 
     args = Namespace(
         address="127.0.0.1:8041",
@@ -584,8 +584,8 @@ def test_the_resume_hint_repeats_the_tls_options() -> None:
         tls_ca="ca.pem",
         tls_pin="SHA256:" + "ab" * 32,
     )
-    hint = _resume_hint(args, [("./.big.iso.synack-part", 10)])
-    assert hint.endswith(
+    command = _resume_command(args, "get", ["big.iso"])
+    assert command == (
         "synack files get 127.0.0.1:8041 big.iso --tls-ca ca.pem "
         f"--tls-pin SHA256:{'ab' * 32} --resume"
     )
