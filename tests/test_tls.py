@@ -249,6 +249,34 @@ async def test_a_pin_is_checked_before_any_byte_is_sent(transport: str, certs: C
 
 
 @run
+async def test_a_handshake_on_a_connection_already_lost_fails_at_once(
+    transport: str, certs: Certs
+) -> None:
+    """asyncio's start_tls on a transport already closed waits for ever (its handshake
+    timeout closes nothing): a server whose client reset at once kept a task hanging.
+    `upgrade` refuses such a connection at once."""
+    outcome: asyncio.Future[BaseException | None] = asyncio.get_running_loop().create_future()
+
+    async def lost_first(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        writer.transport.abort()
+        try:
+            await seam_tls.upgrade(
+                reader, writer, server_tls(certs).context, server_side=True, handshake_timeout=T
+            )
+        except OSError as exc:
+            outcome.set_result(exc)
+        else:
+            outcome.set_result(None)
+
+    async with await seam.start_server(lost_first, HOST, 0, transport=transport) as server:
+        _, writer = await seam.open_connection(*server.addresses[0], transport=transport)
+        async with asyncio.timeout(T / 2):  # well before the handshake timeout
+            result = await outcome
+        writer.close()
+    assert isinstance(result, ConnectionResetError), result
+
+
+@run
 async def test_a_clear_text_client_is_cut_off_and_the_server_serves_on(
     transport: str, certs: Certs
 ) -> None:

@@ -260,6 +260,10 @@ async def upgrade(
     loop = asyncio.get_running_loop()
     transport = writer.transport
     assert isinstance(transport, asyncio.Transport), "a stream's transport reads and writes"
+    if transport.is_closing() or reader.exception() is not None:
+        # Lost already (a client that reset at once): asyncio's start_tls on a closed
+        # transport would wait for ever, its handshake timeout closing nothing.
+        raise ConnectionResetError("the connection closed before the TLS handshake")
     transport.pause_reading()
     early = already_read + _take_buffered(reader)
     if not early and reader.at_eof():
@@ -284,7 +288,10 @@ async def upgrade(
             # queued, and reading paused, so bytes fed now come first.
             await asyncio.sleep(0)
             _feed(transport, before, early)
-        tls_transport = await starting
+        # A bound of our own besides asyncio's handshake timeout, which cannot end a
+        # handshake whose transport was lost as start_tls took it over.
+        async with asyncio.timeout(handshake_timeout + 1.0):
+            tls_transport = await starting
     except BaseException:
         starting.cancel()
         transport.abort()
