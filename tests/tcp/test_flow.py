@@ -185,20 +185,27 @@ def test_unanswered_probes_give_up() -> None:
     assert events(s) == ["TimedOut(ConnectionTimedOut)", "Closed"]
 
 
-def test_a_read_past_half_the_buffer_moves_the_rest_to_the_front_intact() -> None:
-    # The receive buffer is one bytearray read from the front; once more than half is
-    # read, what is left moves to the front in one copy (`_consumed`). The bytes must
-    # come out in order, then and after more arrive behind them.
+def test_reads_across_and_inside_segments_come_out_in_order() -> None:
+    # The received bytes are queued one payload per segment; a read may end inside
+    # one, span several, or take one whole (handed out as it is, without a copy).
     s = established()
     for k in range(6):
         data_from_peer(s, k * MSS, RANDOM[k * MSS : (k + 1) * MSS])
     recv(s)
-    size = len(s.conn._rcvbuf)
-    first = s.conn.receive(size // 2 + 100)
-    assert s.conn._rcv_head == 0  # the rest was moved
+    whole = s.conn._rcv_chunks[0]
+    first = s.conn.receive(MSS)
+    assert first is whole  # a whole payload: no copy
+    parts = [first, s.conn.receive(100), s.conn.receive(MSS)]  # inside, then across
+    view = bytearray(2 * MSS + 7)
+    n = s.conn.receive_into(view)  # across three payloads, from inside one
+    assert n == len(view)
+    parts.append(bytes(view))
     for k in range(6, 8):
         data_from_peer(s, k * MSS, RANDOM[k * MSS : (k + 1) * MSS])
-    assert first + s.conn.receive() == RANDOM[: 8 * MSS]
+    parts.append(s.conn.receive())
+    assert type(parts[-1]) is bytes
+    assert b"".join(parts) == RANDOM[: 8 * MSS]
+    assert s.conn.receive_available == 0
 
 
 def test_we_advertise_a_zero_window_and_reopen_it() -> None:

@@ -215,13 +215,17 @@ class Connection:
         self.rcv_nxt = 0
         self._rcv_adv = 0  # right edge of the window we advertised (RCV.NXT + RCV.WND)
         self._rcv_wscale = 0
-        # Received in-order bytes not yet read are _rcvbuf[_rcv_head:_rcv_tail]. The
-        # bytearray keeps its size when emptied (both indexes go back to 0): a bulk
-        # receiver's buffer that shrank and grew again on every read would have its
-        # memory unmapped and faulted back in a page at a time (glibc maps large blocks).
-        self._rcvbuf = bytearray()
-        self._rcv_head = 0
-        self._rcv_tail = 0
+        # Received in-order bytes not yet read: one `bytes` per segment, in order, of
+        # which the first has been read up to _rcv_off; _rcv_queued counts them. A queue
+        # of the segments' own payloads, not one buffer: nothing is ever moved to make
+        # room (a buffer read from the front had its unread rest moved to the front, a
+        # copy of up to the whole window, 10% of a 64 KiB-segment receiver's time), a
+        # read of whole segments joins them in one copy, and an emptied queue holds no
+        # memory. Each payload is a block of its own size, which glibc keeps in its
+        # heap and reuses (blocks of 128 KiB or more it would map and unmap afresh).
+        self._rcv_chunks: deque[bytes] = deque()
+        self._rcv_off = 0
+        self._rcv_queued = 0
         self._rcv_limit = cfg.receive_buffer
         self._readable_signalled = False
         self._ooo_starts: list[int] = []  # out-of-order segments, sorted by start
@@ -371,12 +375,12 @@ class Connection:
     @property
     def receive_available(self) -> int:
         """Bytes ``receive`` would return now."""
-        return self._rcv_tail - self._rcv_head
+        return self._rcv_queued
 
     @property
     def at_eof(self) -> bool:
         """The peer has finished sending and every byte it sent has been received."""
-        return self._eof and self._rcv_tail == self._rcv_head
+        return self._eof and not self._rcv_queued
 
     @property
     def unsent(self) -> int:
@@ -536,15 +540,41 @@ class Connection:
         Whether the stream has ended is ``at_eof``; reading may open the receive
         window, so call ``segments_to_send`` afterwards.
         """
-        head = self._rcv_head
-        tail = self._rcv_tail
-        if head == tail:
+        queued = self._rcv_queued
+        if not queued:
             if self.error is not None and not self._eof:
                 raise self.error
             return b""
-        end = tail if max_bytes < 0 or max_bytes >= tail - head else head + max_bytes
-        data = bytes(memoryview(self._rcvbuf)[head:end])
-        self._consumed(end)
+        n = queued if max_bytes < 0 or max_bytes > queued else max_bytes
+        chunks = self._rcv_chunks
+        off = self._rcv_off
+        first = chunks[0]
+        rest = len(first) - off
+        if n < rest:  # inside the first payload
+            data = first[off : off + n]
+            self._rcv_off = off + n
+        elif n == rest:  # the first payload, to its end: no copy if it is whole
+            data = first[off:] if off else first
+            chunks.popleft()
+            self._rcv_off = 0
+        else:  # several payloads: one copy
+            parts: list[bytes | memoryview] = [memoryview(first)[off:] if off else first]
+            chunks.popleft()
+            need = n - rest
+            while need:
+                chunk = chunks[0]
+                size = len(chunk)
+                if size > need:
+                    parts.append(memoryview(chunk)[:need])
+                    self._rcv_off = need
+                    break
+                parts.append(chunk)
+                chunks.popleft()
+                need -= size
+            else:
+                self._rcv_off = 0
+            data = b"".join(parts)
+        self._rcv_queued = queued - n
         self._after_read()
         if self._wake is not None:
             self._wake(self)
@@ -552,42 +582,35 @@ class Connection:
 
     def receive_into(self, target: bytearray | memoryview) -> int:
         """Copy received bytes into `target`; returns the count (0 when none are waiting)."""
-        head = self._rcv_head
-        n = min(self._rcv_tail - head, len(target))
+        queued = self._rcv_queued
+        n = min(queued, len(target))
         if n == 0:
             if self.error is not None and not self._eof:
                 raise self.error
             return 0
-        target[:n] = memoryview(self._rcvbuf)[head : head + n]
-        self._consumed(head + n)
+        chunks = self._rcv_chunks
+        off = self._rcv_off
+        at = 0
+        while at < n:
+            chunk = chunks[0]
+            take = min(len(chunk) - off, n - at)
+            target[at : at + take] = memoryview(chunk)[off : off + take]
+            at += take
+            off += take
+            if off == len(chunk):
+                chunks.popleft()
+                off = 0
+        self._rcv_off = off
+        self._rcv_queued = queued - n
         self._after_read()
         if self._wake is not None:
             self._wake(self)
         return n
 
-    def _consumed(self, head: int) -> None:
-        """The user has read up to `head` of the receive buffer."""
-        tail = self._rcv_tail
-        if head == tail:
-            self._rcv_head = self._rcv_tail = 0
-        elif head > len(self._rcvbuf) >> 1:
-            # More than half the buffer is read and the rest is not: move the rest to
-            # the front (into the same bytearray, which keeps its size). One copy, from
-            # a view: the rest is shorter than `head`, so the two ranges never overlap
-            # (the bytes() of a slice first made it two, 1.6x the time for 4 MB).
-            buf = self._rcvbuf
-            buf[: tail - head] = memoryview(buf)[head:tail]
-            self._rcv_head = 0
-            self._rcv_tail = tail - head
-        else:
-            self._rcv_head = head
-
     def _rcv_append(self, data: bytes | memoryview) -> None:
-        """Queue in-order bytes for the user (the bytearray grows only when full)."""
-        tail = self._rcv_tail
-        end = tail + len(data)
-        self._rcvbuf[tail:end] = data
-        self._rcv_tail = end
+        """Queue in-order bytes for the user (a copy, unless they are already `bytes`)."""
+        self._rcv_chunks.append(bytes(data))
+        self._rcv_queued += len(data)
 
     def shutdown(self) -> None:
         """Stop sending (RFC 9293 CLOSE, as ``shutdown(SHUT_WR)``): a FIN follows the queued data.
@@ -632,7 +655,7 @@ class Connection:
         if self.state in (State.CLOSED, State.LISTEN, State.SYN_SENT):
             self._terminate()
             return
-        if self._rcv_tail != self._rcv_head and self.state in SYNCHRONIZED:
+        if self._rcv_queued and self.state in SYNCHRONIZED:
             self._rcv_drop()
             if self.state is State.TIME_WAIT:
                 return  # both FINs are done: TIME-WAIT still lasts its 2*MSL (MUST-13)
@@ -669,8 +692,8 @@ class Connection:
 
     def _rcv_drop(self) -> None:
         """Forget what was received and not read, and the memory that held it."""
-        self._rcvbuf = bytearray()
-        self._rcv_head = self._rcv_tail = 0
+        self._rcv_chunks.clear()
+        self._rcv_off = self._rcv_queued = 0
 
     # ------------------------------------------------------------------ passive opening helpers
 
@@ -895,7 +918,7 @@ class Connection:
         self.snd_wl1 = rcv_nxt
         self.snd_wl2 = self.snd_una
         if plen:
-            was_empty = self._rcv_tail == self._rcv_head
+            was_empty = not self._rcv_queued
             self._rcv_append(memoryview(data)[hlen:])
             rcv_nxt += plen
             self.rcv_nxt = rcv_nxt
@@ -943,9 +966,8 @@ class Connection:
         delayed_ack = self.config.delayed_ack
         quickack = self._quickack
         owe_at = self._ack_owe_at
-        buf = self._rcvbuf
-        head = self._rcv_head
-        tail = self._rcv_tail
+        chunks_append = self._rcv_chunks.append
+        queued = self._rcv_queued
         begin = i
         while i < n:
             data = segments[i]
@@ -994,11 +1016,11 @@ class Connection:
                     self.max_snd_wnd = wnd
             wl1 = rcv_nxt
             wl2 = una
-            if tail == head and not self._readable_signalled:
+            if not queued and not self._readable_signalled:
                 self._readable_signalled = True
                 self._events.append(_DATA_AVAILABLE)
-            buf[tail : tail + plen] = memoryview(data)[hlen:]
-            tail += plen
+            chunks_append(bytes(memoryview(data)[hlen:]))
+            queued += plen
             rcv_nxt += plen
             # _in_order_data's choice (RFC 5681 §4.2), with its variables local.
             if quickack > 0 or rcv_nxt - last_ack_sent >= two_segments or not delayed_ack:
@@ -1022,7 +1044,7 @@ class Connection:
             self.snd_wl1 = wl1
             self.snd_wl2 = wl2
             self.rcv_nxt = rcv_nxt
-            self._rcv_tail = tail
+            self._rcv_queued = queued
             self._quickack = quickack
             self._last_ack_sent = last_ack_sent
         return i
@@ -1716,7 +1738,7 @@ class Connection:
         if plen:
             self.bytes_in += plen
             if seq == rcv_nxt:
-                was_empty = self._rcv_tail == self._rcv_head
+                was_empty = not self._rcv_queued
                 self._rcv_append(payload)
                 rcv_nxt += plen
                 filled_hole = False
@@ -1879,7 +1901,7 @@ class Connection:
             self._ooo_bytes -= len(data)
             end = start + len(data)
             if end > rcv_nxt:
-                self._rcv_append(memoryview(data)[rcv_nxt - start :])
+                self._rcv_append(data if start == rcv_nxt else memoryview(data)[rcv_nxt - start :])
                 rcv_nxt = end
         self._ooo_ranges.trim_below(rcv_nxt)
         if not starts:
@@ -1950,14 +1972,14 @@ class Connection:
     # ------------------------------------------------------------------ reading side effects
 
     def _after_read(self) -> None:
-        if self._rcv_tail == self._rcv_head:
+        if not self._rcv_queued:
             self._readable_signalled = False
         if self.state not in RECEIVES_TEXT:
             return
         # Send a window update when reading opened the window a lot (RFC 9293
         # §3.8.6.2.2): at least doubled it, or by half the buffer, and by at least a segment.
         current = self._rcv_adv - self.rcv_nxt
-        free = self._rcv_limit - (self._rcv_tail - self._rcv_head) - self._ooo_bytes
+        free = self._rcv_limit - self._rcv_queued - self._ooo_bytes
         gain = free - current
         if gain >= self._rcv_mss and (gain >= current or gain >= self._rcv_limit // 2):
             self._ack_now = True
@@ -2755,7 +2777,7 @@ class Connection:
         segment), and never moves left (RFC 7323 §2.4).
         """
         rcv_nxt = self.rcv_nxt
-        free = self._rcv_limit - (self._rcv_tail - self._rcv_head) - self._ooo_bytes
+        free = self._rcv_limit - self._rcv_queued - self._ooo_bytes
         edge = rcv_nxt + (free if free > 0 else 0)
         adv = self._rcv_adv
         if edge > adv and edge - adv >= min(self._rcv_limit >> 1, self._rcv_mss):
