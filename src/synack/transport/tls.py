@@ -212,6 +212,33 @@ class TLSStreamWriter(asyncio.StreamWriter):
         self.clear = clear
 
 
+class _TLSStreamProtocol(asyncio.StreamReaderProtocol):
+    """The TLS stream's protocol, which also holds the clear protocol it replaced.
+
+    asyncio's StreamReaderProtocol holds its reader only weakly: what keeps a
+    server's handler alive while it waits is the protocol the server made for the
+    connection, which holds the handler's task, and which the transport holds.
+    ``start_tls`` takes that protocol off the transport; held from here instead,
+    it stays reachable for as long as the connection is, as without TLS. Else a
+    handler waiting on a read is reachable from nothing, and a garbage collection
+    destroys it mid-read ("Task was destroyed but it is pending!"), the
+    connection's end unheard.
+    """
+
+    def __init__(
+        self,
+        reader: asyncio.StreamReader,
+        clear: asyncio.BaseProtocol,
+        loop: asyncio.AbstractEventLoop,
+    ) -> None:
+        super().__init__(reader, loop=loop)
+        self.clear: asyncio.BaseProtocol | None = clear
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        super().connection_lost(exc)
+        self.clear = None  # as asyncio's lets go of the task: the handler has been woken
+
+
 def _take_buffered(reader: asyncio.StreamReader) -> bytes:
     """What the clear StreamReader already holds (the peer's first TLS bytes, when they
     came before the upgrade), taken out. A private attribute, but one every CPython
@@ -269,8 +296,8 @@ async def upgrade(
     if not early and reader.at_eof():
         raise ConnectionResetError("the connection closed before the TLS handshake")
     tls_reader = asyncio.StreamReader(limit=limit, loop=loop)
-    protocol = asyncio.StreamReaderProtocol(tls_reader, loop=loop)
     before = transport.get_protocol()
+    protocol = _TLSStreamProtocol(tls_reader, before, loop)
     starting = asyncio.ensure_future(
         loop.start_tls(
             transport,
