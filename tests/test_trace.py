@@ -18,6 +18,7 @@ import pytest
 
 from synack.drivers import aio, trace
 from synack.drivers.engine import Engine
+from synack.drivers.udp import LOOPBACK_MTU, CarrierConfig
 from synack.wire.pcap import read_packets
 from synack.wire.tcp import Flags, Options, Segment, build_segment
 from synack.wire.tcpdump import Relative, flag_letters, segment_fields, segment_line, state_line
@@ -150,15 +151,15 @@ def tracer(tmp_path: Path) -> Iterator[trace.Tracer]:
         tracer.pcap.close()
 
 
-async def _exchange(size: int) -> bytes:
+async def _exchange(size: int, carrier: CarrierConfig | None = None) -> bytes:
     async def handle(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         data = await reader.readexactly(size)
         writer.write(data[:10])
         await writer.drain()
         writer.close()
 
-    server = await aio.start_server(handle, "127.0.0.1", 0)
-    reader, writer = await aio.open_connection("127.0.0.1", server.addresses[0][1])
+    server = await aio.start_server(handle, "127.0.0.1", 0, carrier=carrier)
+    reader, writer = await aio.open_connection("127.0.0.1", server.addresses[0][1], carrier=carrier)
     writer.write(os.urandom(size))
     await writer.drain()
     answer = await reader.read()
@@ -215,6 +216,25 @@ def test_a_connection_in_one_process_is_traced_once_per_segment(tracer: trace.Tr
     tracer.pcap.flush()
     linktype, packets = read_packets(Path(tracer.pcap.path).read_bytes())
     assert len(packets) == len(segments) and linktype == 101
+
+
+def test_segments_sent_gathered_are_traced_whole(tracer: trace.Tracer) -> None:
+    """With the loopback MTU full segments leave the core as header and payload apart
+    (Config.gather_from); the trace and the pcap still show each segment whole."""
+    size = 300_000
+    answer = asyncio.run(asyncio.wait_for(_exchange(size, CarrierConfig(mtu=LOOPBACK_MTU)), T))
+    assert len(answer) == 10
+    assert isinstance(tracer.json_out, io.StringIO)
+    records = [json.loads(r) for r in tracer.json_out.getvalue().splitlines()]
+    data = [r["len"] for r in records if r["event"] == "segment" and r["len"] > 10]
+    assert sum(data) == size and max(data) > 60_000  # full 64 KiB segments, all of them
+    assert tracer.pcap is not None
+    tracer.pcap.flush()
+    _linktype, packets = read_packets(Path(tracer.pcap.path).read_bytes())
+    # Each packet is the IPv4 header, the TCP header with its options, and the payload.
+    full = [p for _time, p in packets if len(p) > 60_000]
+    assert len(full) == sum(n > 60_000 for n in data)
+    assert all(len(p) == 20 + 32 + max(data) for p in full)
 
 
 def test_engines_have_no_observer_unless_asked(tmp_path: Path) -> None:

@@ -87,6 +87,31 @@ async def test_a_stream_crosses_both_ways_exactly_on_every_carrier_path(
     server.close()
 
 
+@pytest.mark.parametrize("integrity", ["crc32", "tcp"])
+@run
+async def test_large_segments_go_out_gathered_and_arrive_whole(
+    integrity: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """With the loopback MTU the engine takes full segments as header and payload view
+    (Config.gather_from) and sends them with the trailer as one datagram's buffers."""
+    gathered = 0
+    original = Host.segments_to_send_gathered
+
+    def counting(self: Host, now: float) -> Any:
+        nonlocal gathered
+        out = original(self, now)
+        gathered += sum(isinstance(seg, tuple) for seg, _src, _dst in out)
+        return out
+
+    monkeypatch.setattr(Host, "segments_to_send_gathered", counting)
+    carrier = CarrierConfig(mtu=LOOPBACK_MTU, integrity=integrity)
+    payload, got, server = await round_trip(carrier, 3_000_000)
+    assert got == payload
+    # 3 MB each way (an echo) is 46 full segments of 65,471 or 65,475 bytes each way.
+    assert gathered >= 2 * 45, gathered
+    server.close()
+
+
 @pytest.mark.parametrize("gro", [None, False], ids=["gro", "no-gro"])
 @run
 async def test_the_datagrams_of_one_read_reach_the_host_in_one_call(

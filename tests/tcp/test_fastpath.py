@@ -205,6 +205,9 @@ FLAVOURS: list[dict[str, Any]] = [
     # Small buffers: windows close and open, zero-window probes, SWS avoidance.
     {"send_buffer": 5000, "receive_buffer": 5000, "mss": 536, "window_scaling": False},
     {"keepalive": True, "keepalive_idle": 0.5, "keepalive_interval": 0.2, "keepalive_count": 3},
+    # Full segments gathered (header and payload apart) by the fast path, joined by the
+    # host for the fake network: the same bytes on the wire as the full path's.
+    {"gather_from": 1000},
 ]
 
 links = st.builds(

@@ -11,6 +11,7 @@ from __future__ import annotations
 import random
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from dataclasses import replace
 from typing import TypeVar
 
 import pytest
@@ -35,7 +36,7 @@ from synack.tcp import (
 )
 from synack.tcp import host as host_module
 from synack.testing import FakeNetwork, Link
-from synack.wire.tcp import parse_segment
+from synack.wire.tcp import joined, parse_segment
 
 CLIENT = "198.18.0.1"
 SERVER = "198.18.0.2"
@@ -122,6 +123,32 @@ def test_an_input_touches_only_its_connection() -> None:
     assert calls == [servers[7]], "the host looked at connections that had no work"
     assert server_host.ready() == []
     assert servers[7].receive() == b"hello"
+
+
+def test_gathered_segments_are_the_same_bytes_and_only_for_who_asks() -> None:
+    """With Config.gather_from, a full segment comes to `segments_to_send_gathered` as
+    its header and a view of the send buffer (a driver's sendmsg sends them without a
+    copy); every other caller still gets `bytes`, the very bytes the parts make."""
+    data = random.Random(7).randbytes(8 * 1448 + 300)  # within the initial window
+    outputs = {}
+    for gathered in (False, True):
+        config = replace(CONFIG, gather_from=1000)
+        client_host, server_host, clients, servers = opened(1, config)
+        assert clients[0].send(data) == len(data)
+        if gathered:
+            out = client_host.segments_to_send_gathered(0.5)
+            kinds = [type(seg) for seg, _src, _dst in out]
+            assert kinds == [tuple] * 8 + [bytes]  # the full segments; the short one not
+            header, payload = out[0][0]
+            assert isinstance(header, bytes) and isinstance(payload, memoryview)
+            outputs[gathered] = [(joined(seg), src, dst) for seg, src, dst in out]
+        else:
+            outputs[gathered] = client_host.segments_to_send(0.5)
+            assert all(type(seg) is bytes for seg, _src, _dst in outputs[gathered])
+        for seg, src, _dst in outputs[gathered]:
+            server_host.handle_segment(seg, src, 0.5)
+        assert servers[0].receive() == data
+    assert outputs[True] == outputs[False]
 
 
 def test_a_user_call_makes_its_connection_ready_and_its_data_goes_out() -> None:

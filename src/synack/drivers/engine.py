@@ -47,6 +47,7 @@ from synack.tcp import (
     StateChanged,
     TCPError,
 )
+from synack.wire.tcp import joined
 
 _HEADER_MIN = 20
 # A CRC-32 trailer, and a TCP header's two ports: one C call each in the receive loop
@@ -54,7 +55,9 @@ _HEADER_MIN = 20
 # datagram for the whole check, measured with timeit).
 _TRAILER = struct.Struct("!I")
 _PORTS = struct.Struct("!HH")
-# Segments from this size on are sent with their CRC-32 trailer as a second buffer.
+# Segments from this size on are sent with their CRC-32 trailer as a second buffer,
+# and the core gives their header and payload apart (Config.gather_from) to be sent
+# as two more, so that no byte of the payload is copied on its way to the socket.
 GATHER_FROM = 8192
 
 # Connections in these states have nothing left to say to their peer.
@@ -183,7 +186,9 @@ class Engine:
 
     def transmit(self, now: float) -> bool:
         """Send everything the host has due; False if some waits for the socket to drain."""
-        out = self.host.segments_to_send(now)
+        # (Any: each segment is `bytes` or `Gathered`, told apart by its class in the
+        # loop, which is cheaper per segment than isinstance.)
+        out: list[Any] = self.host.segments_to_send_gathered(now)
         if out:
             if self.observer is not None:
                 self._trace_sent(out, now)
@@ -192,26 +197,38 @@ class Engine:
             dport = -1
             crc = self.crc
             crc32 = zlib.crc32
+            item: Any
             for segment, _src, dst in out:
-                port = segment[2] << 8 | segment[3]
+                if segment.__class__ is tuple:  # Gathered: header, view of the payload
+                    header, payload = segment
+                    port = header[2] << 8 | header[3]
+                    if crc:
+                        trailer = crc32(payload, crc32(header)).to_bytes(CRC_TRAILER, "big")
+                        item = (header, payload, trailer)
+                    else:
+                        item = segment
+                else:
+                    port = segment[2] << 8 | segment[3]
+                    if crc:
+                        trailer = crc32(segment).to_bytes(CRC_TRAILER, "big")
+                        # A large segment and its trailer go as two buffers of one
+                        # datagram (sent gathered): joining them would copy the segment
+                        # once more, 35 against 68 µs per 64 KiB datagram sent and
+                        # received, measured. A small one is joined: the copy costs less
+                        # than a second iovec.
+                        if len(segment) < GATHER_FROM:
+                            item = segment + trailer
+                        else:
+                            item = (segment, trailer)
+                    else:
+                        item = segment
                 if port != dport or dst != dip:
                     if run:
                         self._send(run, (dip, dport))
                     run = []
                     dip = dst
                     dport = port
-                if crc:
-                    trailer = crc32(segment).to_bytes(CRC_TRAILER, "big")
-                    # A large segment and its trailer go as two buffers of one datagram
-                    # (sent gathered): joining them would copy the segment once more, 35
-                    # against 68 µs per 64 KiB datagram sent and received, measured. A
-                    # small one is joined: the copy costs less than a second iovec.
-                    if len(segment) < GATHER_FROM:
-                        run.append(segment + trailer)
-                    else:
-                        run.append((segment, trailer))
-                else:
-                    run.append(segment)
+                run.append(item)
             if run:
                 self._send(run, (dip, dport))
         return not self._backlog
@@ -230,7 +247,8 @@ class Engine:
         observer = self.observer
         assert observer is not None
         connections = self.host.connections
-        for segment, src, dst in out:
+        for gathered, src, dst in out:
+            segment = joined(gathered) if gathered.__class__ is tuple else gathered
             key = (segment[0] << 8 | segment[1], dst, segment[2] << 8 | segment[3])
             observer.segment(True, segment, src, dst, now, connections.get(key))
 
@@ -344,8 +362,9 @@ PROBE_TIMEOUT_MIN = 0.010
 
 def config_for(carrier: CarrierConfig, config: Config | None) -> Config:
     """The core's settings on this carrier: the MSS its MTU leaves, the TCP
-    checksum only where the carriage's own check is not used (PROTOCOL.md §5.3), and
-    `PROBE_TIMEOUT_MIN` where the caller left Config.probe_timeout_min to the driver.
+    checksum only where the carriage's own check is not used (PROTOCOL.md §5.3),
+    `PROBE_TIMEOUT_MIN` where the caller left Config.probe_timeout_min to the driver,
+    and large segments gathered (`GATHER_FROM`: the engine sends with sendmsg).
 
     Without a `Config` of the caller's, the buffers hold at least `WINDOW_SEGMENTS`
     full segments: with 64 KiB datagrams the 2 MiB default is only 32 segments, and a
@@ -364,13 +383,17 @@ def config_for(carrier: CarrierConfig, config: Config | None) -> Config:
             send_buffer=room,
             receive_buffer=room,
             probe_timeout_min=PROBE_TIMEOUT_MIN,
+            gather_from=GATHER_FROM,
         )
     pto_min = config.probe_timeout_min
     if pto_min is None:
         pto_min = PROBE_TIMEOUT_MIN
-    if (config.mss, config.checksum, config.probe_timeout_min) == (mss, checksum, pto_min):
+    wanted = (mss, checksum, pto_min, GATHER_FROM)
+    if (config.mss, config.checksum, config.probe_timeout_min, config.gather_from) == wanted:
         return config
-    return replace(config, mss=mss, checksum=checksum, probe_timeout_min=pto_min)
+    return replace(
+        config, mss=mss, checksum=checksum, probe_timeout_min=pto_min, gather_from=GATHER_FROM
+    )
 
 
 def translate_ports(segment: memoryview, sport: int, dport: int, *, fix_checksum: bool) -> None:

@@ -105,9 +105,9 @@ class CarrierError(NamedTuple):
     offender: str = ""
 
 
-# One datagram: a buffer, or two sent gathered (sendmsg's iovec), so that a segment
-# and its trailer need not be joined by a copy.
-Datagram = Buffer | tuple[Buffer, Buffer]
+# One datagram: a buffer, or several sent gathered (sendmsg's iovec), so that a
+# segment's header, its payload and its trailer need not be joined by a copy.
+Datagram = Buffer | tuple[Buffer, ...]
 
 IPV4_HEADER = 20
 IPV6_HEADER = 40
@@ -437,7 +437,7 @@ class UdpCarrier:
             return 0
         if not self._gso or n == 1:
             return self._send_each(segments, 0, n, addr)
-        sizes = [len(s) if s.__class__ is not tuple else len(s[0]) + len(s[1]) for s in segments]
+        sizes = [len(s) if s.__class__ is not tuple else sum(map(len, s)) for s in segments]
         for i, j in gso_runs(sizes):
             if j - i == 1:
                 if self._send_each(segments, i, j, addr) < j:

@@ -68,6 +68,7 @@ from synack.wire.tcp import (
     TS_PREFIX,
     MalformedSegment,
     Options,
+    Outgoing,
     encode_options,
     encode_sack,
     encode_timestamps,
@@ -175,6 +176,7 @@ class Connection:
         # What wire's packers take: the pseudo-header sum, or None for no checksum.
         self._csum_pseudo = self._pseudo if cfg.checksum else None
         self._prediction = cfg.header_prediction  # see Config.header_prediction
+        self._gather_from = cfg.gather_from  # see Config.gather_from
 
         self.state = State.CLOSED
         self._opened = False  # connect() or listen() was called: a TCB opens only once
@@ -268,7 +270,7 @@ class Connection:
         self._ack_owe_at = 0  # the RCV.NXT before which no new point can fall due
         self._delack_at: float | None = None
         self._quickack = QUICKACK_SEGMENTS
-        self._queued: list[bytes] = []  # control segments built on arrival (dupACKs, RSTs)
+        self._queued: list[Outgoing] = []  # control segments built on arrival (dupACKs, RSTs)
         # SACK compression (Config.comp_sack_nr), as Linux's compressed_ack: ACKs owed
         # and folded into the one the timer sends, the RCV.NXT the immediate duplicate
         # ACKs were counted for, and how many of those were sent.
@@ -2265,8 +2267,9 @@ class Connection:
 
     # ------------------------------------------------------------------ outbound segments
 
-    def segments_to_send(self, now: float) -> list[bytes]:
-        """Every segment the connection wants transmitted now, in order."""
+    def segments_to_send(self, now: float) -> list[Outgoing]:
+        """Every segment the connection wants transmitted now, in order: each a `bytes`,
+        but a large one `Gathered` where Config.gather_from asks for it."""
         self._rec.fs_snd_max = -1  # a chance to send: the next batch of ACKs starts here
         if self._ack_points:
             self._flush_ack_points(now)
@@ -2310,7 +2313,7 @@ class Connection:
             self._keepalive_restart(now)
         return out
 
-    def _send_small(self, now: float) -> list[bytes] | None:
+    def _send_small(self, now: float) -> list[Outgoing] | None:
         """`segments_to_send` for a request or a response: at most one segment of data
         queued on an ESTABLISHED connection with nothing in flight, as `_transmit` and
         `_send_new` would send it, without their general cases; None where any of those
@@ -2353,7 +2356,7 @@ class Connection:
             return None
         self._force_send = False  # it only lets a held short segment go: none is held
         end = nxt + avail
-        out = [
+        out: list[Outgoing] = [
             pack_data(
                 self.local_port,
                 self.remote_port,
@@ -2392,7 +2395,7 @@ class Connection:
             self._keepalive_restart(now)
         return out
 
-    def _send_syn(self, out: list[bytes], now: float) -> None:
+    def _send_syn(self, out: list[Outgoing], now: float) -> None:
         cfg = self.config
         opts = Options(mss=cfg.mss)
         # A <SYN> offers every enabled option; a <SYN,ACK> (passive or simultaneous
@@ -2426,7 +2429,7 @@ class Connection:
         self._last_ack_sent = self.rcv_nxt
         self._ack_now = False
 
-    def _transmit(self, out: list[bytes], now: float) -> None:
+    def _transmit(self, out: list[Outgoing], now: float) -> None:
         """Send what the windows allow: retransmissions first, then new data, then FIN."""
         # Options take room from the payload (RFC 9293 §3.7.1): SACK blocks, when they
         # ride on data segments, make the segments that much shorter.
@@ -2560,7 +2563,7 @@ class Connection:
 
     def _send_new(
         self,
-        out: list[bytes],
+        out: list[Outgoing],
         now: float,
         nxt: int,
         count: int,
@@ -2605,6 +2608,7 @@ class Connection:
                     mss,
                     last if seq + n == end else 0,
                     self._csum_pseudo,
+                    self._gather_from,
                 )
                 seq += n
             self.segs_out += count + (1 if tail else 0)
@@ -2643,7 +2647,7 @@ class Connection:
 
     def _send_range(
         self,
-        out: list[bytes],
+        out: list[Outgoing],
         start: int,
         end: int,
         now: float,
@@ -2684,7 +2688,7 @@ class Connection:
         self._rec.on_transmit(start, end, fin, now, self.snd_max, retransmit)
         self._data_sent(now)
 
-    def _send_pure_ack(self, out: list[bytes], now: float) -> None:
+    def _send_pure_ack(self, out: list[Outgoing], now: float) -> None:
         if not self._prediction or (self._ooo_starts and self._sack_ok) or self._dsack:
             out.append(self._build(self.snd_max, self.rcv_nxt, ACK, now, sack=True))
             return

@@ -12,8 +12,13 @@ from __future__ import annotations
 from collections.abc import Iterable
 from typing import Protocol
 
+from synack.wire.tcp import Gathered
+
 # A segment, its source address and its destination address (4 or 16 bytes each).
 Datagram = tuple[bytes | bytearray, bytes, bytes]
+# The same with a large segment perhaps `Gathered` (Config.gather_from), for a driver
+# that sends with gathered writes (Host.segments_to_send_gathered).
+GatheredDatagram = tuple[bytes | bytearray | Gathered, bytes, bytes]
 
 
 class Endpoint(Protocol):

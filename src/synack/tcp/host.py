@@ -42,10 +42,11 @@ import itertools
 import struct
 from collections.abc import Sequence
 from dataclasses import replace
+from typing import cast
 
 from synack.tcp.config import Config
 from synack.tcp.connection import ACK, FIN, RST, SYN, Connection
-from synack.tcp.endpoint import Datagram
+from synack.tcp.endpoint import Datagram, GatheredDatagram
 from synack.tcp.isn import new_secret
 from synack.tcp.listener import Listener
 from synack.tcp.state import State
@@ -58,6 +59,7 @@ from synack.wire.tcp import (
     Segment,
     build_segment,
     checksum_ok,
+    joined,
     unpack_header,
 )
 
@@ -92,7 +94,7 @@ class Host:
         self.address = address_bytes(address)
         self.listeners: dict[int, Listener] = {}
         self.connections: dict[ConnKey, Connection] = {}
-        self._out: list[Datagram] = []
+        self._out: list[GatheredDatagram] = []
         seed = hashlib.blake2s(self.address, key=(cfg.secret or b"")[:32]).digest()
         self._next_port = EPHEMERAL_PORTS.start + int.from_bytes(seed[:4], "big") % len(
             EPHEMERAL_PORTS
@@ -317,6 +319,15 @@ class Host:
 
     def segments_to_send(self, now: float) -> list[Datagram]:
         """Every segment due now from the endpoints touched since the last call."""
+        return cast(list[Datagram], self._collect(now, True))
+
+    def segments_to_send_gathered(self, now: float) -> list[GatheredDatagram]:
+        """`segments_to_send` for a driver that sends with gathered writes: a large
+        segment of a connection with Config.gather_from comes `Gathered`, its payload a
+        view of the send buffer (valid until sent), not copied into a segment of its own."""
+        return self._collect(now, False)
+
+    def _collect(self, now: float, join: bool) -> list[GatheredDatagram]:
         out = self._out
         if out:
             self._out = []
@@ -334,6 +345,8 @@ class Host:
         for conn in dirty:
             segs = conn.segments_to_send(now)
             if segs:
+                if join and conn._gather_from:
+                    segs = [joined(seg) for seg in segs]
                 rip = conn.remote_ip
                 for seg in segs:
                     out.append((seg, me, rip))
@@ -346,7 +359,7 @@ class Host:
                 self._forget(conn)
         return out
 
-    def _settle_listeners(self, out: list[Datagram], now: float) -> None:
+    def _settle_listeners(self, out: list[GatheredDatagram], now: float) -> None:
         dirty = self._dirty_listeners
         self._dirty_listeners = {}
         me = self.address

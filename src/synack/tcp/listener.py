@@ -44,6 +44,7 @@ from synack.wire.tcp import (
     Segment,
     build_segment,
     checksum_ok,
+    joined,
     parse_options,
 )
 
@@ -144,7 +145,7 @@ class Listener:
         for conn in self._children():
             conn.abort()
             for seg in conn.segments_to_send(0.0):
-                self._out.append((seg, conn.remote))
+                self._out.append((joined(seg), conn.remote))
         self._syn_queue.clear()
         self._accept_queue.clear()
         self._established.clear()
@@ -349,7 +350,7 @@ class Listener:
 
     def _collect(self, conn: Connection, now: float) -> None:
         for seg in conn.segments_to_send(now):
-            self._out.append((seg, conn.remote))
+            self._out.append((joined(seg), conn.remote))
 
     @property
     def has_output(self) -> bool:
@@ -362,7 +363,7 @@ class Listener:
         self._out = []
         for conn in self._children():
             for seg in conn.segments_to_send(now):
-                out.append((seg, conn.remote))
+                out.append((joined(seg), conn.remote))
         return out
 
     def _children(self) -> list[Connection]:

@@ -93,6 +93,7 @@ from synack.wire.tcp import (
     OptionKind,
     Options,
     fill_checksum,
+    joined,
     parse_options,
     parse_segment,
 )
@@ -728,7 +729,7 @@ class _Runner:
     def _collect(self) -> None:
         self._drain_events()
         for data in self.conn.segments_to_send(self.now):
-            seg = bytes(data)
+            seg = joined(data)
             self.pending.append((self.now, seg))
             self.trace.append(f"{self.now:9.3f} {_describe(seg, self._outbound_frame(), '>')}")
         self._drain_events()

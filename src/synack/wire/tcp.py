@@ -548,8 +548,22 @@ def pack_ack_sack(
     )
 
 
+# A segment as its header (options included) and a view of its payload, for a driver
+# that sends with gathered writes (sendmsg with several buffers): the payload is not
+# copied into a segment of its own on its way out. See `pack_burst`'s `gather_from`.
+Gathered = tuple[bytes, memoryview]
+Outgoing = bytes | Gathered  # a segment to transmit: joined, or gathered
+
+
+def joined(segment: Outgoing) -> bytes:
+    """The segment as one `bytes` (a copy only when it came gathered)."""
+    if isinstance(segment, tuple):
+        return b"".join(segment)
+    return segment
+
+
 def pack_burst(
-    out: list[bytes],
+    out: list[Outgoing],
     sport: int,
     dport: int,
     seq: int,
@@ -561,6 +575,7 @@ def pack_burst(
     mss: int,
     last_flags: int,
     pseudo: int | None,
+    gather_from: int = 0,
 ) -> None:
     """Append to `out` the segments that carry `payload` from `seq`, `mss` bytes each
     but the last, as a NIC's segmentation offload cuts them: every segment has the same
@@ -568,7 +583,9 @@ def pack_burst(
 
     Each is equal to `pack_segment` of its part; the checksum (when `pseudo` is given)
     sums the header and options once for the burst, by `header_sum`, and per segment
-    only its sequence number, flags, length and payload bytes.
+    only its sequence number, flags, length and payload bytes. A segment whose payload
+    is `gather_from` bytes or more (when not 0) comes `Gathered`: its header and a
+    view of `payload`, which must stay unchanged until the segment is sent.
     """
     total = len(payload)
     hlen = _header_length(options)
@@ -584,6 +601,8 @@ def pack_burst(
     pack = HEADER.pack
     join = b"".join
     from_bytes = int.from_bytes
+    # No segment is longer than mss: below the threshold, no test per segment.
+    gather = gather_from if gather_from and mss >= gather_from else 0
     start = 0
     while start < total:
         end = start + mss
@@ -603,7 +622,13 @@ def pack_burst(
             # The payload's big number is reduced first: adding to it would copy it.
             csum = (base + s + f + n + x % 0xFFFF) % 0xFFFF
             csum = 0xFFFF - csum if csum else 0
-        out.append(join((pack(sport, dport, s, ack, offset, f, window, csum, 0), options, part)))
+        if gather and end - start >= gather:
+            header = pack(sport, dport, s, ack, offset, f, window, csum, 0) + options
+            out.append((header, memoryview(part)))  # a view of a view, or of `bytes`
+        else:
+            out.append(
+                join((pack(sport, dport, s, ack, offset, f, window, csum, 0), options, part))
+            )
         start = end
 
 
