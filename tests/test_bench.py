@@ -290,3 +290,11 @@ def test_rr_random_loss() -> None:
             rf"^seed {seed}: median \d+ ms, p99 \d+ ms, .*server timeouts \d+$", out, re.M
         )
     assert re.search(r"^all 120: median 40 ms, p99 \d+ ms, max \d+ ms, over 250 ms \d+", out, re.M)
+
+
+def test_loopback_floor() -> None:
+    out = run_bench("loopback_floor.py", "--rounds", "1", "--count", "20")
+    for label in ("| crc32 |", "| sendto |", "| recv_into |", "**sender floor**", "| 1.50 GB/s |"):
+        assert label in out, out
+    floor = re.search(r"receiver floor\*\* \(recv_into \+ crc32 \+ one copy\) \| \*\*([\d.]+)", out)
+    assert floor is not None and float(floor.group(1)) > 0, out
