@@ -12,12 +12,14 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import errno
+import gc
 import hashlib
 import os
 import socket
 import subprocess
 import sys
 import textwrap
+import warnings
 import zlib
 from collections.abc import Awaitable, Callable
 from typing import Any
@@ -413,6 +415,35 @@ async def test_a_client_connection_costs_memory_for_what_it_receives_not_its_who
         writer.close()
         await writer.wait_closed()
     server.close()
+
+
+def test_a_loop_that_ends_with_a_connection_in_time_wait_leaves_no_socket_open() -> None:
+    """The side that closes first holds TIME-WAIT, which only its engine's UDP socket
+    answers for. A program that closed every stream and let asyncio.run end has nothing
+    left to close (as with the kernel's TCP), so no "unclosed socket" ResourceWarning
+    may come when the engine is collected."""
+    states = []
+
+    async def main() -> None:
+        server = await aio.start_server(echo, "127.0.0.1", 0)
+        reader, writer = await aio.open_connection(*server.addresses[0])
+        writer.write(b"x")
+        assert await reader.readexactly(1) == b"x"
+        writer.write_eof()
+        assert await reader.read() == b""  # the server's FIN after ours: we hold TIME-WAIT
+        writer.close()
+        await writer.wait_closed()
+        states.append(writer.transport.connection.state)  # type: ignore[attr-defined]
+        server.close()
+        await server.wait_closed()
+
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        asyncio.run(asyncio.wait_for(main(), 10))
+        gc.collect()
+    assert [str(state) for state in states] == ["TIME-WAIT"]
+    unclosed = [w for w in caught if issubclass(w.category, ResourceWarning)]
+    assert not unclosed, [str(w.message) for w in unclosed]
 
 
 CHILD = textwrap.dedent(

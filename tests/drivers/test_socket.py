@@ -357,6 +357,35 @@ def test_a_process_that_exits_closes_its_connections_with_fin_after_its_data() -
     srv.close()
 
 
+CLEAN = textwrap.dedent(
+    """
+    import synack.socket as socket
+
+    srv = socket.create_server(("127.0.0.1", 0))
+    client = socket.create_connection(srv.getsockname())
+    conn, _ = srv.accept()
+    client.sendall(b"hi")
+    assert conn.recv(10) == b"hi"
+    client.close()  # first: TIME-WAIT here, held by this process until it exits
+    assert conn.recv(10) == b""
+    conn.close()
+    srv.close()
+    del client, conn, srv
+    import gc; gc.collect()
+    """
+)
+
+
+def test_a_process_that_closed_everything_exits_cleanly_and_silently() -> None:
+    """With every socket closed, the exit linger has only TIME-WAIT left to end; the
+    process exits 0 and says nothing, even in development mode (warnings shown)."""
+    done = subprocess.run(
+        [sys.executable, "-X", "dev", "-c", CLEAN], capture_output=True, text=True, timeout=LIMIT
+    )
+    assert done.returncode == 0, done.stderr
+    assert done.stderr == ""
+
+
 KILLED = textwrap.dedent(
     """
     import sys

@@ -107,6 +107,12 @@ class Engine:
         if self.observer is not None:
             self.observer.attach(host.address, self.port)
         _live.add(self)
+        # An engine let go without close() (its event loop ended while a connection sat
+        # in TIME-WAIT, which only this socket answers for: a user who closed every
+        # stream left nothing open) closes its socket, as the kernel's TCP would leave
+        # the user nothing to close, instead of the socket's "unclosed" ResourceWarning.
+        self._finalizer = weakref.finalize(self, carrier.close)
+        self._finalizer.atexit = False  # at exit, close_all lingers, then closes
 
     def receive(self, now: float) -> list[CarrierError]:
         """Feed every datagram waiting on the socket to the host; return ICMP errors.
@@ -299,7 +305,7 @@ class Engine:
             if self.observer is not None:
                 self.observer.detach(self.host.address, self.port)
             self._backlog.clear()
-            self.carrier.close()
+            self._finalizer()  # closes the carrier, once
             _live.discard(self)
 
     # -- exit ---------------------------------------------------------------------------
