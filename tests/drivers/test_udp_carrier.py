@@ -514,6 +514,27 @@ def test_a_datagram_in_parts_arrives_joined(opened: list[UdpCarrier], offload: b
         assert tx.stats.send_calls == 2  # the five went in one call
 
 
+@pytest.mark.parametrize("offload", PATHS)
+def test_a_datagram_in_parts_between_whole_ones_arrives_joined(
+    opened: list[UdpCarrier], offload: bool
+) -> None:
+    """Whole and gathered datagrams of one size mix in any order within a GSO run: a
+    retransmission (whole) before new data (header, payload view and trailer in
+    parts) and a short last segment (whole), as the engine sends with the TCP
+    checksum; the parts of one in the middle of the run are sent, not refused."""
+    tx = carrier(opened, offload)
+    rx = carrier(opened, offload)
+    whole, header, payload, trailer, tail = randoms(1000, 40, 956, 4, 300)
+    burst: list[Datagram] = [whole, (header, memoryview(payload), trailer), whole, tail]
+    assert tx.send_batch(burst, rx.sockname) == 4
+    expected = [whole, header + payload + trailer, whole, tail]
+    assert [data for data, _ in receive(rx, 4)] == expected
+    assert tx.stats.bytes_sent == 3 * 1000 + 300
+    if offload and tx.gso:
+        assert tx.stats.send_calls == 1
+    assert_quiet(rx)
+
+
 def test_only_the_peers_own_port_unreachable_quoting_a_segment_is_judged() -> None:
     """What the drivers hand to `Host.port_unreachable`: the peer itself says no process
     holds the port, about a segment it quotes. A router or firewall on the way that

@@ -425,10 +425,10 @@ class UdpCarrier:
     def send_batch(self, segments: Sequence[Datagram], addr: Address) -> int:
         """Send segments to one peer, in order; returns how many the kernel dealt with.
 
-        Each is one datagram: a buffer, or a pair of buffers that make it up together
-        (sent gathered, not joined). A return short of len(segments) means the socket
-        buffer is full (EAGAIN or ENOBUFS): nothing from segments[count:] went out; wait
-        until the socket is writable and send those. A datagram the kernel refuses for
+        Each is one datagram: a buffer, or a tuple of buffers that make it up together
+        (sent gathered, not joined), the two kinds in any mix. A return short of
+        len(segments) means the socket buffer is full (EAGAIN or ENOBUFS): nothing from
+        segments[count:] went out; wait until the socket is writable and send those. A datagram the kernel refuses for
         good (too large, a bad address, no route) is dropped as the network would drop
         it, counted in stats.send_refused, and reported by errors().
         """
@@ -457,9 +457,11 @@ class UdpCarrier:
         if cmsg is None:
             cmsg = self._gso_cmsg[size] = [(SOL_UDP, UDP_SEGMENT, size.to_bytes(2, _BYTEORDER))]
         chunk: Sequence[Any] = segments[i:j]
-        # A run is of one size but its last datagram, so its first and last say whether
-        # any comes in parts (an engine chooses by size).
-        if chunk[0].__class__ is tuple or chunk[-1].__class__ is tuple:
+        # Any datagram of the run may come in parts, whatever its place: with the TCP
+        # checksum the engine sends a retransmission whole and new data gathered
+        # (Config.gather_from), both full-sized, in one run, and its short end whole.
+        # (The scan costs about 2 µs for 64 datagrams, against tens for their sendmsg.)
+        if any(d.__class__ is tuple for d in chunk):
             chunk = [p for d in chunk for p in (d if d.__class__ is tuple else (d,))]
         attempt = 0
         while True:
