@@ -13,6 +13,7 @@ advertised must never recede and never offer more than the buffer has room for.
 from __future__ import annotations
 
 import random
+import sys
 from typing import Any
 
 import pytest
@@ -257,3 +258,41 @@ def test_random_arrivals_and_reads_match_the_stream(flavour: str, seed: int) -> 
     assert s.conn.at_eof and s.conn.state is State.CLOSE_WAIT
     assert s.conn.receive() == b"" and s.conn.receive_into(bytearray(10)) == 0
     assert "EndOfStream" in events(s)
+
+
+def held_by_queue(conn: Connection) -> int:
+    return sum(map(sys.getsizeof, conn._rcv_chunks)) + sys.getsizeof(conn._rcv_chunks)
+
+
+@pytest.mark.parametrize("size", [1, 8, 100])
+def test_small_segments_held_unread_take_memory_of_the_bytes_they_bring(size: int) -> None:
+    """A reader that does not read while the peer sends small segments (a chatty peer
+    with TCP_NODELAY, or one that dribbles on purpose) holds up to a window of them:
+    the queue must hold about that many bytes, not a Python object per segment (about
+    50 bytes of overhead each: 50 times the window for 1-byte segments)."""
+    s = established()  # a 65,535-byte window
+    stream = random.Random(size).randbytes(64_000 - 64_000 % size)
+    batch = []
+    for offset in range(0, len(stream), size):
+        batch.append(
+            build_segment(
+                seg(
+                    SEND,
+                    seq=(REMOTE_ISS + 1 + offset) & MASK,
+                    payload=stream[offset : offset + size],
+                    flags=A | P,
+                ),
+                src=REMOTE_IP,
+                dst=LOCAL_IP,
+            )
+        )
+    half = len(batch) // 2
+    for data in batch[:half]:  # one at a time (the full path) ...
+        s.conn.handle_segment(data, s.now)
+    i = half
+    while i < len(batch):  # ... and as a batch (the header-prediction run)
+        i = s.conn.handle_segments(batch, i, s.now)
+    assert s.conn.receive_available == len(stream)
+    assert held_by_queue(s.conn) < len(stream) * 1.2 + 4096
+    assert s.conn._rcv_queued == unread_in_queue(s.conn)
+    assert s.conn.receive(1) + s.conn.receive(len(stream) // 3) + s.conn.receive() == stream
