@@ -456,3 +456,38 @@ def test_a_port_unreachable_goes_to_the_connection_whose_segment_it_quotes() -> 
     client_host.port_unreachable(seg[:8], "198.18.0.9", 0.1)  # no connection to that host
     assert client_host.stats["bad_icmp"] == 2
     assert all(c.state is State.ESTABLISHED for c in clients)
+
+
+def test_gathered_payloads_held_unsent_stay_the_same_bytes_whatever_follows() -> None:
+    """A driver may keep gathered segments a while (the engine's backlog, when the socket
+    is full): their payload views must keep their bytes while the data after them is
+    sent, acknowledged and freed, and the send buffer's freed chunks are reused for new
+    writes (SendBuffer reuses only chunks no view holds), and after an abort."""
+    config = replace(
+        CONFIG, gather_from=1000, send_buffer=4 << 20, receive_buffer=4 << 20, sack=True
+    )
+    client_host, server_host, clients, servers = opened(1, config)
+    rng = random.Random(3)
+    stream = rng.randbytes(5 << 20)  # five of the buffer's 1 MiB chunks
+    sent = got = 0
+    held: list[tuple[tuple[bytes, memoryview], bytes]] = []  # each with its bytes then
+    now = 0.5
+    while got < len(stream):
+        now += 0.01
+        if sent < len(stream):
+            sent += clients[0].send(stream[sent : sent + (256 << 10)])
+        for seg, src, _dst in client_host.segments_to_send_gathered(now):
+            if isinstance(seg, tuple):
+                if rng.random() < 0.05:
+                    held.append((seg, b"".join(seg)))
+                seg = joined(seg)
+            server_host.handle_segment(seg, src, now)
+        got += len(servers[0].receive())
+        for seg, src, _dst in server_host.segments_to_send(now):
+            client_host.handle_segment(seg, src, now)
+    assert clients[0]._sndbuf.seq == clients[0]._sndbuf.end  # all acknowledged, freed
+    assert len(held) > 20
+    assert all(b"".join(parts) == whole for parts, whole in held)
+    clients[0].send(rng.randbytes(3 << 20))  # into chunks the freed ones make
+    clients[0].abort()
+    assert all(b"".join(parts) == whole for parts, whole in held)
