@@ -305,7 +305,10 @@ class Engine:
             if self.observer is not None:
                 self.observer.detach(self.host.address, self.port)
             self._backlog.clear()
-            self._finalizer()  # closes the carrier, once
+            # Not by calling the finalizer: at exit weakref's own atexit hook has run
+            # first (it was registered after close_all) and made every finalizer a no-op.
+            self._finalizer.detach()
+            self.carrier.close()
             _live.discard(self)
 
     # -- exit ---------------------------------------------------------------------------
