@@ -208,6 +208,29 @@ def test_reads_across_and_inside_segments_come_out_in_order() -> None:
     assert s.conn.receive_available == 0
 
 
+def test_payloads_read_one_by_one_are_let_go_and_the_front_cut_off() -> None:
+    # A reader taking one payload at a time from a long queue: each payload read is
+    # dropped at once, and the list's read-out front is cut off in bulk, not per read.
+    s = established()
+    count = 40  # inside the first window
+    for k in range(count):
+        data_from_peer(s, k * MSS, RANDOM[k * MSS : (k + 1) * MSS])
+    got = []
+    longest = 0
+    for k in range(count):
+        got.append(s.conn.receive(MSS))
+        longest = max(longest, len(s.conn._rcv_chunks))
+        assert not any(s.conn._rcv_chunks[: s.conn._rcv_first])  # nothing read is held
+        if k + 1 < 32:
+            assert s.conn._rcv_first == k + 1  # not cut off on each read
+        elif k + 1 == 32:  # 32 read, and more than half: the read front is cut off
+            assert s.conn._rcv_first == 0
+            assert len(s.conn._rcv_chunks) == count - 32
+    assert b"".join(got) == RANDOM[: count * MSS]
+    assert s.conn._rcv_chunks == [] and s.conn._rcv_first == 0
+    assert longest == count
+
+
 def test_we_advertise_a_zero_window_and_reopen_it() -> None:
     s = established(receive_buffer=4000)
     data_from_peer(s, 0, bytes(4000))

@@ -57,9 +57,14 @@ FLAVOURS: dict[str, dict[str, Any]] = {
 }
 
 
+def unread_payloads(conn: Connection) -> list[bytes]:
+    """The payloads not yet read to their end (those before were let go, as b"")."""
+    return conn._rcv_chunks[conn._rcv_first :]
+
+
 def unread_in_queue(conn: Connection) -> int:
     """What the queue holds, counted from its payloads rather than its counter."""
-    return sum(map(len, conn._rcv_chunks)) - conn._rcv_off
+    return sum(map(len, unread_payloads(conn))) - conn._rcv_off
 
 
 class Peer:
@@ -168,17 +173,17 @@ class Peer:
             assert got == b""
         elif kind == 1:
             got = conn.receive()
-        elif kind == 2 and conn._rcv_chunks:
+        elif kind == 2 and unread_payloads(conn):
             # Exactly to the end of the first payload (whole: handed out as it is).
             whole = conn._rcv_off == 0
-            first = conn._rcv_chunks[0]
+            first = unread_payloads(conn)[0]
             got = conn.receive(len(first) - conn._rcv_off)
             assert type(got) is bytes
             if whole:
                 assert got is first
-        elif kind == 3 and conn._rcv_chunks:
+        elif kind == 3 and unread_payloads(conn):
             # One byte more or less than the first payload's rest.
-            rest = len(conn._rcv_chunks[0]) - conn._rcv_off
+            rest = len(unread_payloads(conn)[0]) - conn._rcv_off
             got = conn.receive(max(0, rest + rng.choice((-1, 1))))
         elif kind == 4:
             size = rng.choice((0, 1, 2, rng.randint(1, 3 * MSS)))
@@ -208,8 +213,11 @@ class Peer:
         conn = self.s.conn
         assert conn.receive_available == self.delivered - self.read
         assert conn._rcv_queued == unread_in_queue(conn) == conn.receive_available
-        assert all(conn._rcv_chunks), "an empty payload in the queue"
-        assert not conn._rcv_chunks or conn._rcv_off < len(conn._rcv_chunks[0])
+        unread = unread_payloads(conn)
+        assert all(unread), "an empty payload in the queue"
+        assert not unread or conn._rcv_off < len(unread[0])
+        assert not any(conn._rcv_chunks[: conn._rcv_first]), "a payload read is still held"
+        assert conn._rcv_first == 0 or unread, "an emptied queue keeps its list"
         assert conn.rcv_nxt - conn.irs - 1 == self.delivered
         # The other input of the window: what is held beyond a hole.
         assert conn._ooo_bytes == sum(self.received[self.delivered :])

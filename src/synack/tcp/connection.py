@@ -232,7 +232,10 @@ class Connection:
         # read of whole segments joins them in one copy, and an emptied queue holds no
         # memory. Each payload is a block of its own size, which glibc keeps in its
         # heap and reuses (blocks of 128 KiB or more it would map and unmap afresh).
-        self._rcv_chunks: deque[bytes] = deque()
+        # A list read from _rcv_first (payloads read are replaced by b"" at once, and
+        # cut off in bulk): an empty deque alone is 760 bytes, on every connection.
+        self._rcv_chunks: list[bytes] = []
+        self._rcv_first = 0
         self._rcv_off = 0
         self._rcv_queued = 0
         self._rcv_limit = cfg.receive_buffer
@@ -556,33 +559,37 @@ class Connection:
             return b""
         n = queued if max_bytes < 0 or max_bytes > queued else max_bytes
         chunks = self._rcv_chunks
+        i = self._rcv_first
         off = self._rcv_off
-        first = chunks[0]
+        first = chunks[i]
         rest = len(first) - off
         if n < rest:  # inside the first payload
             data = first[off : off + n]
-            self._rcv_off = off + n
+            off += n
         elif n == rest:  # the first payload, to its end: no copy if it is whole
             data = first[off:] if off else first
-            chunks.popleft()
-            self._rcv_off = 0
+            chunks[i] = b""
+            i += 1
+            off = 0
         else:  # several payloads: one copy
             parts: list[bytes | memoryview] = [memoryview(first)[off:] if off else first]
-            chunks.popleft()
+            chunks[i] = b""
+            i += 1
+            off = 0
             need = n - rest
             while need:
-                chunk = chunks[0]
+                chunk = chunks[i]
                 size = len(chunk)
                 if size > need:
                     parts.append(memoryview(chunk)[:need])
-                    self._rcv_off = need
+                    off = need
                     break
                 parts.append(chunk)
-                chunks.popleft()
+                chunks[i] = b""
+                i += 1
                 need -= size
-            else:
-                self._rcv_off = 0
             data = b"".join(parts)
+        self._rcv_taken(i, off)
         self._rcv_queued = queued - n
         self._after_read()
         if self._wake is not None:
@@ -598,23 +605,39 @@ class Connection:
                 raise self.error
             return 0
         chunks = self._rcv_chunks
+        i = self._rcv_first
         off = self._rcv_off
         at = 0
         while at < n:
-            chunk = chunks[0]
+            chunk = chunks[i]
             take = min(len(chunk) - off, n - at)
             target[at : at + take] = memoryview(chunk)[off : off + take]
             at += take
             off += take
             if off == len(chunk):
-                chunks.popleft()
+                chunks[i] = b""
+                i += 1
                 off = 0
-        self._rcv_off = off
+        self._rcv_taken(i, off)
         self._rcv_queued = queued - n
         self._after_read()
         if self._wake is not None:
             self._wake(self)
         return n
+
+    def _rcv_taken(self, i: int, off: int) -> None:
+        """The user has read the payloads before the `i`-th and `off` bytes of it: an
+        emptied queue lets go of its list; a read-out front half is cut off (each
+        pointer moves once, on average)."""
+        chunks = self._rcv_chunks
+        if i == len(chunks):
+            chunks.clear()
+            i = 0
+        elif i >= 32 and i << 1 >= len(chunks):
+            del chunks[:i]
+            i = 0
+        self._rcv_first = i
+        self._rcv_off = off
 
     def _rcv_append(self, data: bytes | memoryview) -> None:
         """Queue in-order bytes for the user (a copy, unless they are already `bytes`),
@@ -707,8 +730,8 @@ class Connection:
 
     def _rcv_drop(self) -> None:
         """Forget what was received and not read, and the memory that held it."""
-        self._rcv_chunks.clear()
-        self._rcv_off = self._rcv_queued = 0
+        self._rcv_chunks = []
+        self._rcv_first = self._rcv_off = self._rcv_queued = 0
 
     # ------------------------------------------------------------------ passive opening helpers
 
