@@ -434,6 +434,77 @@ def test_a_failing_client_connected_cb_is_reported_and_its_connection_closed() -
     compare(failing_callback)
 
 
+class Faulty(asyncio.BufferedProtocol):
+    """A client protocol whose `how` callback fails; it records what it is told."""
+
+    def __init__(self, how: str, lost: asyncio.Future[Any]) -> None:
+        self.how = how
+        self.lost = lost
+        self.area = bytearray(64)
+
+    def get_buffer(self, sizehint: int) -> bytearray:
+        if self.how == "get_buffer raises":
+            raise ValueError("no buffer")
+        return bytearray() if self.how == "empty buffer" else self.area
+
+    def buffer_updated(self, nbytes: int) -> None:
+        if self.how == "buffer_updated raises":
+            raise ValueError("bad bytes")
+
+    def eof_received(self) -> bool:
+        if self.how == "eof_received raises":
+            raise ValueError("bad end")
+        return False
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self.lost.set_result(None if exc is None else type(exc).__name__)
+
+
+def failing_protocol(how: str) -> Scenario:
+    async def scenario(api: Api) -> list[Any]:
+        """A protocol callback that raises ends its own connection, reported to the
+        loop's exception handler, and no other: a second connection on the same server
+        goes on."""
+        loop = asyncio.get_running_loop()
+        reported: list[Any] = []
+        loop.set_exception_handler(
+            lambda _loop, context: reported.append(
+                (context["message"], type(context.get("exception")).__name__)
+            )
+        )
+
+        async def serve(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+            writer.write(b"hello")
+            with contextlib.suppress(ConnectionError):
+                await reader.read()  # until the client ends
+                writer.close()
+
+        async with await api.start_server(serve, HOST, 0) as server:
+            lost: asyncio.Future[Any] = loop.create_future()
+            transport, _ = await asyncio.wait_for(
+                api.create_connection(lambda: Faulty(how, lost), *address(server)), T
+            )
+            if how == "eof_received raises":
+                transport.write_eof()  # type: ignore[attr-defined]
+            seen: list[Any] = [await outcome(asyncio.shield(lost))]
+            reader, writer = await asyncio.wait_for(api.open_connection(*address(server)), T)
+            seen.append(await outcome(reader.readexactly(5)))  # the other connection
+            writer.close()
+            transport.close()
+            seen.append(reported)
+            return seen
+
+    return scenario
+
+
+@pytest.mark.parametrize(
+    "how",
+    ["get_buffer raises", "empty buffer", "buffer_updated raises", "eof_received raises"],
+)
+def test_a_protocol_callback_that_raises_ends_only_its_connection(how: str) -> None:
+    compare(failing_protocol(how))
+
+
 # --- closing and aborting ---------------------------------------------------------------
 
 

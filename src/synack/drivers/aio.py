@@ -371,22 +371,54 @@ class SynackTransport(transports._FlowControlMixin, asyncio.Transport):
             return  # the rest is due on the next iteration (_deliver_more)
         conn = self._conn
         protocol = self._protocol
-        while self._reading and not self._lost and conn.receive_available:
-            if isinstance(protocol, asyncio.BufferedProtocol):
-                buf = protocol.get_buffer(conn.receive_available)
-                n = conn.receive_into(memoryview(buf).cast("B"))
-                protocol.buffer_updated(n)
-            else:
-                protocol.data_received(conn.receive(DELIVER_MAX))  # type: ignore[attr-defined]
-                if conn.receive_available:
-                    self._more = self._engine.loop.call_soon(self._deliver_more)
-                    break
-        if self._reading and not self._lost and conn.at_eof and not self._eof_delivered:
-            self._eof_delivered = True
-            keep_open = protocol.eof_received()  # type: ignore[attr-defined]
-            if not keep_open:
-                self.close()
+        # A protocol's callback that raises ends its own connection, as on asyncio's
+        # transports (the loop's exception handler is told), and no other: it must not
+        # escape into the engine's pass over every connection on the socket.
+        step = ""
+        try:
+            while self._reading and not self._lost and conn.receive_available:
+                if isinstance(protocol, asyncio.BufferedProtocol):
+                    step = "get_buffer"
+                    view = memoryview(protocol.get_buffer(conn.receive_available)).cast("B")
+                    if not len(view):
+                        raise RuntimeError("get_buffer() returned an empty buffer")
+                    n = conn.receive_into(view)
+                    step = "buffer_updated"
+                    protocol.buffer_updated(n)
+                else:
+                    step = "data_received"
+                    protocol.data_received(conn.receive(DELIVER_MAX))  # type: ignore[attr-defined]
+                    if conn.receive_available:
+                        self._more = self._engine.loop.call_soon(self._deliver_more)
+                        break
+            if self._reading and not self._lost and conn.at_eof and not self._eof_delivered:
+                self._eof_delivered = True
+                step = "eof_received"
+                keep_open = protocol.eof_received()  # type: ignore[attr-defined]
+                if not keep_open:
+                    self.close()
+        except (SystemExit, KeyboardInterrupt):
+            raise
+        except BaseException as exc:
+            self._fatal_error(exc, f"Fatal error: protocol.{step}() call failed.")
         self._engine.kick()  # reading may have opened the window
+
+    def _fatal_error(self, exc: BaseException, message: str) -> None:
+        """As asyncio's transports: tell the loop's exception handler (an OSError only
+        in debug mode), then close at once with `exc` for the protocol."""
+        loop = self._engine.loop
+        if not isinstance(exc, OSError):
+            loop.call_exception_handler(
+                {
+                    "message": message,
+                    "exception": exc,
+                    "transport": self,
+                    "protocol": self._protocol,
+                }
+            )
+        elif loop.get_debug():
+            logger.debug("%r: %s", self, message, exc_info=True)
+        self._force_close(exc)
 
     def _flush(self) -> None:
         """Move pending bytes into the connection's send buffer as room appears."""
