@@ -185,6 +185,26 @@ def test_unanswered_probes_give_up() -> None:
     assert events(s) == ["TimedOut(ConnectionTimedOut)", "Closed"]
 
 
+def test_bytes_that_arrived_before_a_timeout_are_read_before_its_error() -> None:
+    # receive and receive_into alike: what arrived is read first, then the error is
+    # raised; an empty target reads nothing and raises nothing while bytes wait.
+    s = zero_window(max_retransmits=3)
+    data_from_peer(s, 0, b"last words", window=0)  # the window stays shut
+    for _ in range(10):  # a delayed ACK, three probes, then the end
+        if state(s) is State.CLOSED:
+            break
+        fire(s)
+    assert state(s) is State.CLOSED and s.conn.error is not None
+    assert s.conn.receive_into(bytearray()) == 0
+    target = bytearray(4)
+    assert s.conn.receive_into(target) == 4 and target == b"last"
+    assert s.conn.receive() == b" words"
+    with pytest.raises(type(s.conn.error)):
+        s.conn.receive_into(bytearray(10))
+    with pytest.raises(type(s.conn.error)):
+        s.conn.receive_into(bytearray())
+
+
 def test_reads_across_and_inside_segments_come_out_in_order() -> None:
     # The received bytes are queued one payload per segment; a read may end inside
     # one, span several, or take one whole (handed out as it is, without a copy).

@@ -725,8 +725,8 @@ class Connection:
         queued = self._rcv_queued
         n = min(queued, len(target))
         if n == 0:
-            if self.error is not None and not self._eof:
-                raise self.error
+            if not queued and self.error is not None and not self._eof:
+                raise self.error  # as receive: only once what arrived has been read
             return 0
         chunks = self._rcv_chunks
         i = self._rcv_first
