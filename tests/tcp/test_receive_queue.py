@@ -304,3 +304,41 @@ def test_small_segments_held_unread_take_memory_of_the_bytes_they_bring(size: in
     assert held_by_queue(s.conn) < len(stream) * 1.2 + 4096
     assert s.conn._rcv_queued == unread_in_queue(s.conn)
     assert s.conn.receive(1) + s.conn.receive(len(stream) // 3) + s.conn.receive() == stream
+
+
+@pytest.mark.parametrize("size", [1, 8, 100])
+def test_small_segments_held_above_a_hole_take_memory_of_the_bytes_they_bring(size: int) -> None:
+    """The same above a hole: a peer's small segments that follow one another, held
+    out of order until the hole fills, join as the receive queue's do (a peer could
+    otherwise make each byte of the window cost a Python object)."""
+    s = established()
+    stream = random.Random(size).randbytes(60_000 - 60_000 % size)
+    first = 1448  # the hole: the first segment comes last
+    for offset in range(first, len(stream), size):
+        s.conn.handle_segment(
+            build_segment(
+                seg(
+                    SEND,
+                    seq=(REMOTE_ISS + 1 + offset) & MASK,
+                    payload=stream[offset : offset + size],
+                    flags=A | P,
+                ),
+                src=REMOTE_IP,
+                dst=LOCAL_IP,
+            ),
+            s.now,
+        )
+    held = sum(map(sys.getsizeof, s.conn._ooo_data)) + sys.getsizeof(s.conn._ooo_data)
+    assert s.conn._ooo_bytes == len(stream) - first
+    assert held < (len(stream) - first) * 1.2 + 4096
+    assert s.conn.receive_available == 0
+    s.conn.handle_segment(
+        build_segment(
+            seg(SEND, seq=(REMOTE_ISS + 1) & MASK, payload=stream[:first], flags=A | P),
+            src=REMOTE_IP,
+            dst=LOCAL_IP,
+        ),
+        s.now,
+    )
+    assert s.conn._ooo_bytes == 0 and not s.conn._ooo_data
+    assert s.conn.receive() == stream

@@ -2002,11 +2002,23 @@ class Connection:
         ranges = self._ooo_ranges
         if not ranges or seq >= ranges.ends[-1]:
             # Above all that is held (after a hole, the segments that follow it): no
-            # duplicate, nothing to trim, a new last segment.
+            # duplicate, nothing to trim, a new last segment; a small one that follows
+            # the last on joins it, as in the receive queue (RCV_MERGE), so that a
+            # peer's small segments above a hole take the memory of their bytes.
             ranges.add(seq, end)
-            self._ooo_starts.append(seq)
-            self._ooo_data.append(bytes(payload))
-            self._ooo_bytes += end - seq
+            datas = self._ooo_data
+            n = end - seq
+            if (
+                n <= RCV_MERGE >> 1
+                and datas
+                and self._ooo_starts[-1] + len(datas[-1]) == seq
+                and len(datas[-1]) + n <= RCV_MERGE
+            ):
+                datas[-1] += payload
+            else:
+                self._ooo_starts.append(seq)
+                datas.append(bytes(payload))
+            self._ooo_bytes += n
             return
         held = ranges.find_overlap(seq, end)
         if held is not None:
