@@ -268,6 +268,14 @@ def test_random_arrivals_and_reads_match_the_stream(flavour: str, seed: int) -> 
     assert "EndOfStream" in events(s)
 
 
+def data_segment(offset: int, payload: bytes) -> bytes:
+    """The peer's data segment carrying `payload` at byte `offset` of its stream."""
+    seq = (REMOTE_ISS + 1 + offset) & MASK
+    return build_segment(
+        seg(SEND, seq=seq, payload=payload, flags=A | P), src=REMOTE_IP, dst=LOCAL_IP
+    )
+
+
 def held_by_queue(conn: Connection) -> int:
     return sum(map(sys.getsizeof, conn._rcv_chunks)) + sys.getsizeof(conn._rcv_chunks)
 
@@ -282,18 +290,7 @@ def test_small_segments_held_unread_take_memory_of_the_bytes_they_bring(size: in
     stream = random.Random(size).randbytes(64_000 - 64_000 % size)
     batch = []
     for offset in range(0, len(stream), size):
-        batch.append(
-            build_segment(
-                seg(
-                    SEND,
-                    seq=(REMOTE_ISS + 1 + offset) & MASK,
-                    payload=stream[offset : offset + size],
-                    flags=A | P,
-                ),
-                src=REMOTE_IP,
-                dst=LOCAL_IP,
-            )
-        )
+        batch.append(data_segment(offset, stream[offset : offset + size]))
     half = len(batch) // 2
     for data in batch[:half]:  # one at a time (the full path) ...
         s.conn.handle_segment(data, s.now)
@@ -315,30 +312,11 @@ def test_small_segments_held_above_a_hole_take_memory_of_the_bytes_they_bring(si
     stream = random.Random(size).randbytes(60_000 - 60_000 % size)
     first = 1448  # the hole: the first segment comes last
     for offset in range(first, len(stream), size):
-        s.conn.handle_segment(
-            build_segment(
-                seg(
-                    SEND,
-                    seq=(REMOTE_ISS + 1 + offset) & MASK,
-                    payload=stream[offset : offset + size],
-                    flags=A | P,
-                ),
-                src=REMOTE_IP,
-                dst=LOCAL_IP,
-            ),
-            s.now,
-        )
+        s.conn.handle_segment(data_segment(offset, stream[offset : offset + size]), s.now)
     held = sum(map(sys.getsizeof, s.conn._ooo_data)) + sys.getsizeof(s.conn._ooo_data)
     assert s.conn._ooo_bytes == len(stream) - first
     assert held < (len(stream) - first) * 1.2 + 4096
     assert s.conn.receive_available == 0
-    s.conn.handle_segment(
-        build_segment(
-            seg(SEND, seq=(REMOTE_ISS + 1) & MASK, payload=stream[:first], flags=A | P),
-            src=REMOTE_IP,
-            dst=LOCAL_IP,
-        ),
-        s.now,
-    )
+    s.conn.handle_segment(data_segment(0, stream[:first]), s.now)
     assert s.conn._ooo_bytes == 0 and not s.conn._ooo_data
     assert s.conn.receive() == stream
